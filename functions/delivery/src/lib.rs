@@ -1,0 +1,616 @@
+//! Skyhook's delivery function: each SQS record is one (event, subscriber) pair, signed and
+//! POSTed; failures are retried by moving the message's visibility timeout along the retry
+//! schedule, and after the last attempt the message goes to the dead-letter queue.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::Utc;
+use futures::future::join_all;
+use lambda_runtime::LambdaEvent;
+use tracing::Instrument;
+
+use skyhook_shared::aws::{
+    DynamoDbAttemptLog, DynamoDbSubscriberStore, SecretsManagerSecrets, SqsDeliveryQueue,
+};
+use skyhook_shared::config::{self, ConfigError, Env};
+use skyhook_shared::model::{
+    AttemptRecord, DeliveryMessage, DeliveryState, DeliveryStatus, Outcome, Subscriber,
+};
+use skyhook_shared::ports::{AttemptLog, DeadLetter, DeliveryQueue, SecretStore, SubscriberStore};
+use skyhook_shared::retry::{RetryDecision, RetryPolicy, RetrySchedule, parse_retry_after};
+use skyhook_shared::secret_cache::CachedSecrets;
+use skyhook_shared::signing::delivery_headers;
+
+/// Response bodies are kept in the attempt log up to this many bytes.
+pub const MAX_LOGGED_BODY_BYTES: usize = 4096;
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+/// Headers Skyhook sets itself; a subscriber's custom headers cannot override them.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "user-agent",
+    "host",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-webhook-id",
+    "x-webhook-timestamp",
+    "x-webhook-signature",
+    CORRELATION_HEADER,
+];
+
+/// Settings of the delivery function, read once at start-up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table: String,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub secret_prefix: String,
+    pub retry_schedule: RetrySchedule,
+    pub http_timeout: Duration,
+    pub log_retention: Duration,
+    pub secret_cache_ttl: Duration,
+}
+
+impl Config {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: config::required(env, config::TABLE)?,
+            queue_url: config::required(env, config::QUEUE_URL)?,
+            dlq_url: config::required(env, config::DLQ_URL)?,
+            secret_prefix: config::optional(env, config::SECRET_PREFIX)
+                .unwrap_or_else(|| config::DEFAULT_SECRET_PREFIX.to_string()),
+            retry_schedule: config::retry_schedule(env)?,
+            http_timeout: config::duration(
+                env,
+                config::HTTP_TIMEOUT,
+                config::DEFAULT_HTTP_TIMEOUT,
+            )?,
+            log_retention: config::duration(
+                env,
+                config::LOG_RETENTION,
+                config::DEFAULT_LOG_RETENTION,
+            )?,
+            secret_cache_ttl: config::duration(
+                env,
+                config::SECRET_CACHE_TTL,
+                config::DEFAULT_SECRET_CACHE_TTL,
+            )?,
+        })
+    }
+}
+
+/// The HTTP client every delivery uses: built once per process, never follows redirects
+/// (a 3xx is a failure), bounded by the attempt timeout, rustls only.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .user_agent(format!("Skyhook/{}", skyhook_shared::VERSION))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Everything a delivery needs; built once in `main` (no AWS call happens here).
+#[derive(Clone)]
+pub struct Deliverer {
+    pub subscribers: Arc<dyn SubscriberStore>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub log: Arc<dyn AttemptLog>,
+    pub http: reqwest::Client,
+    /// The timeout `http` was built with, named in the attempt log when it strikes.
+    pub http_timeout: Duration,
+    pub policy: RetryPolicy,
+}
+
+impl Deliverer {
+    pub fn from_config(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
+        let ddb = aws_sdk_dynamodb::Client::new(sdk);
+        let secrets = SecretsManagerSecrets::new(
+            aws_sdk_secretsmanager::Client::new(sdk),
+            &config.secret_prefix,
+        );
+        Deliverer {
+            subscribers: Arc::new(DynamoDbSubscriberStore::new(ddb.clone(), &config.table)),
+            secrets: Arc::new(CachedSecrets::new(
+                Arc::new(secrets),
+                config.secret_cache_ttl,
+            )),
+            queue: Arc::new(
+                SqsDeliveryQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url)
+                    .with_dead_letter_queue(&config.dlq_url),
+            ),
+            log: Arc::new(DynamoDbAttemptLog::new(
+                ddb,
+                &config.table,
+                config.log_retention,
+            )),
+            http: http_client(config.http_timeout),
+            http_timeout: config.http_timeout,
+            policy: RetryPolicy::new(config.retry_schedule.clone()),
+        }
+    }
+}
+
+/// What became of one SQS record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordResult {
+    /// Delivered, or finished for good (dead-lettered, subscriber gone): delete it.
+    Done,
+    /// Leave it on the queue; its visibility timeout says when it comes back.
+    Retry,
+}
+
+/// The Lambda handler: the records of a batch are delivered concurrently, so a batch takes
+/// about as long as its slowest delivery; only the records to retry are reported.
+pub async fn handle(
+    deliverer: &Deliverer,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let results = join_all(
+        event
+            .payload
+            .records
+            .iter()
+            .map(|record| deliverer.deliver_record(record)),
+    )
+    .await;
+    let mut response = SqsBatchResponse::default();
+    for (record, result) in event.payload.records.iter().zip(results) {
+        if result == RecordResult::Retry {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = record.message_id.clone().unwrap_or_default();
+            response.batch_item_failures.push(failure);
+        }
+    }
+    Ok(response)
+}
+
+/// The outcome of one HTTP attempt.
+struct HttpResult {
+    status: Option<u16>,
+    error: Option<String>,
+    body: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
+}
+
+fn truncate_utf8(mut bytes: Vec<u8>, max: usize) -> String {
+    bytes.truncate(max);
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let mut bytes = e.into_bytes();
+            bytes.truncate(valid);
+            String::from_utf8(bytes).unwrap_or_default()
+        }
+    }
+}
+
+/// Describes a transport error without the URL, whose query string may carry a token.
+fn describe_error(err: &reqwest::Error, timeout: Option<Duration>) -> String {
+    if err.is_timeout() {
+        return match timeout {
+            Some(t) => format!("timed out after {}", humanize(t)),
+            None => "timed out".to_string(),
+        };
+    }
+    let mut text = if err.is_connect() {
+        "connection failed".to_string()
+    } else if err.is_request() {
+        "request failed".to_string()
+    } else {
+        "error".to_string()
+    };
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+impl Deliverer {
+    /// Delivers one SQS record and decides its fate. Never panics on the record's content.
+    pub async fn deliver_record(&self, record: &SqsMessage) -> RecordResult {
+        let attempt = receive_count(record);
+        let body = record.body.as_deref().unwrap_or("");
+        let message = match DeliveryMessage::from_json(body) {
+            Ok(m) => m,
+            Err(problem) => {
+                tracing::error!(
+                    message_id = record.message_id.as_deref().unwrap_or(""),
+                    error = %problem,
+                    "malformed delivery message; moving it to the dead-letter queue"
+                );
+                let why = DeadLetter {
+                    reason: format!("malformed_message: {problem}"),
+                    event_id: None,
+                    subscriber_id: None,
+                    tenant: None,
+                    attempts: attempt,
+                };
+                return self.dead_letter_or_retry(body, &why).await;
+            }
+        };
+        let span = tracing::info_span!(
+            "delivery",
+            event_id = %message.event_id,
+            subscriber_id = %message.subscriber_id,
+            attempt,
+            correlation_id = %message.correlation_id,
+        );
+        self.deliver(record, body, &message, attempt)
+            .instrument(span)
+            .await
+    }
+
+    async fn deliver(
+        &self,
+        record: &SqsMessage,
+        raw_body: &str,
+        message: &DeliveryMessage,
+        attempt: u32,
+    ) -> RecordResult {
+        let subscriber = match self
+            .subscribers
+            .get(&message.tenant, &message.subscriber_id)
+            .await
+        {
+            Ok(Some(s)) if s.active => s,
+            Ok(found) => {
+                let why = if found.is_some() {
+                    "subscriber is disabled"
+                } else {
+                    "subscriber no longer exists"
+                };
+                tracing::warn!(reason = why, "dropping delivery");
+                self.set_status(message, DeliveryState::Failed, attempt, None, why)
+                    .await;
+                return RecordResult::Done;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not load the subscriber; will retry");
+                return self.schedule_retry(record, attempt, None).await;
+            }
+        };
+        let secrets = match self
+            .secrets
+            .get(&message.tenant, &message.subscriber_id)
+            .await
+        {
+            Ok(Some(s)) if !s.signing.is_empty() => s,
+            Ok(_) => {
+                tracing::error!("subscriber has no signing secret; dead-lettering");
+                let why = self.dead_letter_info(message, attempt, "no signing secret");
+                self.set_status(message, DeliveryState::Failed, attempt, None, &why.reason)
+                    .await;
+                return self.dead_letter_or_retry(raw_body, &why).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the signing secret; will retry");
+                return self.schedule_retry(record, attempt, None).await;
+            }
+        };
+
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let result = self
+            .post(
+                &subscriber,
+                message,
+                &secrets.signing,
+                started_at.timestamp(),
+            )
+            .await;
+        let latency_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let success = result.status.is_some_and(|s| (200..300).contains(&s));
+        let error = if success {
+            None
+        } else {
+            Some(result.error.clone().unwrap_or_else(|| match result.status {
+                Some(s) if (300..400).contains(&s) => {
+                    format!("HTTP {s}: redirects are not followed")
+                }
+                Some(s) => format!("HTTP {s}"),
+                None => "no response".to_string(),
+            }))
+        };
+        let record_entry = AttemptRecord {
+            event_id: message.event_id.clone(),
+            tenant: message.tenant.clone(),
+            subscriber_id: message.subscriber_id.clone(),
+            event_type: message.event_type.clone(),
+            attempt,
+            outcome: if success {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            status_code: result.status,
+            latency_ms,
+            error: error.clone(),
+            response_body: result.body.clone(),
+            url: subscriber.url.to_string(),
+            started_at,
+            finished_at: Utc::now(),
+        };
+
+        if success {
+            tracing::info!(status = result.status, latency_ms, "delivered");
+            self.log(&record_entry, DeliveryState::Delivered).await;
+            return RecordResult::Done;
+        }
+
+        let error_text = error.unwrap_or_default();
+        let retry_after = match result.status {
+            Some(429) | Some(503) => result.retry_after,
+            _ => None,
+        };
+        match self.policy.decide_random(attempt, retry_after) {
+            RetryDecision::Retry(delay) => {
+                tracing::warn!(
+                    status = result.status,
+                    error = %error_text,
+                    latency_ms,
+                    next_attempt_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "delivery failed; will retry"
+                );
+                self.log(&record_entry, DeliveryState::Retrying).await;
+                self.schedule_retry(record, attempt, Some(delay)).await
+            }
+            RetryDecision::GiveUp => {
+                tracing::error!(
+                    status = result.status,
+                    error = %error_text,
+                    "delivery failed on its last attempt; dead-lettering"
+                );
+                self.log(&record_entry, DeliveryState::Failed).await;
+                let why = self.dead_letter_info(
+                    message,
+                    attempt,
+                    &format!("attempts_exhausted: {error_text}"),
+                );
+                self.dead_letter_or_retry(raw_body, &why).await
+            }
+        }
+    }
+
+    async fn post(
+        &self,
+        subscriber: &Subscriber,
+        message: &DeliveryMessage,
+        secrets: &[skyhook_shared::secret::SigningSecret],
+        timestamp: i64,
+    ) -> HttpResult {
+        let body = message.webhook_body();
+        let mut request = self
+            .http
+            .post(subscriber.url.as_url().clone())
+            .header(http_header::CONTENT_TYPE, "application/json")
+            .header(CORRELATION_HEADER, &message.correlation_id);
+        for (name, value) in &subscriber.headers {
+            if !RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                request = request.header(name, value);
+            }
+        }
+        for (name, value) in delivery_headers(
+            subscriber.signature_scheme,
+            secrets,
+            message.event_id.as_str(),
+            timestamp,
+            &body,
+        ) {
+            request = request.header(name, value);
+        }
+        let response = match request.body(body).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return HttpResult {
+                    status: None,
+                    error: Some(describe_error(&e, Some(self.http_timeout))),
+                    body: None,
+                    retry_after: None,
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(http_header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, Utc::now()));
+        let (body, error) = read_limited(response, MAX_LOGGED_BODY_BYTES).await;
+        HttpResult {
+            status: Some(status),
+            error,
+            body: Some(body).filter(|b| !b.is_empty()),
+            retry_after,
+        }
+    }
+
+    async fn log(&self, entry: &AttemptRecord, state: DeliveryState) {
+        let status = DeliveryStatus {
+            subscriber_id: entry.subscriber_id.clone(),
+            status: state,
+            attempts: entry.attempt,
+            last_status_code: entry.status_code,
+            last_error: entry.error.clone(),
+            updated_at: Some(entry.finished_at),
+        };
+        // The delivery already happened; a logging failure must not cause a resend.
+        if let Err(e) = self.log.record(entry, &status).await {
+            tracing::error!(error = %e, "could not write the attempt log");
+        }
+    }
+
+    async fn set_status(
+        &self,
+        message: &DeliveryMessage,
+        state: DeliveryState,
+        attempts: u32,
+        code: Option<u16>,
+        error: &str,
+    ) {
+        let status = DeliveryStatus {
+            subscriber_id: message.subscriber_id.clone(),
+            status: state,
+            attempts,
+            last_status_code: code,
+            last_error: Some(error.to_string()),
+            updated_at: Some(Utc::now()),
+        };
+        if let Err(e) = self
+            .log
+            .set_status(&message.tenant, &message.event_id, &status)
+            .await
+        {
+            tracing::error!(error = %e, "could not write the delivery status");
+        }
+    }
+
+    fn dead_letter_info(
+        &self,
+        message: &DeliveryMessage,
+        attempts: u32,
+        reason: &str,
+    ) -> DeadLetter {
+        DeadLetter {
+            reason: reason.to_string(),
+            event_id: Some(message.event_id.to_string()),
+            subscriber_id: Some(message.subscriber_id.to_string()),
+            tenant: Some(message.tenant.to_string()),
+            attempts,
+        }
+    }
+
+    /// Moves a message to the DLQ and deletes it from the queue. If the DLQ refuses it, the
+    /// message stays; the queue's redrive policy moves it once its receives run out.
+    async fn dead_letter_or_retry(&self, body: &str, why: &DeadLetter) -> RecordResult {
+        match self.queue.dead_letter(body, why).await {
+            Ok(()) => RecordResult::Done,
+            Err(e) => {
+                tracing::error!(error = %e, "could not dead-letter the message; leaving it queued");
+                RecordResult::Retry
+            }
+        }
+    }
+
+    /// Hides the message until its next attempt. `None` uses the schedule's delay for
+    /// this attempt (the attempt never reached the subscriber).
+    async fn schedule_retry(
+        &self,
+        record: &SqsMessage,
+        attempt: u32,
+        delay: Option<Duration>,
+    ) -> RecordResult {
+        let delay = match delay {
+            Some(d) => d,
+            None => match self.policy.decide_random(attempt, None) {
+                RetryDecision::Retry(d) => d,
+                // Out of attempts: leaving it lets the redrive policy move it to the DLQ.
+                RetryDecision::GiveUp => Duration::ZERO,
+            },
+        };
+        if let Some(handle) = record.receipt_handle.as_deref()
+            && let Err(e) = self.queue.retry_after(handle, delay).await
+        {
+            // The message comes back after the queue's own visibility timeout instead.
+            tracing::error!(error = %e, "could not set the retry delay");
+        }
+        RecordResult::Retry
+    }
+}
+
+/// Reads at most `max` bytes of a response body; the rest is not downloaded.
+async fn read_limited(mut response: reqwest::Response, max: usize) -> (String, Option<String>) {
+    let mut buf = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                buf.extend_from_slice(&chunk);
+                if buf.len() >= max {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return (
+                    truncate_utf8(buf, max),
+                    Some(format!(
+                        "reading the response failed: {}",
+                        describe_error(&e, None)
+                    )),
+                );
+            }
+        }
+    }
+    (truncate_utf8(buf, max), None)
+}
+
+use reqwest::header as http_header;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_never_splits_a_utf8_character() {
+        let s = "é".repeat(3000).into_bytes();
+        let out = truncate_utf8(s, 4095);
+        assert!(out.len() <= 4095);
+        assert!(out.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn receive_count_defaults_to_first_attempt() {
+        let mut m = SqsMessage::default();
+        assert_eq!(receive_count(&m), 1);
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), "3".into());
+        assert_eq!(receive_count(&m), 3);
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), "zero".into());
+        assert_eq!(receive_count(&m), 1);
+    }
+
+    #[test]
+    fn config_names_missing_and_malformed_variables() {
+        let mut env = std::collections::HashMap::new();
+        env.insert("SKYHOOK_TABLE", "t");
+        env.insert("SKYHOOK_QUEUE_URL", "q");
+        assert_eq!(Config::from_env(&env).unwrap_err().name, config::DLQ_URL);
+        env.insert("SKYHOOK_DLQ_URL", "d");
+        let c = Config::from_env(&env).unwrap();
+        assert_eq!(c.http_timeout, Duration::from_secs(15));
+        assert_eq!(c.retry_schedule.max_attempts(), 8);
+        env.insert("SKYHOOK_RETRY_SCHEDULE", "5s,forever");
+        assert_eq!(
+            Config::from_env(&env).unwrap_err().name,
+            config::RETRY_SCHEDULE
+        );
+    }
+}

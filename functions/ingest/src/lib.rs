@@ -1,0 +1,303 @@
+//! Skyhook's ingest: `POST /v1/events` (API Gateway HTTP API) and EventBridge events, both
+//! published through the shared fan-out. The binaries and the local runner call these.
+
+use std::sync::Arc;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lambda_runtime::LambdaEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use skyhook_shared::aws::{
+    DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore, SqsDeliveryQueue,
+};
+use skyhook_shared::config::{self, AdminKeySource, ConfigError, Env};
+use skyhook_shared::event_type::EventType;
+pub use skyhook_shared::http::with_fallbacks;
+use skyhook_shared::http::{ApiError, Authenticator, Role, read_json};
+use skyhook_shared::ids::{SubscriberId, TenantId};
+use skyhook_shared::ports::PublishReceipt;
+use skyhook_shared::publish::{PublishError, PublishRequest, Publisher};
+
+pub const EVENTBRIDGE_TENANT: &str = "SKYHOOK_EVENTBRIDGE_TENANT";
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+/// Settings of the ingest functions, read once at start-up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table: String,
+    pub queue_url: String,
+    pub max_payload_bytes: usize,
+    pub log_retention: std::time::Duration,
+    /// Needed by `ingest-http` only; `None` for `ingest-events`.
+    pub admin_key: Option<AdminKeySource>,
+    pub eventbridge_tenant: TenantId,
+}
+
+impl Config {
+    pub fn from_env(env: &dyn Env, needs_auth: bool) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: config::required(env, config::TABLE)?,
+            queue_url: config::required(env, config::QUEUE_URL)?,
+            max_payload_bytes: config::max_payload_bytes(env)?,
+            log_retention: config::duration(
+                env,
+                config::LOG_RETENTION,
+                config::DEFAULT_LOG_RETENTION,
+            )?,
+            admin_key: if needs_auth {
+                Some(config::admin_key_source(env)?)
+            } else {
+                None
+            },
+            eventbridge_tenant: config::parsed(
+                env,
+                EVENTBRIDGE_TENANT,
+                TenantId::default_tenant(),
+                TenantId::parse,
+            )?,
+        })
+    }
+}
+
+/// Builds the publisher over DynamoDB and SQS. Clients are made here, once per process.
+pub fn publisher(sdk: &aws_config::SdkConfig, config: &Config) -> Publisher {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    Publisher {
+        subscribers: Arc::new(DynamoDbSubscriberStore::new(ddb.clone(), &config.table)),
+        events: Arc::new(DynamoDbEventStore::new(
+            ddb.clone(),
+            &config.table,
+            config.log_retention,
+        )),
+        queue: Arc::new(SqsDeliveryQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            &config.queue_url,
+        )),
+        idempotency: Arc::new(DynamoDbIdempotencyStore::new(ddb, &config.table)),
+        idempotency_ttl: config::IDEMPOTENCY_TTL,
+    }
+}
+
+/// What the HTTP routes share.
+pub struct IngestState {
+    pub publisher: Publisher,
+    pub auth: Arc<Authenticator>,
+    pub max_payload_bytes: usize,
+}
+
+/// `POST /v1/events` and `GET /v1/health`; unknown routes answer in the API's error shape.
+pub fn router(state: Arc<IngestState>) -> Router {
+    Router::new()
+        .route("/v1/events", post(publish_event))
+        .route("/v1/health", get(health))
+        .with_state(state)
+}
+
+pub async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok", "version": skyhook_shared::VERSION}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    #[serde(rename = "type")]
+    event_type: String,
+    data: Box<RawValue>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    subscriber_ids: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct PublishResponse {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    subscribers: usize,
+}
+
+impl From<PublishReceipt> for PublishResponse {
+    fn from(r: PublishReceipt) -> Self {
+        PublishResponse {
+            id: r.id.to_string(),
+            event_type: r.event_type.to_string(),
+            subscribers: r.subscribers,
+        }
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError::bad_request("invalid_header", format!("{name} is not ASCII"))
+            })
+        })
+        .transpose()
+}
+
+async fn publish_event(
+    State(state): State<Arc<IngestState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = state.auth.authenticate(&headers).await?;
+    principal.require(Role::Publisher)?;
+    if let Some(len) = header_str(&headers, "content-length")?.and_then(|v| v.parse::<usize>().ok())
+        && len > state.max_payload_bytes
+    {
+        return Err(ApiError::payload_too_large(state.max_payload_bytes));
+    }
+    let body: PublishBody = read_json(body, state.max_payload_bytes).await?;
+    let event_type = EventType::parse(&body.event_type)
+        .map_err(|e| ApiError::unprocessable("invalid_event_type", e.to_string()))?;
+    let subscriber_ids = body
+        .subscriber_ids
+        .map(|ids| {
+            ids.iter()
+                .map(|id| SubscriberId::parse(id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
+        .map_err(|e| ApiError::unprocessable("invalid_subscriber_id", e.to_string()))?;
+    let idempotency_key = match header_str(&headers, "idempotency-key")? {
+        Some(k) => Some(k.to_string()),
+        None => body.id,
+    };
+    let correlation_id = header_str(&headers, CORRELATION_HEADER)?.map(str::to_string);
+    let receipt = state
+        .publisher
+        .publish(PublishRequest {
+            tenant: principal.tenant,
+            event_type,
+            data: body.data,
+            idempotency_key,
+            subscriber_ids,
+            correlation_id,
+            timestamp: None,
+        })
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(PublishResponse::from(receipt))))
+}
+
+/// Why an EventBridge event could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum EventBridgeError {
+    #[error("detail-type {0:?} cannot be made into an event type")]
+    BadDetailType(String),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+impl From<EventBridgeError> for lambda_runtime::Diagnostic {
+    fn from(err: EventBridgeError) -> Self {
+        let error_type = match &err {
+            EventBridgeError::BadDetailType(_) => "BadDetailType",
+            EventBridgeError::Publish(e) if e.is_retryable() => "PublishUnavailable",
+            EventBridgeError::Publish(_) => "PublishRejected",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_string(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+/// Turns an EventBridge `detail-type` into an event type: characters an event type cannot
+/// hold (AWS uses spaces, as in `EC2 Instance State-change Notification`) become `-`.
+pub fn event_type_from_detail_type(detail_type: &str) -> Option<EventType> {
+    let mut out = String::with_capacity(detail_type.len());
+    for c in detail_type.trim().chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    EventType::parse(out.trim_matches('-')).ok()
+}
+
+/// The `ingest-events` handler: `detail-type` → type, `detail` → data, the EventBridge
+/// event id → idempotency key, `time` → the event's timestamp.
+pub async fn handle_eventbridge(
+    publisher: &Publisher,
+    tenant: &TenantId,
+    event: LambdaEvent<EventBridgeEvent<Box<RawValue>>>,
+) -> Result<serde_json::Value, EventBridgeError> {
+    let ev = event.payload;
+    let event_type = event_type_from_detail_type(&ev.detail_type)
+        .ok_or_else(|| EventBridgeError::BadDetailType(ev.detail_type.clone()))?;
+    let receipt = publisher
+        .publish(PublishRequest {
+            tenant: tenant.clone(),
+            event_type,
+            data: ev.detail,
+            idempotency_key: ev.id.as_ref().map(|id| format!("eventbridge:{id}")),
+            subscriber_ids: None,
+            correlation_id: ev
+                .id
+                .clone()
+                .filter(|id| skyhook_shared::publish::validate_correlation_id(id).is_ok()),
+            timestamp: ev.time,
+        })
+        .await?;
+    Ok(serde_json::json!({
+        "id": receipt.id.to_string(),
+        "type": receipt.event_type.to_string(),
+        "subscribers": receipt.subscribers,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detail_types_with_spaces_become_event_types() {
+        assert_eq!(
+            event_type_from_detail_type("EC2 Instance State-change Notification")
+                .unwrap()
+                .as_str(),
+            "EC2-Instance-State-change-Notification"
+        );
+        assert_eq!(
+            event_type_from_detail_type("order.created")
+                .unwrap()
+                .as_str(),
+            "order.created"
+        );
+        assert!(event_type_from_detail_type("  !!  ").is_none());
+    }
+
+    #[test]
+    fn config_requires_table_and_queue_and_an_admin_key_for_http() {
+        let mut env = std::collections::HashMap::new();
+        assert_eq!(
+            Config::from_env(&env, false).unwrap_err().name,
+            config::TABLE
+        );
+        env.insert("SKYHOOK_TABLE", "t");
+        env.insert("SKYHOOK_QUEUE_URL", "http://q");
+        assert!(Config::from_env(&env, false).is_ok());
+        assert_eq!(
+            Config::from_env(&env, true).unwrap_err().name,
+            config::ADMIN_KEY
+        );
+        env.insert("SKYHOOK_ADMIN_KEY", "sk_local_0123456789");
+        assert!(Config::from_env(&env, true).is_ok());
+        env.insert(EVENTBRIDGE_TENANT, "Bad Tenant");
+        assert_eq!(
+            Config::from_env(&env, true).unwrap_err().name,
+            EVENTBRIDGE_TENANT
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! Idempotent creation of the table and queues Skyhook needs, for the local runner and
+//! the tests. In AWS the SAM template creates the same resources.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use super::sdk_error_text;
+use crate::ports::StoreError;
+
+/// Names of the resources to create.
+#[derive(Debug, Clone)]
+pub struct ResourceNames {
+    pub table: String,
+    pub queue: String,
+    pub dlq: String,
+}
+
+impl ResourceNames {
+    /// Names sharing one prefix: `{prefix}-table`, `{prefix}-deliveries`, `{prefix}-deliveries-dlq`.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            table: format!("{prefix}-table"),
+            queue: format!("{prefix}-deliveries"),
+            dlq: format!("{prefix}-deliveries-dlq"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    pub table: String,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub dlq_arn: String,
+}
+
+/// The queue's own visibility timeout only matters when a delivery function dies mid-batch;
+/// every failed delivery sets its own delay.
+const DEFAULT_VISIBILITY_SECS: u32 = 90;
+/// 14 days, the SQS maximum: a message outlives the longest retry schedule.
+const RETENTION_SECS: u32 = 1_209_600;
+
+/// Creates the table (keys, `gsi1`, TTL on `expires_at`) and the delivery queue with its
+/// DLQ, whose redrive policy moves a message after `max_receive_count` receives.
+pub async fn provision(
+    config: &aws_config::SdkConfig,
+    names: &ResourceNames,
+    max_receive_count: u32,
+) -> Result<Provisioned, StoreError> {
+    create_table(&aws_sdk_dynamodb::Client::new(config), &names.table).await?;
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let dlq_url = create_queue(&sqs, &names.dlq).await?;
+    let dlq_arn = queue_arn(&sqs, &dlq_url).await?;
+    let queue_url = create_queue(&sqs, &names.queue).await?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": max_receive_count,
+    })
+    .to_string();
+    sqs.set_queue_attributes()
+        .queue_url(&queue_url)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            DEFAULT_VISIBILITY_SECS.to_string(),
+        )
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            RETENTION_SECS.to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| StoreError::unavailable("SQS", sdk_error_text(&e)))?;
+    Ok(Provisioned {
+        table: names.table.clone(),
+        queue_url,
+        dlq_url,
+        dlq_arn,
+    })
+}
+
+async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, StoreError> {
+    let out = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| StoreError::unavailable("SQS", sdk_error_text(&e)))?;
+    out.queue_url()
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::unavailable("SQS", "CreateQueue returned no URL"))
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, StoreError> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| StoreError::unavailable("SQS", sdk_error_text(&e)))?;
+    out.attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| StoreError::unavailable("SQS", "queue has no ARN"))
+}
+
+fn key_attribute(name: &str) -> Result<AttributeDefinition, StoreError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| StoreError::unavailable("DynamoDB", e))
+}
+
+fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .map_err(|e| StoreError::unavailable("DynamoDB", e))
+}
+
+async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), StoreError> {
+    let exists = match ddb.describe_table().table_name(table).send().await {
+        Ok(_) => true,
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            false
+        }
+        Err(err) => return Err(StoreError::unavailable("DynamoDB", sdk_error_text(&err))),
+    };
+    if !exists {
+        let gsi1 = GlobalSecondaryIndex::builder()
+            .index_name("gsi1")
+            .key_schema(key("gsi1pk", KeyType::Hash)?)
+            .key_schema(key("gsi1sk", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| StoreError::unavailable("DynamoDB", e))?;
+        let created = ddb
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(key_attribute("pk")?)
+            .attribute_definitions(key_attribute("sk")?)
+            .attribute_definitions(key_attribute("gsi1pk")?)
+            .attribute_definitions(key_attribute("gsi1sk")?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .global_secondary_indexes(gsi1)
+            .send()
+            .await;
+        if let Err(err) = created
+            && !err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception())
+        {
+            return Err(StoreError::unavailable("DynamoDB", sdk_error_text(&err)));
+        }
+        wait_until_active(ddb, table).await?;
+    }
+    let ttl = TimeToLiveSpecification::builder()
+        .attribute_name("expires_at")
+        .enabled(true)
+        .build()
+        .map_err(|e| StoreError::unavailable("DynamoDB", e))?;
+    if let Err(err) = ddb
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(ttl)
+        .send()
+        .await
+    {
+        // Enabling TTL twice is refused with a ValidationException; that is success here.
+        let text = sdk_error_text(&err);
+        if !text.contains("already enabled") && !text.contains("ValidationException") {
+            return Err(StoreError::unavailable("DynamoDB", text));
+        }
+    }
+    Ok(())
+}
+
+async fn wait_until_active(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), StoreError> {
+    for _ in 0..120 {
+        let out = ddb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable("DynamoDB", sdk_error_text(&e)))?;
+        if out
+            .table()
+            .and_then(|t| t.table_status())
+            .is_some_and(|s| *s == aws_sdk_dynamodb::types::TableStatus::Active)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Err(StoreError::unavailable(
+        "DynamoDB",
+        format!("table {table} did not become active within a minute"),
+    ))
+}

@@ -1,0 +1,149 @@
+//! SQS adapter for the delivery queue and its dead-letter queue.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+
+use super::sdk_error_text;
+use crate::model::DeliveryMessage;
+use crate::ports::{BatchSendResult, DeadLetter, DeliveryQueue, StoreError};
+use crate::retry::visibility_timeout_secs;
+
+const SERVICE: &str = "SQS";
+
+#[derive(Clone)]
+pub struct SqsDeliveryQueue {
+    client: Client,
+    queue_url: String,
+    /// Only the delivery function dead-letters; the ingest functions have no DLQ access.
+    dlq_url: Option<String>,
+}
+
+impl SqsDeliveryQueue {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+            dlq_url: None,
+        }
+    }
+
+    pub fn with_dead_letter_queue(mut self, dlq_url: impl Into<String>) -> Self {
+        self.dlq_url = Some(dlq_url.into());
+        self
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    pub fn dlq_url(&self) -> Option<&str> {
+        self.dlq_url.as_deref()
+    }
+}
+
+fn string_attribute(value: &str) -> Result<MessageAttributeValue, StoreError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| StoreError::unavailable(SERVICE, e))
+}
+
+#[async_trait]
+impl DeliveryQueue for SqsDeliveryQueue {
+    async fn send_batch(
+        &self,
+        messages: &[DeliveryMessage],
+    ) -> Result<BatchSendResult, StoreError> {
+        if messages.is_empty() {
+            return Ok(BatchSendResult::default());
+        }
+        let entries = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(m.to_json())
+                    .build()
+                    .map_err(|e| StoreError::unavailable(SERVICE, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        let mut result = BatchSendResult::default();
+        for failed in out.failed() {
+            if let Ok(i) = failed.id().parse::<usize>() {
+                result.failed.push(i);
+            }
+            if result.first_error.is_none() {
+                result.first_error = Some(format!(
+                    "{}: {}",
+                    failed.code(),
+                    failed.message().unwrap_or("no message")
+                ));
+            }
+        }
+        // An entry the response mentions in neither list was not confirmed: resend it.
+        let confirmed: std::collections::HashSet<&str> =
+            out.successful().iter().map(|s| s.id()).collect();
+        for i in 0..messages.len() {
+            let id = i.to_string();
+            if !confirmed.contains(id.as_str()) && !result.failed.contains(&i) {
+                result.failed.push(i);
+            }
+        }
+        result.failed.sort_unstable();
+        Ok(result)
+    }
+
+    async fn retry_after(&self, receipt_handle: &str, delay: Duration) -> Result<(), StoreError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(visibility_timeout_secs(delay))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, body: &str, why: &DeadLetter) -> Result<(), StoreError> {
+        let dlq_url = self.dlq_url.as_deref().ok_or_else(|| {
+            StoreError::unavailable(SERVICE, "no dead-letter queue is configured")
+        })?;
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(dlq_url)
+            .message_body(body)
+            .message_attributes("skyhook_reason", string_attribute(&why.reason)?)
+            .message_attributes(
+                "skyhook_attempts",
+                string_attribute(&why.attempts.to_string())?,
+            );
+        for (name, value) in [
+            ("skyhook_event_id", &why.event_id),
+            ("skyhook_subscriber_id", &why.subscriber_id),
+            ("skyhook_tenant", &why.tenant),
+        ] {
+            if let Some(v) = value {
+                send = send.message_attributes(name, string_attribute(v)?);
+            }
+        }
+        send.send()
+            .await
+            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,241 @@
+//! Reading `SKYHOOK_` settings: each binary's `Config` is built from these helpers, once at
+//! start-up, and a missing or malformed variable stops start-up with its name.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::time::Duration;
+
+use crate::retry::{RetrySchedule, parse_duration};
+
+/// Where settings come from: the process environment, or a map in tests.
+pub trait Env {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).cloned()
+    }
+}
+
+impl Env for HashMap<&str, &str> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).map(|v| v.to_string())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration {name}: {problem}")]
+pub struct ConfigError {
+    pub name: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(name: &str, problem: impl Display) -> Self {
+        Self {
+            name: name.to_string(),
+            problem: problem.to_string(),
+        }
+    }
+}
+
+/// A set, non-empty variable.
+pub fn required(env: &dyn Env, name: &str) -> Result<String, ConfigError> {
+    match env.get(name) {
+        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+        _ => Err(ConfigError::new(name, "is required but not set")),
+    }
+}
+
+pub fn optional(env: &dyn Env, name: &str) -> Option<String> {
+    env.get(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// A variable parsed by `parse`, or `default` when unset.
+pub fn parsed<T, E: Display>(
+    env: &dyn Env,
+    name: &str,
+    default: T,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, ConfigError> {
+    match optional(env, name) {
+        Some(v) => parse(&v).map_err(|e| ConfigError::new(name, e)),
+        None => Ok(default),
+    }
+}
+
+pub fn duration(env: &dyn Env, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+    parsed(env, name, default, parse_duration)
+}
+
+pub fn flag(env: &dyn Env, name: &str) -> Result<bool, ConfigError> {
+    parsed(env, name, false, |v| {
+        match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err("expected true or false"),
+        }
+    })
+}
+
+pub const TABLE: &str = "SKYHOOK_TABLE";
+pub const QUEUE_URL: &str = "SKYHOOK_QUEUE_URL";
+pub const DLQ_URL: &str = "SKYHOOK_DLQ_URL";
+pub const SECRET_PREFIX: &str = "SKYHOOK_SECRET_PREFIX";
+pub const RETRY_SCHEDULE: &str = "SKYHOOK_RETRY_SCHEDULE";
+pub const HTTP_TIMEOUT: &str = "SKYHOOK_HTTP_TIMEOUT";
+pub const MAX_PAYLOAD_BYTES: &str = "SKYHOOK_MAX_PAYLOAD_BYTES";
+pub const LOG_RETENTION: &str = "SKYHOOK_LOG_RETENTION";
+pub const SECRET_CACHE_TTL: &str = "SKYHOOK_SECRET_CACHE_TTL";
+pub const LOCAL_MODE: &str = "SKYHOOK_LOCAL_MODE";
+pub const ADMIN_KEY: &str = "SKYHOOK_ADMIN_KEY";
+pub const ADMIN_KEY_SECRET: &str = "SKYHOOK_ADMIN_KEY_SECRET";
+
+pub const DEFAULT_SECRET_PREFIX: &str = "skyhook/subscribers/";
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+/// SQS's own maximum message size; a larger payload could never be queued.
+pub const MAX_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const DEFAULT_SECRET_CACHE_TTL: Duration = Duration::from_secs(60);
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+pub fn retry_schedule(env: &dyn Env) -> Result<RetrySchedule, ConfigError> {
+    parsed(env, RETRY_SCHEDULE, RetrySchedule::default(), |v| {
+        RetrySchedule::parse(v)
+    })
+}
+
+pub fn max_payload_bytes(env: &dyn Env) -> Result<usize, ConfigError> {
+    parsed(
+        env,
+        MAX_PAYLOAD_BYTES,
+        DEFAULT_MAX_PAYLOAD_BYTES,
+        |v| match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_MAX_PAYLOAD_BYTES).contains(&n) => Ok(n),
+            Ok(_) => Err(format!("must be between 1 and {MAX_MAX_PAYLOAD_BYTES}")),
+            Err(_) => Err("expected a number of bytes".to_string()),
+        },
+    )
+}
+
+/// How the HTTP functions learn the bootstrap admin key.
+#[derive(Clone)]
+pub enum AdminKeySource {
+    /// The key itself (local mode, tests).
+    Value(String),
+    /// The id or ARN of a Secrets Manager secret holding it (AWS).
+    Secret(String),
+}
+
+impl std::fmt::Debug for AdminKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminKeySource::Value(_) => f.write_str("AdminKeySource::Value(****)"),
+            AdminKeySource::Secret(id) => write!(f, "AdminKeySource::Secret({id})"),
+        }
+    }
+}
+
+/// Shortest admin key accepted, so that a placeholder like `admin` is refused.
+pub const MIN_ADMIN_KEY_LEN: usize = 16;
+
+pub fn admin_key_source(env: &dyn Env) -> Result<AdminKeySource, ConfigError> {
+    if let Some(key) = optional(env, ADMIN_KEY) {
+        if key.len() < MIN_ADMIN_KEY_LEN {
+            return Err(ConfigError::new(
+                ADMIN_KEY,
+                format!("must be at least {MIN_ADMIN_KEY_LEN} characters"),
+            ));
+        }
+        return Ok(AdminKeySource::Value(key));
+    }
+    match optional(env, ADMIN_KEY_SECRET) {
+        Some(id) => Ok(AdminKeySource::Secret(id)),
+        None => Err(ConfigError::new(
+            ADMIN_KEY,
+            format!("either {ADMIN_KEY} or {ADMIN_KEY_SECRET} must be set"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn required_names_the_missing_variable() {
+        let err = required(&env(&[]), TABLE).unwrap_err();
+        assert_eq!(err.name, TABLE);
+        assert!(err.to_string().contains("SKYHOOK_TABLE"));
+        assert!(required(&env(&[(TABLE, "  ")]), TABLE).is_err());
+        assert_eq!(required(&env(&[(TABLE, "t1")]), TABLE).unwrap(), "t1");
+    }
+
+    #[test]
+    fn malformed_values_are_errors_naming_the_variable() {
+        let e = env(&[(HTTP_TIMEOUT, "soon"), (RETRY_SCHEDULE, "5s,,5m")]);
+        assert_eq!(
+            duration(&e, HTTP_TIMEOUT, DEFAULT_HTTP_TIMEOUT)
+                .unwrap_err()
+                .name,
+            HTTP_TIMEOUT
+        );
+        assert_eq!(retry_schedule(&e).unwrap_err().name, RETRY_SCHEDULE);
+    }
+
+    #[test]
+    fn defaults_apply_when_unset() {
+        let e = env(&[]);
+        assert_eq!(
+            duration(&e, HTTP_TIMEOUT, DEFAULT_HTTP_TIMEOUT).unwrap(),
+            DEFAULT_HTTP_TIMEOUT
+        );
+        assert_eq!(retry_schedule(&e).unwrap().max_attempts(), 8);
+        assert_eq!(max_payload_bytes(&e).unwrap(), 262_144);
+        assert!(!flag(&e, LOCAL_MODE).unwrap());
+    }
+
+    #[test]
+    fn payload_limit_is_capped_at_the_sqs_maximum() {
+        assert!(max_payload_bytes(&env(&[(MAX_PAYLOAD_BYTES, "2000000")])).is_err());
+        assert_eq!(
+            max_payload_bytes(&env(&[(MAX_PAYLOAD_BYTES, "1048576")])).unwrap(),
+            1_048_576
+        );
+    }
+
+    #[test]
+    fn admin_key_must_be_set_and_long_enough() {
+        assert!(admin_key_source(&env(&[])).is_err());
+        assert!(admin_key_source(&env(&[(ADMIN_KEY, "short")])).is_err());
+        assert!(matches!(
+            admin_key_source(&env(&[(ADMIN_KEY_SECRET, "skyhook/admin")])).unwrap(),
+            AdminKeySource::Secret(_)
+        ));
+        let src = admin_key_source(&env(&[(ADMIN_KEY, "sk_0123456789abcdef")])).unwrap();
+        assert!(!format!("{src:?}").contains("0123456789"));
+    }
+
+    #[test]
+    fn flags_accept_common_spellings() {
+        assert!(flag(&env(&[(LOCAL_MODE, "TRUE")]), LOCAL_MODE).unwrap());
+        assert!(!flag(&env(&[(LOCAL_MODE, "0")]), LOCAL_MODE).unwrap());
+        assert!(flag(&env(&[(LOCAL_MODE, "maybe")]), LOCAL_MODE).is_err());
+    }
+}

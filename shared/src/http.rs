@@ -1,0 +1,347 @@
+//! HTTP plumbing shared by the ingest and management routers: the one error type and its
+//! JSON shape, bounded JSON body reading, and API-key authentication.
+
+use axum::Json;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::OnceCell;
+
+use crate::config::AdminKeySource;
+use crate::ids::TenantId;
+use crate::ports::StoreError;
+use crate::publish::PublishError;
+
+/// Every error a route returns: `{"error": {"code", "message"}}` with a fitting status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than {limit} bytes"),
+        )
+    }
+
+    /// A fault of the service itself; the detail goes to the log, never to the caller.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the service failed to handle this request",
+        )
+    }
+
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "backing service unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "a backing service is unavailable; try again",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable { .. } => ApiError::unavailable(err),
+            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            StoreError::BadCursor => {
+                ApiError::bad_request("invalid_cursor", "cursor is not one this API returned")
+            }
+            StoreError::Corrupt(_) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(err: PublishError) -> Self {
+        match err {
+            PublishError::UnknownSubscriber(_) => {
+                ApiError::unprocessable("unknown_subscriber", err.to_string())
+            }
+            PublishError::InvalidInput(m) => ApiError::bad_request("invalid_request", m),
+            PublishError::Enqueue { .. } => ApiError::unavailable(err),
+            PublishError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// JSON `404`/`405` for routes no router claims; shared by every Skyhook HTTP surface.
+pub fn with_fallbacks(router: axum::Router) -> axum::Router {
+    router
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
+        })
+}
+
+/// Reads at most `limit` bytes of body and parses them as `T`. Malformed JSON is a `400`,
+/// JSON of the wrong shape a `422` naming the problem, and an oversized body a `413`.
+pub async fn read_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::payload_too_large(limit))?;
+    parse_json(&bytes)
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "malformed_json",
+            "request body is empty; expected a JSON object",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::unprocessable("invalid_body", e.to_string()),
+        _ => ApiError::bad_request(
+            "malformed_json",
+            format!("request body is not valid JSON: {e}"),
+        ),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Reader,
+    Publisher,
+    Admin,
+}
+
+/// Who is calling: a tenant and a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant: TenantId,
+    pub role: Role,
+}
+
+impl Principal {
+    /// `403` unless the caller's role includes `needed` (admin ⊃ publisher ⊃ reader).
+    pub fn require(&self, needed: Role) -> Result<(), ApiError> {
+        if self.role >= needed {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this API key's role cannot do this; it needs {needed:?}").to_lowercase(),
+            ))
+        }
+    }
+}
+
+/// Checks `Authorization: Bearer <key>`. Keys are compared as SHA-256 digests in constant
+/// time, so neither their length nor a matching prefix leaks through timing.
+pub struct Authenticator {
+    source: AdminKeySource,
+    secrets: Option<aws_sdk_secretsmanager::Client>,
+    admin_digest: OnceCell<[u8; 32]>,
+}
+
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+impl Authenticator {
+    /// `secrets` is needed only when the key lives in Secrets Manager; it is read on the
+    /// first request, not at start-up.
+    pub fn new(source: AdminKeySource, secrets: Option<aws_sdk_secretsmanager::Client>) -> Self {
+        Self {
+            source,
+            secrets,
+            admin_digest: OnceCell::new(),
+        }
+    }
+
+    async fn admin_digest(&self) -> Result<&[u8; 32], ApiError> {
+        self.admin_digest
+            .get_or_try_init(|| async {
+                match &self.source {
+                    AdminKeySource::Value(key) => Ok(digest(key)),
+                    AdminKeySource::Secret(id) => {
+                        let client = self.secrets.as_ref().ok_or_else(|| {
+                            ApiError::internal("admin key secret configured without a client")
+                        })?;
+                        let out = client
+                            .get_secret_value()
+                            .secret_id(id)
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                ApiError::unavailable(format!(
+                                    "reading the admin key secret: {}",
+                                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                                ))
+                            })?;
+                        let key = out
+                            .secret_string()
+                            .map(str::trim)
+                            .filter(|k| !k.is_empty())
+                            .ok_or_else(|| ApiError::internal("admin key secret is empty"))?;
+                        Ok(digest(key))
+                    }
+                }
+            })
+            .await
+    }
+
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing API key: send Authorization: Bearer <key>",
+            ));
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "malformed Authorization header: expected Bearer <key>",
+                )
+            })?;
+        let admin = self.admin_digest().await?;
+        if bool::from(digest(key).ct_eq(admin)) {
+            Ok(Principal {
+                tenant: TenantId::default_tenant(),
+                role: Role::Admin,
+            })
+        } else {
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "the API key is not valid",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(auth: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(a) = auth {
+            h.insert(http::header::AUTHORIZATION, a.parse().unwrap());
+        }
+        h
+    }
+
+    #[tokio::test]
+    async fn admin_key_authenticates_as_default_tenant_admin() {
+        let auth = Authenticator::new(AdminKeySource::Value("sk_test_0123456789".into()), None);
+        let p = auth
+            .authenticate(&headers(Some("Bearer sk_test_0123456789")))
+            .await
+            .unwrap();
+        assert_eq!(p.role, Role::Admin);
+        assert_eq!(p.tenant, TenantId::default_tenant());
+    }
+
+    #[tokio::test]
+    async fn missing_malformed_and_wrong_keys_are_401() {
+        let auth = Authenticator::new(AdminKeySource::Value("sk_test_0123456789".into()), None);
+        for h in [
+            headers(None),
+            headers(Some("sk_test_0123456789")),
+            headers(Some("Bearer ")),
+            headers(Some("Bearer sk_test_012345678")),
+        ] {
+            let err = auth.authenticate(&h).await.unwrap_err();
+            assert_eq!(err.status, StatusCode::UNAUTHORIZED);
+        }
+    }
+
+    #[test]
+    fn roles_are_ordered_reader_publisher_admin() {
+        let reader = Principal {
+            tenant: TenantId::default_tenant(),
+            role: Role::Reader,
+        };
+        assert!(reader.require(Role::Reader).is_ok());
+        assert_eq!(
+            reader.require(Role::Publisher).unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
+    }
+
+    #[test]
+    fn json_errors_distinguish_syntax_from_shape() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct T {
+            a: u32,
+        }
+        assert_eq!(parse_json::<T>(b"{").unwrap_err().code, "malformed_json");
+        assert_eq!(parse_json::<T>(b"").unwrap_err().code, "malformed_json");
+        let shape = parse_json::<T>(br#"{"a":"x"}"#).unwrap_err();
+        assert_eq!(shape.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(parse_json::<T>(br#"{"a":1}"#).is_ok());
+    }
+
+    #[test]
+    fn store_errors_map_to_statuses_without_leaking_detail() {
+        let e: ApiError = StoreError::unavailable("DynamoDB", "secret internal detail").into();
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!e.message.contains("secret internal detail"));
+        let e: ApiError = StoreError::BadCursor.into();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,324 @@
+//! The records Skyhook keeps and sends: subscribers, events, SQS delivery messages,
+//! delivery attempts and per-subscriber delivery status.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::event_type::{EventType, EventTypeFilter};
+use crate::ids::{EventId, SubscriberId, TenantId};
+use crate::signing::SignatureScheme;
+use crate::url::SubscriberUrl;
+
+/// Version of the SQS message format; bumped when a field changes meaning so that
+/// messages already in flight during a deploy are still understood or dead-lettered.
+pub const MESSAGE_FORMAT_VERSION: u8 = 1;
+
+/// A webhook endpoint of one tenant. Its signing secret lives in the secret store, not here.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Subscriber {
+    pub id: SubscriberId,
+    pub tenant: TenantId,
+    pub url: SubscriberUrl,
+    pub event_types: Vec<EventTypeFilter>,
+    pub active: bool,
+    pub description: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub signature_scheme: SignatureScheme,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Subscriber {
+    /// Whether this subscriber asked for events of this type.
+    pub fn wants(&self, event_type: &EventType) -> bool {
+        self.event_types.iter().any(|f| f.matches(event_type))
+    }
+}
+
+/// An accepted event, as stored for `GET /v1/events/{id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    pub id: EventId,
+    pub tenant: TenantId,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    #[serde(with = "rfc3339")]
+    pub timestamp: DateTime<Utc>,
+    /// `None` when the payload was too large to keep beside the delivery log.
+    pub data: Option<Box<RawValue>>,
+    pub correlation_id: String,
+    pub subscriber_ids: Vec<SubscriberId>,
+}
+
+/// One SQS message: one event for one subscriber. Carries everything the delivery
+/// function needs except the subscriber's URL and secret, which may change between attempts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryMessage {
+    pub v: u8,
+    pub event_id: EventId,
+    pub tenant: TenantId,
+    pub subscriber_id: SubscriberId,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    #[serde(with = "rfc3339")]
+    pub timestamp: DateTime<Utc>,
+    pub data: Box<RawValue>,
+    pub correlation_id: String,
+}
+
+#[derive(Serialize)]
+struct WebhookBody<'a> {
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    timestamp: String,
+    data: &'a RawValue,
+}
+
+impl DeliveryMessage {
+    pub fn for_subscriber(event: &EventRecord, data: &RawValue, subscriber: &SubscriberId) -> Self {
+        DeliveryMessage {
+            v: MESSAGE_FORMAT_VERSION,
+            event_id: event.id.clone(),
+            tenant: event.tenant.clone(),
+            subscriber_id: subscriber.clone(),
+            event_type: event.event_type.clone(),
+            timestamp: event.timestamp,
+            data: data.to_owned(),
+            correlation_id: event.correlation_id.clone(),
+        }
+    }
+
+    /// Parses an SQS message body, rejecting formats this build does not know.
+    pub fn from_json(body: &str) -> Result<Self, String> {
+        let msg: DeliveryMessage = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        if msg.v != MESSAGE_FORMAT_VERSION {
+            return Err(format!("unsupported message format version {}", msg.v));
+        }
+        Ok(msg)
+    }
+
+    pub fn to_json(&self) -> String {
+        // Every field is a string or raw JSON that was valid when parsed, so this cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The exact bytes POSTed to the subscriber: `{"type","timestamp","data"}`. The same
+    /// message always yields the same bytes, so every attempt carries an identical body.
+    pub fn webhook_body(&self) -> Vec<u8> {
+        let body = WebhookBody {
+            event_type: self.event_type.as_str(),
+            timestamp: format_time(self.timestamp),
+            data: &self.data,
+        };
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+/// Where one (event, subscriber) delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Retrying,
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Retrying => "retrying",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(DeliveryState::Pending),
+            "delivered" => Some(DeliveryState::Delivered),
+            "retrying" => Some(DeliveryState::Retrying),
+            "failed" => Some(DeliveryState::Failed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeliveryStatus {
+    pub subscriber_id: SubscriberId,
+    pub status: DeliveryState,
+    pub attempts: u32,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    #[serde(with = "rfc3339_opt")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl DeliveryStatus {
+    pub fn pending(subscriber_id: SubscriberId) -> Self {
+        DeliveryStatus {
+            subscriber_id,
+            status: DeliveryState::Pending,
+            attempts: 0,
+            last_status_code: None,
+            last_error: None,
+            updated_at: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "success" => Some(Outcome::Success),
+            "failure" => Some(Outcome::Failure),
+            _ => None,
+        }
+    }
+}
+
+/// One HTTP attempt, as written to the delivery log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    pub event_id: EventId,
+    pub tenant: TenantId,
+    pub subscriber_id: SubscriberId,
+    #[serde(rename = "event_type")]
+    pub event_type: EventType,
+    pub attempt: u32,
+    pub outcome: Outcome,
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+    pub response_body: Option<String>,
+    pub url: String,
+    #[serde(with = "rfc3339")]
+    pub started_at: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    pub finished_at: DateTime<Utc>,
+}
+
+/// RFC 3339 with millisecond precision and `Z`, the one time format Skyhook writes.
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+pub mod rfc3339 {
+    //! serde helpers for [`super::format_time`].
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_time(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_time(&s).ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 time"))
+    }
+}
+
+pub mod rfc3339_opt {
+    //! serde helpers for optional times.
+    use chrono::{DateTime, Utc};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&super::format_time(*t)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(data: &str) -> DeliveryMessage {
+        DeliveryMessage {
+            v: MESSAGE_FORMAT_VERSION,
+            event_id: EventId::new(),
+            tenant: TenantId::default_tenant(),
+            subscriber_id: SubscriberId::new(),
+            event_type: EventType::parse("order.created").unwrap(),
+            timestamp: parse_time("2026-01-02T03:04:05.678Z").unwrap(),
+            data: RawValue::from_string(data.to_string()).unwrap(),
+            correlation_id: "corr-1".into(),
+        }
+    }
+
+    #[test]
+    fn webhook_body_is_type_timestamp_data_with_data_bytes_preserved() {
+        let m = message(r#"{"b": 1,  "a":[1.50,"x"]}"#);
+        let body = String::from_utf8(m.webhook_body()).unwrap();
+        assert_eq!(
+            body,
+            r#"{"type":"order.created","timestamp":"2026-01-02T03:04:05.678Z","data":{"b": 1,  "a":[1.50,"x"]}}"#
+        );
+    }
+
+    #[test]
+    fn message_round_trips_through_json() {
+        let m = message(r#"{"k":"v"}"#);
+        let back = DeliveryMessage::from_json(&m.to_json()).unwrap();
+        assert_eq!(back.event_id, m.event_id);
+        assert_eq!(back.subscriber_id, m.subscriber_id);
+        assert_eq!(back.webhook_body(), m.webhook_body());
+    }
+
+    #[test]
+    fn message_with_unknown_version_or_garbage_is_rejected() {
+        let m = message("{}");
+        let other = m.to_json().replace("\"v\":1", "\"v\":9");
+        assert!(
+            DeliveryMessage::from_json(&other)
+                .unwrap_err()
+                .contains("version")
+        );
+        assert!(DeliveryMessage::from_json("not json").is_err());
+        assert!(DeliveryMessage::from_json(r#"{"v":1}"#).is_err());
+    }
+
+    #[test]
+    fn states_and_outcomes_round_trip_their_names() {
+        for s in [
+            DeliveryState::Pending,
+            DeliveryState::Delivered,
+            DeliveryState::Retrying,
+            DeliveryState::Failed,
+        ] {
+            assert_eq!(DeliveryState::parse(s.as_str()), Some(s));
+        }
+        for o in [Outcome::Success, Outcome::Failure] {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+        }
+        assert_eq!(DeliveryState::parse("done"), None);
+    }
+}

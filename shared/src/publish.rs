@@ -1,0 +1,473 @@
+//! Fan-out: one accepted event becomes one queue message per matching subscriber. The HTTP
+//! ingest and the EventBridge ingest both publish through [`Publisher::publish`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use serde_json::value::RawValue;
+
+use crate::event_type::EventType;
+use crate::ids::{EventId, SubscriberId, TenantId};
+use crate::model::{DeliveryMessage, EventRecord};
+use crate::ports::{
+    DeliveryQueue, EventStore, IdempotencyClaim, IdempotencyStore, PublishReceipt, StoreError,
+    SubscriberStore,
+};
+
+/// How many `SendMessageBatch` calls run at once for one event.
+const SEND_CONCURRENCY: usize = 8;
+/// Rounds of re-sending entries a batch call reported as failed, before giving up.
+const SEND_ROUNDS: u32 = 4;
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+pub const MAX_CORRELATION_ID_LEN: usize = 128;
+
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    pub tenant: TenantId,
+    pub event_type: EventType,
+    pub data: Box<RawValue>,
+    pub idempotency_key: Option<String>,
+    /// Explicit targets: these subscribers, whatever their `event_types` say.
+    pub subscriber_ids: Option<Vec<SubscriberId>>,
+    pub correlation_id: Option<String>,
+    /// When the event happened; defaults to the time it was accepted.
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("subscriber {0} does not exist or is not active")]
+    UnknownSubscriber(SubscriberId),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("{failed} of {total} delivery messages could not be queued: {detail}")]
+    Enqueue {
+        failed: usize,
+        total: usize,
+        detail: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl PublishError {
+    /// Whether the caller may try the same publish again (with the same idempotency key).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PublishError::Enqueue { .. } => true,
+            PublishError::Store(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+/// Checks an idempotency key: 1–255 visible ASCII characters.
+pub fn validate_idempotency_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(format!(
+            "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"
+        ));
+    }
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("idempotency key must be visible ASCII without spaces".into());
+    }
+    Ok(())
+}
+
+/// Checks a caller-supplied correlation id: 1–128 visible ASCII characters, so it can
+/// travel in an HTTP header unchanged.
+pub fn validate_correlation_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_CORRELATION_ID_LEN {
+        return Err(format!(
+            "correlation id must be 1 to {MAX_CORRELATION_ID_LEN} characters"
+        ));
+    }
+    if !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("correlation id must be visible ASCII without spaces".into());
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+pub struct Publisher {
+    pub subscribers: Arc<dyn SubscriberStore>,
+    pub events: Arc<dyn EventStore>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub idempotency_ttl: Duration,
+}
+
+impl Publisher {
+    pub async fn publish(&self, req: PublishRequest) -> Result<PublishReceipt, PublishError> {
+        if let Some(key) = &req.idempotency_key {
+            validate_idempotency_key(key).map_err(PublishError::InvalidInput)?;
+        }
+        if let Some(id) = &req.correlation_id {
+            validate_correlation_id(id).map_err(PublishError::InvalidInput)?;
+        }
+        let now = Utc::now();
+        let mut event_id = EventId::new();
+        if let Some(key) = &req.idempotency_key {
+            match self
+                .idempotency
+                .claim(&req.tenant, key, &event_id, now, self.idempotency_ttl)
+                .await?
+            {
+                IdempotencyClaim::Claimed => {}
+                IdempotencyClaim::Completed(receipt) => {
+                    tracing::info!(event_id = %receipt.id, "duplicate publish answered from the idempotency record");
+                    return Ok(receipt);
+                }
+                IdempotencyClaim::InProgress(existing) => {
+                    if let Some(event) = self.events.get_event(&req.tenant, &existing).await? {
+                        tracing::info!(event_id = %existing, "resuming an unfinished publish");
+                        return self.fan_out(&req, event, now).await;
+                    }
+                    event_id = existing;
+                }
+            }
+        }
+        let targets = self.targets(&req).await?;
+        let event = EventRecord {
+            correlation_id: req
+                .correlation_id
+                .clone()
+                .unwrap_or_else(|| event_id.to_string()),
+            id: event_id,
+            tenant: req.tenant.clone(),
+            event_type: req.event_type.clone(),
+            timestamp: req.timestamp.unwrap_or(now),
+            data: Some(req.data.clone()),
+            subscriber_ids: targets,
+        };
+        self.events.put_event(&event).await?;
+        self.fan_out(&req, event, now).await
+    }
+
+    async fn targets(&self, req: &PublishRequest) -> Result<Vec<SubscriberId>, PublishError> {
+        match &req.subscriber_ids {
+            Some(ids) => {
+                let mut unique: Vec<SubscriberId> = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if !unique.contains(id) {
+                        unique.push(id.clone());
+                    }
+                }
+                let found = stream::iter(unique.clone())
+                    .map(|id| {
+                        let (store, tenant) = (self.subscribers.clone(), req.tenant.clone());
+                        async move { store.get(&tenant, &id).await }
+                    })
+                    .buffered(SEND_CONCURRENCY)
+                    .collect::<Vec<_>>()
+                    .await;
+                for (id, sub) in unique.iter().zip(found) {
+                    if !sub?.is_some_and(|s| s.active) {
+                        return Err(PublishError::UnknownSubscriber(id.clone()));
+                    }
+                }
+                Ok(unique)
+            }
+            None => Ok(self
+                .subscribers
+                .active(&req.tenant)
+                .await?
+                .into_iter()
+                .filter(|s| s.wants(&req.event_type))
+                .map(|s| s.id)
+                .collect()),
+        }
+    }
+
+    async fn fan_out(
+        &self,
+        req: &PublishRequest,
+        event: EventRecord,
+        now: DateTime<Utc>,
+    ) -> Result<PublishReceipt, PublishError> {
+        let data: &RawValue = event.data.as_deref().unwrap_or(&req.data);
+        let messages: Vec<DeliveryMessage> = event
+            .subscriber_ids
+            .iter()
+            .map(|sub| DeliveryMessage::for_subscriber(&event, data, sub))
+            .collect();
+        self.enqueue(&messages).await?;
+        let receipt = PublishReceipt {
+            id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            subscribers: messages.len(),
+        };
+        if let Some(key) = &req.idempotency_key {
+            self.idempotency
+                .complete(&req.tenant, key, &receipt, now, self.idempotency_ttl)
+                .await?;
+        }
+        tracing::info!(
+            event_id = %receipt.id,
+            event_type = %receipt.event_type,
+            correlation_id = %event.correlation_id,
+            subscribers = receipt.subscribers,
+            "event accepted"
+        );
+        Ok(receipt)
+    }
+
+    /// Sends all messages in queue-sized batches, several batches at once; entries a batch
+    /// reports as failed are sent again, so none is silently dropped.
+    pub async fn enqueue(&self, messages: &[DeliveryMessage]) -> Result<(), PublishError> {
+        let batch = self.queue.max_batch().max(1);
+        let mut pending: Vec<&DeliveryMessage> = messages.iter().collect();
+        let mut last_error = String::new();
+        for round in 0..SEND_ROUNDS {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if round > 0 {
+                tokio::time::sleep(Duration::from_millis(50 * 4u64.pow(round - 1))).await;
+            }
+            let chunks: Vec<Vec<DeliveryMessage>> = pending
+                .chunks(batch)
+                .map(|c| c.iter().map(|m| (*m).clone()).collect())
+                .collect();
+            let results = stream::iter(chunks.clone())
+                .map(|chunk| {
+                    let queue = self.queue.clone();
+                    async move { queue.send_batch(&chunk).await }
+                })
+                .buffered(SEND_CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await;
+            let mut still = Vec::new();
+            for ((chunk, result), original) in chunks.iter().zip(results).zip(pending.chunks(batch))
+            {
+                match result {
+                    Ok(r) => {
+                        if let Some(e) = r.first_error {
+                            last_error = e;
+                        }
+                        still.extend(r.failed.iter().filter_map(|&i| original.get(i).copied()));
+                    }
+                    Err(e) if e.is_retryable() => {
+                        last_error = e.to_string();
+                        still.extend(original.iter().copied());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                debug_assert_eq!(chunk.len(), original.len());
+            }
+            if !still.is_empty() {
+                tracing::warn!(
+                    failed = still.len(),
+                    round,
+                    error = %last_error,
+                    "queue refused some delivery messages; sending them again"
+                );
+            }
+            pending = still;
+        }
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(PublishError::Enqueue {
+                failed: pending.len(),
+                total: messages.len(),
+                detail: last_error,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::event_type::EventTypeFilter;
+    use crate::memory::{
+        MemoryDeliveryQueue, MemoryEventStore, MemoryIdempotencyStore, MemorySubscriberStore,
+    };
+    use crate::model::Subscriber;
+    use crate::signing::SignatureScheme;
+    use crate::url::{SubscriberUrl, UrlPolicy};
+
+    struct Fixture {
+        publisher: Publisher,
+        subs: Arc<MemorySubscriberStore>,
+        queue: Arc<MemoryDeliveryQueue>,
+    }
+
+    fn fixture() -> Fixture {
+        let subs = Arc::new(MemorySubscriberStore::default());
+        let queue = Arc::new(MemoryDeliveryQueue::default());
+        Fixture {
+            publisher: Publisher {
+                subscribers: subs.clone(),
+                events: Arc::new(MemoryEventStore::default()),
+                queue: queue.clone(),
+                idempotency: Arc::new(MemoryIdempotencyStore::default()),
+                idempotency_ttl: Duration::from_secs(3600),
+            },
+            subs,
+            queue,
+        }
+    }
+
+    async fn add(f: &Fixture, tenant: &str, filters: &[&str], active: bool) -> SubscriberId {
+        let sub = Subscriber {
+            id: SubscriberId::new(),
+            tenant: TenantId::parse(tenant).unwrap(),
+            url: SubscriberUrl::parse("https://example.com/hook", UrlPolicy::STRICT).unwrap(),
+            event_types: filters
+                .iter()
+                .map(|f| EventTypeFilter::parse(f).unwrap())
+                .collect(),
+            active,
+            description: None,
+            headers: BTreeMap::new(),
+            signature_scheme: SignatureScheme::Standard,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        f.subs.create(&sub).await.unwrap();
+        sub.id
+    }
+
+    fn request(event_type: &str) -> PublishRequest {
+        PublishRequest {
+            tenant: TenantId::default_tenant(),
+            event_type: EventType::parse(event_type).unwrap(),
+            data: RawValue::from_string(r#"{"n":1}"#.into()).unwrap(),
+            idempotency_key: None,
+            subscriber_ids: None,
+            correlation_id: None,
+            timestamp: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn only_matching_active_subscribers_of_the_tenant_get_a_message() {
+        let f = fixture();
+        let a = add(&f, "default", &["order.*"], true).await;
+        let b = add(&f, "default", &["*"], true).await;
+        add(&f, "default", &["invoice.paid"], true).await;
+        add(&f, "default", &["order.*"], false).await;
+        add(&f, "other", &["*"], true).await;
+        let receipt = f.publisher.publish(request("order.created")).await.unwrap();
+        assert_eq!(receipt.subscribers, 2);
+        let sent = f.queue.sent.lock().unwrap();
+        let mut got: Vec<_> = sent.iter().map(|m| m.subscriber_id.clone()).collect();
+        got.sort();
+        let mut want = vec![a, b];
+        want.sort();
+        assert_eq!(got, want);
+        assert!(sent.iter().all(|m| m.event_id == receipt.id));
+    }
+
+    #[tokio::test]
+    async fn large_fan_out_is_sent_in_batches_of_ten() {
+        let f = fixture();
+        for _ in 0..23 {
+            add(&f, "default", &["*"], true).await;
+        }
+        f.publisher.publish(request("a.b")).await.unwrap();
+        let mut batches = f.queue.batches.lock().unwrap().clone();
+        batches.sort();
+        assert_eq!(batches, vec![3, 10, 10]);
+    }
+
+    #[tokio::test]
+    async fn refused_entries_are_sent_again_not_dropped() {
+        let f = fixture();
+        for _ in 0..12 {
+            add(&f, "default", &["*"], true).await;
+        }
+        *f.queue.refuse_next_entries.lock().unwrap() = 3;
+        let receipt = f.publisher.publish(request("a.b")).await.unwrap();
+        assert_eq!(receipt.subscribers, 12);
+        let sent = f.queue.sent.lock().unwrap();
+        let unique: std::collections::HashSet<_> = sent.iter().map(|m| &m.subscriber_id).collect();
+        assert_eq!(unique.len(), 12);
+        assert_eq!(sent.len(), 12);
+    }
+
+    #[tokio::test]
+    async fn a_queue_that_keeps_refusing_is_an_error_not_a_silent_loss() {
+        let f = fixture();
+        add(&f, "default", &["*"], true).await;
+        *f.queue.refuse_next_entries.lock().unwrap() = 100;
+        let err = f.publisher.publish(request("a.b")).await.unwrap_err();
+        assert!(matches!(err, PublishError::Enqueue { failed: 1, .. }));
+        assert!(err.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn same_idempotency_key_returns_the_same_event_once() {
+        let f = fixture();
+        add(&f, "default", &["*"], true).await;
+        let mut req = request("a.b");
+        req.idempotency_key = Some("key-1".into());
+        let first = f.publisher.publish(req.clone()).await.unwrap();
+        let second = f.publisher.publish(req).await.unwrap();
+        assert_eq!(first, second);
+        assert_eq!(f.queue.sent.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_resumes_under_the_same_event_id() {
+        let f = fixture();
+        add(&f, "default", &["*"], true).await;
+        *f.queue.refuse_next_entries.lock().unwrap() = 100;
+        let mut req = request("a.b");
+        req.idempotency_key = Some("retry-me".into());
+        assert!(f.publisher.publish(req.clone()).await.is_err());
+        *f.queue.refuse_next_entries.lock().unwrap() = 0;
+        let receipt = f.publisher.publish(req).await.unwrap();
+        let sent = f.queue.sent.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].event_id, receipt.id);
+    }
+
+    #[tokio::test]
+    async fn explicit_targets_bypass_filters_but_must_exist_and_be_active() {
+        let f = fixture();
+        let a = add(&f, "default", &["invoice.*"], true).await;
+        let off = add(&f, "default", &["*"], false).await;
+        let mut req = request("skyhook.test");
+        req.subscriber_ids = Some(vec![a.clone(), a.clone()]);
+        assert_eq!(
+            f.publisher.publish(req.clone()).await.unwrap().subscribers,
+            1
+        );
+        req.subscriber_ids = Some(vec![off.clone()]);
+        assert!(matches!(
+            f.publisher.publish(req).await,
+            Err(PublishError::UnknownSubscriber(id)) if id == off
+        ));
+    }
+
+    #[tokio::test]
+    async fn correlation_id_defaults_to_the_event_id_and_travels_in_messages() {
+        let f = fixture();
+        add(&f, "default", &["*"], true).await;
+        let receipt = f.publisher.publish(request("a.b")).await.unwrap();
+        assert_eq!(
+            f.queue.sent.lock().unwrap()[0].correlation_id,
+            receipt.id.to_string()
+        );
+        let mut req = request("a.b");
+        req.correlation_id = Some("req-42".into());
+        f.publisher.publish(req).await.unwrap();
+        assert_eq!(f.queue.sent.lock().unwrap()[1].correlation_id, "req-42");
+    }
+
+    #[test]
+    fn keys_and_correlation_ids_must_be_visible_ascii() {
+        assert!(validate_idempotency_key("abc-123").is_ok());
+        assert!(validate_idempotency_key("").is_err());
+        assert!(validate_idempotency_key("has space").is_err());
+        assert!(validate_idempotency_key(&"x".repeat(256)).is_err());
+        assert!(validate_correlation_id("c\n").is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! A TTL cache in front of a [`SecretStore`], so that a warm delivery function does not call
+//! Secrets Manager per message, and still picks up a rotated secret within the TTL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::ids::{SubscriberId, TenantId};
+use crate::ports::{SecretStore, StoreError, SubscriberSecrets};
+use crate::secret::SigningSecret;
+
+type Key = (TenantId, SubscriberId);
+
+pub struct CachedSecrets {
+    inner: Arc<dyn SecretStore>,
+    ttl: Duration,
+    entries: Mutex<HashMap<Key, (Instant, SubscriberSecrets)>>,
+}
+
+impl CachedSecrets {
+    pub fn new(inner: Arc<dyn SecretStore>, ttl: Duration) -> Self {
+        Self {
+            inner,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (Instant, SubscriberSecrets)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn invalidate(&self, tenant: &TenantId, id: &SubscriberId) {
+        self.entries().remove(&(tenant.clone(), id.clone()));
+    }
+}
+
+#[async_trait]
+impl SecretStore for CachedSecrets {
+    async fn create(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriberId,
+        secret: &SigningSecret,
+    ) -> Result<(), StoreError> {
+        self.invalidate(tenant, id);
+        self.inner.create(tenant, id, secret).await
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriberId,
+    ) -> Result<Option<SubscriberSecrets>, StoreError> {
+        let key = (tenant.clone(), id.clone());
+        if let Some((at, secrets)) = self.entries().get(&key)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Some(secrets.clone()));
+        }
+        // Misses are not cached: a subscriber without a secret is rare and short-lived.
+        let fetched = self.inner.get(tenant, id).await?;
+        let mut entries = self.entries();
+        match &fetched {
+            Some(secrets) => {
+                entries.insert(key, (Instant::now(), secrets.clone()));
+            }
+            None => {
+                entries.remove(&key);
+            }
+        }
+        Ok(fetched)
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: &SubscriberId) -> Result<(), StoreError> {
+        self.invalidate(tenant, id);
+        self.inner.delete(tenant, id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::memory::MemorySecretStore;
+
+    #[tokio::test]
+    async fn repeated_reads_within_ttl_hit_the_store_once() {
+        let store = Arc::new(MemorySecretStore::default());
+        let cache = CachedSecrets::new(store.clone(), Duration::from_secs(60));
+        let (t, id) = (TenantId::default_tenant(), SubscriberId::new());
+        store
+            .create(&t, &id, &SigningSecret::generate())
+            .await
+            .unwrap();
+        for _ in 0..50 {
+            assert!(cache.get(&t, &id).await.unwrap().is_some());
+        }
+        assert_eq!(store.gets.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn entries_expire_after_the_ttl() {
+        let store = Arc::new(MemorySecretStore::default());
+        let cache = CachedSecrets::new(store.clone(), Duration::from_millis(20));
+        let (t, id) = (TenantId::default_tenant(), SubscriberId::new());
+        store
+            .create(&t, &id, &SigningSecret::generate())
+            .await
+            .unwrap();
+        cache.get(&t, &id).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        cache.get(&t, &id).await.unwrap();
+        assert_eq!(store.gets.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn misses_are_not_cached() {
+        let store = Arc::new(MemorySecretStore::default());
+        let cache = CachedSecrets::new(store.clone(), Duration::from_secs(60));
+        let (t, id) = (TenantId::default_tenant(), SubscriberId::new());
+        assert!(cache.get(&t, &id).await.unwrap().is_none());
+        store
+            .create(&t, &id, &SigningSecret::generate())
+            .await
+            .unwrap();
+        assert!(cache.get(&t, &id).await.unwrap().is_some());
+    }
+}
