@@ -237,9 +237,12 @@ enum IdemState {
     Complete(PublishReceipt),
 }
 
+/// A key's state and when it expires.
+type IdemEntry = (IdemState, DateTime<Utc>);
+
 #[derive(Default)]
 pub struct MemoryIdempotencyStore {
-    keys: Mutex<HashMap<(TenantId, String), (IdemState, DateTime<Utc>)>>,
+    keys: Mutex<HashMap<(TenantId, String), IdemEntry>>,
 }
 
 fn until(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {

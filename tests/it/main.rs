@@ -1,1 +1,6 @@
-//! being written
+//! Integration and end-to-end tests against an AWS API emulator (moto, or LocalStack via
+//! `AWS_ENDPOINT_URL`). One test binary; each test provisions its own resources.
+
+mod api;
+mod delivery;
+mod ingest;

@@ -1,1 +1,610 @@
-//! being written
+//! Helpers shared by the integration tests: clients for the AWS API emulator, a freshly
+//! provisioned stack per test (its own table, queues and secret prefix, so tests run in
+//! parallel), a scriptable webhook receiver on `127.0.0.1:0`, and a delivery runner that
+//! polls SQS like Lambda's event source mapping and calls the real delivery handler.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sqs::config::Credentials;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+use tower::ServiceExt;
+
+use skyhook_api::ApiState;
+use skyhook_cli::esm::{SqsHandler, SqsPoller, handler};
+use skyhook_delivery::{Deliverer, http_client};
+use skyhook_ingest::IngestState;
+use skyhook_shared::aws::{
+    DynamoDbAttemptLog, DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore,
+    Provisioned, ResourceNames, SecretsManagerSecrets, SqsDeliveryQueue, provision,
+};
+use skyhook_shared::config::AdminKeySource;
+use skyhook_shared::http::Authenticator;
+use skyhook_shared::model::DeliveryMessage;
+use skyhook_shared::ports::{BatchSendResult, DeadLetter, DeliveryQueue, StoreError};
+use skyhook_shared::publish::Publisher;
+use skyhook_shared::retry::{RetryPolicy, RetrySchedule};
+use skyhook_shared::secret::SigningSecret;
+use skyhook_shared::secret_cache::CachedSecrets;
+use skyhook_shared::url::UrlPolicy;
+
+pub const ADMIN_KEY: &str = "sk_test_admin_0123456789abcdef";
+
+/// SDK configuration pointing at the emulator. Integration tests never skip: without an
+/// emulator they fail and say how to run them.
+pub async fn sdk_config() -> SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        !endpoint.is_empty(),
+        "AWS_ENDPOINT_URL is not set: the integration tests run against an AWS API emulator; \
+         run them with `make test`, which starts one"
+    );
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_string());
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(region))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "skyhook-tests",
+        ))
+        .load()
+        .await
+}
+
+pub fn unique(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}", &id[..12])
+}
+
+/// Records what the fan-out and delivery code asked of the real SQS queue.
+pub struct RecordingQueue {
+    inner: SqsDeliveryQueue,
+    pub batch_sizes: Mutex<Vec<usize>>,
+    pub delays: Mutex<Vec<Duration>>,
+    pub dead_letters: Mutex<Vec<DeadLetter>>,
+}
+
+#[async_trait]
+impl DeliveryQueue for RecordingQueue {
+    async fn send_batch(
+        &self,
+        messages: &[DeliveryMessage],
+    ) -> Result<BatchSendResult, StoreError> {
+        self.batch_sizes.lock().unwrap().push(messages.len());
+        self.inner.send_batch(messages).await
+    }
+
+    async fn retry_after(&self, receipt_handle: &str, delay: Duration) -> Result<(), StoreError> {
+        self.delays.lock().unwrap().push(delay);
+        self.inner.retry_after(receipt_handle, delay).await
+    }
+
+    async fn dead_letter(&self, body: &str, why: &DeadLetter) -> Result<(), StoreError> {
+        self.dead_letters.lock().unwrap().push(why.clone());
+        self.inner.dead_letter(body, why).await
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    pub schedule: String,
+    pub http_timeout: Duration,
+    pub jitter: f64,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            schedule: "1s,1s".to_string(),
+            http_timeout: Duration::from_secs(5),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// One test's private Skyhook: resources in the emulator plus the handlers over them.
+pub struct Stack {
+    pub sdk: SdkConfig,
+    pub resources: Provisioned,
+    pub sqs: aws_sdk_sqs::Client,
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub secrets_client: aws_sdk_secretsmanager::Client,
+    pub secret_prefix: String,
+    pub queue: Arc<RecordingQueue>,
+    pub publisher: Publisher,
+    pub deliverer: Deliverer,
+    pub ingest: Router,
+    pub api: Router,
+}
+
+impl Stack {
+    pub async fn new() -> Self {
+        Self::with(StackOptions::default()).await
+    }
+
+    pub async fn with(options: StackOptions) -> Self {
+        let sdk = sdk_config().await;
+        let prefix = unique("skyhook-test");
+        let schedule = RetrySchedule::parse(&options.schedule).expect("test schedule");
+        let resources = provision(
+            &sdk,
+            &ResourceNames::with_prefix(&prefix),
+            schedule.max_attempts(),
+        )
+        .await
+        .expect("provisioning the emulator");
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let secrets_client = aws_sdk_secretsmanager::Client::new(&sdk);
+        let secret_prefix = format!("{prefix}/subscribers/");
+        let retention = Duration::from_secs(3600);
+        let queue = Arc::new(RecordingQueue {
+            inner: SqsDeliveryQueue::new(sqs.clone(), &resources.queue_url)
+                .with_dead_letter_queue(&resources.dlq_url),
+            batch_sizes: Mutex::default(),
+            delays: Mutex::default(),
+            dead_letters: Mutex::default(),
+        });
+        let subscribers = Arc::new(DynamoDbSubscriberStore::new(ddb.clone(), &resources.table));
+        let events = Arc::new(DynamoDbEventStore::new(
+            ddb.clone(),
+            &resources.table,
+            retention,
+        ));
+        let log = Arc::new(DynamoDbAttemptLog::new(
+            ddb.clone(),
+            &resources.table,
+            retention,
+        ));
+        let secret_store = Arc::new(SecretsManagerSecrets::new(
+            secrets_client.clone(),
+            &secret_prefix,
+        ));
+        let auth = Arc::new(Authenticator::new(
+            AdminKeySource::Value(ADMIN_KEY.to_string()),
+            None,
+        ));
+        let publisher = Publisher {
+            subscribers: subscribers.clone(),
+            events: events.clone(),
+            queue: queue.clone(),
+            idempotency: Arc::new(DynamoDbIdempotencyStore::new(ddb.clone(), &resources.table)),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+        };
+        let deliverer = Deliverer {
+            subscribers: subscribers.clone(),
+            secrets: Arc::new(CachedSecrets::new(
+                secret_store.clone(),
+                Duration::from_secs(60),
+            )),
+            queue: queue.clone(),
+            log: log.clone(),
+            http: http_client(options.http_timeout),
+            http_timeout: options.http_timeout,
+            policy: RetryPolicy::new(schedule).with_jitter(options.jitter),
+        };
+        let ingest =
+            skyhook_shared::http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
+                publisher: publisher.clone(),
+                auth: auth.clone(),
+                max_payload_bytes: 256 * 1024,
+            })));
+        let api = skyhook_shared::http::with_fallbacks(skyhook_api::router(Arc::new(ApiState {
+            subscribers,
+            secrets: secret_store,
+            events,
+            log,
+            auth,
+            url_policy: UrlPolicy::LOCAL,
+        })));
+        Stack {
+            sdk,
+            resources,
+            sqs,
+            ddb,
+            secrets_client,
+            secret_prefix,
+            queue,
+            publisher,
+            deliverer,
+            ingest,
+            api,
+        }
+    }
+
+    /// Sends one request to a router, as API Gateway would hand it to the Lambda.
+    pub async fn send(
+        router: &Router,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = http::Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(body.unwrap_or_else(Body::empty)).unwrap();
+        let resp = router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("non-JSON response: {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        (status, value)
+    }
+
+    const AUTH: (&'static str, &'static str) =
+        ("authorization", "Bearer sk_test_admin_0123456789abcdef");
+
+    pub async fn ingest_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> (StatusCode, Value) {
+        Self::send(
+            &self.ingest,
+            method,
+            path,
+            Some(Body::from(body.to_string())),
+            &[Self::AUTH, ("content-type", "application/json")],
+        )
+        .await
+    }
+
+    pub async fn api_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        Self::send(
+            &self.api,
+            method,
+            path,
+            body.map(|b| Body::from(b.to_string())),
+            &[Self::AUTH, ("content-type", "application/json")],
+        )
+        .await
+    }
+
+    /// Creates a subscriber through the API; returns its id and signing secret.
+    pub async fn subscribe(&self, url: &str, event_types: &[&str]) -> (String, String) {
+        let (status, body) = self
+            .api_call(
+                Method::POST,
+                "/v1/subscribers",
+                Some(&json!({"url": url, "event_types": event_types})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["id"].as_str().unwrap().to_string(),
+            body["secret"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Publishes through `POST /v1/events`; returns the `202` body.
+    pub async fn publish(&self, event: Value) -> Value {
+        let (status, body) = self.ingest_json(Method::POST, "/v1/events", &event).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body
+    }
+
+    pub async fn event_status(&self, id: &str) -> Value {
+        let (status, body) = self
+            .api_call(Method::GET, &format!("/v1/events/{id}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub fn delivery_handler(&self) -> SqsHandler {
+        let deliverer = self.deliverer.clone();
+        handler(move |event| {
+            let deliverer = deliverer.clone();
+            async move { skyhook_delivery::handle(&deliverer, event).await }
+        })
+    }
+
+    pub fn poller(&self) -> SqsPoller {
+        SqsPoller::new(self.sqs.clone(), &self.resources.queue_url)
+            .with_wait_time(Duration::from_secs(1))
+    }
+
+    /// Starts polling the delivery queue in the background, like the event source mapping.
+    pub fn start_delivery(&self) -> DeliveryRunner {
+        let (stop, rx) = watch::channel(false);
+        let poller = self.poller();
+        let handler = self.delivery_handler();
+        let task = tokio::spawn(async move { poller.run(handler, 2, rx).await });
+        DeliveryRunner { stop, task }
+    }
+
+    /// Visible plus in-flight messages of a queue.
+    pub async fn queue_depth(&self, url: &str) -> usize {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        let attrs = out.attributes().cloned().unwrap_or_default();
+        [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|k| {
+            attrs
+                .get(k)
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+    }
+
+    /// Receives (and leaves) up to 10 messages of the DLQ.
+    pub async fn dlq_messages(&self) -> Vec<aws_sdk_sqs::types::Message> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.resources.dlq_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        out.messages().to_vec()
+    }
+
+    /// Every item of this stack's table (tests use it to prove nothing was written).
+    pub async fn table_items(&self) -> usize {
+        let out = self
+            .ddb
+            .scan()
+            .table_name(&self.resources.table)
+            .send()
+            .await
+            .unwrap();
+        out.items().len()
+    }
+
+    pub async fn secret_count(&self) -> usize {
+        let out = self
+            .secrets_client
+            .list_secrets()
+            .filters(
+                aws_sdk_secretsmanager::types::Filter::builder()
+                    .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+                    .values(&self.secret_prefix)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.secret_list().len()
+    }
+}
+
+pub struct DeliveryRunner {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DeliveryRunner {
+    /// Stops polling after in-flight batches finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+    }
+}
+
+/// What the receiver answers to one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    Status(u16),
+    WithHeaders(u16, Vec<(&'static str, String)>),
+    /// Waits before answering, to provoke a timeout.
+    Slow(Duration, u16),
+}
+
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("webhook body is JSON")
+    }
+
+    /// Checks the Standard Webhooks signature against `secret`.
+    pub fn verify(&self, secret: &str) -> Result<(), skyhook_shared::signing::VerifyError> {
+        let secret = SigningSecret::parse(secret).expect("secret");
+        skyhook_shared::signing::verify(
+            &secret,
+            self.header("webhook-id"),
+            self.header("webhook-timestamp"),
+            self.header("webhook-signature"),
+            &self.body,
+            chrono::Utc::now().timestamp(),
+        )
+    }
+}
+
+struct ReceiverState {
+    script: Mutex<VecDeque<Reply>>,
+    then: Reply,
+    requests: Mutex<Vec<Received>>,
+    notify: Notify,
+}
+
+/// A webhook receiver on `127.0.0.1:0` answering from a script, then with `then`.
+pub struct Receiver {
+    pub port: u16,
+    state: Arc<ReceiverState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Receiver {
+    pub async fn start(script: Vec<Reply>, then: Reply) -> Self {
+        let state = Arc::new(ReceiverState {
+            script: Mutex::new(script.into()),
+            then,
+            requests: Mutex::default(),
+            notify: Notify::new(),
+        });
+        let app_state = state.clone();
+        let app = Router::new().fallback(move |req: Request| {
+            let state = app_state.clone();
+            async move { receive(state, req).await }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Receiver {
+            port,
+            state,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// Always answers `status`.
+    pub async fn always(status: u16) -> Self {
+        Self::start(vec![], Reply::Status(status)).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests arrived; panics after `timeout`.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.state.notify.notified();
+            let got = self.requests();
+            if got.len() >= n {
+                return got;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "receiver got {} of {n} requests within {timeout:?}",
+                got.len()
+            );
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn receive(state: Arc<ReceiverState>, req: Request) -> Response {
+    let at = Instant::now();
+    let path = req.uri().path().to_string();
+    let headers = req.headers().clone();
+    let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    let reply = state
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or_else(|| state.then.clone());
+    state.requests.lock().unwrap().push(Received {
+        path,
+        headers,
+        body,
+        at,
+    });
+    state.notify.notify_waiters();
+    match reply {
+        Reply::Status(s) => status(s).into_response(),
+        Reply::WithHeaders(s, headers) => {
+            let mut resp = status(s).into_response();
+            for (k, v) in headers {
+                resp.headers_mut().insert(k, v.parse().unwrap());
+            }
+            resp
+        }
+        Reply::Slow(wait, s) => {
+            tokio::time::sleep(wait).await;
+            status(s).into_response()
+        }
+    }
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap()
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

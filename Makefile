@@ -1,0 +1,28 @@
+# Skyhook — webhook delivery on AWS serverless.
+#   make test   format check, clippy, and every test against an AWS API emulator
+#   make build  debug build of the workspace
+
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: test lint fmt build emulator-shell clean-local
+
+test: lint
+	./scripts/with-emulator.sh ./scripts/run-tests.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+build:
+	$(CARGO) build --workspace
+
+# A shell with moto running and AWS_ENDPOINT_URL set, for poking at the emulator by hand.
+emulator-shell:
+	./scripts/with-emulator.sh $${SHELL:-bash}
+
+clean-local:
+	rm -rf .venv .skyhook

@@ -1,0 +1,336 @@
+//! Publishing: fan-out, batching, idempotency, EventBridge, and bad input.
+
+use std::time::Duration;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use axum::body::Body;
+use http::{Method, StatusCode};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use skyhook_shared::ids::TenantId;
+use skyhook_tests::{ADMIN_KEY, Receiver, Stack};
+
+#[tokio::test]
+async fn fan_out_to_25_subscribers_with_mixed_filters_reaches_exactly_the_matching_ones_in_3_batches()
+ {
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    let matching_filters: [&[&str]; 4] = [
+        &["order.*"],
+        &["*"],
+        &["order.created"],
+        &["invoice.paid", "order.created"],
+    ];
+    let other_filters: [&[&str]; 3] = [
+        &["invoice.paid"],
+        &["order.created.v2", "user.*"],
+        &["orders.*"],
+    ];
+    let mut matching = Vec::new();
+    for i in 0..25 {
+        let path = format!("/s/{i:02}");
+        if i % 8 == 7 {
+            stack
+                .subscribe(&receiver.url(&path), other_filters[i / 8])
+                .await;
+        } else {
+            stack
+                .subscribe(&receiver.url(&path), matching_filters[i % 4])
+                .await;
+            matching.push(path);
+        }
+    }
+    assert_eq!(matching.len(), 22);
+    let published = stack
+        .publish(json!({"type": "order.created", "data": {"n": 1}}))
+        .await;
+    assert_eq!(published["subscribers"], 22);
+    let mut batches = stack.queue.batch_sizes.lock().unwrap().clone();
+    batches.sort_unstable();
+    assert_eq!(batches, vec![2, 10, 10], "SendMessageBatch calls");
+
+    let runner = stack.start_delivery();
+    let got = receiver.wait_for(22, Duration::from_secs(30)).await;
+    // Nothing more arrives for the non-matching subscribers.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    runner.stop().await;
+    let mut paths: Vec<String> = receiver.requests().iter().map(|r| r.path.clone()).collect();
+    paths.sort();
+    matching.sort();
+    assert_eq!(paths, matching);
+    assert!(got.len() >= 22);
+    let status = stack.event_status(published["id"].as_str().unwrap()).await;
+    let deliveries = status["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 22);
+    assert!(deliveries.iter().all(|d| d["status"] == "delivered"));
+}
+
+#[tokio::test]
+async fn publishing_with_the_same_idempotency_key_delivers_once() {
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(204).await;
+    stack.subscribe(&receiver.url("/hook"), &["*"]).await;
+    let event = json!({"type": "order.created", "data": {"n": 1}});
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = Stack::send(
+            &stack.ingest,
+            Method::POST,
+            "/v1/events",
+            Some(Body::from(event.to_string())),
+            &[
+                ("authorization", &format!("Bearer {ADMIN_KEY}")),
+                ("idempotency-key", "order-42-created"),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    assert!(ids.iter().all(|id| id == &ids[0]));
+    // The body's `id` is an idempotency key as well.
+    let with_id = json!({"type": "order.created", "data": {}, "id": "client-7"});
+    let a = stack.publish(with_id.clone()).await;
+    let b = stack.publish(with_id).await;
+    assert_eq!(a["id"], b["id"]);
+    assert_ne!(a["id"], ids[0].as_str());
+
+    assert_eq!(stack.queue_depth(&stack.resources.queue_url).await, 2);
+    let runner = stack.start_delivery();
+    receiver.wait_for(2, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    runner.stop().await;
+    let ids_seen: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
+    assert_eq!(ids_seen.len(), 2, "{ids_seen:?}");
+}
+
+fn eventbridge_event(id: &str, detail_type: &str, detail: &str) -> EventBridgeEvent<Box<RawValue>> {
+    serde_json::from_value(json!({
+        "version": "0",
+        "id": id,
+        "detail-type": detail_type,
+        "source": "com.example.orders",
+        "account": "000000000000",
+        "time": "2026-11-23T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": serde_json::from_str::<Value>(detail).unwrap(),
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn eventbridge_events_fan_out_through_the_same_code() {
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    let (_, secret) = stack.subscribe(&receiver.url("/eb"), &["order.*"]).await;
+    stack
+        .subscribe(&receiver.url("/other"), &["invoice.*"])
+        .await;
+    let tenant = TenantId::default_tenant();
+    let event = eventbridge_event("eb-1", "order.shipped", r#"{"order": 9}"#);
+    let out = skyhook_ingest::handle_eventbridge(
+        &stack.publisher,
+        &tenant,
+        LambdaEvent::new(event.clone(), Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["subscribers"], 1);
+    assert_eq!(out["type"], "order.shipped");
+    // Redelivery of the same EventBridge event is deduplicated by its id.
+    let again = skyhook_ingest::handle_eventbridge(
+        &stack.publisher,
+        &tenant,
+        LambdaEvent::new(event, Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again["id"], out["id"]);
+
+    let runner = stack.start_delivery();
+    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    runner.stop().await;
+    assert_eq!(receiver.requests().len(), 1);
+    assert_eq!(got[0].path, "/eb");
+    got[0].verify(&secret).unwrap();
+    let body = got[0].json();
+    assert_eq!(body["type"], "order.shipped");
+    assert_eq!(body["data"], json!({"order": 9}));
+    assert_eq!(body["timestamp"], "2026-11-23T10:00:00.000Z");
+}
+
+#[tokio::test]
+async fn eventbridge_detail_types_that_are_not_event_types_are_rejected_clearly() {
+    let stack = Stack::new().await;
+    let err = skyhook_ingest::handle_eventbridge(
+        &stack.publisher,
+        &TenantId::default_tenant(),
+        LambdaEvent::new(eventbridge_event("eb-2", " ** ", "{}"), Context::default()),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("detail-type"), "{err}");
+    assert_eq!(stack.queue_depth(&stack.resources.queue_url).await, 0);
+}
+
+/// Asserts a rejected publish wrote nothing anywhere.
+async fn assert_nothing_written(stack: &Stack) {
+    assert_eq!(stack.queue_depth(&stack.resources.queue_url).await, 0);
+    // Only the subscriber itself is in the table: no event, status or idempotency record.
+    assert_eq!(stack.table_items().await, 1);
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_writes_nothing() {
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    stack.subscribe(&receiver.url("/"), &["*"]).await;
+    let (status, body) = Stack::send(
+        &stack.ingest,
+        Method::POST,
+        "/v1/events",
+        Some(Body::from(r#"{"type": "order.created", "data": "#)),
+        &[("authorization", &format!("Bearer {ADMIN_KEY}"))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "malformed_json");
+    assert!(body["error"]["message"].as_str().unwrap().contains("JSON"));
+    assert_nothing_written(&stack).await;
+}
+
+#[tokio::test]
+async fn missing_type_bad_type_and_unknown_fields_are_422() {
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    stack.subscribe(&receiver.url("/"), &["*"]).await;
+    for (event, code) in [
+        (json!({"data": {}}), "invalid_body"),
+        (
+            json!({"type": "order created", "data": {}}),
+            "invalid_event_type",
+        ),
+        (json!({"type": 7, "data": {}}), "invalid_body"),
+        (
+            json!({"type": "a.b", "data": {}, "extra": 1}),
+            "invalid_body",
+        ),
+        (
+            json!({"type": "a.b", "data": {}, "subscriber_ids": ["nope"]}),
+            "invalid_subscriber_id",
+        ),
+    ] {
+        let (status, body) = stack.ingest_json(Method::POST, "/v1/events", &event).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{event}: {body}");
+        assert_eq!(body["error"]["code"], code, "{event}");
+    }
+    assert_nothing_written(&stack).await;
+}
+
+#[tokio::test]
+async fn a_body_over_256_kib_is_413_and_writes_nothing() {
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    stack.subscribe(&receiver.url("/"), &["*"]).await;
+    let big = "x".repeat(256 * 1024);
+    let event = json!({"type": "a.b", "data": {"blob": big}});
+    let (status, body) = stack.ingest_json(Method::POST, "/v1/events", &event).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    // Without a Content-Length (chunked), the limit still holds.
+    let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(event.to_string())]);
+    let (status, _) = Stack::send(
+        &stack.ingest,
+        Method::POST,
+        "/v1/events",
+        Some(Body::from_stream(stream)),
+        &[("authorization", &format!("Bearer {ADMIN_KEY}"))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Just under the limit is accepted.
+    let fits = json!({"type": "a.b", "data": {"blob": "x".repeat(200 * 1024)}});
+    let (status, _) = stack.ingest_json(Method::POST, "/v1/events", &fits).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn no_key_or_a_wrong_key_is_401_and_writes_nothing() {
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    stack.subscribe(&receiver.url("/"), &["*"]).await;
+    let event = json!({"type": "a.b", "data": {}}).to_string();
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer sk_wrong_key_000000000000")],
+    ] {
+        let (status, body) = Stack::send(
+            &stack.ingest,
+            Method::POST,
+            "/v1/events",
+            Some(Body::from(event.clone())),
+            &headers,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(
+            body["error"]["code"]
+                .as_str()
+                .unwrap()
+                .contains("unauthorized")
+                || body["error"]["code"] == "invalid_api_key"
+        );
+    }
+    let (status, _) = Stack::send(&stack.api, Method::GET, "/v1/subscribers", None, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_nothing_written(&stack).await;
+}
+
+#[tokio::test]
+async fn health_needs_no_key_and_unknown_routes_are_json_404() {
+    let stack = Stack::new().await;
+    let (status, body) = Stack::send(&stack.ingest, Method::GET, "/v1/health", None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["version"], skyhook_shared::VERSION);
+    let (status, body) = Stack::send(&stack.ingest, Method::GET, "/v2/nothing", None, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, body) = Stack::send(&stack.ingest, Method::DELETE, "/v1/events", None, &[]).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn explicit_subscriber_ids_target_only_those_subscribers() {
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    let (a, _) = stack.subscribe(&receiver.url("/a"), &["invoice.*"]).await;
+    stack.subscribe(&receiver.url("/b"), &["*"]).await;
+    let out = stack
+        .publish(json!({"type": "skyhook.test", "data": {}, "subscriber_ids": [a]}))
+        .await;
+    assert_eq!(out["subscribers"], 1);
+    let (status, body) = stack
+        .ingest_json(
+            Method::POST,
+            "/v1/events",
+            &json!({"type": "a.b", "data": {}, "subscriber_ids": ["sub_doesnotexist"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "unknown_subscriber");
+    let runner = stack.start_delivery();
+    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    runner.stop().await;
+    assert_eq!(receiver.requests().len(), 1);
+    assert_eq!(got[0].path, "/a");
+}
