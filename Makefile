@@ -26,3 +26,6 @@ emulator-shell:
 
 clean-local:
 	rm -rf .venv .skyhook
+
+# Further targets (build, deploy, smoke, …) live beside this file in mk/.
+-include mk/*.mk
