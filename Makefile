@@ -1,11 +1,19 @@
 # Skyhook — webhook delivery on AWS serverless.
+#   make run    the whole system on this machine (moto on 127.0.0.1:4566, API on 127.0.0.1:3000)
 #   make test   format check, clippy, and every test against an AWS API emulator
+#   make demo   start everything, deliver one verified webhook, stop everything
 #   make build  debug build of the workspace
 
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test lint fmt build emulator-shell clean-local
+.PHONY: run demo test lint fmt build emulator-shell clean-local
+
+run:
+	./scripts/run-local.sh
+
+demo:
+	./scripts/demo.sh
 
 test: lint
 	./scripts/with-emulator.sh ./scripts/run-tests.sh

@@ -22,40 +22,19 @@ if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
 fi
 
 "$root/scripts/ensure-venv.sh"
-
 port="${SKYHOOK_EMULATOR_PORT:-}"
 if [ -z "$port" ]; then
   port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 fi
 log="$state/moto-$port.log"
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
-pid=$!
+pid="$("$root/scripts/start-emulator.sh" "$port" "$log")"
 echo "$pid" >"$state/moto-$port.pid"
 
 stop() {
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
+  "$root/scripts/stop-pid.sh" "$pid"
   rm -f "$state/moto-$port.pid"
 }
 trap stop EXIT INT TERM
-
-for _ in $(seq 1 100); do
-  if curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then
-    break
-  fi
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "emulator: moto server exited; its log:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
-if ! curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then
-  echo "emulator: moto server did not answer on 127.0.0.1:$port within 20 s" >&2
-  exit 1
-fi
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 echo "emulator: moto server (pid $pid) at $AWS_ENDPOINT_URL"

@@ -1,4 +1,7 @@
-//! Skyhook on one machine. `esm` emulates Lambda's SQS event source mapping so the local
-//! runner and the end-to-end tests drive the very handlers the Lambda binaries run.
+//! The `skyhook` command's library: the local runner, the SQS event-source emulation it and
+//! the tests share, the operator commands' API client, and the verifying local receiver.
 
+pub mod client;
 pub mod esm;
+pub mod listen;
+pub mod local;

@@ -92,6 +92,21 @@ pub struct IngestState {
     pub max_payload_bytes: usize,
 }
 
+impl IngestState {
+    /// The state `ingest-http` and the local runner serve. `None` when the config has no
+    /// admin key source (it was read for `ingest-events`).
+    pub fn from_config(sdk: &aws_config::SdkConfig, config: &Config) -> Option<Self> {
+        Some(IngestState {
+            publisher: publisher(sdk, config),
+            auth: Arc::new(Authenticator::new(
+                config.admin_key.clone()?,
+                Some(aws_sdk_secretsmanager::Client::new(sdk)),
+            )),
+            max_payload_bytes: config.max_payload_bytes,
+        })
+    }
+}
+
 /// `POST /v1/events` and `GET /v1/health`; unknown routes answer in the API's error shape.
 pub fn router(state: Arc<IngestState>) -> Router {
     Router::new()

@@ -1,0 +1,490 @@
+//! `skyhook local`: the whole system in one process against an AWS API emulator. It
+//! provisions what it needs, serves the ingest and management routers (the ones the Lambda
+//! binaries run) on one port, and feeds the delivery queue and the EventBridge queue to the
+//! Lambda handlers the way event source mappings would.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
+use aws_sdk_eventbridge::types::{RuleState, Target};
+use serde_json::value::RawValue;
+use tokio::sync::watch;
+
+use skyhook_shared::aws::{Provisioned, ResourceNames, load_sdk_config, provision};
+use skyhook_shared::config::{self, Env, ProcessEnv};
+use skyhook_shared::ids::TenantId;
+use skyhook_shared::publish::Publisher;
+
+use crate::esm::{SqsPoller, handler};
+
+pub const LOCAL_ADDR: &str = "SKYHOOK_LOCAL_ADDR";
+pub const LOCAL_PREFIX: &str = "SKYHOOK_LOCAL_PREFIX";
+pub const LOCAL_POLLERS: &str = "SKYHOOK_LOCAL_POLLERS";
+pub const LOCAL_EVENT_PATTERN: &str = "SKYHOOK_LOCAL_EVENT_PATTERN";
+pub const DEFAULT_LOCAL_ADDR: &str = "127.0.0.1:3000";
+pub const DEFAULT_LOCAL_PREFIX: &str = "skyhook-local";
+/// Every event on the local bus goes to Skyhook.
+pub const DEFAULT_EVENT_PATTERN: &str = r#"{"source":[{"prefix":""}]}"#;
+
+/// Settings of `skyhook local`, on top of the functions' own `SKYHOOK_` settings.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub addr: SocketAddr,
+    pub prefix: String,
+    pub pollers: usize,
+    pub admin_key: String,
+    /// Whether the admin key was generated (and must be printed for the user).
+    pub generated_key: bool,
+    pub event_pattern: String,
+    pub endpoint: String,
+}
+
+impl LocalConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, config::ConfigError> {
+        let endpoint = config::optional(env, "AWS_ENDPOINT_URL").ok_or_else(|| {
+            config::ConfigError::new(
+                "AWS_ENDPOINT_URL",
+                "is required: skyhook local runs against an AWS API emulator such as moto or \
+                 LocalStack (make run starts one)",
+            )
+        })?;
+        let (admin_key, generated_key) = match config::optional(env, config::ADMIN_KEY) {
+            Some(k) if k.len() >= config::MIN_ADMIN_KEY_LEN => (k, false),
+            Some(_) => {
+                return Err(config::ConfigError::new(
+                    config::ADMIN_KEY,
+                    format!("must be at least {} characters", config::MIN_ADMIN_KEY_LEN),
+                ));
+            }
+            None => (generate_key(), true),
+        };
+        let event_pattern = config::optional(env, LOCAL_EVENT_PATTERN)
+            .unwrap_or_else(|| DEFAULT_EVENT_PATTERN.to_string());
+        serde_json::from_str::<serde_json::Value>(&event_pattern)
+            .map_err(|e| config::ConfigError::new(LOCAL_EVENT_PATTERN, e))?;
+        Ok(Self {
+            addr: config::parsed(
+                env,
+                LOCAL_ADDR,
+                DEFAULT_LOCAL_ADDR
+                    .parse()
+                    .unwrap_or(([127, 0, 0, 1], 3000).into()),
+                |v| v.parse::<SocketAddr>().map_err(|e| e.to_string()),
+            )?,
+            prefix: config::parsed(env, LOCAL_PREFIX, DEFAULT_LOCAL_PREFIX.to_string(), |v| {
+                if !v.is_empty()
+                    && v.len() <= 40
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    Ok(v.to_string())
+                } else {
+                    Err("use 1 to 40 letters, digits and dashes")
+                }
+            })?,
+            pollers: config::parsed(env, LOCAL_POLLERS, 4, |v| match v.parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => Ok(n),
+                _ => Err("expected a number from 1 to 64"),
+            })?,
+            admin_key,
+            generated_key,
+            event_pattern,
+            endpoint,
+        })
+    }
+
+    pub fn bus_name(&self) -> String {
+        format!("{}-bus", self.prefix)
+    }
+}
+
+/// A fresh admin key for a local run: `sk_local_` and 32 random hex digits.
+pub fn generate_key() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sk_local_{hex}")
+}
+
+/// The functions read their settings from the environment; locally the provisioned
+/// resources are laid over it, and anything the user set explicitly still wins.
+struct LayeredEnv {
+    overrides: HashMap<String, String>,
+}
+
+impl Env for LayeredEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        ProcessEnv
+            .get(name)
+            .filter(|v| !v.trim().is_empty() && !self.forced(name))
+            .or_else(|| self.overrides.get(name).cloned())
+    }
+}
+
+impl LayeredEnv {
+    /// Resource names always come from provisioning: a stale exported value must not
+    /// point the runner at another table or queue.
+    fn forced(&self, name: &str) -> bool {
+        matches!(
+            name,
+            config::TABLE | config::QUEUE_URL | config::DLQ_URL | config::ADMIN_KEY
+        ) || name == config::LOCAL_MODE
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("provisioning failed: {0}")]
+    Provision(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// What `skyhook local` made, for the banner and for callers.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub resources: Provisioned,
+    pub eventbridge_queue_url: String,
+    pub bus: String,
+}
+
+async fn provision_eventbridge(
+    sdk: &aws_config::SdkConfig,
+    cfg: &LocalConfig,
+) -> Result<String, LocalError> {
+    let fail = |what: &str, e: String| LocalError::Provision(format!("{what}: {e}"));
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{}-eventbridge", cfg.prefix))
+        .send()
+        .await
+        .map_err(|e| {
+            fail(
+                "EventBridge target queue",
+                aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+            )
+        })?
+        .queue_url()
+        .unwrap_or_default()
+        .to_string();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| {
+            fail(
+                "EventBridge target queue",
+                aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+            )
+        })?
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .ok_or_else(|| fail("EventBridge target queue", "no ARN".into()))?;
+    let eb = aws_sdk_eventbridge::Client::new(sdk);
+    let bus = cfg.bus_name();
+    if let Err(e) = eb.create_event_bus().name(&bus).send().await
+        && !e
+            .as_service_error()
+            .is_some_and(|s| s.is_resource_already_exists_exception())
+    {
+        return Err(fail(
+            "event bus",
+            aws_sdk_eventbridge::error::DisplayErrorContext(&e).to_string(),
+        ));
+    }
+    let rule = format!("{}-to-ingest", cfg.prefix);
+    eb.put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(&cfg.event_pattern)
+        .state(RuleState::Enabled)
+        .send()
+        .await
+        .map_err(|e| {
+            fail(
+                "event rule",
+                aws_sdk_eventbridge::error::DisplayErrorContext(&e).to_string(),
+            )
+        })?;
+    let target = Target::builder()
+        .id("skyhook-ingest-events")
+        .arn(arn)
+        .build()
+        .map_err(|e| fail("event target", e.to_string()))?;
+    eb.put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|e| {
+            fail(
+                "event target",
+                aws_sdk_eventbridge::error::DisplayErrorContext(&e).to_string(),
+            )
+        })?;
+    Ok(queue_url)
+}
+
+/// The `ingest-events` handler behind an SQS queue, as an EventBridge → SQS → Lambda chain:
+/// records that cannot become events are logged and dropped (they never will), records that
+/// failed for a passing reason are retried.
+fn eventbridge_handler(publisher: Publisher, tenant: TenantId) -> crate::esm::SqsHandler {
+    handler(
+        move |event: lambda_runtime::LambdaEvent<aws_lambda_events::sqs::SqsEvent>| {
+            let (publisher, tenant) = (publisher.clone(), tenant.clone());
+            async move {
+                let mut response = SqsBatchResponse::default();
+                for record in event.payload.records {
+                    let body = record.body.as_deref().unwrap_or("");
+                    let parsed: Result<EventBridgeEvent<Box<RawValue>>, _> =
+                        serde_json::from_str(body);
+                    let result = match parsed {
+                        Ok(ev) => {
+                            skyhook_ingest::handle_eventbridge(
+                                &publisher,
+                                &tenant,
+                                lambda_runtime::LambdaEvent::new(
+                                    ev,
+                                    lambda_runtime::Context::default(),
+                                ),
+                            )
+                            .await
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "not an EventBridge event; dropping it");
+                            continue;
+                        }
+                    };
+                    match result {
+                        Ok(out) => {
+                            tracing::info!(event_id = %out["id"], "EventBridge event published")
+                        }
+                        Err(skyhook_ingest::EventBridgeError::Publish(e)) if e.is_retryable() => {
+                            tracing::warn!(error = %e, "EventBridge event not published; will retry");
+                            let mut failure = BatchItemFailure::default();
+                            failure.item_identifier = record.message_id.clone().unwrap_or_default();
+                            response.batch_item_failures.push(failure);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "EventBridge event rejected; dropping it")
+                        }
+                    }
+                }
+                Ok(response)
+            }
+        },
+    )
+}
+
+/// Runs until `shutdown` resolves, then stops accepting requests, lets in-flight deliveries
+/// finish, and returns. `on_ready` is called once everything is up.
+pub async fn run(
+    cfg: LocalConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(&LocalConfig, &Running),
+) -> Result<(), LocalError> {
+    let sdk = load_sdk_config().await;
+    let schedule = config::retry_schedule(&ProcessEnv)?;
+    let resources = provision(
+        &sdk,
+        &ResourceNames::with_prefix(&cfg.prefix),
+        schedule.max_attempts(),
+    )
+    .await
+    .map_err(|e| LocalError::Provision(e.to_string()))?;
+    let eventbridge_queue_url = provision_eventbridge(&sdk, &cfg).await?;
+
+    let env = LayeredEnv {
+        overrides: HashMap::from([
+            (config::TABLE.to_string(), resources.table.clone()),
+            (config::QUEUE_URL.to_string(), resources.queue_url.clone()),
+            (config::DLQ_URL.to_string(), resources.dlq_url.clone()),
+            (config::ADMIN_KEY.to_string(), cfg.admin_key.clone()),
+            (config::LOCAL_MODE.to_string(), "true".to_string()),
+            (
+                config::SECRET_PREFIX.to_string(),
+                format!("{}/subscribers/", cfg.prefix),
+            ),
+        ]),
+    };
+    let ingest_cfg = skyhook_ingest::Config::from_env(&env, true)?;
+    let api_cfg = skyhook_api::Config::from_env(&env)?;
+    let delivery_cfg = skyhook_delivery::Config::from_env(&env)?;
+
+    let ingest_state = skyhook_ingest::IngestState::from_config(&sdk, &ingest_cfg)
+        .ok_or_else(|| LocalError::Provision("ingest has no admin key".into()))?;
+    let publisher = ingest_state.publisher.clone();
+    let api_state = skyhook_api::ApiState::from_config(&sdk, &api_cfg);
+    let deliverer = skyhook_delivery::Deliverer::from_config(&sdk, &delivery_cfg);
+    let app = skyhook_shared::http::with_fallbacks(
+        skyhook_ingest::router(Arc::new(ingest_state))
+            .merge(skyhook_api::router(Arc::new(api_state))),
+    );
+
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .map_err(|source| LocalError::Bind {
+            addr: cfg.addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(LocalError::Serve)?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let delivery = {
+        let poller = SqsPoller::new(sqs.clone(), &resources.queue_url);
+        let deliverer = deliverer.clone();
+        let handler = handler(move |event| {
+            let deliverer = deliverer.clone();
+            async move { skyhook_delivery::handle(&deliverer, event).await }
+        });
+        let rx = stop_rx.clone();
+        let pollers = cfg.pollers;
+        tokio::spawn(async move { poller.run(handler, pollers, rx).await })
+    };
+    let events = {
+        let poller = SqsPoller::new(sqs, &eventbridge_queue_url);
+        let handler = eventbridge_handler(publisher, ingest_cfg.eventbridge_tenant.clone());
+        let rx = stop_rx.clone();
+        tokio::spawn(async move { poller.run(handler, 1, rx).await })
+    };
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+
+    let running = Running {
+        addr,
+        resources,
+        eventbridge_queue_url,
+        bus: cfg.bus_name(),
+    };
+    on_ready(&cfg, &running);
+    shutdown.await;
+    tracing::info!("stopping: finishing in-flight deliveries");
+    let _ = stop_tx.send(true);
+    let served = server.await;
+    let _ = tokio::time::timeout(Duration::from_secs(60), async {
+        let _ = delivery.await;
+        let _ = events.await;
+    })
+    .await;
+    match served {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(LocalError::Serve(e)),
+        Err(e) => Err(LocalError::Serve(std::io::Error::other(e))),
+    }
+}
+
+/// The banner printed once the runner is up: where things are and a copy-paste quickstart.
+pub fn banner(cfg: &LocalConfig, running: &Running) -> String {
+    let url = format!("http://{}", running.addr);
+    let key_note = if cfg.generated_key {
+        " (generated; set SKYHOOK_ADMIN_KEY to choose one)"
+    } else {
+        ""
+    };
+    format!(
+        r#"Skyhook is running locally.
+
+  API          {url}
+  Admin key    {key}{key_note}
+  Emulator     {endpoint}
+  Queue        {queue}
+  DLQ          {dlq}
+  Table        {table}
+  Event bus    {bus}  (events put here are published too)
+
+Quickstart (in another terminal):
+
+  export SKYHOOK_API_URL={url} SKYHOOK_API_KEY={key}
+
+  # a receiver that verifies every delivery and prints it, subscribed to everything
+  skyhook listen --port 4000 --subscribe '*'
+
+  # or with curl: create a subscriber, then publish an event
+  curl -s $SKYHOOK_API_URL/v1/subscribers -H "authorization: Bearer $SKYHOOK_API_KEY" \
+    -H 'content-type: application/json' \
+    -d '{{"url": "http://127.0.0.1:4000/webhooks", "event_types": ["order.*"]}}'
+  curl -s $SKYHOOK_API_URL/v1/events -H "authorization: Bearer $SKYHOOK_API_KEY" \
+    -H 'content-type: application/json' \
+    -d '{{"type": "order.created", "data": {{"id": "ord_1"}}}}'
+
+Press Ctrl-C to stop (in-flight deliveries finish first).
+"#,
+        key = cfg.admin_key,
+        endpoint = cfg.endpoint,
+        queue = running.resources.queue_url,
+        dlq = running.resources.dlq_url,
+        table = running.resources.table,
+        bus = running.bus,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn an_emulator_endpoint_is_required() {
+        let err = LocalConfig::from_env(&env(&[])).unwrap_err();
+        assert_eq!(err.name, "AWS_ENDPOINT_URL");
+    }
+
+    #[test]
+    fn defaults_and_a_generated_key() {
+        let cfg =
+            LocalConfig::from_env(&env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")])).unwrap();
+        assert_eq!(cfg.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(cfg.prefix, "skyhook-local");
+        assert!(cfg.generated_key);
+        assert!(cfg.admin_key.starts_with("sk_local_"));
+        assert_eq!(cfg.admin_key.len(), "sk_local_".len() + 32);
+        assert_ne!(generate_key(), generate_key());
+    }
+
+    #[test]
+    fn bad_settings_name_their_variable() {
+        for (name, value) in [
+            (LOCAL_ADDR, "localhost"),
+            (LOCAL_PREFIX, "has space"),
+            (LOCAL_POLLERS, "0"),
+            (LOCAL_EVENT_PATTERN, "{not json"),
+            (config::ADMIN_KEY, "short"),
+        ] {
+            let err = LocalConfig::from_env(&env(&[
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+                (name, value),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.name, name);
+        }
+    }
+}
