@@ -1,0 +1,301 @@
+//! `skyhook local` as a user runs it: a separate process against the emulator, driven only
+//! over HTTP (and EventBridge), with real receivers that verify what they get.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use skyhook_tests::{Receiver, Reply, eventually, sdk_config, unique};
+
+const BIN: &str = env!("CARGO_BIN_EXE_skyhook");
+const KEY: &str = "sk_local_test_0123456789abcdef";
+
+/// Kills the runner if a test fails half-way, so no process outlives the test.
+struct Runner {
+    child: Child,
+    base: String,
+    prefix: String,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_local() -> Runner {
+    let endpoint = sdk_config().await.endpoint_url().unwrap().to_string();
+    let port = free_port();
+    let prefix = unique("local");
+    let child = Command::new(BIN)
+        .arg("local")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("SKYHOOK_LOCAL_ADDR", format!("127.0.0.1:{port}"))
+        .env("SKYHOOK_LOCAL_PREFIX", &prefix)
+        .env("SKYHOOK_ADMIN_KEY", KEY)
+        .env("SKYHOOK_RETRY_SCHEDULE", "1s,1s")
+        .env("SKYHOOK_HTTP_TIMEOUT", "5s")
+        .env("SKYHOOK_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let runner = Runner {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        prefix,
+    };
+    let http = reqwest::Client::new();
+    eventually(
+        Duration::from_secs(60),
+        "skyhook local to serve",
+        || async {
+            http.get(format!("{}/v1/health", runner.base))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        },
+    )
+    .await;
+    runner
+}
+
+async fn call(
+    runner: &Runner,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{path}", runner.base))
+        .bearer_auth(KEY);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn skyhook_local_delivers_retries_dead_letters_and_reports_over_http() {
+    let runner = start_local().await;
+    let ok = Receiver::always(200).await;
+    let flaky = Receiver::start(
+        vec![Reply::Status(500), Reply::Status(500)],
+        Reply::Status(200),
+    )
+    .await;
+    let down = Receiver::always(500).await;
+    let target = Receiver::always(200).await;
+    let redirect = Receiver::start(
+        vec![],
+        Reply::WithHeaders(301, vec![("location", target.url("/new"))]),
+    )
+    .await;
+
+    let mut subs = Vec::new();
+    for (name, receiver) in [
+        ("ok", &ok),
+        ("flaky", &flaky),
+        ("down", &down),
+        ("redirect", &redirect),
+    ] {
+        let (status, body) = call(
+            &runner,
+            reqwest::Method::POST,
+            "/v1/subscribers",
+            Some(json!({"url": receiver.url(&format!("/{name}")), "event_types": ["order.*"]})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        subs.push((
+            name,
+            body["id"].as_str().unwrap().to_string(),
+            body["secret"].as_str().unwrap().to_string(),
+        ));
+    }
+
+    let (status, published) = call(
+        &runner,
+        reqwest::Method::POST,
+        "/v1/events",
+        Some(json!({"type": "order.created", "data": {"id": "ord_9"}})),
+    )
+    .await;
+    assert_eq!(status, 202, "{published}");
+    assert_eq!(published["subscribers"], 4);
+    let event_id = published["id"].as_str().unwrap().to_string();
+
+    // Schedule 1s,1s: three attempts each, about a second apart.
+    let got_ok = ok.wait_for(1, Duration::from_secs(30)).await;
+    let got_flaky = flaky.wait_for(3, Duration::from_secs(30)).await;
+    down.wait_for(3, Duration::from_secs(30)).await;
+    redirect.wait_for(3, Duration::from_secs(30)).await;
+
+    let secret = |name: &str| subs.iter().find(|s| s.0 == name).unwrap().2.clone();
+    got_ok[0].verify(&secret("ok")).unwrap();
+    for r in &got_flaky {
+        r.verify(&secret("flaky")).unwrap();
+        assert_eq!(r.header("webhook-id"), event_id);
+    }
+    assert!(got_flaky[1].at - got_flaky[0].at >= Duration::from_millis(700));
+
+    let status = eventually(
+        Duration::from_secs(30),
+        "every delivery to finish",
+        || async {
+            let (_, s) = call(
+                &runner,
+                reqwest::Method::GET,
+                &format!("/v1/events/{event_id}"),
+                None,
+            )
+            .await;
+            let done = s["deliveries"].as_array().is_some_and(|d| {
+                d.iter()
+                    .all(|d| d["status"] == "delivered" || d["status"] == "failed")
+            });
+            done.then_some(s)
+        },
+    )
+    .await;
+    let by_name = |name: &str| {
+        let id = subs.iter().find(|s| s.0 == name).unwrap().1.clone();
+        status["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["subscriber_id"] == id.as_str())
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_name("ok")["status"], "delivered");
+    assert_eq!(by_name("ok")["attempts"], 1);
+    assert_eq!(by_name("flaky")["status"], "delivered");
+    assert_eq!(by_name("flaky")["attempts"], 3);
+    assert_eq!(by_name("down")["status"], "failed");
+    assert_eq!(by_name("down")["attempts"], 3);
+    assert_eq!(by_name("down")["last_status_code"], 500);
+    assert_eq!(by_name("redirect")["status"], "failed");
+    assert_eq!(by_name("redirect")["last_status_code"], 301);
+    assert!(target.requests().is_empty(), "redirects are not followed");
+    assert_eq!(ok.requests().len(), 1);
+    assert_eq!(down.requests().len(), 3);
+
+    // The two failures are in the runner's DLQ.
+    let sdk = sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dlq = sqs
+        .get_queue_url()
+        .queue_name(format!("{}-deliveries-dlq", runner.prefix))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let dead = eventually(Duration::from_secs(10), "two dead letters", || async {
+        let out = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        (out.messages().len() == 2).then(|| out.messages().to_vec())
+    })
+    .await;
+    let mut dead_subs: Vec<String> = dead
+        .iter()
+        .map(|m| {
+            m.message_attributes().unwrap()["skyhook_subscriber_id"]
+                .string_value()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    dead_subs.sort();
+    let mut want = vec![
+        by_name("down")["subscriber_id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        by_name("redirect")["subscriber_id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    ];
+    want.sort();
+    assert_eq!(dead_subs, want);
+
+    // Events put on the local EventBridge bus are published too.
+    let eb = aws_sdk_eventbridge::Client::new(&sdk);
+    eb.put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .event_bus_name(format!("{}-bus", runner.prefix))
+                .source("com.example.shop")
+                .detail_type("order.shipped")
+                .detail(r#"{"id": "ord_9", "carrier": "ups"}"#)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let got = ok.wait_for(2, Duration::from_secs(30)).await;
+    let shipped = got[1].json();
+    assert_eq!(shipped["type"], "order.shipped");
+    assert_eq!(shipped["data"], json!({"id": "ord_9", "carrier": "ups"}));
+    got[1].verify(&secret("ok")).unwrap();
+
+    // Ctrl-C stops it cleanly.
+    let mut runner = runner;
+    let pid = runner.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(status) = runner.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "skyhook local did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn skyhook_local_refuses_to_start_without_an_emulator_endpoint() {
+    let out = Command::new(BIN)
+        .arg("local")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AWS_ENDPOINT_URL"));
+}
