@@ -14,7 +14,9 @@ use aws_sdk_eventbridge::types::{RuleState, Target};
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 
-use skyhook_shared::aws::{Provisioned, ResourceNames, load_sdk_config, provision};
+use skyhook_shared::aws::{
+    Provisioned, ResourceNames, create_queue, load_sdk_config, provision, queue_arn,
+};
 use skyhook_shared::config::{self, Env, ProcessEnv};
 use skyhook_shared::ids::TenantId;
 use skyhook_shared::publish::Publisher;
@@ -166,38 +168,12 @@ async fn provision_eventbridge(
 ) -> Result<String, LocalError> {
     let fail = |what: &str, e: String| LocalError::Provision(format!("{what}: {e}"));
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("{}-eventbridge", cfg.prefix))
-        .send()
+    let queue_url = create_queue(&sqs, &format!("{}-eventbridge", cfg.prefix))
         .await
-        .map_err(|e| {
-            fail(
-                "EventBridge target queue",
-                aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
-            )
-        })?
-        .queue_url()
-        .unwrap_or_default()
-        .to_string();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
+        .map_err(|e| fail("EventBridge target queue", e.to_string()))?;
+    let arn = queue_arn(&sqs, &queue_url)
         .await
-        .map_err(|e| {
-            fail(
-                "EventBridge target queue",
-                aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
-            )
-        })?
-        .attributes()
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .ok_or_else(|| fail("EventBridge target queue", "no ARN".into()))?;
+        .map_err(|e| fail("EventBridge target queue", e.to_string()))?;
     let eb = aws_sdk_eventbridge::Client::new(sdk);
     let bus = cfg.bus_name();
     if let Err(e) = eb.create_event_bus().name(&bus).send().await

@@ -11,7 +11,7 @@ mod sqs;
 pub use dynamodb::{
     DynamoDbAttemptLog, DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore,
 };
-pub use provision::{Provisioned, ResourceNames, provision};
+pub use provision::{Provisioned, ResourceNames, create_queue, provision, queue_arn};
 pub use secretsmanager::SecretsManagerSecrets;
 pub use sqs::SqsDeliveryQueue;
 

@@ -82,7 +82,8 @@ pub async fn provision(
     })
 }
 
-async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, StoreError> {
+/// Creates a standard queue (a no-op when it exists) and returns its URL.
+pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, StoreError> {
     let out = sqs
         .create_queue()
         .queue_name(name)
@@ -94,7 +95,8 @@ async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, S
         .ok_or_else(|| StoreError::unavailable("SQS", "CreateQueue returned no URL"))
 }
 
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, StoreError> {
+/// The ARN of the queue at `url`.
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, StoreError> {
     let out = sqs
         .get_queue_attributes()
         .queue_url(url)
