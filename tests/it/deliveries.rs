@@ -432,3 +432,36 @@ async fn stats_count_each_finished_delivery_once_and_average_its_attempts() {
         .await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn deliveries_finishing_at_the_same_time_are_all_counted() {
+    let stack = Stack::new().await;
+    let tenant = TenantId::default_tenant();
+    let (sub, _) = stack.subscribe("https://example.com/1", &["*"]).await;
+    let sub = SubscriberId::parse(&sub).unwrap();
+    let finishes = (0..24).map(|i| {
+        let (log, tenant, sub) = (stack.deliverer.log.clone(), tenant.clone(), sub.clone());
+        async move {
+            let outcome = if i % 3 == 0 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            let state = if i % 3 == 0 {
+                DeliveryState::Failed
+            } else {
+                DeliveryState::Delivered
+            };
+            let a = attempt(&tenant, &EventId::new(), &sub, 1, outcome, Utc::now());
+            log.record(&a, &status(&sub, state, 1)).await.unwrap();
+        }
+    });
+    futures::future::join_all(finishes).await;
+    let (_, stats) = stack
+        .api_call(Method::GET, &format!("/v1/stats?subscriber_id={sub}"), None)
+        .await;
+    assert_eq!(stats["total"], 24);
+    assert_eq!(stats["failure"], 8);
+    assert_eq!(stats["success"], 16);
+    assert_eq!(stats["avg_attempts"], 1.0);
+}

@@ -140,6 +140,31 @@ fn is_transaction_condition_failure(
     }
 }
 
+/// A transaction cancelled because another write to one of its items was in flight (two
+/// deliveries finishing at once on the same counter shard): worth trying again at once.
+fn is_transaction_conflict(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    match err.as_service_error() {
+        Some(
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                e,
+            ),
+        ) => e
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("TransactionConflict")),
+        Some(e) => e.is_transaction_in_progress_exception(),
+        None => false,
+    }
+}
+
+/// How often a status transaction is tried when it conflicts with another write.
+const TRANSACTION_TRIES: u32 = 5;
+
 fn build_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::unavailable(SERVICE, e)
 }
@@ -749,22 +774,30 @@ impl DynamoDbAttemptLog {
         for (k, v) in values {
             put = put.expression_attribute_values(k, v);
         }
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .put(put.build().map_err(build_err)?)
-                .build(),
-        ];
-        items.extend(self.counter_updates(tenant, &status.subscriber_id, change)?);
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) if is_transaction_condition_failure(&err) => Ok(false),
-            Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+        let put = TransactWriteItem::builder()
+            .put(put.build().map_err(build_err)?)
+            .build();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            // A fresh random shard each try, which is what usually clears a conflict.
+            let mut items = vec![put.clone()];
+            items.extend(self.counter_updates(tenant, &status.subscriber_id, change)?);
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(err) if is_transaction_condition_failure(&err) => return Ok(false),
+                Err(err) if tries < TRANSACTION_TRIES && is_transaction_conflict(&err) => {
+                    let pause = 10 * u64::from(tries) + rand::random::<u64>() % 20;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Err(err) => return Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+            }
         }
     }
 
