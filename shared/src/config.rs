@@ -101,6 +101,8 @@ pub const SECRET_CACHE_TTL: &str = "SKYHOOK_SECRET_CACHE_TTL";
 pub const LOCAL_MODE: &str = "SKYHOOK_LOCAL_MODE";
 pub const ADMIN_KEY: &str = "SKYHOOK_ADMIN_KEY";
 pub const ADMIN_KEY_SECRET: &str = "SKYHOOK_ADMIN_KEY_SECRET";
+pub const ROTATION_GRACE: &str = "SKYHOOK_SECRET_ROTATION_GRACE";
+pub const AUDIT_RETENTION: &str = "SKYHOOK_AUDIT_RETENTION";
 
 pub const DEFAULT_SECRET_PREFIX: &str = "skyhook/subscribers/";
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -110,6 +112,17 @@ pub const MAX_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DEFAULT_SECRET_CACHE_TTL: Duration = Duration::from_secs(60);
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long the previous secret keeps signing after a rotation: a day gives every receiver
+/// time to deploy the new secret.
+pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// Audit records outlive the delivery log: a year, for "who changed this endpoint?" questions.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How long a dead letter is listed: as long as SQS keeps the message (its 14-day maximum).
+pub const DEAD_LETTER_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+
+pub fn rotation_grace(env: &dyn Env) -> Result<Duration, ConfigError> {
+    duration(env, ROTATION_GRACE, DEFAULT_ROTATION_GRACE)
+}
 
 pub fn retry_schedule(env: &dyn Env) -> Result<RetrySchedule, ConfigError> {
     parsed(env, RETRY_SCHEDULE, RetrySchedule::default(), |v| {

@@ -1,6 +1,8 @@
 //! HTTP plumbing shared by the ingest and management routers: the one error type and its
 //! JSON shape, bounded JSON body reading, and API-key authentication.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -11,8 +13,9 @@ use subtle::ConstantTimeEq;
 use tokio::sync::OnceCell;
 
 use crate::config::AdminKeySource;
-use crate::ids::TenantId;
-use crate::ports::StoreError;
+use crate::ids::{ApiKeyId, TenantId};
+pub use crate::model::Role;
+use crate::ports::{ApiKeyStore, StoreError};
 use crate::publish::PublishError;
 
 /// Every error a route returns: `{"error": {"code", "message"}}` with a fitting status.
@@ -147,22 +150,40 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Reader,
-    Publisher,
-    Admin,
-}
-
-/// Who is calling: a tenant and a role.
+/// Who is calling: a tenant, a role, and which key (`None` for the bootstrap key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub tenant: TenantId,
     pub role: Role,
+    pub key_id: Option<ApiKeyId>,
 }
 
+/// How the bootstrap key is named in audit records and `created_by`.
+pub const BOOTSTRAP_ACTOR: &str = "bootstrap";
+
 impl Principal {
+    /// The bootstrap key: admin of tenant `default`, and the only key that may act for
+    /// other tenants when creating keys.
+    pub fn bootstrap() -> Self {
+        Principal {
+            tenant: TenantId::default_tenant(),
+            role: Role::Admin,
+            key_id: None,
+        }
+    }
+
+    pub fn is_bootstrap(&self) -> bool {
+        self.key_id.is_none()
+    }
+
+    /// Who this is in the audit trail: the key id, or `bootstrap`.
+    pub fn actor(&self) -> String {
+        match &self.key_id {
+            Some(id) => id.to_string(),
+            None => BOOTSTRAP_ACTOR.to_string(),
+        }
+    }
+
     /// `403` unless the caller's role includes `needed` (admin ⊃ publisher ⊃ reader).
     pub fn require(&self, needed: Role) -> Result<(), ApiError> {
         if self.role >= needed {
@@ -171,22 +192,50 @@ impl Principal {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("this API key's role cannot do this; it needs {needed:?}").to_lowercase(),
+                format!(
+                    "this API key's role ({}) cannot do this; it needs {}",
+                    self.role.as_str(),
+                    needed.as_str()
+                ),
             ))
         }
     }
 }
 
-/// Checks `Authorization: Bearer <key>`. Keys are compared as SHA-256 digests in constant
-/// time, so neither their length nor a matching prefix leaks through timing.
+/// Prefix of every API key Skyhook issues, so a leaked key is easy to recognise in a scan.
+pub const API_KEY_PREFIX: &str = "sk_";
+
+/// A new API key: `sk_` and 32 bytes from the CSPRNG, base64url without padding.
+pub fn generate_api_key() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "{API_KEY_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// What is stored of a key: its SHA-256 digest. A fast hash is enough here because keys are
+/// 256 random bits, not passwords: there is nothing to guess from a leaked digest.
+pub fn api_key_digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// Checks `Authorization: Bearer <key>`: the bootstrap key, then the issued keys of the key
+/// store. Keys are compared as SHA-256 digests in constant time, so neither their length nor
+/// a matching prefix leaks through timing; issued keys are found by their digest, which says
+/// nothing about the key.
 pub struct Authenticator {
     source: AdminKeySource,
     secrets: Option<aws_sdk_secretsmanager::Client>,
     admin_digest: OnceCell<[u8; 32]>,
+    keys: Option<Arc<dyn ApiKeyStore>>,
 }
 
 fn digest(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
+    api_key_digest(key)
 }
 
 impl Authenticator {
@@ -197,7 +246,14 @@ impl Authenticator {
             source,
             secrets,
             admin_digest: OnceCell::new(),
+            keys: None,
         }
+    }
+
+    /// Also accepts the keys issued through `POST /v1/api-keys`.
+    pub fn with_key_store(mut self, keys: Arc<dyn ApiKeyStore>) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     async fn admin_digest(&self) -> Result<&[u8; 32], ApiError> {
@@ -256,19 +312,26 @@ impl Authenticator {
                     "malformed Authorization header: expected Bearer <key>",
                 )
             })?;
+        let presented = digest(key);
         let admin = self.admin_digest().await?;
-        if bool::from(digest(key).ct_eq(admin)) {
-            Ok(Principal {
-                tenant: TenantId::default_tenant(),
-                role: Role::Admin,
-            })
-        } else {
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_api_key",
-                "the API key is not valid",
-            ))
+        if bool::from(presented.ct_eq(admin)) {
+            return Ok(Principal::bootstrap());
         }
+        if let Some(keys) = &self.keys
+            && let Some((stored, stored_digest)) = keys.find(&presented).await?
+            && bool::from(presented.ct_eq(&stored_digest))
+        {
+            return Ok(Principal {
+                tenant: stored.tenant,
+                role: stored.role,
+                key_id: Some(stored.id),
+            });
+        }
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "the API key is not valid",
+        ))
     }
 }
 
@@ -314,11 +377,55 @@ mod tests {
         let reader = Principal {
             tenant: TenantId::default_tenant(),
             role: Role::Reader,
+            key_id: Some(ApiKeyId::new()),
         };
         assert!(reader.require(Role::Reader).is_ok());
         assert_eq!(
             reader.require(Role::Publisher).unwrap_err().status,
             StatusCode::FORBIDDEN
+        );
+    }
+
+    #[tokio::test]
+    async fn issued_keys_authenticate_as_their_tenant_and_role() {
+        use crate::memory::MemoryApiKeyStore;
+        let store = Arc::new(MemoryApiKeyStore::default());
+        let key = generate_api_key();
+        assert!(key.starts_with("sk_") && key.len() == 46, "{key}");
+        let stored = crate::model::ApiKey {
+            id: ApiKeyId::new(),
+            tenant: TenantId::parse("acme").unwrap(),
+            role: Role::Publisher,
+            description: None,
+            created_at: chrono::Utc::now(),
+            created_by: BOOTSTRAP_ACTOR.into(),
+        };
+        store.create(&stored, &api_key_digest(&key)).await.unwrap();
+        let auth = Authenticator::new(AdminKeySource::Value("sk_test_0123456789".into()), None)
+            .with_key_store(store.clone());
+        let p = auth
+            .authenticate(&headers(Some(&format!("Bearer {key}"))))
+            .await
+            .unwrap();
+        assert_eq!(p.tenant.as_str(), "acme");
+        assert_eq!(p.role, Role::Publisher);
+        assert_eq!(p.key_id.as_ref(), Some(&stored.id));
+        assert_eq!(p.actor(), stored.id.to_string());
+        let other = generate_api_key();
+        let err = auth
+            .authenticate(&headers(Some(&format!("Bearer {other}"))))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, StatusCode::UNAUTHORIZED);
+        store.delete(&stored.tenant, &stored.id).await.unwrap();
+        let err = auth
+            .authenticate(&headers(Some(&format!("Bearer {key}"))))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.status,
+            StatusCode::UNAUTHORIZED,
+            "a deleted key stops working"
         );
     }
 

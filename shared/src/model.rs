@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::event_type::{EventType, EventTypeFilter};
-use crate::ids::{EventId, SubscriberId, TenantId};
+use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
 use crate::signing::SignatureScheme;
 use crate::url::SubscriberUrl;
 
@@ -68,6 +68,16 @@ pub struct DeliveryMessage {
     pub timestamp: DateTime<Utc>,
     pub data: Box<RawValue>,
     pub correlation_id: String,
+    /// Attempts made in earlier rounds of this delivery: a redriven or recovered message is a
+    /// new SQS message whose receive count starts again at 1, and the attempt log numbers its
+    /// attempts on from here so that no earlier attempt is overwritten. Left out when zero, so
+    /// a first-round message has the same shape as before this field existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prior_attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize)]
@@ -89,6 +99,7 @@ impl DeliveryMessage {
             timestamp: event.timestamp,
             data: data.to_owned(),
             correlation_id: event.correlation_id.clone(),
+            prior_attempts: 0,
         }
     }
 
@@ -129,6 +140,11 @@ pub enum DeliveryState {
 }
 
 impl DeliveryState {
+    /// Delivered and failed are where a delivery ends (until an operator redrives it).
+    pub fn is_final(self) -> bool {
+        matches!(self, DeliveryState::Delivered | DeliveryState::Failed)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryState::Pending => "pending",
@@ -218,6 +234,126 @@ pub struct AttemptRecord {
     pub finished_at: DateTime<Utc>,
 }
 
+/// Totals over finished deliveries (one per event and subscriber that reached `delivered` or
+/// `failed`). `attempts` sums the attempts those deliveries took, so `attempts / total` is the
+/// average number of attempts a delivery needs; deliveries still retrying are not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    pub success: i64,
+    pub failure: i64,
+    pub attempts: i64,
+}
+
+impl DeliveryStats {
+    pub fn total(&self) -> i64 {
+        self.success + self.failure
+    }
+
+    /// Attempts per finished delivery, rounded to two decimals; 0 when nothing finished.
+    pub fn avg_attempts(&self) -> f64 {
+        if self.total() <= 0 {
+            0.0
+        } else {
+            (self.attempts as f64 / self.total() as f64 * 100.0).round() / 100.0
+        }
+    }
+
+    /// What one status contributes to the totals: only final statuses count.
+    pub fn of_status(status: &DeliveryStatus) -> Self {
+        let attempts = i64::from(status.attempts);
+        match status.status {
+            DeliveryState::Delivered => DeliveryStats {
+                success: 1,
+                failure: 0,
+                attempts,
+            },
+            DeliveryState::Failed => DeliveryStats {
+                success: 0,
+                failure: 1,
+                attempts,
+            },
+            DeliveryState::Pending | DeliveryState::Retrying => DeliveryStats::default(),
+        }
+    }
+
+    /// `self - other`, the change to apply when a status is replaced.
+    pub fn minus(self, other: Self) -> Self {
+        DeliveryStats {
+            success: self.success - other.success,
+            failure: self.failure - other.failure,
+            attempts: self.attempts - other.attempts,
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == DeliveryStats::default()
+    }
+}
+
+/// What an API key may do. Ordered: each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Reader,
+    Publisher,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Publisher => "publisher",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "reader" => Some(Role::Reader),
+            "publisher" => Some(Role::Publisher),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An API key as stored: everything but the key itself, which is kept only as a SHA-256 digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub tenant: TenantId,
+    pub role: Role,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// The key id (or `bootstrap`) that created it.
+    pub created_by: String,
+}
+
+/// One management change: who (a key id, or `bootstrap`), what, when, and to which resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub tenant: TenantId,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub resource: String,
+    /// A small JSON summary of the change (field names changed, counts); never secrets.
+    pub detail: Option<serde_json::Value>,
+}
+
+/// A dead-lettered delivery as the API lists it; the message itself waits in the SQS DLQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterEntry {
+    pub tenant: TenantId,
+    pub event_id: EventId,
+    pub subscriber_id: SubscriberId,
+    pub event_type: EventType,
+    pub reason: String,
+    pub attempts: u32,
+    pub dead_at: DateTime<Utc>,
+}
+
 /// RFC 3339 with millisecond precision and `Z`, the one time format Skyhook writes.
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -271,6 +407,7 @@ mod tests {
             timestamp: parse_time("2026-01-02T03:04:05.678Z").unwrap(),
             data: RawValue::from_string(data.to_string()).unwrap(),
             correlation_id: "corr-1".into(),
+            prior_attempts: 0,
         }
     }
 
@@ -304,6 +441,51 @@ mod tests {
         );
         assert!(DeliveryMessage::from_json("not json").is_err());
         assert!(DeliveryMessage::from_json(r#"{"v":1}"#).is_err());
+    }
+
+    #[test]
+    fn prior_attempts_is_omitted_when_zero_and_kept_otherwise() {
+        let mut m = message("{}");
+        assert!(!m.to_json().contains("prior_attempts"));
+        m.prior_attempts = 8;
+        let back = DeliveryMessage::from_json(&m.to_json()).unwrap();
+        assert_eq!(back.prior_attempts, 8);
+    }
+
+    #[test]
+    fn stats_count_final_statuses_and_average_their_attempts() {
+        let sub = SubscriberId::new();
+        let mut st = DeliveryStatus::pending(sub);
+        assert!(DeliveryStats::of_status(&st).is_zero());
+        st.status = DeliveryState::Failed;
+        st.attempts = 8;
+        let failed = DeliveryStats::of_status(&st);
+        st.status = DeliveryState::Delivered;
+        st.attempts = 9;
+        let delivered = DeliveryStats::of_status(&st);
+        // A failed delivery that is recovered and then delivered counts once, as a success.
+        let change = delivered.minus(failed);
+        assert_eq!(
+            (change.success, change.failure, change.attempts),
+            (1, -1, 1)
+        );
+        let total = DeliveryStats {
+            success: 2,
+            failure: 1,
+            attempts: 4,
+        };
+        assert_eq!(total.total(), 3);
+        assert_eq!(total.avg_attempts(), 1.33);
+        assert_eq!(DeliveryStats::default().avg_attempts(), 0.0);
+    }
+
+    #[test]
+    fn roles_round_trip_and_are_ordered() {
+        for r in [Role::Reader, Role::Publisher, Role::Admin] {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert!(Role::Reader < Role::Publisher && Role::Publisher < Role::Admin);
+        assert_eq!(Role::parse("owner"), None);
     }
 
     #[test]

@@ -7,8 +7,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::event_type::EventType;
-use crate::ids::{EventId, SubscriberId, TenantId};
-use crate::model::{AttemptRecord, DeliveryMessage, DeliveryStatus, EventRecord, Subscriber};
+use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
+use crate::model::{
+    ApiKey, AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryMessage, DeliveryStats,
+    DeliveryStatus, EventRecord, Outcome, Subscriber,
+};
 use crate::secret::SigningSecret;
 
 /// A failure of a backing service. `Unavailable` is worth retrying; the others are not.
@@ -71,6 +74,14 @@ pub trait SubscriberStore: Send + Sync {
     ) -> Result<Page<Subscriber>, StoreError>;
     /// Every active subscriber of the tenant, for fan-out.
     async fn active(&self, tenant: &TenantId) -> Result<Vec<Subscriber>, StoreError>;
+    /// Replaces a subscriber that was last updated at `expected_updated_at`. `Conflict` when it
+    /// changed or disappeared meanwhile, so two concurrent edits never silently undo each other
+    /// and an edit never brings a deleted subscriber back.
+    async fn replace(
+        &self,
+        subscriber: &Subscriber,
+        expected_updated_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }
 
 /// The result of one `SendMessageBatch`-sized send: the indexes (into the slice given)
@@ -141,6 +152,115 @@ pub trait AttemptLog: Send + Sync {
         tenant: &TenantId,
         event_id: &EventId,
     ) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// One page of the tenant's attempt log, filtered. Newest first, except when `event_id`
+    /// is given: then by subscriber and attempt number.
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        query: &AttemptQuery,
+    ) -> Result<Page<AttemptRecord>, StoreError>;
+    /// Totals over finished deliveries, of the tenant or of one of its subscribers.
+    async fn stats(
+        &self,
+        tenant: &TenantId,
+        subscriber: Option<&SubscriberId>,
+    ) -> Result<DeliveryStats, StoreError>;
+    /// Moves a status from `expected` (`None`: no status yet) to `new`, and the totals with
+    /// it. `Ok(false)` when the stored status is no longer `expected` (same state and attempts):
+    /// someone else moved it first. Used to reopen a failed delivery for redrive or recovery.
+    async fn replace_status(
+        &self,
+        tenant: &TenantId,
+        event_id: &EventId,
+        expected: Option<&DeliveryStatus>,
+        new: &DeliveryStatus,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Filters of `GET /v1/deliveries`. Times are inclusive bounds on an attempt's start.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptQuery {
+    pub subscriber_id: Option<SubscriberId>,
+    pub event_id: Option<EventId>,
+    pub outcome: Option<Outcome>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+/// Whether a status may overwrite the stored one: a final status (delivered, failed) is never
+/// overwritten by the delivery function, and a status never goes back to an earlier attempt.
+/// Reopening a failed delivery is an explicit [`AttemptLog::replace_status`].
+pub fn status_may_replace(stored: Option<&DeliveryStatus>, new: &DeliveryStatus) -> bool {
+    match stored {
+        None => true,
+        Some(old) => !old.status.is_final() && old.attempts <= new.attempts,
+    }
+}
+
+/// The index of dead-lettered deliveries, so the DLQ can be listed per tenant and page by
+/// page; the messages themselves stay in the SQS dead-letter queue until redriven.
+#[async_trait]
+pub trait DeadLetterStore: Send + Sync {
+    async fn put(&self, entry: &DeadLetterEntry) -> Result<(), StoreError>;
+    /// Oldest event first.
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        subscriber: Option<&SubscriberId>,
+        page: &PageRequest,
+    ) -> Result<Page<DeadLetterEntry>, StoreError>;
+    async fn remove(
+        &self,
+        tenant: &TenantId,
+        event_id: &EventId,
+        subscriber: &SubscriberId,
+    ) -> Result<(), StoreError>;
+}
+
+/// A message read from the dead-letter queue, held invisible until deleted or released.
+#[derive(Debug, Clone)]
+pub struct DeadMessage {
+    pub handle: String,
+    pub body: String,
+    /// Attempts made before it died: the `skyhook_attempts` attribute the delivery function
+    /// set, else the receive count it arrived with (a message moved by the redrive policy).
+    pub attempts: Option<u32>,
+}
+
+/// Reading the SQS dead-letter queue, for redrive.
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    /// Up to `max` messages, hidden from other readers for `hold`.
+    async fn receive(&self, max: usize, hold: Duration) -> Result<Vec<DeadMessage>, StoreError>;
+    async fn delete(&self, handle: &str) -> Result<(), StoreError>;
+    /// Makes a held message visible again at once.
+    async fn release(&self, handle: &str) -> Result<(), StoreError>;
+}
+
+/// API keys, looked up by the SHA-256 digest of the key; the key itself is never stored.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    async fn create(&self, key: &ApiKey, digest: &[u8; 32]) -> Result<(), StoreError>;
+    /// The key whose digest this is, with the stored digest (for a constant-time comparison).
+    async fn find(&self, digest: &[u8; 32]) -> Result<Option<(ApiKey, [u8; 32])>, StoreError>;
+    async fn list(&self, tenant: &TenantId, page: &PageRequest)
+    -> Result<Page<ApiKey>, StoreError>;
+    /// Returns whether something was deleted.
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<bool, StoreError>;
+}
+
+/// The audit trail of management changes.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    async fn record(&self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Newest first.
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<AuditRecord>, StoreError>;
 }
 
 /// What a publish returned, kept so that a repeated publish returns the same answer.
@@ -187,6 +307,27 @@ pub trait IdempotencyStore: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct SubscriberSecrets {
     pub signing: Vec<SigningSecret>,
+    /// When the secrets after the first stop signing (the end of the rotation grace period).
+    pub previous_until: Option<DateTime<Utc>>,
+}
+
+impl SubscriberSecrets {
+    /// Just one secret, no rotation under way.
+    pub fn current(secret: SigningSecret) -> Self {
+        Self {
+            signing: vec![secret],
+            previous_until: None,
+        }
+    }
+
+    /// The secrets to sign with at `now`: the previous ones drop out once their grace ends,
+    /// even if this value was cached before that moment.
+    pub fn at(&self, now: DateTime<Utc>) -> Vec<SigningSecret> {
+        match self.previous_until {
+            Some(until) if now >= until => self.signing.iter().take(1).cloned().collect(),
+            _ => self.signing.clone(),
+        }
+    }
 }
 
 #[async_trait]
@@ -204,4 +345,13 @@ pub trait SecretStore: Send + Sync {
         id: &SubscriberId,
     ) -> Result<Option<SubscriberSecrets>, StoreError>;
     async fn delete(&self, tenant: &TenantId, id: &SubscriberId) -> Result<(), StoreError>;
+    /// Makes `secret` the current one; the one it replaces keeps signing alongside for the
+    /// store's grace period. Returns when the grace period ends, or `None` when the subscriber
+    /// has no secret.
+    async fn rotate(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriberId,
+        secret: &SigningSecret,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
 }

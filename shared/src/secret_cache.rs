@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::ids::{SubscriberId, TenantId};
 use crate::ports::{SecretStore, StoreError, SubscriberSecrets};
@@ -78,6 +79,16 @@ impl SecretStore for CachedSecrets {
         self.invalidate(tenant, id);
         self.inner.delete(tenant, id).await
     }
+
+    async fn rotate(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriberId,
+        secret: &SigningSecret,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.invalidate(tenant, id);
+        self.inner.rotate(tenant, id, secret).await
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +126,49 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(40)).await;
         cache.get(&t, &id).await.unwrap();
         assert_eq!(store.gets.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_rotation_elsewhere_is_picked_up_once_the_ttl_passes() {
+        let store = Arc::new(MemorySecretStore::default());
+        let cache = CachedSecrets::new(store.clone(), Duration::from_millis(30));
+        let (t, id) = (TenantId::default_tenant(), SubscriberId::new());
+        let (old, new) = (SigningSecret::generate(), SigningSecret::generate());
+        store.create(&t, &id, &old).await.unwrap();
+        assert_eq!(
+            cache.get(&t, &id).await.unwrap().unwrap().signing,
+            std::slice::from_ref(&old)
+        );
+        // Another process (the API) rotates behind this cache's back.
+        store.rotate(&t, &id, &new).await.unwrap();
+        assert_eq!(
+            cache.get(&t, &id).await.unwrap().unwrap().signing,
+            std::slice::from_ref(&old)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let fresh = cache.get(&t, &id).await.unwrap().unwrap();
+        assert_eq!(fresh.signing, [new, old]);
+        assert!(fresh.previous_until.is_some());
+    }
+
+    #[tokio::test]
+    async fn the_previous_secret_stops_signing_when_its_grace_ends_even_from_the_cache() {
+        let store = Arc::new(MemorySecretStore::with_grace(Duration::from_millis(40)));
+        let cache = CachedSecrets::new(store.clone(), Duration::from_secs(60));
+        let (t, id) = (TenantId::default_tenant(), SubscriberId::new());
+        let (old, new) = (SigningSecret::generate(), SigningSecret::generate());
+        store.create(&t, &id, &old).await.unwrap();
+        store.rotate(&t, &id, &new).await.unwrap();
+        let cached = cache.get(&t, &id).await.unwrap().unwrap();
+        assert_eq!(cached.at(Utc::now()), [new.clone(), old]);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let cached = cache.get(&t, &id).await.unwrap().unwrap();
+        assert_eq!(cached.at(Utc::now()), [new]);
+        assert_eq!(
+            store.gets.load(Ordering::Relaxed),
+            1,
+            "served from the cache"
+        );
     }
 
     #[tokio::test]

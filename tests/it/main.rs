@@ -2,5 +2,10 @@
 //! `AWS_ENDPOINT_URL`). One test binary; each test provisions its own resources.
 
 mod api;
+mod auth;
+mod deliveries;
 mod delivery;
+mod dlq;
 mod ingest;
+mod openapi;
+mod subscribers;

@@ -25,8 +25,9 @@ use skyhook_cli::esm::{SqsHandler, SqsPoller, handler};
 use skyhook_delivery::{Deliverer, http_client};
 use skyhook_ingest::IngestState;
 use skyhook_shared::aws::{
-    DynamoDbAttemptLog, DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore,
-    Provisioned, ResourceNames, SecretsManagerSecrets, SqsDeliveryQueue, provision,
+    DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
+    DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore, Provisioned,
+    ResourceNames, SecretsManagerSecrets, SqsDeadLetterQueue, SqsDeliveryQueue, provision,
 };
 use skyhook_shared::config::AdminKeySource;
 use skyhook_shared::http::Authenticator;
@@ -103,6 +104,10 @@ pub struct StackOptions {
     pub schedule: String,
     pub http_timeout: Duration,
     pub jitter: f64,
+    /// How long the previous secret signs after a rotation.
+    pub rotation_grace: Duration,
+    /// How long the delivery function caches a subscriber's secrets.
+    pub secret_cache_ttl: Duration,
 }
 
 impl Default for StackOptions {
@@ -111,6 +116,8 @@ impl Default for StackOptions {
             schedule: "1s,1s".to_string(),
             http_timeout: Duration::from_secs(5),
             jitter: 0.2,
+            rotation_grace: Duration::from_secs(24 * 3600),
+            secret_cache_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -169,14 +176,16 @@ impl Stack {
             &resources.table,
             retention,
         ));
-        let secret_store = Arc::new(SecretsManagerSecrets::new(
-            secrets_client.clone(),
-            &secret_prefix,
-        ));
-        let auth = Arc::new(Authenticator::new(
-            AdminKeySource::Value(ADMIN_KEY.to_string()),
-            None,
-        ));
+        let secret_store = Arc::new(
+            SecretsManagerSecrets::new(secrets_client.clone(), &secret_prefix)
+                .with_grace(options.rotation_grace),
+        );
+        let keys = Arc::new(DynamoDbApiKeyStore::new(ddb.clone(), &resources.table));
+        let dead_letters = Arc::new(DynamoDbDeadLetterStore::new(ddb.clone(), &resources.table));
+        let auth = Arc::new(
+            Authenticator::new(AdminKeySource::Value(ADMIN_KEY.to_string()), None)
+                .with_key_store(keys.clone()),
+        );
         let publisher = Publisher {
             subscribers: subscribers.clone(),
             events: events.clone(),
@@ -188,10 +197,11 @@ impl Stack {
             subscribers: subscribers.clone(),
             secrets: Arc::new(CachedSecrets::new(
                 secret_store.clone(),
-                Duration::from_secs(60),
+                options.secret_cache_ttl,
             )),
             queue: queue.clone(),
             log: log.clone(),
+            dead_letters: dead_letters.clone(),
             http: http_client(options.http_timeout),
             http_timeout: options.http_timeout,
             policy: RetryPolicy::new(schedule).with_jitter(options.jitter),
@@ -209,6 +219,20 @@ impl Stack {
             log,
             auth,
             url_policy: UrlPolicy::LOCAL,
+            // The API sends re-enqueued messages straight to SQS, as in AWS; only the
+            // delivery side records what it asks of the queue.
+            publisher: Publisher {
+                queue: Arc::new(SqsDeliveryQueue::new(sqs.clone(), &resources.queue_url)),
+                ..publisher.clone()
+            },
+            dlq: Arc::new(SqsDeadLetterQueue::new(sqs.clone(), &resources.dlq_url)),
+            dead_letters,
+            keys,
+            audit: Arc::new(DynamoDbAuditLog::new(
+                ddb.clone(),
+                &resources.table,
+                Duration::from_secs(3600),
+            )),
         })));
         Stack {
             sdk,
@@ -278,14 +302,86 @@ impl Stack {
         path: &str,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
+        self.api_as(ADMIN_KEY, method, path, body).await
+    }
+
+    /// A management call with another key (`""` sends no key at all).
+    pub async fn api_as(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let auth = format!("Bearer {key}");
+        let mut headers = vec![("content-type", "application/json")];
+        if !key.is_empty() {
+            headers.push(("authorization", auth.as_str()));
+        }
         Self::send(
             &self.api,
             method,
             path,
             body.map(|b| Body::from(b.to_string())),
-            &[Self::AUTH, ("content-type", "application/json")],
+            &headers,
         )
         .await
+    }
+
+    /// A publish through the ingest router with another key (`""` sends no key at all).
+    pub async fn ingest_as(&self, key: &str, body: &Value) -> (StatusCode, Value) {
+        let auth = format!("Bearer {key}");
+        let mut headers = vec![("content-type", "application/json")];
+        if !key.is_empty() {
+            headers.push(("authorization", auth.as_str()));
+        }
+        Self::send(
+            &self.ingest,
+            Method::POST,
+            "/v1/events",
+            Some(Body::from(body.to_string())),
+            &headers,
+        )
+        .await
+    }
+
+    /// Creates an API key with the bootstrap key; returns (id, key).
+    pub async fn api_key(&self, tenant: &str, role: &str) -> (String, String) {
+        let (status, body) = self
+            .api_call(
+                Method::POST,
+                "/v1/api-keys",
+                Some(&json!({"tenant": tenant, "role": role})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["id"].as_str().unwrap().to_string(),
+            body["key"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Walks a list route to its end with `limit`, checking every page; returns all items.
+    pub async fn walk(&self, key: &str, path: &str, limit: usize) -> Vec<Value> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..200 {
+            let url = match &cursor {
+                Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
+                None => format!("{path}{sep}limit={limit}"),
+            };
+            let (status, body) = self.api_as(key, Method::GET, &url, None).await;
+            assert_eq!(status, StatusCode::OK, "{url}: {body}");
+            let data = body["data"].as_array().unwrap();
+            assert!(data.len() <= limit, "{url}: page larger than the limit");
+            all.extend(data.iter().cloned());
+            match body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return all,
+            }
+        }
+        panic!("{path}: pagination does not end");
     }
 
     /// Creates a subscriber through the API; returns its id and signing secret.
@@ -383,12 +479,18 @@ impl Stack {
         out.messages().to_vec()
     }
 
-    /// Every item of this stack's table (tests use it to prove nothing was written).
+    /// Every item of this stack's table but the audit trail, which records the test's own
+    /// set-up (tests use it to prove a refused request wrote nothing).
     pub async fn table_items(&self) -> usize {
         let out = self
             .ddb
             .scan()
             .table_name(&self.resources.table)
+            .filter_expression("attribute_not_exists(kind) OR kind <> :audit")
+            .expression_attribute_values(
+                ":audit",
+                aws_sdk_dynamodb::types::AttributeValue::S("audit".into()),
+            )
             .send()
             .await
             .unwrap();

@@ -1,63 +1,64 @@
-//! Skyhook's management API: subscribers and event delivery status. The `api` binary runs
-//! this router in Lambda; the local runner serves it on a TCP port.
+//! Skyhook's management API: subscribers and their secrets, delivery status, the attempt
+//! log and stats, the dead-letter queue and recovery, API keys, the audit trail and the
+//! OpenAPI document. The `api` binary runs this router in Lambda; the local runner serves it
+//! on a TCP port beside the ingest router.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
+use axum::http::{HeaderMap, Method};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Serialize;
 
 use skyhook_shared::aws::{
-    DynamoDbAttemptLog, DynamoDbEventStore, DynamoDbSubscriberStore, SecretsManagerSecrets,
+    DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
+    DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore, SecretsManagerSecrets,
+    SqsDeadLetterQueue, SqsDeliveryQueue,
 };
 use skyhook_shared::config::{self, AdminKeySource, ConfigError, Env};
-use skyhook_shared::event_type::EventTypeFilter;
-use skyhook_shared::http::{ApiError, Authenticator, Principal, Role, read_json};
-use skyhook_shared::ids::{EventId, SubscriberId};
-use skyhook_shared::model::{DeliveryStatus, Subscriber, format_time};
-use skyhook_shared::ports::{AttemptLog, EventStore, PageRequest, SecretStore, SubscriberStore};
-use skyhook_shared::secret::SigningSecret;
+use skyhook_shared::http::{ApiError, Authenticator, Principal, Role};
+use skyhook_shared::ids::TenantId;
+use skyhook_shared::model::{AuditRecord, Subscriber, format_time, parse_time};
+use skyhook_shared::ports::{
+    ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, EventStore, SecretStore,
+    SubscriberStore,
+};
+use skyhook_shared::publish::Publisher;
 use skyhook_shared::signing::SignatureScheme;
-use skyhook_shared::url::{SubscriberUrl, UrlPolicy};
+use skyhook_shared::url::UrlPolicy;
+
+mod deliveries;
+mod dlq;
+mod keys;
+pub mod openapi;
+mod subscribers;
+
+pub use subscribers::{parse_event_types, parse_headers};
 
 /// Management requests are small; this bounds what a caller can make us buffer.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 250;
-const MAX_EVENT_TYPES: usize = 100;
-const MAX_HEADERS: usize = 20;
-const MAX_DESCRIPTION_CHARS: usize = 1024;
-const MAX_HEADER_VALUE_BYTES: usize = 1024;
-/// Headers a subscriber may not set: Skyhook's own, and those that would break the request.
-const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "host",
-    "user-agent",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "x-webhook-id",
-    "x-webhook-timestamp",
-    "x-webhook-signature",
-    "x-correlation-id",
-];
+/// Bulk routes (redrive, recover) stop after this long and report `complete: false`, well
+/// inside API Gateway's 29-second limit; calling them again carries on where they stopped.
+pub const BULK_TIME_BUDGET: Duration = Duration::from_secs(20);
 
 /// Settings of the management API, read once at start-up.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table: String,
+    /// Recovered, redriven and test messages are sent here.
+    pub queue_url: String,
+    /// Redrive reads dead messages from here.
+    pub dlq_url: String,
     pub secret_prefix: String,
-    pub log_retention: std::time::Duration,
+    pub log_retention: Duration,
+    pub audit_retention: Duration,
+    /// How long the previous secret keeps signing after a rotation.
+    pub rotation_grace: Duration,
     pub admin_key: AdminKeySource,
     /// Local mode accepts `http://` and loopback subscriber URLs.
     pub local_mode: bool,
@@ -67,6 +68,8 @@ impl Config {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         Ok(Self {
             table: config::required(env, config::TABLE)?,
+            queue_url: config::required(env, config::QUEUE_URL)?,
+            dlq_url: config::required(env, config::DLQ_URL)?,
             secret_prefix: config::optional(env, config::SECRET_PREFIX)
                 .unwrap_or_else(|| config::DEFAULT_SECRET_PREFIX.to_string()),
             log_retention: config::duration(
@@ -74,6 +77,12 @@ impl Config {
                 config::LOG_RETENTION,
                 config::DEFAULT_LOG_RETENTION,
             )?,
+            audit_retention: config::duration(
+                env,
+                config::AUDIT_RETENTION,
+                config::DEFAULT_AUDIT_RETENTION,
+            )?,
+            rotation_grace: config::rotation_grace(env)?,
             admin_key: config::admin_key_source(env)?,
             local_mode: config::flag(env, config::LOCAL_MODE)?,
         })
@@ -88,50 +97,225 @@ pub struct ApiState {
     pub log: Arc<dyn AttemptLog>,
     pub auth: Arc<Authenticator>,
     pub url_policy: UrlPolicy,
+    /// Sends test events, and re-enqueues recovered and redriven messages.
+    pub publisher: Publisher,
+    pub dlq: Arc<dyn DeadLetterQueue>,
+    pub dead_letters: Arc<dyn DeadLetterStore>,
+    pub keys: Arc<dyn ApiKeyStore>,
+    pub audit: Arc<dyn AuditLog>,
 }
 
 impl ApiState {
     pub fn from_config(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
         let sm = aws_sdk_secretsmanager::Client::new(sdk);
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let subscribers: Arc<dyn SubscriberStore> =
+            Arc::new(DynamoDbSubscriberStore::new(ddb.clone(), &config.table));
+        let events: Arc<dyn EventStore> = Arc::new(DynamoDbEventStore::new(
+            ddb.clone(),
+            &config.table,
+            config.log_retention,
+        ));
+        let keys: Arc<dyn ApiKeyStore> =
+            Arc::new(DynamoDbApiKeyStore::new(ddb.clone(), &config.table));
         ApiState {
-            subscribers: Arc::new(DynamoDbSubscriberStore::new(ddb.clone(), &config.table)),
-            secrets: Arc::new(SecretsManagerSecrets::new(
-                sm.clone(),
-                &config.secret_prefix,
-            )),
-            events: Arc::new(DynamoDbEventStore::new(
+            subscribers: subscribers.clone(),
+            secrets: Arc::new(
+                SecretsManagerSecrets::new(sm.clone(), &config.secret_prefix)
+                    .with_grace(config.rotation_grace),
+            ),
+            events: events.clone(),
+            log: Arc::new(DynamoDbAttemptLog::new(
                 ddb.clone(),
                 &config.table,
                 config.log_retention,
             )),
-            log: Arc::new(DynamoDbAttemptLog::new(
-                ddb,
-                &config.table,
-                config.log_retention,
-            )),
-            auth: Arc::new(Authenticator::new(config.admin_key.clone(), Some(sm))),
+            auth: Arc::new(
+                Authenticator::new(config.admin_key.clone(), Some(sm)).with_key_store(keys.clone()),
+            ),
             url_policy: if config.local_mode {
                 UrlPolicy::LOCAL
             } else {
                 UrlPolicy::STRICT
             },
+            publisher: Publisher {
+                subscribers,
+                events,
+                queue: Arc::new(SqsDeliveryQueue::new(sqs.clone(), &config.queue_url)),
+                idempotency: Arc::new(DynamoDbIdempotencyStore::new(ddb.clone(), &config.table)),
+                idempotency_ttl: config::IDEMPOTENCY_TTL,
+            },
+            dlq: Arc::new(SqsDeadLetterQueue::new(sqs, &config.dlq_url)),
+            dead_letters: Arc::new(DynamoDbDeadLetterStore::new(ddb.clone(), &config.table)),
+            keys,
+            audit: Arc::new(DynamoDbAuditLog::new(
+                ddb,
+                &config.table,
+                config.audit_retention,
+            )),
         }
     }
 }
 
-pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
-        .route(
+type Handler = MethodRouter<Arc<ApiState>>;
+
+/// Every route of the management API with its handler. [`router`] is built from this list
+/// and [`routes`] reads it, so the OpenAPI test compares the document with what is served.
+fn route_table() -> Vec<(Method, &'static str, Handler)> {
+    vec![
+        (
+            Method::GET,
             "/v1/subscribers",
-            get(list_subscribers).post(create_subscriber),
-        )
-        .route(
+            get(subscribers::list_subscribers),
+        ),
+        (
+            Method::POST,
+            "/v1/subscribers",
+            post(subscribers::create_subscriber),
+        ),
+        (
+            Method::GET,
             "/v1/subscribers/{id}",
-            get(get_subscriber).delete(delete_subscriber),
-        )
-        .route("/v1/events/{id}", get(get_event))
+            get(subscribers::get_subscriber),
+        ),
+        (
+            Method::PATCH,
+            "/v1/subscribers/{id}",
+            patch(subscribers::patch_subscriber),
+        ),
+        (
+            Method::DELETE,
+            "/v1/subscribers/{id}",
+            delete(subscribers::delete_subscriber),
+        ),
+        (
+            Method::POST,
+            "/v1/subscribers/{id}/rotate-secret",
+            post(subscribers::rotate_secret),
+        ),
+        (
+            Method::POST,
+            "/v1/subscribers/{id}/test",
+            post(subscribers::send_test),
+        ),
+        (
+            Method::POST,
+            "/v1/subscribers/{id}/recover",
+            post(subscribers::recover),
+        ),
+        (Method::GET, "/v1/events/{id}", get(deliveries::get_event)),
+        (
+            Method::GET,
+            "/v1/deliveries",
+            get(deliveries::list_deliveries),
+        ),
+        (Method::GET, "/v1/stats", get(deliveries::stats)),
+        (Method::GET, "/v1/dlq", get(dlq::list_dead)),
+        (Method::POST, "/v1/dlq/redrive", post(dlq::redrive)),
+        (Method::GET, "/v1/api-keys", get(keys::list_keys)),
+        (Method::POST, "/v1/api-keys", post(keys::create_key)),
+        (
+            Method::DELETE,
+            "/v1/api-keys/{id}",
+            delete(keys::delete_key),
+        ),
+        (Method::GET, "/v1/audit", get(keys::list_audit)),
+        (Method::GET, "/v1/openapi.json", get(openapi::serve)),
+    ]
+}
+
+/// The (method, path) pairs [`router`] serves.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    route_table().into_iter().map(|(m, p, _)| (m, p)).collect()
+}
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    route_table()
+        .into_iter()
+        .fold(Router::new(), |r, (_, path, handler)| {
+            r.route(path, handler)
+        })
         .with_state(state)
+}
+
+pub(crate) async fn authorize(
+    state: &ApiState,
+    headers: &HeaderMap,
+    role: Role,
+) -> Result<Principal, ApiError> {
+    let principal = state.auth.authenticate(headers).await?;
+    principal.require(role)?;
+    Ok(principal)
+}
+
+/// `limit` of a list route: 1 to [`MAX_PAGE_SIZE`], [`DEFAULT_PAGE_SIZE`] when absent.
+pub(crate) fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(
+                "invalid_limit",
+                format!("limit must be a number from 1 to {MAX_PAGE_SIZE}"),
+            )),
+        },
+    }
+}
+
+/// An RFC 3339 time from a query or body field, or a `400` naming the field.
+pub(crate) fn parse_time_param(
+    name: &str,
+    raw: Option<&str>,
+) -> Result<Option<chrono::DateTime<Utc>>, ApiError> {
+    raw.map(|v| {
+        parse_time(v).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_time",
+                format!("{name} must be an RFC 3339 time such as 2026-01-02T03:04:05Z"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// Records a management change. The change has already happened when this runs, so a
+/// failure to store the record cannot undo it; it is logged in full instead, which keeps the
+/// trail in the function's logs.
+pub(crate) async fn audit(
+    state: &ApiState,
+    tenant: &TenantId,
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+    detail: Option<serde_json::Value>,
+) {
+    let record = AuditRecord {
+        tenant: tenant.clone(),
+        at: Utc::now(),
+        actor: principal.actor(),
+        action: action.to_string(),
+        resource: resource.to_string(),
+        detail,
+    };
+    tracing::info!(
+        tenant = %record.tenant,
+        actor = %record.actor,
+        action = %record.action,
+        resource = %record.resource,
+        "management change"
+    );
+    if let Err(e) = state.audit.record(&record).await {
+        tracing::error!(
+            error = %e,
+            tenant = %record.tenant,
+            actor = %record.actor,
+            action = %record.action,
+            resource = %record.resource,
+            detail = ?record.detail,
+            "could not store the audit record"
+        );
+    }
 }
 
 /// A subscriber as the API shows it (the secret only once, at creation).
@@ -167,305 +351,11 @@ impl From<&Subscriber> for SubscriberView {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateSubscriber {
-    url: String,
-    event_types: Vec<String>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    secret: Option<String>,
-    #[serde(default)]
-    headers: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    signature_scheme: Option<String>,
-}
-
-async fn authorize(
-    state: &ApiState,
-    headers: &HeaderMap,
-    role: Role,
-) -> Result<Principal, ApiError> {
-    let principal = state.auth.authenticate(headers).await?;
-    principal.require(role)?;
-    Ok(principal)
-}
-
-/// Checks the event type filters of a subscriber: 1 to 100 valid filters.
-pub fn parse_event_types(raw: &[String]) -> Result<Vec<EventTypeFilter>, ApiError> {
-    if raw.is_empty() || raw.len() > MAX_EVENT_TYPES {
-        return Err(ApiError::unprocessable(
-            "invalid_event_types",
-            format!("event_types must hold 1 to {MAX_EVENT_TYPES} entries"),
-        ));
-    }
-    raw.iter()
-        .map(|f| {
-            EventTypeFilter::parse(f)
-                .map_err(|e| ApiError::unprocessable("invalid_event_types", e.to_string()))
-        })
-        .collect()
-}
-
-/// Checks custom headers: valid names and values, none that Skyhook sets itself.
-pub fn parse_headers(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
-    if raw.len() > MAX_HEADERS {
-        return Err(ApiError::unprocessable(
-            "invalid_headers",
-            format!("at most {MAX_HEADERS} custom headers"),
-        ));
-    }
-    let mut out = BTreeMap::new();
-    for (name, value) in raw {
-        let lower = name.to_ascii_lowercase();
-        if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
-            return Err(ApiError::unprocessable(
-                "invalid_headers",
-                format!("{name:?} is not a valid header name"),
-            ));
-        }
-        if RESERVED_HEADERS.contains(&lower.as_str()) {
-            return Err(ApiError::unprocessable(
-                "invalid_headers",
-                format!("header {name} is set by Skyhook and cannot be overridden"),
-            ));
-        }
-        if value.len() > MAX_HEADER_VALUE_BYTES || http::HeaderValue::from_str(&value).is_err() {
-            return Err(ApiError::unprocessable(
-                "invalid_headers",
-                format!("the value of header {name} is not a valid header value"),
-            ));
-        }
-        out.insert(lower, value);
-    }
-    Ok(out)
-}
-
-async fn create_subscriber(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<impl IntoResponse, ApiError> {
-    let principal = authorize(&state, &headers, Role::Admin).await?;
-    let req: CreateSubscriber = read_json(body, MAX_BODY_BYTES).await?;
-    let url = SubscriberUrl::parse(&req.url, state.url_policy)
-        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
-    let event_types = parse_event_types(&req.event_types)?;
-    if let Some(d) = &req.description
-        && d.chars().count() > MAX_DESCRIPTION_CHARS
-    {
-        return Err(ApiError::unprocessable(
-            "invalid_description",
-            format!("description is longer than {MAX_DESCRIPTION_CHARS} characters"),
-        ));
-    }
-    let secret = match &req.secret {
-        Some(s) => SigningSecret::parse(s)
-            .map_err(|e| ApiError::unprocessable("invalid_secret", e.to_string()))?,
-        None => SigningSecret::generate(),
-    };
-    let signature_scheme = match &req.signature_scheme {
-        Some(s) => SignatureScheme::parse(s)
-            .map_err(|e| ApiError::unprocessable("invalid_signature_scheme", e.to_string()))?,
-        None => SignatureScheme::Standard,
-    };
-    let headers = parse_headers(req.headers.unwrap_or_default())?;
-    let now = Utc::now();
-    let subscriber = Subscriber {
-        id: SubscriberId::new(),
-        tenant: principal.tenant.clone(),
-        url,
-        event_types,
-        active: true,
-        description: req.description,
-        headers,
-        signature_scheme,
-        created_at: now,
-        updated_at: now,
-    };
-    // The secret goes first: a subscriber that exists is always deliverable.
-    state
-        .secrets
-        .create(&subscriber.tenant, &subscriber.id, &secret)
-        .await?;
-    if let Err(e) = state.subscribers.create(&subscriber).await {
-        if let Err(cleanup) = state
-            .secrets
-            .delete(&subscriber.tenant, &subscriber.id)
-            .await
-        {
-            tracing::error!(error = %cleanup, subscriber_id = %subscriber.id, "could not remove the secret of a subscriber that was not created");
-        }
-        return Err(e.into());
-    }
-    tracing::info!(subscriber_id = %subscriber.id, tenant = %subscriber.tenant, "subscriber created");
-    let mut view = SubscriberView::from(&subscriber);
-    view.secret = Some(secret.expose());
-    Ok((StatusCode::CREATED, Json(view)))
-}
-
-#[derive(Deserialize)]
-struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
-    active: Option<String>,
-}
-
+/// `{"data": [...], "next_cursor": ...}`, the shape of every list.
 #[derive(Serialize)]
-struct ListResponse {
-    data: Vec<SubscriberView>,
-    next_cursor: Option<String>,
-}
-
-async fn list_subscribers(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Result<impl IntoResponse, ApiError> {
-    let principal = authorize(&state, &headers, Role::Reader).await?;
-    let limit = match q.limit.as_deref() {
-        None => DEFAULT_PAGE_SIZE,
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-            _ => {
-                return Err(ApiError::bad_request(
-                    "invalid_limit",
-                    format!("limit must be a number from 1 to {MAX_PAGE_SIZE}"),
-                ));
-            }
-        },
-    };
-    let active = match q.active.as_deref() {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_active",
-                "active must be true or false",
-            ));
-        }
-    };
-    let page = state
-        .subscribers
-        .list(
-            &principal.tenant,
-            &PageRequest {
-                limit,
-                cursor: q.cursor,
-                active,
-            },
-        )
-        .await?;
-    Ok(Json(ListResponse {
-        data: page.items.iter().map(SubscriberView::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
-}
-
-fn subscriber_id(raw: &str) -> Result<SubscriberId, ApiError> {
-    SubscriberId::parse(raw).map_err(|_| ApiError::not_found("subscriber"))
-}
-
-async fn get_subscriber(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let principal = authorize(&state, &headers, Role::Reader).await?;
-    let id = subscriber_id(&id)?;
-    let sub = state
-        .subscribers
-        .get(&principal.tenant, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subscriber"))?;
-    Ok(Json(SubscriberView::from(&sub)))
-}
-
-async fn delete_subscriber(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let principal = authorize(&state, &headers, Role::Admin).await?;
-    let id = subscriber_id(&id)?;
-    if !state.subscribers.delete(&principal.tenant, &id).await? {
-        return Err(ApiError::not_found("subscriber"));
-    }
-    state.secrets.delete(&principal.tenant, &id).await?;
-    tracing::info!(subscriber_id = %id, tenant = %principal.tenant, "subscriber deleted");
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Serialize)]
-struct EventView {
-    id: String,
-    #[serde(rename = "type")]
-    event_type: String,
-    timestamp: String,
-    data: Option<Box<RawValue>>,
-    correlation_id: String,
-    deliveries: Vec<DeliveryStatusView>,
-}
-
-#[derive(Serialize)]
-struct DeliveryStatusView {
-    subscriber_id: String,
-    status: &'static str,
-    attempts: u32,
-    last_status_code: Option<u16>,
-    last_error: Option<String>,
-    updated_at: Option<String>,
-}
-
-impl From<DeliveryStatus> for DeliveryStatusView {
-    fn from(s: DeliveryStatus) -> Self {
-        DeliveryStatusView {
-            subscriber_id: s.subscriber_id.to_string(),
-            status: s.status.as_str(),
-            attempts: s.attempts,
-            last_status_code: s.last_status_code,
-            last_error: s.last_error,
-            updated_at: s.updated_at.map(format_time),
-        }
-    }
-}
-
-async fn get_event(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let principal = authorize(&state, &headers, Role::Reader).await?;
-    let id = EventId::parse(&id).map_err(|_| ApiError::not_found("event"))?;
-    let (event, statuses) = tokio::join!(
-        state.events.get_event(&principal.tenant, &id),
-        state.log.statuses(&principal.tenant, &id)
-    );
-    let event = event?.ok_or_else(|| ApiError::not_found("event"))?;
-    let mut statuses = statuses?;
-    // One entry per targeted subscriber; those not yet attempted are pending.
-    let deliveries = event
-        .subscriber_ids
-        .iter()
-        .map(|sub| {
-            statuses
-                .iter()
-                .position(|s| &s.subscriber_id == sub)
-                .map(|i| statuses.swap_remove(i))
-                .unwrap_or_else(|| DeliveryStatus::pending(sub.clone()))
-                .into()
-        })
-        .collect();
-    Ok(Json(EventView {
-        id: event.id.to_string(),
-        event_type: event.event_type.to_string(),
-        timestamp: format_time(event.timestamp),
-        data: event.data,
-        correlation_id: event.correlation_id,
-        deliveries,
-    }))
+pub(crate) struct ListResponse<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
 }
 
 #[cfg(test)]
@@ -473,38 +363,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reserved_and_invalid_headers_are_refused() {
-        let ok = parse_headers(BTreeMap::from([("X-Tenant".into(), "acme".into())])).unwrap();
-        assert_eq!(ok.get("x-tenant").unwrap(), "acme");
-        for (k, v) in [
-            ("webhook-signature", "x"),
-            ("Content-Type", "text/plain"),
-            ("bad header", "x"),
-            ("x-ok", "line\nbreak"),
-        ] {
-            let err = parse_headers(BTreeMap::from([(k.to_string(), v.to_string())])).unwrap_err();
-            assert_eq!(err.code, "invalid_headers", "{k}");
-        }
-    }
-
-    #[test]
-    fn event_type_lists_must_be_non_empty_and_valid() {
-        assert!(parse_event_types(&[]).is_err());
-        assert!(parse_event_types(&["order.*".into(), "*".into()]).is_ok());
+    fn config_reads_queues_grace_and_local_mode_and_requires_an_admin_key() {
+        let mut env = std::collections::HashMap::new();
+        env.insert("SKYHOOK_TABLE", "t");
+        assert_eq!(Config::from_env(&env).unwrap_err().name, config::QUEUE_URL);
+        env.insert("SKYHOOK_QUEUE_URL", "http://q");
+        assert_eq!(Config::from_env(&env).unwrap_err().name, config::DLQ_URL);
+        env.insert("SKYHOOK_DLQ_URL", "http://dlq");
+        assert_eq!(Config::from_env(&env).unwrap_err().name, config::ADMIN_KEY);
+        env.insert("SKYHOOK_ADMIN_KEY", "sk_local_0123456789");
+        let c = Config::from_env(&env).unwrap();
+        assert!(!c.local_mode);
+        assert_eq!(c.rotation_grace, Duration::from_secs(24 * 3600));
+        assert_eq!(c.audit_retention, Duration::from_secs(365 * 24 * 3600));
+        env.insert("SKYHOOK_LOCAL_MODE", "true");
+        env.insert("SKYHOOK_SECRET_ROTATION_GRACE", "1h");
+        let c = Config::from_env(&env).unwrap();
+        assert!(c.local_mode);
+        assert_eq!(c.rotation_grace, Duration::from_secs(3600));
+        env.insert("SKYHOOK_AUDIT_RETENTION", "forever");
         assert_eq!(
-            parse_event_types(&["order.*.x".into()]).unwrap_err().code,
-            "invalid_event_types"
+            Config::from_env(&env).unwrap_err().name,
+            config::AUDIT_RETENTION
         );
     }
 
     #[test]
-    fn config_reads_local_mode_and_requires_an_admin_key() {
-        let mut env = std::collections::HashMap::new();
-        env.insert("SKYHOOK_TABLE", "t");
-        assert_eq!(Config::from_env(&env).unwrap_err().name, config::ADMIN_KEY);
-        env.insert("SKYHOOK_ADMIN_KEY", "sk_local_0123456789");
-        assert!(!Config::from_env(&env).unwrap().local_mode);
-        env.insert("SKYHOOK_LOCAL_MODE", "true");
-        assert!(Config::from_env(&env).unwrap().local_mode);
+    fn limits_and_times_are_checked() {
+        assert_eq!(page_limit(None).unwrap(), DEFAULT_PAGE_SIZE);
+        assert_eq!(page_limit(Some("250")).unwrap(), 250);
+        for bad in ["0", "251", "x", "-1"] {
+            assert_eq!(page_limit(Some(bad)).unwrap_err().code, "invalid_limit");
+        }
+        assert!(
+            parse_time_param("since", Some("2026-01-02T03:04:05Z"))
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            parse_time_param("since", Some("yesterday"))
+                .unwrap_err()
+                .code,
+            "invalid_time"
+        );
+    }
+
+    #[test]
+    fn every_route_is_listed_once() {
+        let routes = routes();
+        let unique: std::collections::HashSet<_> = routes.iter().collect();
+        assert_eq!(unique.len(), routes.len());
     }
 }

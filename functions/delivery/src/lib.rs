@@ -2,6 +2,8 @@
 //! POSTed; failures are retried by moving the message's visibility timeout along the retry
 //! schedule, and after the last attempt the message goes to the dead-letter queue.
 
+pub mod resolver;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,13 +14,17 @@ use lambda_runtime::LambdaEvent;
 use tracing::Instrument;
 
 use skyhook_shared::aws::{
-    DynamoDbAttemptLog, DynamoDbSubscriberStore, SecretsManagerSecrets, SqsDeliveryQueue,
+    DynamoDbAttemptLog, DynamoDbDeadLetterStore, DynamoDbSubscriberStore, SecretsManagerSecrets,
+    SqsDeliveryQueue,
 };
 use skyhook_shared::config::{self, ConfigError, Env};
 use skyhook_shared::model::{
-    AttemptRecord, DeliveryMessage, DeliveryState, DeliveryStatus, Outcome, Subscriber,
+    AttemptRecord, DeadLetterEntry, DeliveryMessage, DeliveryState, DeliveryStatus, Outcome,
+    Subscriber,
 };
-use skyhook_shared::ports::{AttemptLog, DeadLetter, DeliveryQueue, SecretStore, SubscriberStore};
+use skyhook_shared::ports::{
+    AttemptLog, DeadLetter, DeadLetterStore, DeliveryQueue, SecretStore, SubscriberStore,
+};
 use skyhook_shared::retry::{RetryDecision, RetryPolicy, RetrySchedule, parse_retry_after};
 use skyhook_shared::secret_cache::CachedSecrets;
 use skyhook_shared::signing::delivery_headers;
@@ -52,6 +58,11 @@ pub struct Config {
     pub http_timeout: Duration,
     pub log_retention: Duration,
     pub secret_cache_ttl: Duration,
+    /// How long the previous secret keeps signing after a rotation.
+    pub rotation_grace: Duration,
+    /// Local mode lets deliveries reach loopback and private addresses (a receiver on the
+    /// developer's machine); outside it they are refused at connect time.
+    pub local_mode: bool,
 }
 
 impl Config {
@@ -78,21 +89,47 @@ impl Config {
                 config::SECRET_CACHE_TTL,
                 config::DEFAULT_SECRET_CACHE_TTL,
             )?,
+            rotation_grace: config::rotation_grace(env)?,
+            local_mode: config::flag(env, config::LOCAL_MODE)?,
         })
     }
 }
 
-/// The HTTP client every delivery uses: built once per process, never follows redirects
-/// (a 3xx is a failure), bounded by the attempt timeout, rustls only.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
+fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(format!("Skyhook/{}", skyhook_shared::VERSION))
         .pool_idle_timeout(Duration::from_secs(60))
+}
+
+/// The HTTP client every delivery uses: built once per process, never follows redirects
+/// (a 3xx is a failure), bounded by the attempt timeout, rustls only. It reaches any
+/// address, as local mode wants; see [`http_client_for`].
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    client_builder(timeout)
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// [`http_client`], and outside local mode one whose DNS answers are filtered to public
+/// addresses, so a hostname that resolves into a private network is refused at connect time.
+pub fn http_client_for(timeout: Duration, local_mode: bool) -> reqwest::Client {
+    if local_mode {
+        return http_client(timeout);
+    }
+    client_builder(timeout)
+        .dns_resolver(resolver::PublicOnlyResolver::system())
+        .build()
+        // Falling back to an unfiltered client would silently drop the protection.
+        .unwrap_or_else(|_| {
+            reqwest::Client::builder()
+                .dns_resolver(resolver::PublicOnlyResolver::system())
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default()
+        })
 }
 
 /// Everything a delivery needs; built once in `main` (no AWS call happens here).
@@ -102,6 +139,8 @@ pub struct Deliverer {
     pub secrets: Arc<dyn SecretStore>,
     pub queue: Arc<dyn DeliveryQueue>,
     pub log: Arc<dyn AttemptLog>,
+    /// The index `GET /v1/dlq` lists; written when a message is dead-lettered.
+    pub dead_letters: Arc<dyn DeadLetterStore>,
     pub http: reqwest::Client,
     /// The timeout `http` was built with, named in the attempt log when it strikes.
     pub http_timeout: Duration,
@@ -114,7 +153,8 @@ impl Deliverer {
         let secrets = SecretsManagerSecrets::new(
             aws_sdk_secretsmanager::Client::new(sdk),
             &config.secret_prefix,
-        );
+        )
+        .with_grace(config.rotation_grace);
         Deliverer {
             subscribers: Arc::new(DynamoDbSubscriberStore::new(ddb.clone(), &config.table)),
             secrets: Arc::new(CachedSecrets::new(
@@ -126,11 +166,12 @@ impl Deliverer {
                     .with_dead_letter_queue(&config.dlq_url),
             ),
             log: Arc::new(DynamoDbAttemptLog::new(
-                ddb,
+                ddb.clone(),
                 &config.table,
                 config.log_retention,
             )),
-            http: http_client(config.http_timeout),
+            dead_letters: Arc::new(DynamoDbDeadLetterStore::new(ddb, &config.table)),
+            http: http_client_for(config.http_timeout, config.local_mode),
             http_timeout: config.http_timeout,
             policy: RetryPolicy::new(config.retry_schedule.clone()),
         }
@@ -260,7 +301,7 @@ impl Deliverer {
             "delivery",
             event_id = %message.event_id,
             subscriber_id = %message.subscriber_id,
-            attempt,
+            attempt = message.prior_attempts.saturating_add(attempt),
             correlation_id = %message.correlation_id,
         );
         self.deliver(record, body, &message, attempt)
@@ -268,13 +309,16 @@ impl Deliverer {
             .await
     }
 
+    /// `round` is this SQS message's receive count, which the retry policy goes by; the
+    /// attempt number logged adds the attempts of earlier rounds (before a redrive).
     async fn deliver(
         &self,
         record: &SqsMessage,
         raw_body: &str,
         message: &DeliveryMessage,
-        attempt: u32,
+        round: u32,
     ) -> RecordResult {
+        let attempt = message.prior_attempts.saturating_add(round);
         let subscriber = match self
             .subscribers
             .get(&message.tenant, &message.subscriber_id)
@@ -294,7 +338,7 @@ impl Deliverer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not load the subscriber; will retry");
-                return self.schedule_retry(record, attempt, None).await;
+                return self.schedule_retry(record, round, None).await;
             }
         };
         let secrets = match self
@@ -305,26 +349,24 @@ impl Deliverer {
             Ok(Some(s)) if !s.signing.is_empty() => s,
             Ok(_) => {
                 tracing::error!("subscriber has no signing secret; dead-lettering");
-                let why = self.dead_letter_info(message, attempt, "no signing secret");
-                self.set_status(message, DeliveryState::Failed, attempt, None, &why.reason)
+                let reason = "no signing secret";
+                self.set_status(message, DeliveryState::Failed, attempt, None, reason)
                     .await;
-                return self.dead_letter_or_retry(raw_body, &why).await;
+                return self
+                    .dead_letter_message(raw_body, message, attempt, reason)
+                    .await;
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not read the signing secret; will retry");
-                return self.schedule_retry(record, attempt, None).await;
+                return self.schedule_retry(record, round, None).await;
             }
         };
+        let signing = secrets.at(Utc::now());
 
         let started_at = Utc::now();
         let clock = Instant::now();
         let result = self
-            .post(
-                &subscriber,
-                message,
-                &secrets.signing,
-                started_at.timestamp(),
-            )
+            .post(&subscriber, message, &signing, started_at.timestamp())
             .await;
         let latency_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
         let success = result.status.is_some_and(|s| (200..300).contains(&s));
@@ -370,7 +412,7 @@ impl Deliverer {
             Some(429) | Some(503) => result.retry_after,
             _ => None,
         };
-        match self.policy.decide_random(attempt, retry_after) {
+        match self.policy.decide_random(round, retry_after) {
             RetryDecision::Retry(delay) => {
                 tracing::warn!(
                     status = result.status,
@@ -380,7 +422,7 @@ impl Deliverer {
                     "delivery failed; will retry"
                 );
                 self.log(&record_entry, DeliveryState::Retrying).await;
-                self.schedule_retry(record, attempt, Some(delay)).await
+                self.schedule_retry(record, round, Some(delay)).await
             }
             RetryDecision::GiveUp => {
                 tracing::error!(
@@ -389,12 +431,13 @@ impl Deliverer {
                     "delivery failed on its last attempt; dead-lettering"
                 );
                 self.log(&record_entry, DeliveryState::Failed).await;
-                let why = self.dead_letter_info(
+                self.dead_letter_message(
+                    raw_body,
                     message,
                     attempt,
                     &format!("attempts_exhausted: {error_text}"),
-                );
-                self.dead_letter_or_retry(raw_body, &why).await
+                )
+                .await
             }
         }
     }
@@ -507,6 +550,35 @@ impl Deliverer {
         }
     }
 
+    /// Dead-letters a parsed message and adds it to the tenant's dead-letter index, which
+    /// `GET /v1/dlq` lists. An index write that fails is logged: the message is safe in the
+    /// DLQ and a redrive still finds it there.
+    async fn dead_letter_message(
+        &self,
+        raw_body: &str,
+        message: &DeliveryMessage,
+        attempts: u32,
+        reason: &str,
+    ) -> RecordResult {
+        let why = self.dead_letter_info(message, attempts, reason);
+        let result = self.dead_letter_or_retry(raw_body, &why).await;
+        if result == RecordResult::Done {
+            let entry = DeadLetterEntry {
+                tenant: message.tenant.clone(),
+                event_id: message.event_id.clone(),
+                subscriber_id: message.subscriber_id.clone(),
+                event_type: message.event_type.clone(),
+                reason: reason.to_string(),
+                attempts,
+                dead_at: Utc::now(),
+            };
+            if let Err(e) = self.dead_letters.put(&entry).await {
+                tracing::error!(error = %e, "could not index the dead letter");
+            }
+        }
+        result
+    }
+
     /// Moves a message to the DLQ and deletes it from the queue. If the DLQ refuses it, the
     /// message stays; the queue's redrive policy moves it once its receives run out.
     async fn dead_letter_or_retry(&self, body: &str, why: &DeadLetter) -> RecordResult {
@@ -607,6 +679,19 @@ mod tests {
         let c = Config::from_env(&env).unwrap();
         assert_eq!(c.http_timeout, Duration::from_secs(15));
         assert_eq!(c.retry_schedule.max_attempts(), 8);
+        assert!(!c.local_mode);
+        assert_eq!(c.rotation_grace, Duration::from_secs(24 * 3600));
+        env.insert("SKYHOOK_LOCAL_MODE", "true");
+        env.insert("SKYHOOK_SECRET_ROTATION_GRACE", "10m");
+        let c = Config::from_env(&env).unwrap();
+        assert!(c.local_mode);
+        assert_eq!(c.rotation_grace, Duration::from_secs(600));
+        env.insert("SKYHOOK_SECRET_ROTATION_GRACE", "soon");
+        assert_eq!(
+            Config::from_env(&env).unwrap_err().name,
+            config::ROTATION_GRACE
+        );
+        env.remove("SKYHOOK_SECRET_ROTATION_GRACE");
         env.insert("SKYHOOK_RETRY_SCHEDULE", "5s,forever");
         assert_eq!(
             Config::from_env(&env).unwrap_err().name,

@@ -8,14 +8,15 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use skyhook_shared::aws::{
-    DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore, SqsDeliveryQueue,
+    DynamoDbApiKeyStore, DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore,
+    SqsDeliveryQueue,
 };
 use skyhook_shared::config::{self, AdminKeySource, ConfigError, Env};
 use skyhook_shared::event_type::EventType;
@@ -85,6 +86,20 @@ pub fn publisher(sdk: &aws_config::SdkConfig, config: &Config) -> Publisher {
     }
 }
 
+/// The authenticator of `ingest-http`: the bootstrap key and the API keys issued through
+/// `POST /v1/api-keys`. `None` when the config has no admin key (`ingest-events`).
+pub fn authenticator(sdk: &aws_config::SdkConfig, config: &Config) -> Option<Authenticator> {
+    let source = config.admin_key.clone()?;
+    Some(
+        Authenticator::new(source, Some(aws_sdk_secretsmanager::Client::new(sdk))).with_key_store(
+            Arc::new(DynamoDbApiKeyStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                &config.table,
+            )),
+        ),
+    )
+}
+
 /// What the HTTP routes share.
 pub struct IngestState {
     pub publisher: Publisher,
@@ -98,20 +113,34 @@ impl IngestState {
     pub fn from_config(sdk: &aws_config::SdkConfig, config: &Config) -> Option<Self> {
         Some(IngestState {
             publisher: publisher(sdk, config),
-            auth: Arc::new(Authenticator::new(
-                config.admin_key.clone()?,
-                Some(aws_sdk_secretsmanager::Client::new(sdk)),
-            )),
+            auth: Arc::new(authenticator(sdk, config)?),
             max_payload_bytes: config.max_payload_bytes,
         })
     }
 }
 
-/// `POST /v1/events` and `GET /v1/health`; unknown routes answer in the API's error shape.
+/// Every route of this router, with its handler; [`router`] and [`routes`] both read it, so
+/// the OpenAPI document can be checked against what is really served.
+fn route_table() -> Vec<(http::Method, &'static str, MethodRouter<Arc<IngestState>>)> {
+    vec![
+        (http::Method::POST, "/v1/events", post(publish_event)),
+        (http::Method::GET, "/v1/health", get(health)),
+    ]
+}
+
+/// The (method, path) pairs [`router`] serves.
+pub fn routes() -> Vec<(http::Method, &'static str)> {
+    route_table().into_iter().map(|(m, p, _)| (m, p)).collect()
+}
+
+/// `POST /v1/events` and `GET /v1/health`; unknown routes answer in the API's error shape
+/// once wrapped in [`with_fallbacks`].
 pub fn router(state: Arc<IngestState>) -> Router {
-    Router::new()
-        .route("/v1/events", post(publish_event))
-        .route("/v1/health", get(health))
+    route_table()
+        .into_iter()
+        .fold(Router::new(), |r, (_, path, handler)| {
+            r.route(path, handler)
+        })
         .with_state(state)
 }
 

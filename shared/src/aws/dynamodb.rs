@@ -1,12 +1,14 @@
 //! DynamoDB adapters. One table holds subscribers, events, delivery status, the attempt
-//! log and idempotency keys; see `docs/dynamodb.md` for keys, indexes and access patterns.
+//! log, stats counters, the dead-letter index, API keys, the audit trail and idempotency
+//! keys; see `docs/dynamodb.md` for keys, indexes and access patterns.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -14,14 +16,14 @@ use serde_json::value::RawValue;
 
 use super::sdk_error_text;
 use crate::event_type::{EventType, EventTypeFilter};
-use crate::ids::{EventId, SubscriberId, TenantId};
+use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
 use crate::model::{
-    AttemptRecord, DeliveryState, DeliveryStatus, EventRecord, Outcome, Subscriber, format_time,
-    parse_time,
+    ApiKey, AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryState, DeliveryStats,
+    DeliveryStatus, EventRecord, Outcome, Role, Subscriber, format_time, parse_time,
 };
 use crate::ports::{
-    AttemptLog, EventStore, IdempotencyClaim, IdempotencyStore, Page, PageRequest, PublishReceipt,
-    StoreError, SubscriberStore,
+    ApiKeyStore, AttemptLog, AttemptQuery, AuditLog, DeadLetterStore, EventStore, IdempotencyClaim,
+    IdempotencyStore, Page, PageRequest, PublishReceipt, StoreError, SubscriberStore,
 };
 use crate::signing::SignatureScheme;
 use crate::url::SubscriberUrl;
@@ -94,9 +96,176 @@ fn subscriber_log_pk(tenant: &TenantId, id: &SubscriberId) -> String {
     format!("S#{tenant}#{id}")
 }
 
+fn tenant_log_pk(tenant: &TenantId) -> String {
+    format!("A#{tenant}")
+}
+
 const EVENT_SK: &str = "#EVENT";
 const STATUS_PREFIX: &str = "STATUS#";
 const ATTEMPT_PREFIX: &str = "ATTEMPT#";
+const STATS_PREFIX: &str = "STATS#";
+/// Stats counters are spread over this many items per scope, so that a busy tenant's
+/// deliveries do not all write the same item (one item takes about 1,000 writes a second).
+const STATS_SHARDS: u32 = 8;
+
+fn stats_scope(subscriber: Option<&SubscriberId>) -> String {
+    match subscriber {
+        None => format!("{STATS_PREFIX}T#"),
+        Some(id) => format!("{STATS_PREFIX}S#{id}#"),
+    }
+}
+
+/// A transaction refused only because one of its conditions did not hold.
+fn is_transaction_condition_failure(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    match err.as_service_error() {
+        Some(
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                e,
+            ),
+        ) => {
+            let reasons = e.cancellation_reasons();
+            reasons
+                .iter()
+                .any(|r| r.code() == Some("ConditionalCheckFailed"))
+                && reasons
+                    .iter()
+                    .all(|r| matches!(r.code(), None | Some("None") | Some("ConditionalCheckFailed")))
+        }
+        _ => false,
+    }
+}
+
+/// A transaction cancelled because another write to one of its items was in flight (two
+/// deliveries finishing at once on the same counter shard): worth trying again at once.
+fn is_transaction_conflict(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    match err.as_service_error() {
+        Some(
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                e,
+            ),
+        ) => e
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("TransactionConflict")),
+        Some(e) => e.is_transaction_in_progress_exception(),
+        None => false,
+    }
+}
+
+/// How often a status transaction is tried when it conflicts with another write.
+const TRANSACTION_TRIES: u32 = 5;
+
+fn build_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::unavailable(SERVICE, e)
+}
+
+/// How a pagination cursor must look: exactly these key attributes, some with a fixed value
+/// or prefix drawn from the caller's tenant, so that a cursor cannot reach another tenant.
+struct CursorShape {
+    names: &'static [&'static str],
+    exact: Vec<(&'static str, String)>,
+    prefixed: Vec<(&'static str, String)>,
+}
+
+/// A cursor is the key of the last item returned, as base64url JSON.
+fn encode_key_cursor(item: &Item, names: &[&str]) -> Option<String> {
+    let mut map = serde_json::Map::new();
+    for name in names {
+        map.insert(
+            (*name).to_string(),
+            serde_json::Value::String(item.get(*name)?.as_s().ok()?.clone()),
+        );
+    }
+    Some(URL_SAFE_NO_PAD.encode(serde_json::Value::Object(map).to_string()))
+}
+
+fn decode_key_cursor(cursor: &str, shape: &CursorShape) -> Result<Item, StoreError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::BadCursor)?;
+    let map: BTreeMap<String, String> =
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
+    if map.len() != shape.names.len() || !shape.names.iter().all(|n| map.contains_key(*n)) {
+        return Err(StoreError::BadCursor);
+    }
+    let exact_ok = shape
+        .exact
+        .iter()
+        .all(|(n, v)| map.get(*n).is_some_and(|x| x == v));
+    let prefix_ok = shape
+        .prefixed
+        .iter()
+        .all(|(n, p)| map.get(*n).is_some_and(|x| x.starts_with(p.as_str())));
+    if !(exact_ok && prefix_ok) {
+        return Err(StoreError::BadCursor);
+    }
+    Ok(map.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
+
+/// Runs `query` until `limit` items are in hand or the range ends. A filter expression can
+/// leave a DynamoDB page short or empty; this keeps reading (a bounded number of pages) so
+/// callers get full pages, and the cursor is the key of the last item actually returned.
+async fn query_page(
+    query: QueryFluentBuilder,
+    limit: usize,
+    cursor: Option<&str>,
+    shape: &CursorShape,
+    filtered: bool,
+) -> Result<(Vec<Item>, Option<String>), StoreError> {
+    const MAX_READS: usize = 10;
+    let limit = limit.max(1);
+    let mut start = cursor.map(|c| decode_key_cursor(c, shape)).transpose()?;
+    let mut items: Vec<Item> = Vec::new();
+    let per_read = if filtered {
+        (limit * 4).min(1000)
+    } else {
+        limit
+    };
+    for _ in 0..MAX_READS {
+        let out = query
+            .clone()
+            .limit(i32::try_from(per_read).unwrap_or(1000))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        let page = out.items();
+        let more = out.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
+        let room = limit - items.len();
+        if page.len() > room {
+            items.extend(page[..room].iter().cloned());
+            let next = items.last().and_then(|i| encode_key_cursor(i, shape.names));
+            return Ok((items, next));
+        }
+        items.extend(page.iter().cloned());
+        match more {
+            None => return Ok((items, None)),
+            Some(key) if items.len() >= limit => {
+                let next = items
+                    .last()
+                    .and_then(|i| encode_key_cursor(i, shape.names))
+                    .or_else(|| encode_key_cursor(&key, shape.names));
+                return Ok((items, next));
+            }
+            Some(key) => start = Some(key),
+        }
+    }
+    // Many filtered-out items in a row: hand back what we have and where to go on from.
+    let next = start
+        .as_ref()
+        .and_then(|k| encode_key_cursor(k, shape.names));
+    Ok((items, next))
+}
 
 /// Subscribers: `pk = T#{tenant}`, `sk = SUB#{id}`.
 #[derive(Clone)]
@@ -329,6 +498,36 @@ impl SubscriberStore for DynamoDbSubscriberStore {
         }
         Ok(all)
     }
+
+    async fn replace(
+        &self,
+        subscriber: &Subscriber,
+        expected_updated_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(subscriber_to_item(subscriber)))
+            .condition_expression("attribute_exists(pk) AND updated_at = :prev")
+            .expression_attribute_values(":prev", s(format_time(expected_updated_at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict(format!(
+                    "subscriber {} was changed or deleted meanwhile; read it again and retry",
+                    subscriber.id
+                )))
+            }
+            Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+        }
+    }
 }
 
 /// Events: `pk = E#{tenant}#{event}`, `sk = #EVENT`; their delivery statuses and
@@ -432,13 +631,29 @@ impl EventStore for DynamoDbEventStore {
     }
 }
 
-/// Attempts: `pk = E#{tenant}#{event}`, `sk = ATTEMPT#{subscriber}#{attempt:05}`, and in
-/// index `gsi1` under `S#{tenant}#{subscriber}` by time. Status: `sk = STATUS#{subscriber}`.
+/// Attempts: `pk = E#{tenant}#{event}`, `sk = ATTEMPT#{subscriber}#{attempt:05}`, in index
+/// `gsi1` under `S#{tenant}#{subscriber}` and in index `gsi2` under `A#{tenant}`, both by
+/// time. Status: `sk = STATUS#{subscriber}`. Stats counters: `pk = T#{tenant}`,
+/// `sk = STATS#T#{shard}` (tenant) and `STATS#S#{subscriber}#{shard}` (one subscriber).
 #[derive(Clone)]
 pub struct DynamoDbAttemptLog {
     client: Client,
     table: String,
     retention: Duration,
+}
+
+/// A status write is accepted when there is no status yet, or the stored one is not final
+/// and not from a later attempt: a late duplicate never undoes a newer result, and a final
+/// status changes only through [`AttemptLog::replace_status`].
+const STATUS_CONDITION: &str =
+    "attribute_not_exists(pk) OR (attempts <= :attempts AND NOT (#st IN (:delivered, :failed)))";
+
+/// The condition a status write is made under, with its placeholder values.
+struct StatusCondition {
+    expression: &'static str,
+    values: Vec<(&'static str, AttributeValue)>,
+    /// Whether the expression names the `status` attribute (a reserved word) as `#st`.
+    uses_status_name: bool,
 }
 
 impl DynamoDbAttemptLog {
@@ -476,28 +691,145 @@ impl DynamoDbAttemptLog {
         item
     }
 
-    async fn put_status(&self, item: Item, attempts: u32) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .put_item()
+    /// The counter updates for a change of the totals: the tenant's and the subscriber's,
+    /// each on a random shard.
+    fn counter_updates(
+        &self,
+        tenant: &TenantId,
+        subscriber: &SubscriberId,
+        change: DeliveryStats,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let shard = rand::random::<u32>() % STATS_SHARDS;
+        [None, Some(subscriber)]
+            .into_iter()
+            .map(|scope| {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(tenant_pk(tenant)))
+                    .key("sk", s(format!("{}{shard}", stats_scope(scope))))
+                    .update_expression(
+                        "SET kind = :kind ADD success :success, failure :failure, attempts :attempts",
+                    )
+                    .expression_attribute_values(":kind", s("stats"))
+                    .expression_attribute_values(":success", n(change.success))
+                    .expression_attribute_values(":failure", n(change.failure))
+                    .expression_attribute_values(":attempts", n(change.attempts))
+                    .build()
+                    .map_err(build_err)?;
+                Ok(TransactWriteItem::builder().update(update).build())
+            })
+            .collect()
+    }
+
+    /// Writes a status under `condition`; when the totals change (a delivery finished, or a
+    /// finished one was reopened) the counters move in the same transaction, so they count
+    /// each finished delivery exactly once however often SQS delivers its message.
+    /// `Ok(false)` when the condition did not hold.
+    async fn write_status(
+        &self,
+        tenant: &TenantId,
+        event_id: &EventId,
+        status: &DeliveryStatus,
+        condition: StatusCondition,
+        change: DeliveryStats,
+    ) -> Result<bool, StoreError> {
+        let StatusCondition {
+            expression: condition,
+            values,
+            uses_status_name,
+        } = condition;
+        let item = self.status_item(tenant, event_id, status);
+        if change.is_zero() {
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition);
+            if uses_status_name {
+                put = put.expression_attribute_names("#st", "status");
+            }
+            for (k, v) in values {
+                put = put.expression_attribute_values(k, v);
+            }
+            return match put.send().await {
+                Ok(_) => Ok(true),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(false)
+                }
+                Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+            };
+        }
+        let mut put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR attempts <= :attempts")
-            .expression_attribute_values(":attempts", n(attempts))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // A newer attempt already wrote its status: keep it.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+            .condition_expression(condition);
+        if uses_status_name {
+            put = put.expression_attribute_names("#st", "status");
         }
+        for (k, v) in values {
+            put = put.expression_attribute_values(k, v);
+        }
+        let put = TransactWriteItem::builder()
+            .put(put.build().map_err(build_err)?)
+            .build();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            // A fresh random shard each try, which is what usually clears a conflict.
+            let mut items = vec![put.clone()];
+            items.extend(self.counter_updates(tenant, &status.subscriber_id, change)?);
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(err) if is_transaction_condition_failure(&err) => return Ok(false),
+                Err(err) if tries < TRANSACTION_TRIES && is_transaction_conflict(&err) => {
+                    let pause = 10 * u64::from(tries) + rand::random::<u64>() % 20;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Err(err) => return Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+            }
+        }
+    }
+
+    async fn put_status(
+        &self,
+        tenant: &TenantId,
+        event_id: &EventId,
+        status: &DeliveryStatus,
+    ) -> Result<(), StoreError> {
+        // Under STATUS_CONDITION the stored status is never final, so it contributed nothing
+        // to the totals and the change is all of the new one.
+        let written = self
+            .write_status(
+                tenant,
+                event_id,
+                status,
+                StatusCondition {
+                    expression: STATUS_CONDITION,
+                    values: vec![
+                        (":attempts", n(status.attempts)),
+                        (":delivered", s(DeliveryState::Delivered.as_str())),
+                        (":failed", s(DeliveryState::Failed.as_str())),
+                    ],
+                    uses_status_name: true,
+                },
+                DeliveryStats::of_status(status),
+            )
+            .await?;
+        if !written {
+            tracing::debug!(event_id = %event_id, subscriber_id = %status.subscriber_id, "a newer or final status is already stored");
+        }
+        Ok(())
     }
 }
 
@@ -521,6 +853,17 @@ fn attempt_to_item(a: &AttemptRecord, expires_at: AttributeValue) -> Item {
             "{}#{}#{:05}",
             format_time(a.started_at),
             a.event_id,
+            a.attempt
+        )),
+    );
+    item.insert("gsi2pk".into(), s(tenant_log_pk(&a.tenant)));
+    item.insert(
+        "gsi2sk".into(),
+        s(format!(
+            "{}#{}#{}#{:05}",
+            format_time(a.started_at),
+            a.event_id,
+            a.subscriber_id,
             a.attempt
         )),
     );
@@ -614,6 +957,21 @@ impl DynamoDbAttemptLog {
     }
 }
 
+fn stats_from_items(items: &[Item]) -> DeliveryStats {
+    items
+        .iter()
+        .fold(DeliveryStats::default(), |acc, item| DeliveryStats {
+            success: acc.success + opt_n::<i64>(item, "success").unwrap_or(0),
+            failure: acc.failure + opt_n::<i64>(item, "failure").unwrap_or(0),
+            attempts: acc.attempts + opt_n::<i64>(item, "attempts").unwrap_or(0),
+        })
+}
+
+/// Upper bound of a time range on a `{time}#…` sort key: `~` sorts after `#` and every digit.
+fn time_key_upper(t: DateTime<Utc>) -> String {
+    format!("{}~", format_time(t))
+}
+
 #[async_trait]
 impl AttemptLog for DynamoDbAttemptLog {
     async fn record(
@@ -630,10 +988,7 @@ impl AttemptLog for DynamoDbAttemptLog {
                 expiry(attempt.finished_at, self.retention),
             )))
             .send();
-        let put_status = self.put_status(
-            self.status_item(&attempt.tenant, &attempt.event_id, status),
-            status.attempts,
-        );
+        let put_status = self.put_status(&attempt.tenant, &attempt.event_id, status);
         let (a, st) = tokio::join!(put_attempt, put_status);
         a.map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
         st
@@ -645,8 +1000,7 @@ impl AttemptLog for DynamoDbAttemptLog {
         event_id: &EventId,
         status: &DeliveryStatus,
     ) -> Result<(), StoreError> {
-        self.put_status(self.status_item(tenant, event_id, status), status.attempts)
-            .await
+        self.put_status(tenant, event_id, status).await
     }
 
     async fn statuses(
@@ -671,6 +1025,162 @@ impl AttemptLog for DynamoDbAttemptLog {
             .iter()
             .map(attempt_from_item)
             .collect()
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        q: &AttemptQuery,
+    ) -> Result<Page<AttemptRecord>, StoreError> {
+        let mut query = self.client.query().table_name(&self.table);
+        let mut filters: Vec<&str> = Vec::new();
+        let shape;
+        if let Some(event_id) = &q.event_id {
+            // One event: its own partition, by subscriber and attempt number.
+            let prefix = match &q.subscriber_id {
+                Some(sub) => format!("{ATTEMPT_PREFIX}{sub}#"),
+                None => ATTEMPT_PREFIX.to_string(),
+            };
+            query = query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(event_pk(tenant, event_id)))
+                .expression_attribute_values(":prefix", s(&prefix))
+                .consistent_read(true);
+            if let Some(since) = q.since {
+                filters.push("started_at >= :since");
+                query = query.expression_attribute_values(":since", s(format_time(since)));
+            }
+            if let Some(until) = q.until {
+                filters.push("started_at <= :until");
+                query = query.expression_attribute_values(":until", s(format_time(until)));
+            }
+            shape = CursorShape {
+                names: &["pk", "sk"],
+                exact: vec![("pk", event_pk(tenant, event_id))],
+                prefixed: vec![("sk", prefix)],
+            };
+        } else {
+            // One subscriber (gsi1) or the whole tenant (gsi2), newest first, the time range
+            // in the key condition.
+            let (index, pk_name, sk_name, partition) = match &q.subscriber_id {
+                Some(sub) => ("gsi1", "gsi1pk", "gsi1sk", subscriber_log_pk(tenant, sub)),
+                None => ("gsi2", "gsi2pk", "gsi2sk", tenant_log_pk(tenant)),
+            };
+            let range = match (q.since, q.until) {
+                (Some(a), Some(b)) => {
+                    query = query
+                        .expression_attribute_values(":lo", s(format_time(a)))
+                        .expression_attribute_values(":hi", s(time_key_upper(b)));
+                    format!(" AND {sk_name} BETWEEN :lo AND :hi")
+                }
+                (Some(a), None) => {
+                    query = query.expression_attribute_values(":lo", s(format_time(a)));
+                    format!(" AND {sk_name} >= :lo")
+                }
+                (None, Some(b)) => {
+                    query = query.expression_attribute_values(":hi", s(time_key_upper(b)));
+                    format!(" AND {sk_name} <= :hi")
+                }
+                (None, None) => String::new(),
+            };
+            query = query
+                .index_name(index)
+                .key_condition_expression(format!("{pk_name} = :pk{range}"))
+                .expression_attribute_values(":pk", s(&partition))
+                .scan_index_forward(false);
+            shape = CursorShape {
+                names: if index == "gsi1" {
+                    &["pk", "sk", "gsi1pk", "gsi1sk"]
+                } else {
+                    &["pk", "sk", "gsi2pk", "gsi2sk"]
+                },
+                exact: vec![(pk_name, partition)],
+                prefixed: vec![
+                    ("pk", format!("E#{tenant}#")),
+                    ("sk", ATTEMPT_PREFIX.into()),
+                ],
+            };
+        }
+        if let Some(outcome) = q.outcome {
+            filters.push("outcome = :outcome");
+            query = query.expression_attribute_values(":outcome", s(outcome.as_str()));
+        }
+        let filtered = !filters.is_empty();
+        if filtered {
+            query = query.filter_expression(filters.join(" AND "));
+        }
+        let (items, next_cursor) =
+            query_page(query, q.limit, q.cursor.as_deref(), &shape, filtered).await?;
+        Ok(Page {
+            items: items
+                .iter()
+                .map(attempt_from_item)
+                .collect::<Result<_, _>>()?,
+            next_cursor,
+        })
+    }
+
+    async fn stats(
+        &self,
+        tenant: &TenantId,
+        subscriber: Option<&SubscriberId>,
+    ) -> Result<DeliveryStats, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+            .expression_attribute_values(":prefix", s(stats_scope(subscriber)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        Ok(stats_from_items(out.items()))
+    }
+
+    async fn replace_status(
+        &self,
+        tenant: &TenantId,
+        event_id: &EventId,
+        expected: Option<&DeliveryStatus>,
+        new: &DeliveryStatus,
+    ) -> Result<bool, StoreError> {
+        let before = expected.map(DeliveryStats::of_status).unwrap_or_default();
+        let change = DeliveryStats::of_status(new).minus(before);
+        match expected {
+            None => {
+                self.write_status(
+                    tenant,
+                    event_id,
+                    new,
+                    StatusCondition {
+                        expression: "attribute_not_exists(pk)",
+                        values: vec![],
+                        uses_status_name: false,
+                    },
+                    change,
+                )
+                .await
+            }
+            Some(old) => {
+                self.write_status(
+                    tenant,
+                    event_id,
+                    new,
+                    StatusCondition {
+                        expression: "#st = :old_status AND attempts = :old_attempts",
+                        values: vec![
+                            (":old_status", s(old.status.as_str())),
+                            (":old_attempts", n(old.attempts)),
+                        ],
+                        uses_status_name: true,
+                    },
+                    change,
+                )
+                .await
+            }
+        }
     }
 }
 
@@ -781,9 +1291,467 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
     }
 }
 
+/// The dead-letter index: `pk = D#{tenant}`, `sk = {event}#{subscriber}` (event ids sort by
+/// time), and in `gsi1` under `D#{tenant}#{subscriber}` by event. Expires with the DLQ's
+/// message retention, after which SQS no longer has the message either.
+#[derive(Clone)]
+pub struct DynamoDbDeadLetterStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbDeadLetterStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn dead_pk(tenant: &TenantId) -> String {
+    format!("D#{tenant}")
+}
+
+fn dead_sk(event_id: &EventId, subscriber: &SubscriberId) -> String {
+    format!("{event_id}#{subscriber}")
+}
+
+fn dead_by_subscriber_pk(tenant: &TenantId, subscriber: &SubscriberId) -> String {
+    format!("D#{tenant}#{subscriber}")
+}
+
+fn dead_from_item(item: &Item) -> Result<DeadLetterEntry, StoreError> {
+    Ok(DeadLetterEntry {
+        tenant: TenantId::parse(get_s(item, "tenant")?).map_err(|e| corrupt("tenant", e))?,
+        event_id: EventId::parse(get_s(item, "event_id")?).map_err(|e| corrupt("event_id", e))?,
+        subscriber_id: SubscriberId::parse(get_s(item, "subscriber_id")?)
+            .map_err(|e| corrupt("subscriber_id", e))?,
+        event_type: EventType::parse(get_s(item, "event_type")?)
+            .map_err(|e| corrupt("event_type", e))?,
+        reason: opt_s(item, "reason").unwrap_or_default(),
+        attempts: get_n(item, "attempts")?,
+        dead_at: get_time(item, "dead_at")?,
+    })
+}
+
+#[async_trait]
+impl DeadLetterStore for DynamoDbDeadLetterStore {
+    async fn put(&self, e: &DeadLetterEntry) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(dead_pk(&e.tenant)))
+            .item("sk", s(dead_sk(&e.event_id, &e.subscriber_id)))
+            .item(
+                "gsi1pk",
+                s(dead_by_subscriber_pk(&e.tenant, &e.subscriber_id)),
+            )
+            .item("gsi1sk", s(e.event_id.as_str()))
+            .item("kind", s("dead_letter"))
+            .item("tenant", s(e.tenant.as_str()))
+            .item("event_id", s(e.event_id.as_str()))
+            .item("subscriber_id", s(e.subscriber_id.as_str()))
+            .item("event_type", s(e.event_type.as_str()))
+            .item("reason", s(&e.reason))
+            .item("attempts", n(e.attempts))
+            .item("dead_at", s(format_time(e.dead_at)))
+            .item(
+                "expires_at",
+                expiry(e.dead_at, crate::config::DEAD_LETTER_RETENTION),
+            )
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        subscriber: Option<&SubscriberId>,
+        page: &PageRequest,
+    ) -> Result<Page<DeadLetterEntry>, StoreError> {
+        let (query, shape) = match subscriber {
+            None => (
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", s(dead_pk(tenant)))
+                    .consistent_read(true),
+                CursorShape {
+                    names: &["pk", "sk"],
+                    exact: vec![("pk", dead_pk(tenant))],
+                    prefixed: vec![],
+                },
+            ),
+            Some(sub) => (
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("gsi1")
+                    .key_condition_expression("gsi1pk = :pk")
+                    .expression_attribute_values(":pk", s(dead_by_subscriber_pk(tenant, sub))),
+                CursorShape {
+                    names: &["pk", "sk", "gsi1pk", "gsi1sk"],
+                    exact: vec![
+                        ("pk", dead_pk(tenant)),
+                        ("gsi1pk", dead_by_subscriber_pk(tenant, sub)),
+                    ],
+                    prefixed: vec![],
+                },
+            ),
+        };
+        let (items, next_cursor) =
+            query_page(query, page.limit, page.cursor.as_deref(), &shape, false).await?;
+        Ok(Page {
+            items: items.iter().map(dead_from_item).collect::<Result<_, _>>()?,
+            next_cursor,
+        })
+    }
+
+    async fn remove(
+        &self,
+        tenant: &TenantId,
+        event_id: &EventId,
+        subscriber: &SubscriberId,
+    ) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(dead_pk(tenant)))
+            .key("sk", s(dead_sk(event_id, subscriber)))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        Ok(())
+    }
+}
+
+/// API keys, two items per key written together: `pk = K#{sha256 hex}`, `sk = #KEY` finds a
+/// key by its digest at authentication; `pk = T#{tenant}`, `sk = KEY#{key_id}` lists a
+/// tenant's keys and finds the digest item to delete. Neither holds the key itself.
+#[derive(Clone)]
+pub struct DynamoDbApiKeyStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbApiKeyStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+const KEY_PREFIX: &str = "KEY#";
+const KEY_DIGEST_SK: &str = "#KEY";
+
+fn key_digest_pk(digest_hex: &str) -> String {
+    format!("K#{digest_hex}")
+}
+
+fn api_key_item(key: &ApiKey, digest_hex: &str) -> Item {
+    let mut item = Item::new();
+    item.insert("kind".into(), s("api_key"));
+    item.insert("id".into(), s(key.id.as_str()));
+    item.insert("tenant".into(), s(key.tenant.as_str()));
+    item.insert("role".into(), s(key.role.as_str()));
+    if let Some(d) = &key.description {
+        item.insert("description".into(), s(d));
+    }
+    item.insert("created_at".into(), s(format_time(key.created_at)));
+    item.insert("created_by".into(), s(&key.created_by));
+    item.insert("digest".into(), s(digest_hex));
+    item
+}
+
+fn api_key_from_item(item: &Item) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        id: ApiKeyId::parse(get_s(item, "id")?).map_err(|e| corrupt("id", e))?,
+        tenant: TenantId::parse(get_s(item, "tenant")?).map_err(|e| corrupt("tenant", e))?,
+        role: Role::parse(get_s(item, "role")?)
+            .ok_or_else(|| StoreError::Corrupt("unknown role".into()))?,
+        description: opt_s(item, "description"),
+        created_at: get_time(item, "created_at")?,
+        created_by: opt_s(item, "created_by").unwrap_or_default(),
+    })
+}
+
+#[async_trait]
+impl ApiKeyStore for DynamoDbApiKeyStore {
+    async fn create(&self, key: &ApiKey, digest: &[u8; 32]) -> Result<(), StoreError> {
+        let digest_hex = hex::encode(digest);
+        let mut by_digest = api_key_item(key, &digest_hex);
+        by_digest.insert("pk".into(), s(key_digest_pk(&digest_hex)));
+        by_digest.insert("sk".into(), s(KEY_DIGEST_SK));
+        let mut by_tenant = api_key_item(key, &digest_hex);
+        by_tenant.insert("pk".into(), s(tenant_pk(&key.tenant)));
+        by_tenant.insert("sk".into(), s(format!("{KEY_PREFIX}{}", key.id)));
+        let puts = [by_digest, by_tenant]
+            .into_iter()
+            .map(|item| {
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map(|p| TransactWriteItem::builder().put(p).build())
+                    .map_err(build_err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(puts))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if is_transaction_condition_failure(&err) => {
+                Err(StoreError::Conflict("that API key already exists".into()))
+            }
+            Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+        }
+    }
+
+    async fn find(&self, digest: &[u8; 32]) -> Result<Option<(ApiKey, [u8; 32])>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key_digest_pk(&hex::encode(digest))))
+            .key("sk", s(KEY_DIGEST_SK))
+            // A deleted key must stop working at once, not after replication catches up.
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let stored: [u8; 32] = hex::decode(get_s(item, "digest")?)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| StoreError::Corrupt("API key digest is malformed".into()))?;
+        Ok(Some((api_key_from_item(item)?, stored)))
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<ApiKey>, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+            .expression_attribute_values(":prefix", s(KEY_PREFIX))
+            .consistent_read(true)
+            .limit(i32::try_from(page.limit.clamp(1, 1000)).unwrap_or(100));
+        if let Some(cursor) = &page.cursor {
+            query = query
+                .exclusive_start_key("pk", s(tenant_pk(tenant)))
+                .exclusive_start_key("sk", s(decode_cursor(cursor, KEY_PREFIX)?));
+        }
+        let out = query
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        Ok(Page {
+            items: out
+                .items()
+                .iter()
+                .map(api_key_from_item)
+                .collect::<Result<_, _>>()?,
+            next_cursor: out.last_evaluated_key().and_then(encode_cursor),
+        })
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<bool, StoreError> {
+        let sk = format!("{KEY_PREFIX}{id}");
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(tenant_pk(tenant)))
+            .key("sk", s(&sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        let Some(item) = out.item() else {
+            return Ok(false);
+        };
+        let digest_hex = get_s(item, "digest")?.to_string();
+        let deletes = [
+            (tenant_pk(tenant), sk),
+            (key_digest_pk(&digest_hex), KEY_DIGEST_SK.to_string()),
+        ]
+        .into_iter()
+        .map(|(pk, sk)| {
+            Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .build()
+                .map(|d| TransactWriteItem::builder().delete(d).build())
+                .map_err(build_err)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(deletes))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        Ok(true)
+    }
+}
+
+/// The audit trail: `pk = AU#{tenant}`, `sk = {at}#{random}`, newest last; kept for the
+/// audit retention (a year by default), longer than the delivery log.
+#[derive(Clone)]
+pub struct DynamoDbAuditLog {
+    client: Client,
+    table: String,
+    retention: Duration,
+}
+
+impl DynamoDbAuditLog {
+    pub fn new(client: Client, table: impl Into<String>, retention: Duration) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            retention,
+        }
+    }
+}
+
+fn audit_pk(tenant: &TenantId) -> String {
+    format!("AU#{tenant}")
+}
+
+#[async_trait]
+impl AuditLog for DynamoDbAuditLog {
+    async fn record(&self, r: &AuditRecord) -> Result<(), StoreError> {
+        // The random suffix keeps two changes in the same millisecond apart.
+        let sk = format!("{}#{:016x}", format_time(r.at), rand::random::<u64>());
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(audit_pk(&r.tenant)))
+            .item("sk", s(sk))
+            .item("kind", s("audit"))
+            .item("tenant", s(r.tenant.as_str()))
+            .item("at", s(format_time(r.at)))
+            .item("actor", s(&r.actor))
+            .item("action", s(&r.action))
+            .item("resource", s(&r.resource))
+            .item("expires_at", expiry(r.at, self.retention));
+        if let Some(detail) = &r.detail {
+            put = put.item("detail", s(detail.to_string()));
+        }
+        put.send()
+            .await
+            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(audit_pk(tenant)))
+            .scan_index_forward(false)
+            .consistent_read(true);
+        let shape = CursorShape {
+            names: &["pk", "sk"],
+            exact: vec![("pk", audit_pk(tenant))],
+            prefixed: vec![],
+        };
+        let (items, next_cursor) =
+            query_page(query, page.limit, page.cursor.as_deref(), &shape, false).await?;
+        let records = items
+            .iter()
+            .map(|item| {
+                Ok(AuditRecord {
+                    tenant: TenantId::parse(get_s(item, "tenant")?)
+                        .map_err(|e| corrupt("tenant", e))?,
+                    at: get_time(item, "at")?,
+                    actor: get_s(item, "actor")?.to_string(),
+                    action: get_s(item, "action")?.to_string(),
+                    resource: get_s(item, "resource")?.to_string(),
+                    detail: opt_s(item, "detail").and_then(|d| serde_json::from_str(&d).ok()),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Page {
+            items: records,
+            next_cursor,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_cursors_must_stay_in_the_callers_partition() {
+        let shape = CursorShape {
+            names: &["pk", "sk", "gsi2pk", "gsi2sk"],
+            exact: vec![("gsi2pk", "A#acme".into())],
+            prefixed: vec![("pk", "E#acme#".into())],
+        };
+        let mut item = Item::new();
+        for (k, v) in [
+            ("pk", "E#acme#evt_1"),
+            ("sk", "ATTEMPT#sub_1#00001"),
+            ("gsi2pk", "A#acme"),
+            ("gsi2sk", "2026-01-01T00:00:00.000Z#evt_1#sub_1#00001"),
+        ] {
+            item.insert(k.into(), s(v));
+        }
+        let cursor = encode_key_cursor(&item, shape.names).unwrap();
+        assert_eq!(decode_key_cursor(&cursor, &shape).unwrap(), item);
+        item.insert("gsi2pk".into(), s("A#other"));
+        let foreign = encode_key_cursor(&item, shape.names).unwrap();
+        assert!(matches!(
+            decode_key_cursor(&foreign, &shape),
+            Err(StoreError::BadCursor)
+        ));
+        item.insert("gsi2pk".into(), s("A#acme"));
+        item.insert("pk".into(), s("E#acme2#evt_1"));
+        let sneaky = encode_key_cursor(&item, shape.names).unwrap();
+        assert!(matches!(
+            decode_key_cursor(&sneaky, &shape),
+            Err(StoreError::BadCursor)
+        ));
+        let short = encode_key_cursor(&item, &["pk", "sk"]).unwrap();
+        assert!(decode_key_cursor(&short, &shape).is_err());
+        assert!(decode_key_cursor("%%%", &shape).is_err());
+    }
+
+    #[test]
+    fn time_range_upper_bound_includes_the_whole_millisecond() {
+        let t = parse_time("2026-01-01T00:00:00.005Z").unwrap();
+        let upper = time_key_upper(t);
+        assert!("2026-01-01T00:00:00.005Z#evt_1#sub_1#00001" <= upper.as_str());
+        assert!("2026-01-01T00:00:00.006Z#evt_0" > upper.as_str());
+    }
 
     #[test]
     fn cursor_round_trips_and_rejects_foreign_prefixes() {

@@ -9,11 +9,12 @@ mod secretsmanager;
 mod sqs;
 
 pub use dynamodb::{
-    DynamoDbAttemptLog, DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore,
+    DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
+    DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore,
 };
 pub use provision::{Provisioned, ResourceNames, create_queue, provision, queue_arn};
 pub use secretsmanager::SecretsManagerSecrets;
-pub use sqs::SqsDeliveryQueue;
+pub use sqs::{SqsDeadLetterQueue, SqsDeliveryQueue};
 
 /// Loads the SDK configuration once; every client of a process is built from it.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {

@@ -43,8 +43,8 @@ const DEFAULT_VISIBILITY_SECS: u32 = 90;
 /// 14 days, the SQS maximum: a message outlives the longest retry schedule.
 const RETENTION_SECS: u32 = 1_209_600;
 
-/// Creates the table (keys, `gsi1`, TTL on `expires_at`) and the delivery queue with its
-/// DLQ, whose redrive policy moves a message after `max_receive_count` receives.
+/// Creates the table (keys, `gsi1`, `gsi2`, TTL on `expires_at`) and the delivery queue with
+/// its DLQ, whose redrive policy moves a message after `max_receive_count` receives.
 pub async fn provision(
     config: &aws_config::SdkConfig,
     names: &ResourceNames,
@@ -126,30 +126,87 @@ fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {
         .map_err(|e| StoreError::unavailable("DynamoDB", e))
 }
 
+/// Every global secondary index of the table.
+const INDEXES: [&str; 2] = ["gsi1", "gsi2"];
+
+async fn add_index(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    name: &str,
+) -> Result<(), StoreError> {
+    let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+        .index_name(name)
+        .key_schema(key(&format!("{name}pk"), KeyType::Hash)?)
+        .key_schema(key(&format!("{name}sk"), KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| StoreError::unavailable("DynamoDB", e))?;
+    ddb.update_table()
+        .table_name(table)
+        .attribute_definitions(key_attribute(&format!("{name}pk"))?)
+        .attribute_definitions(key_attribute(&format!("{name}sk"))?)
+        .global_secondary_index_updates(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                .create(create)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| StoreError::unavailable("DynamoDB", sdk_error_text(&e)))?;
+    wait_until_active(ddb, table).await
+}
+
+/// A global secondary index `{name}` keyed on `{name}pk`/`{name}sk`, projecting every
+/// attribute (the API reads whole log items from it).
+fn index(name: &str) -> Result<GlobalSecondaryIndex, StoreError> {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(&format!("{name}pk"), KeyType::Hash)?)
+        .key_schema(key(&format!("{name}sk"), KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| StoreError::unavailable("DynamoDB", e))
+}
+
 async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), StoreError> {
-    let exists = match ddb.describe_table().table_name(table).send().await {
-        Ok(_) => true,
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) =>
-        {
-            false
+    let existing_indexes: Option<Vec<String>> =
+        match ddb.describe_table().table_name(table).send().await {
+            Ok(out) => Some(
+                out.table()
+                    .map(|t| {
+                        t.global_secondary_indexes()
+                            .iter()
+                            .filter_map(|i| i.index_name().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                None
+            }
+            Err(err) => return Err(StoreError::unavailable("DynamoDB", sdk_error_text(&err))),
+        };
+    if let Some(indexes) = &existing_indexes {
+        // A table made by an earlier version (a kept local runner table) gains the indexes
+        // added since, one at a time as DynamoDB requires.
+        for name in INDEXES {
+            if !indexes.iter().any(|i| i == name) {
+                add_index(ddb, table, name).await?;
+            }
         }
-        Err(err) => return Err(StoreError::unavailable("DynamoDB", sdk_error_text(&err))),
-    };
-    if !exists {
-        let gsi1 = GlobalSecondaryIndex::builder()
-            .index_name("gsi1")
-            .key_schema(key("gsi1pk", KeyType::Hash)?)
-            .key_schema(key("gsi1sk", KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .map_err(|e| StoreError::unavailable("DynamoDB", e))?;
+    } else {
         let created = ddb
             .create_table()
             .table_name(table)
@@ -158,9 +215,13 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(),
             .attribute_definitions(key_attribute("sk")?)
             .attribute_definitions(key_attribute("gsi1pk")?)
             .attribute_definitions(key_attribute("gsi1sk")?)
+            .attribute_definitions(key_attribute("gsi2pk")?)
+            .attribute_definitions(key_attribute("gsi2sk")?)
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
-            .global_secondary_indexes(gsi1)
+            .set_global_secondary_indexes(Some(
+                INDEXES.iter().map(|n| index(n)).collect::<Result<_, _>>()?,
+            ))
             .send()
             .await;
         if let Err(err) = created
@@ -201,11 +262,15 @@ async fn wait_until_active(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Resul
             .send()
             .await
             .map_err(|e| StoreError::unavailable("DynamoDB", sdk_error_text(&e)))?;
-        if out
-            .table()
-            .and_then(|t| t.table_status())
-            .is_some_and(|s| *s == aws_sdk_dynamodb::types::TableStatus::Active)
-        {
+        // An index added to a live table backfills after the table itself is active again.
+        let ready = out.table().is_some_and(|t| {
+            t.table_status() == Some(&aws_sdk_dynamodb::types::TableStatus::Active)
+                && t.global_secondary_indexes().iter().all(|i| {
+                    i.index_status()
+                        .is_none_or(|s| *s == aws_sdk_dynamodb::types::IndexStatus::Active)
+                })
+        });
+        if ready {
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;

@@ -1,0 +1,732 @@
+//! Subscriber routes: create, list, read, update, delete, rotate the signing secret, send a
+//! test event, and recover failed deliveries of a time window.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use skyhook_shared::event_type::{EventType, EventTypeFilter};
+use skyhook_shared::http::{ApiError, Principal, Role, parse_json, read_json};
+use skyhook_shared::ids::{EventId, SubscriberId};
+use skyhook_shared::model::{
+    DeliveryMessage, DeliveryState, DeliveryStatus, Outcome, Subscriber, format_time,
+};
+use skyhook_shared::ports::{AttemptQuery, PageRequest};
+use skyhook_shared::publish::PublishRequest;
+use skyhook_shared::secret::SigningSecret;
+use skyhook_shared::signing::SignatureScheme;
+use skyhook_shared::url::SubscriberUrl;
+
+use crate::{
+    ApiState, BULK_TIME_BUDGET, ListResponse, MAX_BODY_BYTES, SubscriberView, audit, authorize,
+    page_limit, parse_time_param,
+};
+
+const MAX_EVENT_TYPES: usize = 100;
+const MAX_HEADERS: usize = 20;
+const MAX_DESCRIPTION_CHARS: usize = 1024;
+const MAX_HEADER_VALUE_BYTES: usize = 1024;
+/// The event type `POST /v1/subscribers/{id}/test` sends.
+pub const TEST_EVENT_TYPE: &str = "skyhook.test";
+/// Headers a subscriber may not set: Skyhook's own, and those that would break the request.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "host",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-webhook-id",
+    "x-webhook-timestamp",
+    "x-webhook-signature",
+    "x-correlation-id",
+];
+
+/// Checks the event type filters of a subscriber: 1 to 100 valid filters.
+pub fn parse_event_types(raw: &[String]) -> Result<Vec<EventTypeFilter>, ApiError> {
+    if raw.is_empty() || raw.len() > MAX_EVENT_TYPES {
+        return Err(ApiError::unprocessable(
+            "invalid_event_types",
+            format!("event_types must hold 1 to {MAX_EVENT_TYPES} entries"),
+        ));
+    }
+    raw.iter()
+        .map(|f| {
+            EventTypeFilter::parse(f)
+                .map_err(|e| ApiError::unprocessable("invalid_event_types", e.to_string()))
+        })
+        .collect()
+}
+
+/// Checks custom headers: valid names and values, none that Skyhook sets itself.
+pub fn parse_headers(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+    if raw.len() > MAX_HEADERS {
+        return Err(ApiError::unprocessable(
+            "invalid_headers",
+            format!("at most {MAX_HEADERS} custom headers"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (name, value) in raw {
+        let lower = name.to_ascii_lowercase();
+        if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+            return Err(ApiError::unprocessable(
+                "invalid_headers",
+                format!("{name:?} is not a valid header name"),
+            ));
+        }
+        if RESERVED_HEADERS.contains(&lower.as_str()) {
+            return Err(ApiError::unprocessable(
+                "invalid_headers",
+                format!("header {name} is set by Skyhook and cannot be overridden"),
+            ));
+        }
+        if value.len() > MAX_HEADER_VALUE_BYTES || http::HeaderValue::from_str(&value).is_err() {
+            return Err(ApiError::unprocessable(
+                "invalid_headers",
+                format!("the value of header {name} is not a valid header value"),
+            ));
+        }
+        out.insert(lower, value);
+    }
+    Ok(out)
+}
+
+fn check_description(d: &Option<String>) -> Result<(), ApiError> {
+    match d {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(ApiError::unprocessable(
+            "invalid_description",
+            format!("description is longer than {MAX_DESCRIPTION_CHARS} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn parse_url(state: &ApiState, raw: &str) -> Result<SubscriberUrl, ApiError> {
+    SubscriberUrl::parse(raw, state.url_policy)
+        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))
+}
+
+fn parse_scheme(raw: &str) -> Result<SignatureScheme, ApiError> {
+    SignatureScheme::parse(raw)
+        .map_err(|e| ApiError::unprocessable("invalid_signature_scheme", e.to_string()))
+}
+
+fn parse_secret(raw: &str) -> Result<SigningSecret, ApiError> {
+    SigningSecret::parse(raw).map_err(|e| ApiError::unprocessable("invalid_secret", e.to_string()))
+}
+
+pub(crate) fn subscriber_id(raw: &str) -> Result<SubscriberId, ApiError> {
+    SubscriberId::parse(raw).map_err(|_| ApiError::not_found("subscriber"))
+}
+
+/// The caller's subscriber, or `404`: another tenant's id is as unknown as a made-up one.
+pub(crate) async fn load(
+    state: &ApiState,
+    principal: &Principal,
+    raw_id: &str,
+) -> Result<Subscriber, ApiError> {
+    let id = subscriber_id(raw_id)?;
+    state
+        .subscribers
+        .get(&principal.tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscriber"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateSubscriber {
+    url: String,
+    event_types: Vec<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    signature_scheme: Option<String>,
+}
+
+pub(crate) async fn create_subscriber(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authorize(&state, &headers, Role::Admin).await?;
+    let req: CreateSubscriber = read_json(body, MAX_BODY_BYTES).await?;
+    let url = parse_url(&state, &req.url)?;
+    let event_types = parse_event_types(&req.event_types)?;
+    check_description(&req.description)?;
+    let secret = match &req.secret {
+        Some(s) => parse_secret(s)?,
+        None => SigningSecret::generate(),
+    };
+    let signature_scheme = match &req.signature_scheme {
+        Some(s) => parse_scheme(s)?,
+        None => SignatureScheme::Standard,
+    };
+    let headers = parse_headers(req.headers.unwrap_or_default())?;
+    let now = Utc::now();
+    let subscriber = Subscriber {
+        id: SubscriberId::new(),
+        tenant: principal.tenant.clone(),
+        url,
+        event_types,
+        active: true,
+        description: req.description,
+        headers,
+        signature_scheme,
+        created_at: now,
+        updated_at: now,
+    };
+    // The secret goes first: a subscriber that exists is always deliverable.
+    state
+        .secrets
+        .create(&subscriber.tenant, &subscriber.id, &secret)
+        .await?;
+    if let Err(e) = state.subscribers.create(&subscriber).await {
+        if let Err(cleanup) = state
+            .secrets
+            .delete(&subscriber.tenant, &subscriber.id)
+            .await
+        {
+            tracing::error!(error = %cleanup, subscriber_id = %subscriber.id, "could not remove the secret of a subscriber that was not created");
+        }
+        return Err(e.into());
+    }
+    audit(
+        &state,
+        &principal.tenant,
+        &principal,
+        "subscriber.create",
+        subscriber.id.as_str(),
+        Some(json!({"url": subscriber.url.as_str()})),
+    )
+    .await;
+    let mut view = SubscriberView::from(&subscriber);
+    view.secret = Some(secret.expose());
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+    active: Option<String>,
+}
+
+pub(crate) async fn list_subscribers(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authorize(&state, &headers, Role::Reader).await?;
+    let limit = page_limit(q.limit.as_deref())?;
+    let active = match q.active.as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_active",
+                "active must be true or false",
+            ));
+        }
+    };
+    let page = state
+        .subscribers
+        .list(
+            &principal.tenant,
+            &PageRequest {
+                limit,
+                cursor: q.cursor,
+                active,
+            },
+        )
+        .await?;
+    Ok(Json(ListResponse {
+        data: page.items.iter().map(SubscriberView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+pub(crate) async fn get_subscriber(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authorize(&state, &headers, Role::Reader).await?;
+    let sub = load(&state, &principal, &id).await?;
+    Ok(Json(SubscriberView::from(&sub)))
+}
+
+/// `null` in JSON is `Some(None)`, an absent field `None`: PATCH tells "clear it" from
+/// "leave it".
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PatchSubscriber {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    event_types: Option<Vec<String>>,
+    #[serde(default)]
+    active: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    headers: Option<Option<BTreeMap<String, String>>>,
+    #[serde(default)]
+    signature_scheme: Option<String>,
+}
+
+pub(crate) async fn patch_subscriber(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authorize(&state, &headers, Role::Admin).await?;
+    let req: PatchSubscriber = read_json(body, MAX_BODY_BYTES).await?;
+    // Everything is validated before anything is read or written, as on create.
+    let url = req
+        .url
+        .as_deref()
+        .map(|u| parse_url(&state, u))
+        .transpose()?;
+    let event_types = req
+        .event_types
+        .as_deref()
+        .map(parse_event_types)
+        .transpose()?;
+    if let Some(d) = &req.description {
+        check_description(d)?;
+    }
+    let new_headers = req
+        .headers
+        .clone()
+        .map(|h| parse_headers(h.unwrap_or_default()))
+        .transpose()?;
+    let scheme = req
+        .signature_scheme
+        .as_deref()
+        .map(parse_scheme)
+        .transpose()?;
+    let mut changed: Vec<&str> = Vec::new();
+    for (name, set) in [
+        ("url", url.is_some()),
+        ("event_types", event_types.is_some()),
+        ("active", req.active.is_some()),
+        ("description", req.description.is_some()),
+        ("headers", new_headers.is_some()),
+        ("signature_scheme", scheme.is_some()),
+    ] {
+        if set {
+            changed.push(name);
+        }
+    }
+    if changed.is_empty() {
+        return Err(ApiError::unprocessable(
+            "empty_update",
+            "give at least one of url, event_types, active, description, headers, signature_scheme",
+        ));
+    }
+    let old = load(&state, &principal, &id).await?;
+    let mut sub = old.clone();
+    if let Some(u) = url {
+        sub.url = u;
+    }
+    if let Some(e) = event_types {
+        sub.event_types = e;
+    }
+    if let Some(a) = req.active {
+        sub.active = a;
+    }
+    if let Some(d) = req.description {
+        sub.description = d;
+    }
+    if let Some(h) = new_headers {
+        sub.headers = h;
+    }
+    if let Some(s) = scheme {
+        sub.signature_scheme = s;
+    }
+    // Strictly later than the stored time, which the next edit's condition compares with.
+    sub.updated_at = Utc::now().max(old.updated_at + chrono::Duration::milliseconds(1));
+    state.subscribers.replace(&sub, old.updated_at).await?;
+    let action = match req.active {
+        Some(true) if !old.active => "subscriber.activate",
+        Some(false) if old.active => "subscriber.deactivate",
+        _ => "subscriber.update",
+    };
+    audit(
+        &state,
+        &principal.tenant,
+        &principal,
+        action,
+        sub.id.as_str(),
+        Some(json!({"fields": changed})),
+    )
+    .await;
+    Ok(Json(SubscriberView::from(&sub)))
+}
+
+pub(crate) async fn delete_subscriber(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authorize(&state, &headers, Role::Admin).await?;
+    let id = subscriber_id(&id)?;
+    if !state.subscribers.delete(&principal.tenant, &id).await? {
+        return Err(ApiError::not_found("subscriber"));
+    }
+    state.secrets.delete(&principal.tenant, &id).await?;
+    audit(
+        &state,
+        &principal.tenant,
+        &principal,
+        "subscriber.delete",
+        id.as_str(),
+        None,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RotateResponse {
+    id: String,
+    secret: String,
+    previous_secret_expires_at: Option<String>,
+}
+
+/// Makes a new signing secret current (given, or generated); the old one keeps signing for
+/// the grace period, so receivers can switch without dropping a delivery.
+pub(crate) async fn rotate_secret(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authorize(&state, &headers, Role::Admin).await?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::payload_too_large(MAX_BODY_BYTES))?;
+    // The body is optional: no body rotates to a generated secret.
+    let req: RotateBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        RotateBody::default()
+    } else {
+        parse_json(&bytes)?
+    };
+    let secret = match &req.secret {
+        Some(s) => parse_secret(s)?,
+        None => SigningSecret::generate(),
+    };
+    let sub = load(&state, &principal, &id).await?;
+    let expires = match state.secrets.rotate(&sub.tenant, &sub.id, &secret).await? {
+        Some(until) => Some(format_time(until)),
+        None => {
+            // The secret was lost (deleted by hand): the new one becomes the only one.
+            state.secrets.create(&sub.tenant, &sub.id, &secret).await?;
+            None
+        }
+    };
+    audit(
+        &state,
+        &principal.tenant,
+        &principal,
+        "subscriber.rotate_secret",
+        sub.id.as_str(),
+        None,
+    )
+    .await;
+    Ok(Json(RotateResponse {
+        id: sub.id.to_string(),
+        secret: secret.expose(),
+        previous_secret_expires_at: expires,
+    }))
+}
+
+#[derive(Serialize)]
+struct PublishResponse {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    subscribers: usize,
+}
+
+/// Sends a `skyhook.test` event to this subscriber only, through the normal pipeline.
+pub(crate) async fn send_test(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authorize(&state, &headers, Role::Publisher).await?;
+    let sub = load(&state, &principal, &id).await?;
+    if !sub.active {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "subscriber_inactive",
+            "the subscriber is not active; activate it with PATCH before testing",
+        ));
+    }
+    let data = json!({
+        "subscriber_id": sub.id.as_str(),
+        "message": "This is a test event from Skyhook.",
+    });
+    let receipt = state
+        .publisher
+        .publish(PublishRequest {
+            tenant: principal.tenant.clone(),
+            event_type: EventType::parse(TEST_EVENT_TYPE)
+                .map_err(|e| ApiError::internal(format!("test event type: {e}")))?,
+            data: RawValue::from_string(data.to_string())
+                .map_err(|e| ApiError::internal(format!("test event data: {e}")))?,
+            idempotency_key: None,
+            subscriber_ids: Some(vec![sub.id.clone()]),
+            correlation_id: None,
+            timestamp: None,
+        })
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(PublishResponse {
+            id: receipt.id.to_string(),
+            event_type: receipt.event_type.to_string(),
+            subscribers: receipt.subscribers,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecoverBody {
+    since: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+}
+
+#[derive(Serialize, Default)]
+pub(crate) struct BulkResult {
+    pub recovered: usize,
+    pub skipped: usize,
+    pub complete: bool,
+}
+
+/// What became of one candidate for recovery or redrive.
+pub(crate) enum Requeue {
+    Sent,
+    Skipped,
+}
+
+/// Reopens a failed delivery and sends it again as a new message that numbers its attempts
+/// on from `prior_attempts`. The status goes to `pending` first, so the new attempts are
+/// accepted and stats count the delivery once; if the send fails the status goes back.
+pub(crate) async fn requeue(
+    state: &ApiState,
+    message: DeliveryMessage,
+    stored: Option<&DeliveryStatus>,
+    prior_attempts: u32,
+) -> Result<Requeue, ApiError> {
+    let reopened = DeliveryStatus {
+        subscriber_id: message.subscriber_id.clone(),
+        status: DeliveryState::Pending,
+        attempts: prior_attempts,
+        last_status_code: stored.and_then(|s| s.last_status_code),
+        last_error: stored.and_then(|s| s.last_error.clone()),
+        updated_at: Some(Utc::now()),
+    };
+    if !state
+        .log
+        .replace_status(&message.tenant, &message.event_id, stored, &reopened)
+        .await?
+    {
+        // Someone else moved this delivery on meanwhile; it is theirs now.
+        return Ok(Requeue::Skipped);
+    }
+    let mut message = message;
+    message.prior_attempts = prior_attempts;
+    if let Err(e) = state
+        .publisher
+        .enqueue(std::slice::from_ref(&message))
+        .await
+    {
+        if let Some(previous) = stored
+            && let Err(undo) = state
+                .log
+                .replace_status(
+                    &message.tenant,
+                    &message.event_id,
+                    Some(&reopened),
+                    previous,
+                )
+                .await
+        {
+            tracing::error!(error = %undo, event_id = %message.event_id, "could not restore the status of a delivery that was not re-sent");
+        }
+        return Err(e.into());
+    }
+    if let Err(e) = state
+        .dead_letters
+        .remove(&message.tenant, &message.event_id, &message.subscriber_id)
+        .await
+    {
+        tracing::error!(error = %e, event_id = %message.event_id, "could not remove a re-sent delivery from the dead-letter index");
+    }
+    Ok(Requeue::Sent)
+}
+
+async fn recover_one(
+    state: &ApiState,
+    sub: &Subscriber,
+    event_id: &EventId,
+) -> Result<Requeue, ApiError> {
+    let statuses = state.log.statuses(&sub.tenant, event_id).await?;
+    let Some(status) = statuses.into_iter().find(|s| s.subscriber_id == sub.id) else {
+        return Ok(Requeue::Skipped);
+    };
+    if status.status != DeliveryState::Failed {
+        return Ok(Requeue::Skipped);
+    }
+    let Some(event) = state.events.get_event(&sub.tenant, event_id).await? else {
+        return Ok(Requeue::Skipped);
+    };
+    // Payloads too large to keep beside the log can only come back through a DLQ redrive.
+    let Some(data) = event.data.as_deref() else {
+        return Ok(Requeue::Skipped);
+    };
+    let message = DeliveryMessage::for_subscriber(&event, data, &sub.id);
+    requeue(state, message, Some(&status), status.attempts).await
+}
+
+/// Re-enqueues this subscriber's deliveries that failed for good and had a failed attempt
+/// in `[since, until]`, rebuilt from the stored events. Deliveries that are no longer failed
+/// (delivered since, or already recovered) are skipped, so calling it again is safe.
+pub(crate) async fn recover(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authorize(&state, &headers, Role::Admin).await?;
+    let req: RecoverBody = read_json(body, MAX_BODY_BYTES).await?;
+    let since = parse_time_param("since", req.since.as_deref())?
+        .ok_or_else(|| ApiError::unprocessable("invalid_time", "since is required"))?;
+    let until: Option<DateTime<Utc>> = parse_time_param("until", req.until.as_deref())?;
+    if until.is_some_and(|u| u < since) {
+        return Err(ApiError::unprocessable(
+            "invalid_time",
+            "until must not be before since",
+        ));
+    }
+    let sub = load(&state, &principal, &id).await?;
+    let started = Instant::now();
+    let mut result = BulkResult::default();
+    let mut seen: HashSet<EventId> = HashSet::new();
+    let mut query = AttemptQuery {
+        subscriber_id: Some(sub.id.clone()),
+        outcome: Some(Outcome::Failure),
+        since: Some(since),
+        until,
+        limit: 100,
+        ..AttemptQuery::default()
+    };
+    result.complete = loop {
+        if started.elapsed() > BULK_TIME_BUDGET {
+            break false;
+        }
+        let page = state.log.list(&sub.tenant, &query).await?;
+        for attempt in &page.items {
+            if seen.insert(attempt.event_id.clone()) {
+                match recover_one(&state, &sub, &attempt.event_id).await? {
+                    Requeue::Sent => result.recovered += 1,
+                    Requeue::Skipped => result.skipped += 1,
+                }
+            }
+        }
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => break true,
+        }
+    };
+    audit(
+        &state,
+        &principal.tenant,
+        &principal,
+        "subscriber.recover",
+        sub.id.as_str(),
+        Some(json!({
+            "since": format_time(since),
+            "until": until.map(format_time),
+            "recovered": result.recovered,
+        })),
+    )
+    .await;
+    Ok(Json(result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_and_invalid_headers_are_refused() {
+        let ok = parse_headers(BTreeMap::from([("X-Tenant".into(), "acme".into())])).unwrap();
+        assert_eq!(ok.get("x-tenant").unwrap(), "acme");
+        for (k, v) in [
+            ("webhook-signature", "x"),
+            ("Content-Type", "text/plain"),
+            ("bad header", "x"),
+            ("x-ok", "line\nbreak"),
+        ] {
+            let err = parse_headers(BTreeMap::from([(k.to_string(), v.to_string())])).unwrap_err();
+            assert_eq!(err.code, "invalid_headers", "{k}");
+        }
+    }
+
+    #[test]
+    fn event_type_lists_must_be_non_empty_and_valid() {
+        assert!(parse_event_types(&[]).is_err());
+        assert!(parse_event_types(&["order.*".into(), "*".into()]).is_ok());
+        assert_eq!(
+            parse_event_types(&["order.*.x".into()]).unwrap_err().code,
+            "invalid_event_types"
+        );
+    }
+
+    #[test]
+    fn patch_tells_null_from_absent() {
+        let p: PatchSubscriber = serde_json::from_str(r#"{"description": null}"#).unwrap();
+        assert_eq!(p.description, Some(None));
+        assert!(p.headers.is_none());
+        let p: PatchSubscriber = serde_json::from_str(r#"{"headers": {"x-a": "1"}}"#).unwrap();
+        assert_eq!(p.headers.unwrap().unwrap().len(), 1);
+        assert!(serde_json::from_str::<PatchSubscriber>(r#"{"secret": "whsec_x"}"#).is_err());
+    }
+}

@@ -1,0 +1,467 @@
+//! The attempt log (`GET /v1/deliveries`) and stats (`GET /v1/stats`), over attempts written
+//! through the real DynamoDB attempt log with chosen times, tenants and outcomes.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use http::{Method, StatusCode};
+use serde_json::Value;
+use skyhook_shared::event_type::EventType;
+use skyhook_shared::ids::{EventId, SubscriberId, TenantId};
+use skyhook_shared::model::{AttemptRecord, DeliveryState, DeliveryStatus, Outcome, format_time};
+use skyhook_tests::Stack;
+
+fn attempt(
+    tenant: &TenantId,
+    event: &EventId,
+    sub: &SubscriberId,
+    n: u32,
+    outcome: Outcome,
+    at: DateTime<Utc>,
+) -> AttemptRecord {
+    AttemptRecord {
+        event_id: event.clone(),
+        tenant: tenant.clone(),
+        subscriber_id: sub.clone(),
+        event_type: EventType::parse("order.created").unwrap(),
+        attempt: n,
+        outcome,
+        status_code: Some(if outcome == Outcome::Success {
+            200
+        } else {
+            500
+        }),
+        latency_ms: 12,
+        error: (outcome == Outcome::Failure).then(|| "HTTP 500".to_string()),
+        response_body: None,
+        url: "https://example.com/hook".into(),
+        started_at: at,
+        finished_at: at + Duration::milliseconds(12),
+    }
+}
+
+fn status(sub: &SubscriberId, state: DeliveryState, attempts: u32) -> DeliveryStatus {
+    DeliveryStatus {
+        subscriber_id: sub.clone(),
+        status: state,
+        attempts,
+        last_status_code: None,
+        last_error: None,
+        updated_at: Some(Utc::now()),
+    }
+}
+
+/// The attempts a page walk returned, as (event, subscriber, attempt).
+fn keys(items: &[Value]) -> Vec<(String, String, u64)> {
+    items
+        .iter()
+        .map(|a| {
+            (
+                a["event_id"].as_str().unwrap().to_string(),
+                a["subscriber_id"].as_str().unwrap().to_string(),
+                a["attempt"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn assert_unique(items: &[(String, String, u64)]) {
+    let set: HashSet<_> = items.iter().collect();
+    assert_eq!(set.len(), items.len(), "an attempt was repeated");
+}
+
+#[tokio::test]
+async fn the_attempt_log_filters_and_pages_without_losing_or_repeating_anything() {
+    let stack = Stack::new().await;
+    let log = stack.deliverer.log.clone();
+    let default = TenantId::default_tenant();
+    let acme = TenantId::parse("acme").unwrap();
+    let (s1, _) = stack.subscribe("https://example.com/1", &["*"]).await;
+    let (s2, _) = stack.subscribe("https://example.com/2", &["*"]).await;
+    let (s1, s2) = (
+        SubscriberId::parse(&s1).unwrap(),
+        SubscriberId::parse(&s2).unwrap(),
+    );
+    // Inside the stack's one-hour log retention: moto drops expired items on read.
+    let base = Utc::now() - Duration::minutes(20);
+    // Nine events a minute apart; each gets a failed then a successful attempt for s1 and
+    // one successful attempt for s2: 27 attempts of tenant default.
+    let mut events = Vec::new();
+    let mut all = Vec::new();
+    for i in 0..9 {
+        let event = EventId::new();
+        let t = base + Duration::minutes(i);
+        for a in [
+            attempt(&default, &event, &s1, 1, Outcome::Failure, t),
+            attempt(
+                &default,
+                &event,
+                &s1,
+                2,
+                Outcome::Success,
+                t + Duration::seconds(5),
+            ),
+            attempt(
+                &default,
+                &event,
+                &s2,
+                1,
+                Outcome::Success,
+                t + Duration::seconds(1),
+            ),
+        ] {
+            let st = status(&a.subscriber_id, DeliveryState::Delivered, a.attempt);
+            log.record(&a, &st).await.unwrap();
+            all.push(a);
+        }
+        events.push(event);
+    }
+    // Tenant acme's attempts must never show up for tenant default, nor the other way.
+    let acme_event = EventId::new();
+    let acme_sub = SubscriberId::new();
+    for n in 1..=3 {
+        let a = attempt(
+            &acme,
+            &acme_event,
+            &acme_sub,
+            n,
+            Outcome::Failure,
+            base + Duration::minutes(n.into()),
+        );
+        log.record(&a, &status(&acme_sub, DeliveryState::Retrying, n))
+            .await
+            .unwrap();
+    }
+
+    let walked = keys(
+        &stack
+            .walk(skyhook_tests::ADMIN_KEY, "/v1/deliveries", 4)
+            .await,
+    );
+    assert_unique(&walked);
+    assert_eq!(walked.len(), 27);
+    let mut want: Vec<_> = all
+        .iter()
+        .map(|a| {
+            (
+                a.event_id.to_string(),
+                a.subscriber_id.to_string(),
+                u64::from(a.attempt),
+            )
+        })
+        .collect();
+    // Newest first.
+    all.sort_by_key(|a| std::cmp::Reverse(a.started_at));
+    let newest_first: Vec<_> = all
+        .iter()
+        .map(|a| {
+            (
+                a.event_id.to_string(),
+                a.subscriber_id.to_string(),
+                u64::from(a.attempt),
+            )
+        })
+        .collect();
+    assert_eq!(walked, newest_first);
+
+    let by_sub = keys(
+        &stack
+            .walk(
+                skyhook_tests::ADMIN_KEY,
+                &format!("/v1/deliveries?subscriber_id={s1}"),
+                5,
+            )
+            .await,
+    );
+    assert_unique(&by_sub);
+    assert_eq!(by_sub.len(), 18);
+    assert!(by_sub.iter().all(|k| k.1 == s1.as_str()));
+
+    let by_event = keys(
+        &stack
+            .walk(
+                skyhook_tests::ADMIN_KEY,
+                &format!("/v1/deliveries?event_id={}", events[4]),
+                2,
+            )
+            .await,
+    );
+    assert_eq!(by_event, {
+        let mut v = vec![
+            (events[4].to_string(), s1.to_string(), 1),
+            (events[4].to_string(), s1.to_string(), 2),
+            (events[4].to_string(), s2.to_string(), 1),
+        ];
+        v.sort_by(|a, b| (&a.1, a.2).cmp(&(&b.1, b.2)));
+        v
+    });
+
+    // Filtered pages are still full pages, and the walk still ends.
+    let failures = stack
+        .walk(
+            skyhook_tests::ADMIN_KEY,
+            "/v1/deliveries?outcome=failure",
+            2,
+        )
+        .await;
+    assert_eq!(failures.len(), 9);
+    assert!(
+        failures
+            .iter()
+            .all(|a| a["outcome"] == "failure" && a["status_code"] == 500)
+    );
+    let successes = keys(
+        &stack
+            .walk(
+                skyhook_tests::ADMIN_KEY,
+                &format!("/v1/deliveries?outcome=success&subscriber_id={s2}"),
+                4,
+            )
+            .await,
+    );
+    assert_eq!(successes.len(), 9);
+
+    // A window: events 2 to 4 inclusive (their attempts start at +0 s, +1 s and +5 s).
+    let since = format_time(base + Duration::minutes(2));
+    let until = format_time(base + Duration::minutes(4) + Duration::seconds(5));
+    let window = keys(
+        &stack
+            .walk(
+                skyhook_tests::ADMIN_KEY,
+                &format!("/v1/deliveries?since={since}&until={until}"),
+                4,
+            )
+            .await,
+    );
+    let mut expected: Vec<_> = want
+        .drain(..)
+        .filter(|k| events[2..=4].iter().any(|e| e.as_str() == k.0))
+        .collect();
+    let mut got = window.clone();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+    let since_only = stack
+        .walk(
+            skyhook_tests::ADMIN_KEY,
+            &format!(
+                "/v1/deliveries?since={}",
+                format_time(base + Duration::minutes(8))
+            ),
+            10,
+        )
+        .await;
+    assert_eq!(since_only.len(), 3);
+    let with_event_and_window = stack
+        .walk(
+            skyhook_tests::ADMIN_KEY,
+            &format!(
+                "/v1/deliveries?event_id={}&since={}",
+                events[0],
+                format_time(base + Duration::seconds(3))
+            ),
+            10,
+        )
+        .await;
+    assert_eq!(
+        with_event_and_window.len(),
+        1,
+        "only attempt 2 starts after +3 s"
+    );
+
+    // Tenant acme sees only its own three, and its cursor is refused by tenant default.
+    let (_, acme_key) = stack.api_key("acme", "reader").await;
+    let acme_seen = stack.walk(&acme_key, "/v1/deliveries", 2).await;
+    assert_eq!(acme_seen.len(), 3);
+    assert!(
+        acme_seen
+            .iter()
+            .all(|a| a["subscriber_id"] == acme_sub.as_str())
+    );
+    let (_, page) = stack
+        .api_as(&acme_key, Method::GET, "/v1/deliveries?limit=1", None)
+        .await;
+    let acme_cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let (status, body) = stack
+        .api_call(
+            Method::GET,
+            &format!("/v1/deliveries?cursor={acme_cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_cursor");
+
+    for bad in [
+        "/v1/deliveries?outcome=maybe",
+        "/v1/deliveries?since=yesterday",
+        "/v1/deliveries?subscriber_id=nope",
+        "/v1/deliveries?event_id=sub_123",
+        "/v1/deliveries?limit=0",
+        "/v1/deliveries?cursor=%21%21",
+        "/v1/deliveries?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+    ] {
+        let (status, body) = stack.api_call(Method::GET, bad, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn stats_count_each_finished_delivery_once_and_average_its_attempts() {
+    let stack = Stack::new().await;
+    let log = stack.deliverer.log.clone();
+    let tenant = TenantId::default_tenant();
+    let (s1, _) = stack.subscribe("https://example.com/1", &["*"]).await;
+    let (s2, _) = stack.subscribe("https://example.com/2", &["*"]).await;
+    let (s1, s2) = (
+        SubscriberId::parse(&s1).unwrap(),
+        SubscriberId::parse(&s2).unwrap(),
+    );
+    let now = Utc::now();
+    let (e1, e2, e3, e4) = (
+        EventId::new(),
+        EventId::new(),
+        EventId::new(),
+        EventId::new(),
+    );
+    // e1 → s1: fails once, then delivered on attempt 2.
+    log.record(
+        &attempt(&tenant, &e1, &s1, 1, Outcome::Failure, now),
+        &status(&s1, DeliveryState::Retrying, 1),
+    )
+    .await
+    .unwrap();
+    let delivered = attempt(&tenant, &e1, &s1, 2, Outcome::Success, now);
+    log.record(&delivered, &status(&s1, DeliveryState::Delivered, 2))
+        .await
+        .unwrap();
+    // SQS delivers the same message again: counted once all the same.
+    log.record(&delivered, &status(&s1, DeliveryState::Delivered, 2))
+        .await
+        .unwrap();
+    // e2 → s1: delivered at once.
+    log.record(
+        &attempt(&tenant, &e2, &s1, 1, Outcome::Success, now),
+        &status(&s1, DeliveryState::Delivered, 1),
+    )
+    .await
+    .unwrap();
+    // e3 → s2: fails twice for good.
+    log.record(
+        &attempt(&tenant, &e3, &s2, 1, Outcome::Failure, now),
+        &status(&s2, DeliveryState::Retrying, 1),
+    )
+    .await
+    .unwrap();
+    log.record(
+        &attempt(&tenant, &e3, &s2, 2, Outcome::Failure, now),
+        &status(&s2, DeliveryState::Failed, 2),
+    )
+    .await
+    .unwrap();
+    // e4 → s2: still retrying, so not finished and not counted.
+    log.record(
+        &attempt(&tenant, &e4, &s2, 1, Outcome::Failure, now),
+        &status(&s2, DeliveryState::Retrying, 1),
+    )
+    .await
+    .unwrap();
+
+    let (code, all) = stack.api_call(Method::GET, "/v1/stats", None).await;
+    assert_eq!(code, StatusCode::OK, "{all}");
+    assert_eq!(all["total"], 3);
+    assert_eq!(all["success"], 2);
+    assert_eq!(all["failure"], 1);
+    assert_eq!(all["attempts"], 5);
+    assert_eq!(all["avg_attempts"], 1.67);
+    let (_, one) = stack
+        .api_call(Method::GET, &format!("/v1/stats?subscriber_id={s1}"), None)
+        .await;
+    assert_eq!(one["subscriber_id"], s1.as_str());
+    assert_eq!(one["total"], 2);
+    assert_eq!(one["success"], 2);
+    assert_eq!(one["attempts"], 3);
+    assert_eq!(one["avg_attempts"], 1.5);
+    let (_, two) = stack
+        .api_call(Method::GET, &format!("/v1/stats?subscriber_id={s2}"), None)
+        .await;
+    assert_eq!(two["failure"], 1);
+    assert_eq!(two["avg_attempts"], 2.0);
+
+    // A failed delivery that is reopened and then delivered counts once, as a success.
+    let failed = status(&s2, DeliveryState::Failed, 2);
+    let reopened = status(&s2, DeliveryState::Pending, 2);
+    assert!(
+        log.replace_status(&tenant, &e3, Some(&failed), &reopened)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !log.replace_status(&tenant, &e3, Some(&failed), &reopened)
+            .await
+            .unwrap(),
+        "only once"
+    );
+    log.record(
+        &attempt(&tenant, &e3, &s2, 3, Outcome::Success, now),
+        &status(&s2, DeliveryState::Delivered, 3),
+    )
+    .await
+    .unwrap();
+    let (_, all) = stack.api_call(Method::GET, "/v1/stats", None).await;
+    assert_eq!(
+        (
+            all["total"].as_i64(),
+            all["success"].as_i64(),
+            all["failure"].as_i64(),
+            all["attempts"].as_i64()
+        ),
+        (Some(3), Some(3), Some(0), Some(6))
+    );
+
+    let (code, body) = stack
+        .api_call(
+            Method::GET,
+            &format!("/v1/stats?subscriber_id={}", SubscriberId::new()),
+            None,
+        )
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+    let (code, _) = stack
+        .api_call(Method::GET, "/v1/stats?subscriber_id=bad", None)
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn deliveries_finishing_at_the_same_time_are_all_counted() {
+    let stack = Stack::new().await;
+    let tenant = TenantId::default_tenant();
+    let (sub, _) = stack.subscribe("https://example.com/1", &["*"]).await;
+    let sub = SubscriberId::parse(&sub).unwrap();
+    let finishes = (0..24).map(|i| {
+        let (log, tenant, sub) = (stack.deliverer.log.clone(), tenant.clone(), sub.clone());
+        async move {
+            let outcome = if i % 3 == 0 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            let state = if i % 3 == 0 {
+                DeliveryState::Failed
+            } else {
+                DeliveryState::Delivered
+            };
+            let a = attempt(&tenant, &EventId::new(), &sub, 1, outcome, Utc::now());
+            log.record(&a, &status(&sub, state, 1)).await.unwrap();
+        }
+    });
+    futures::future::join_all(finishes).await;
+    let (_, stats) = stack
+        .api_call(Method::GET, &format!("/v1/stats?subscriber_id={sub}"), None)
+        .await;
+    assert_eq!(stats["total"], 24);
+    assert_eq!(stats["failure"], 8);
+    assert_eq!(stats["success"], 16);
+    assert_eq!(stats["avg_attempts"], 1.0);
+}

@@ -1,0 +1,272 @@
+//! The dead-letter queue and recovery end to end: dead deliveries are listed per tenant and
+//! subscriber, redrive (all, or one subscriber's) and recover deliver them again under the
+//! same `webhook-id` with a fresh set of attempts, and the log keeps every earlier attempt.
+
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use skyhook_tests::{Receiver, Reply, Stack, StackOptions, eventually};
+
+fn two_attempts() -> StackOptions {
+    StackOptions {
+        schedule: "1s".into(),
+        ..StackOptions::default()
+    }
+}
+
+async fn dead_list(stack: &Stack, query: &str) -> Vec<Value> {
+    let (status, body) = stack
+        .api_call(Method::GET, &format!("/v1/dlq{query}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["data"].as_array().unwrap().clone()
+}
+
+async fn attempts_of(stack: &Stack, event: &str, sub: &str) -> Vec<(u64, String)> {
+    stack
+        .walk(
+            skyhook_tests::ADMIN_KEY,
+            &format!("/v1/deliveries?event_id={event}&subscriber_id={sub}"),
+            10,
+        )
+        .await
+        .iter()
+        .map(|a| {
+            (
+                a["attempt"].as_u64().unwrap(),
+                a["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn redrive_sends_dead_messages_again_with_the_same_webhook_id_and_fresh_attempts() {
+    let stack = Stack::with(two_attempts()).await;
+    // a recovers on its third request; b never does.
+    let a = Receiver::start(
+        vec![Reply::Status(500), Reply::Status(500)],
+        Reply::Status(200),
+    )
+    .await;
+    let b = Receiver::always(500).await;
+    let (sub_a, secret_a) = stack.subscribe(&a.url("/a"), &["*"]).await;
+    let (sub_b, _) = stack.subscribe(&b.url("/b"), &["*"]).await;
+    let published = stack
+        .publish(json!({"type": "order.created", "data": {"n": 1}}))
+        .await;
+    let event = published["id"].as_str().unwrap().to_string();
+
+    let runner = stack.start_delivery();
+    let dead = eventually(Duration::from_secs(30), "two dead letters", || async {
+        let d = dead_list(&stack, "").await;
+        (d.len() == 2).then_some(d)
+    })
+    .await;
+    for d in &dead {
+        assert_eq!(d["event_id"], event.as_str());
+        assert_eq!(d["event_type"], "order.created");
+        assert_eq!(d["attempts"], 2);
+        assert!(d["reason"].as_str().unwrap().contains("HTTP 500"), "{d}");
+    }
+    let only_a = dead_list(&stack, &format!("?subscriber_id={sub_a}")).await;
+    assert_eq!(only_a.len(), 1);
+    assert_eq!(only_a[0]["subscriber_id"], sub_a.as_str());
+    let (_, stats) = stack.api_call(Method::GET, "/v1/stats", None).await;
+    assert_eq!(
+        (stats["failure"].as_i64(), stats["attempts"].as_i64()),
+        (Some(2), Some(4))
+    );
+
+    // Another tenant's redrive touches none of it.
+    let (_, acme) = stack.api_key("acme", "admin").await;
+    let (status, body) = stack
+        .api_as(&acme, Method::POST, "/v1/dlq/redrive", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["redriven"], 0);
+    assert_eq!(stack.dlq_messages().await.len(), 2, "both still in the DLQ");
+
+    // One subscriber's: a gets its third request, with the same webhook-id, and succeeds.
+    let (status, body) = stack
+        .api_call(
+            Method::POST,
+            "/v1/dlq/redrive",
+            Some(&json!({"subscriber_id": sub_a})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["redriven"], 1);
+    assert_eq!(body["complete"], true);
+    let got = a.wait_for(3, Duration::from_secs(20)).await;
+    assert_eq!(got[2].header("webhook-id"), event);
+    assert_eq!(got[2].body, got[0].body);
+    got[2].verify(&secret_a).unwrap();
+    let delivered = eventually(Duration::from_secs(10), "a delivered", || async {
+        let s = stack.event_status(&event).await;
+        let d = s["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["subscriber_id"] == sub_a.as_str())
+            .cloned()
+            .unwrap();
+        (d["status"] == "delivered").then_some(d)
+    })
+    .await;
+    assert_eq!(
+        delivered["attempts"], 3,
+        "attempts number on from the first round"
+    );
+    assert_eq!(
+        attempts_of(&stack, &event, &sub_a).await,
+        vec![
+            (1, "failure".into()),
+            (2, "failure".into()),
+            (3, "success".into())
+        ]
+    );
+    let left = dead_list(&stack, "").await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["subscriber_id"], sub_b.as_str());
+
+    // All the rest: b fails its two fresh attempts and is dead again, after attempt 4.
+    let (_, body) = stack
+        .api_call(Method::POST, "/v1/dlq/redrive", Some(&json!({})))
+        .await;
+    assert_eq!(body["redriven"], 1);
+    let again = eventually(Duration::from_secs(30), "b dead again", || async {
+        let d = dead_list(&stack, "").await;
+        (d.len() == 1 && d[0]["attempts"] == 4).then_some(d)
+    })
+    .await;
+    runner.stop().await;
+    assert_eq!(again[0]["subscriber_id"], sub_b.as_str());
+    let b_got = b.requests();
+    assert_eq!(b_got.len(), 4);
+    assert!(b_got.iter().all(|r| r.header("webhook-id") == event));
+    assert_eq!(
+        attempts_of(&stack, &event, &sub_b).await.len(),
+        4,
+        "no attempt overwritten"
+    );
+    // Stats: a counts once as a success with 3 attempts, b once as a failure with 4.
+    let (_, stats) = stack.api_call(Method::GET, "/v1/stats", None).await;
+    assert_eq!(
+        (
+            stats["total"].as_i64(),
+            stats["success"].as_i64(),
+            stats["failure"].as_i64(),
+            stats["attempts"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1), Some(7))
+    );
+    assert_eq!(stats["avg_attempts"], 3.5);
+
+    let (status, body) = stack
+        .api_call(
+            Method::POST,
+            "/v1/dlq/redrive",
+            Some(&json!({"subscriber_id": "nope"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _) = stack.api_call(Method::GET, "/v1/dlq?limit=0", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn recover_re_enqueues_failed_deliveries_of_a_window_once() {
+    let stack = Stack::with(two_attempts()).await;
+    let receiver = Receiver::start(
+        vec![Reply::Status(503), Reply::Status(500)],
+        Reply::Status(200),
+    )
+    .await;
+    let (sub, secret) = stack.subscribe(&receiver.url("/r"), &["*"]).await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let published = stack
+        .publish(json!({"type": "invoice.paid", "data": {"id": "in_1"}}))
+        .await;
+    let event = published["id"].as_str().unwrap().to_string();
+    let runner = stack.start_delivery();
+    eventually(
+        Duration::from_secs(30),
+        "the delivery failed for good",
+        || async {
+            let s = stack.event_status(&event).await;
+            (s["deliveries"][0]["status"] == "failed").then_some(())
+        },
+    )
+    .await;
+    let path = format!("/v1/subscribers/{sub}/recover");
+
+    // A window after the failure holds nothing to recover.
+    let later =
+        skyhook_shared::model::format_time(chrono::Utc::now() + chrono::Duration::minutes(1));
+    let (status, body) = stack
+        .api_call(Method::POST, &path, Some(&json!({"since": later})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["recovered"], 0);
+
+    let since = skyhook_shared::model::format_time(before);
+    let (status, body) = stack
+        .api_call(Method::POST, &path, Some(&json!({"since": since})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["recovered"], 1);
+    assert_eq!(body["complete"], true);
+    let got = receiver.wait_for(3, Duration::from_secs(20)).await;
+    assert_eq!(got[2].header("webhook-id"), event);
+    assert_eq!(got[2].json()["data"], json!({"id": "in_1"}));
+    got[2].verify(&secret).unwrap();
+    eventually(Duration::from_secs(10), "delivered", || async {
+        let s = stack.event_status(&event).await;
+        (s["deliveries"][0]["status"] == "delivered" && s["deliveries"][0]["attempts"] == 3)
+            .then_some(())
+    })
+    .await;
+    // Recovered deliveries leave the DLQ listing; recovering again finds nothing failed.
+    assert!(dead_list(&stack, "").await.is_empty());
+    let (_, body) = stack
+        .api_call(Method::POST, &path, Some(&json!({"since": since, "until": skyhook_shared::model::format_time(chrono::Utc::now())})))
+        .await;
+    assert_eq!(body["recovered"], 0);
+    assert_eq!(body["skipped"], 1);
+    // The stale copy in the SQS DLQ is dropped by a redrive, not delivered a fourth time.
+    let (_, body) = stack.api_call(Method::POST, "/v1/dlq/redrive", None).await;
+    assert_eq!(
+        (body["redriven"].as_i64(), body["dropped"].as_i64()),
+        (Some(0), Some(1))
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    runner.stop().await;
+    assert_eq!(receiver.requests().len(), 3);
+    assert!(stack.dlq_messages().await.is_empty());
+
+    for (body, status) in [
+        (json!({}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"since": "last week"}), StatusCode::BAD_REQUEST),
+        (
+            json!({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"since": "2026-01-02T00:00:00Z", "extra": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (got, answer) = stack.api_call(Method::POST, &path, Some(&body)).await;
+        assert_eq!(got, status, "{body}: {answer}");
+    }
+    let (status, _) = stack
+        .api_call(
+            Method::POST,
+            "/v1/subscribers/sub_0000000000000000000000000A/recover",
+            Some(&json!({"since": since})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

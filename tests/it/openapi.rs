@@ -1,0 +1,49 @@
+//! The OpenAPI document matches what the routers serve: the same (method, path) pairs, each
+//! answered by a real route (not the JSON 404/405 fallbacks).
+
+use std::collections::BTreeSet;
+
+use http::{Method, StatusCode};
+use skyhook_tests::Stack;
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_routes_the_routers_serve() {
+    let documented: BTreeSet<(String, String)> =
+        skyhook_api::openapi::operations().into_iter().collect();
+    let served: BTreeSet<(String, String)> = skyhook_api::routes()
+        .into_iter()
+        .chain(skyhook_ingest::routes())
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, served);
+
+    // And the route list is what the routers really answer on.
+    let stack = Stack::new().await;
+    for (method, path) in &served {
+        let concrete = path.replace("{id}", "sub_0000000000000000000000000A");
+        let router = if skyhook_ingest::routes()
+            .iter()
+            .any(|(m, p)| m.as_str() == method && p == path)
+        {
+            &stack.ingest
+        } else {
+            &stack.api
+        };
+        let (status, _) = Stack::send(
+            router,
+            Method::from_bytes(method.as_bytes()).unwrap(),
+            &concrete,
+            None,
+            &[],
+        )
+        .await;
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is documented but not routed ({status})"
+        );
+    }
+    let (status, body) = stack.api_call(Method::GET, "/v1/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["openapi"], "3.1.0");
+    assert!(body["paths"]["/v1/subscribers/{id}"]["patch"].is_object());
+}

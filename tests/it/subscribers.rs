@@ -1,0 +1,385 @@
+//! Subscriber management end to end: PATCH and its validation, activation, custom headers,
+//! the legacy signature schemes (checked here with independent HMAC code), test events,
+//! secret rotation with its grace period, and the connect-time refusal of private targets.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use http::{Method, StatusCode};
+use serde_json::json;
+use sha2::{Sha256, Sha512};
+use skyhook_tests::{Received, Receiver, Stack, StackOptions};
+
+#[tokio::test]
+async fn patch_updates_each_field_validates_like_create_and_404s_unknown_ids() {
+    let stack = Stack::new().await;
+    let (id, _) = stack
+        .subscribe("https://example.com/old", &["order.*"])
+        .await;
+    let path = format!("/v1/subscribers/{id}");
+    let (_, before) = stack.api_call(Method::GET, &path, None).await;
+    let (status, body) = stack
+        .api_call(
+            Method::PATCH,
+            &path,
+            Some(&json!({
+                "url": "https://example.com/new",
+                "event_types": ["invoice.paid", "order.*"],
+                "description": "billing",
+                "headers": {"X-Team": "billing"},
+                "signature_scheme": "hex-sha512",
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["url"], "https://example.com/new");
+    assert_eq!(body["event_types"], json!(["invoice.paid", "order.*"]));
+    assert_eq!(body["description"], "billing");
+    assert_eq!(body["headers"], json!({"x-team": "billing"}));
+    assert_eq!(body["signature_scheme"], "hex-sha512");
+    assert_eq!(body["created_at"], before["created_at"]);
+    assert!(body["updated_at"].as_str().unwrap() > before["updated_at"].as_str().unwrap());
+    assert!(body.get("secret").is_none());
+    let (_, read) = stack.api_call(Method::GET, &path, None).await;
+    assert_eq!(read, body, "the change is stored");
+    // null clears, absent leaves alone.
+    let (_, cleared) = stack
+        .api_call(
+            Method::PATCH,
+            &path,
+            Some(&json!({"description": null, "headers": null})),
+        )
+        .await;
+    assert_eq!(cleared["description"], json!(null));
+    assert_eq!(cleared["headers"], json!({}));
+    assert_eq!(cleared["url"], "https://example.com/new");
+
+    for (patch, code) in [
+        (json!({"url": "ftp://example.com"}), "unsupported_scheme"),
+        (json!({"url": "not a url"}), "invalid_url"),
+        (json!({"event_types": []}), "invalid_event_types"),
+        (json!({"event_types": ["order.*.x"]}), "invalid_event_types"),
+        (json!({"headers": {"webhook-id": "x"}}), "invalid_headers"),
+        (
+            json!({"description": "x".repeat(1025)}),
+            "invalid_description",
+        ),
+        (
+            json!({"signature_scheme": "md5"}),
+            "invalid_signature_scheme",
+        ),
+        (
+            json!({"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+            "invalid_body",
+        ),
+        (json!({"active": "yes"}), "invalid_body"),
+        (json!({}), "empty_update"),
+    ] {
+        let (status, body) = stack.api_call(Method::PATCH, &path, Some(&patch)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{patch}: {body}");
+        assert_eq!(body["error"]["code"], code, "{patch}");
+    }
+    let (status, body) = Stack::send(
+        &stack.api,
+        Method::PATCH,
+        &path,
+        Some(axum::body::Body::from("{")),
+        &[(
+            "authorization",
+            &format!("Bearer {}", skyhook_tests::ADMIN_KEY),
+        )],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, unchanged) = stack.api_call(Method::GET, &path, None).await;
+    assert_eq!(unchanged, cleared, "refused patches change nothing");
+    for missing in [
+        "/v1/subscribers/sub_0000000000000000000000000A",
+        "/v1/subscribers/nope",
+    ] {
+        let (status, body) = stack
+            .api_call(Method::PATCH, missing, Some(&json!({"active": false})))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+}
+
+#[tokio::test]
+async fn a_deactivated_subscriber_gets_no_events_until_activated_again() {
+    let stack = Stack::new().await;
+    let (id, _) = stack.subscribe("https://example.com/x", &["*"]).await;
+    let path = format!("/v1/subscribers/{id}");
+    let (_, body) = stack
+        .api_call(Method::PATCH, &path, Some(&json!({"active": false})))
+        .await;
+    assert_eq!(body["active"], false);
+    let published = stack.publish(json!({"type": "a.b", "data": {}})).await;
+    assert_eq!(published["subscribers"], 0);
+    let (_, inactive) = stack
+        .api_call(Method::GET, "/v1/subscribers?active=false", None)
+        .await;
+    assert_eq!(inactive["data"][0]["id"], id.as_str());
+    let (_, active) = stack
+        .api_call(Method::GET, "/v1/subscribers?active=true", None)
+        .await;
+    assert_eq!(active["data"], json!([]));
+    let (status, body) = stack
+        .api_call(Method::POST, &format!("{path}/test"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "subscriber_inactive");
+    stack
+        .api_call(Method::PATCH, &path, Some(&json!({"active": true})))
+        .await;
+    let published = stack.publish(json!({"type": "a.b", "data": {}})).await;
+    assert_eq!(published["subscribers"], 1);
+}
+
+/// The test's own HMAC of `"{timestamp}.{body}"`, hex, as an older receiver would compute it.
+fn legacy_hex<M: Mac + hmac::digest::KeyInit>(
+    secret: &str,
+    timestamp: &str,
+    body: &[u8],
+) -> String {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(&key).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn legacy_ok<M: Mac + hmac::digest::KeyInit>(r: &Received, secret: &str, prefix: &str) -> bool {
+    let want = format!(
+        "{prefix}={}",
+        legacy_hex::<M>(secret, r.header("x-webhook-timestamp"), &r.body)
+    );
+    r.header("x-webhook-signature")
+        .split(' ')
+        .any(|s| s == want)
+}
+
+#[tokio::test]
+async fn legacy_schemes_and_custom_headers_reach_the_receiver_as_promised() {
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    let mut secrets = Vec::new();
+    for (path, scheme) in [("/sha256", "hex-sha256"), ("/sha512", "hex-sha512")] {
+        let (status, body) = stack
+            .api_call(
+                Method::POST,
+                "/v1/subscribers",
+                Some(&json!({
+                    "url": receiver.url(path),
+                    "event_types": ["*"],
+                    "signature_scheme": scheme,
+                    "headers": {"X-Tenant": "acme", "Authorization": "Bearer receiver-token"},
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        secrets.push(body["secret"].as_str().unwrap().to_string());
+    }
+    let published = stack
+        .publish(json!({"type": "order.created", "data": {"n": 1}}))
+        .await;
+    let event_id = published["id"].as_str().unwrap();
+    let runner = stack.start_delivery();
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    runner.stop().await;
+    for r in &got {
+        assert_eq!(r.header("x-webhook-id"), event_id);
+        assert!(r.header("x-webhook-timestamp").parse::<i64>().is_ok());
+        assert_eq!(
+            r.header("webhook-signature"),
+            "",
+            "no Standard Webhooks header"
+        );
+        assert_eq!(r.header("x-tenant"), "acme");
+        assert_eq!(r.header("authorization"), "Bearer receiver-token");
+        match r.path.as_str() {
+            "/sha256" => {
+                assert!(r.header("x-webhook-signature").starts_with("sha256="));
+                assert!(legacy_ok::<Hmac<Sha256>>(r, &secrets[0], "sha256"));
+                assert!(!legacy_ok::<Hmac<Sha256>>(r, &secrets[1], "sha256"));
+            }
+            "/sha512" => {
+                assert!(r.header("x-webhook-signature").starts_with("sha512="));
+                assert!(legacy_ok::<Hmac<Sha512>>(r, &secrets[1], "sha512"));
+            }
+            other => panic!("unexpected path {other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_test_event_goes_to_that_subscriber_only() {
+    let stack = Stack::new().await;
+    let target = Receiver::always(200).await;
+    let other = Receiver::always(200).await;
+    let (id, secret) = stack.subscribe(&target.url("/t"), &["order.*"]).await;
+    stack.subscribe(&other.url("/o"), &["*"]).await;
+    let (status, body) = stack
+        .api_call(Method::POST, &format!("/v1/subscribers/{id}/test"), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["type"], "skyhook.test");
+    assert_eq!(body["subscribers"], 1);
+    let runner = stack.start_delivery();
+    let got = target.wait_for(1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    runner.stop().await;
+    assert!(other.requests().is_empty());
+    got[0].verify(&secret).unwrap();
+    assert_eq!(got[0].header("webhook-id"), body["id"].as_str().unwrap());
+    assert_eq!(got[0].json()["type"], "skyhook.test");
+    assert_eq!(got[0].json()["data"]["subscriber_id"], id.as_str());
+    let (status, _) = stack
+        .api_call(
+            Method::POST,
+            "/v1/subscribers/sub_0000000000000000000000000A/test",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn after_a_rotation_both_secrets_sign_during_the_grace_period_then_only_the_new_one() {
+    let grace = Duration::from_secs(6);
+    let stack = Stack::with(StackOptions {
+        rotation_grace: grace,
+        secret_cache_ttl: Duration::from_millis(800),
+        ..StackOptions::default()
+    })
+    .await;
+    let receiver = Receiver::always(200).await;
+    let (id, old) = stack.subscribe(&receiver.url("/r"), &["*"]).await;
+    let runner = stack.start_delivery();
+    stack
+        .publish(json!({"type": "a.b", "data": {"n": 1}}))
+        .await;
+    let first = receiver.wait_for(1, Duration::from_secs(20)).await;
+    first[0].verify(&old).unwrap();
+    assert_eq!(first[0].header("webhook-signature").split(' ').count(), 1);
+
+    // Rotate to a chosen secret; the answer shows it once, with the end of the grace period.
+    let new = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let rotated_at = Instant::now();
+    let (status, body) = stack
+        .api_call(
+            Method::POST,
+            &format!("/v1/subscribers/{id}/rotate-secret"),
+            Some(&json!({"secret": new})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["secret"], new);
+    assert!(body["previous_secret_expires_at"].as_str().is_some());
+    let stored = stack
+        .secrets_client
+        .get_secret_value()
+        .secret_id(format!("{}default/{id}", stack.secret_prefix))
+        .version_stage("AWSPREVIOUS")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.secret_string(),
+        Some(old.as_str()),
+        "the old secret is AWSPREVIOUS"
+    );
+
+    // The delivery function's cache (0.8 s here) picks the rotation up within its TTL.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    stack
+        .publish(json!({"type": "a.b", "data": {"n": 2}}))
+        .await;
+    let during = receiver.wait_for(2, Duration::from_secs(20)).await;
+    let during = &during[1];
+    assert!(
+        rotated_at.elapsed() < grace - Duration::from_secs(1),
+        "delivered inside the grace period"
+    );
+    let entries: Vec<&str> = during.header("webhook-signature").split(' ').collect();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(entries.iter().all(|e| e.starts_with("v1,")));
+    during
+        .verify(&old)
+        .expect("the previous secret still verifies");
+    during.verify(new).expect("the new secret verifies");
+
+    // After the grace period only the new secret signs.
+    tokio::time::sleep((grace + Duration::from_millis(1500)).saturating_sub(rotated_at.elapsed()))
+        .await;
+    stack
+        .publish(json!({"type": "a.b", "data": {"n": 3}}))
+        .await;
+    let after = receiver.wait_for(3, Duration::from_secs(20)).await;
+    runner.stop().await;
+    let after = &after[2];
+    assert_eq!(after.header("webhook-signature").split(' ').count(), 1);
+    after.verify(new).expect("the new secret verifies");
+    assert!(
+        after.verify(&old).is_err(),
+        "the old secret no longer verifies"
+    );
+
+    // A generated secret, a bad one, and an unknown subscriber.
+    let (status, body) = stack
+        .api_call(
+            Method::POST,
+            &format!("/v1/subscribers/{id}/rotate-secret"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_ne!(body["secret"], new);
+    let (status, body) = stack
+        .api_call(
+            Method::POST,
+            &format!("/v1/subscribers/{id}/rotate-secret"),
+            Some(&json!({"secret": "whsec_short"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "invalid_secret");
+    let (status, _) = stack
+        .api_call(
+            Method::POST,
+            "/v1/subscribers/sub_0000000000000000000000000A/rotate-secret",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn outside_local_mode_a_name_resolving_to_loopback_is_refused_at_connect_time() {
+    let receiver = Receiver::always(200).await;
+    // `localhost` passes no URL check here: the client itself must refuse it after DNS.
+    let url = format!("http://localhost:{}/hook", receiver.port);
+    let strict = skyhook_delivery::http_client_for(Duration::from_secs(5), false);
+    let err = strict.post(&url).body("{}").send().await.unwrap_err();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    assert!(text.contains("non-public addresses"), "{text}");
+    assert!(
+        receiver.requests().is_empty(),
+        "nothing reached the receiver"
+    );
+    let local = skyhook_delivery::http_client_for(Duration::from_secs(5), true);
+    assert_eq!(
+        local.post(&url).body("{}").send().await.unwrap().status(),
+        200
+    );
+}
