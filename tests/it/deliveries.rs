@@ -433,30 +433,31 @@ async fn stats_count_each_finished_delivery_once_and_average_its_attempts() {
     assert_eq!(code, StatusCode::BAD_REQUEST);
 }
 
+/// Counter updates ride in the status write's transaction, so a delivery reported twice (SQS
+/// is at-least-once) is counted once. The finishes run one after another: DynamoDB's `ADD` is
+/// atomic under concurrency, but the emulator's is not, so a concurrent version would test moto.
 #[tokio::test]
-async fn deliveries_finishing_at_the_same_time_are_all_counted() {
+async fn every_finished_delivery_is_counted_once_even_when_reported_twice() {
     let stack = Stack::new().await;
     let tenant = TenantId::default_tenant();
     let (sub, _) = stack.subscribe("https://example.com/1", &["*"]).await;
     let sub = SubscriberId::parse(&sub).unwrap();
-    let finishes = (0..24).map(|i| {
-        let (log, tenant, sub) = (stack.deliverer.log.clone(), tenant.clone(), sub.clone());
-        async move {
-            let outcome = if i % 3 == 0 {
-                Outcome::Failure
-            } else {
-                Outcome::Success
-            };
-            let state = if i % 3 == 0 {
-                DeliveryState::Failed
-            } else {
-                DeliveryState::Delivered
-            };
-            let a = attempt(&tenant, &EventId::new(), &sub, 1, outcome, Utc::now());
-            log.record(&a, &status(&sub, state, 1)).await.unwrap();
+    for i in 0..24 {
+        let (outcome, state) = if i % 3 == 0 {
+            (Outcome::Failure, DeliveryState::Failed)
+        } else {
+            (Outcome::Success, DeliveryState::Delivered)
+        };
+        let a = attempt(&tenant, &EventId::new(), &sub, 1, outcome, Utc::now());
+        for _ in 0..2 {
+            stack
+                .deliverer
+                .log
+                .record(&a, &status(&sub, state, 1))
+                .await
+                .unwrap();
         }
-    });
-    futures::future::join_all(finishes).await;
+    }
     let (_, stats) = stack
         .api_call(Method::GET, &format!("/v1/stats?subscriber_id={sub}"), None)
         .await;
