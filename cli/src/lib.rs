@@ -3,5 +3,7 @@
 
 pub mod client;
 pub mod esm;
+pub mod import;
 pub mod listen;
 pub mod local;
+pub mod progress;

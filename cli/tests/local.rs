@@ -1,95 +1,14 @@
 //! `skyhook local` as a user runs it: a separate process against the emulator, driven only
 //! over HTTP (and EventBridge), with real receivers that verify what they get.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use skyhook_tests::{Receiver, Reply, eventually, sdk_config, unique};
-
-const BIN: &str = env!("CARGO_BIN_EXE_skyhook");
-const KEY: &str = "sk_local_test_0123456789abcdef";
-
-/// Kills the runner if a test fails half-way, so no process outlives the test.
-struct Runner {
-    child: Child,
-    base: String,
-    prefix: String,
-}
-
-impl Drop for Runner {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_local() -> Runner {
-    let endpoint = sdk_config().await.endpoint_url().unwrap().to_string();
-    let port = free_port();
-    let prefix = unique("local");
-    let child = Command::new(BIN)
-        .arg("local")
-        .env("AWS_ENDPOINT_URL", &endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("SKYHOOK_LOCAL_ADDR", format!("127.0.0.1:{port}"))
-        .env("SKYHOOK_LOCAL_PREFIX", &prefix)
-        .env("SKYHOOK_ADMIN_KEY", KEY)
-        .env("SKYHOOK_RETRY_SCHEDULE", "1s,1s")
-        .env("SKYHOOK_HTTP_TIMEOUT", "5s")
-        .env("SKYHOOK_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let runner = Runner {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        prefix,
-    };
-    let http = reqwest::Client::new();
-    eventually(
-        Duration::from_secs(60),
-        "skyhook local to serve",
-        || async {
-            http.get(format!("{}/v1/health", runner.base))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-        },
-    )
-    .await;
-    runner
-}
-
-async fn call(
-    runner: &Runner,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, format!("{}{path}", runner.base))
-        .bearer_auth(KEY);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
+use common::{BIN, call, start_local};
+use serde_json::json;
+use skyhook_tests::{Receiver, Reply, eventually, sdk_config};
 
 #[tokio::test]
 async fn skyhook_local_delivers_retries_dead_letters_and_reports_over_http() {

@@ -1,0 +1,97 @@
+//! Helpers for the tests that run `skyhook local` as a separate process.
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use skyhook_tests::{eventually, sdk_config, unique};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_skyhook");
+pub const KEY: &str = "sk_local_test_0123456789abcdef";
+
+/// Kills the runner if a test fails half-way, so no process outlives the test.
+pub struct Runner {
+    pub child: Child,
+    pub base: String,
+    pub prefix: String,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `skyhook local` on a free port with its own resource prefix and a fast retry
+/// schedule (`1s,1s`: three attempts) and a 1 s secret cache, and waits until it serves.
+pub async fn start_local() -> Runner {
+    let endpoint = sdk_config().await.endpoint_url().unwrap().to_string();
+    let port = free_port();
+    let prefix = unique("local");
+    let child = Command::new(BIN)
+        .arg("local")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("SKYHOOK_LOCAL_ADDR", format!("127.0.0.1:{port}"))
+        .env("SKYHOOK_LOCAL_PREFIX", &prefix)
+        .env("SKYHOOK_ADMIN_KEY", KEY)
+        .env("SKYHOOK_RETRY_SCHEDULE", "1s,1s")
+        .env("SKYHOOK_HTTP_TIMEOUT", "5s")
+        // Short, so a rotated secret reaches deliveries within a test's patience.
+        .env("SKYHOOK_SECRET_CACHE_TTL", "1s")
+        .env("SKYHOOK_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let runner = Runner {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        prefix,
+    };
+    let http = reqwest::Client::new();
+    eventually(
+        Duration::from_secs(60),
+        "skyhook local to serve",
+        || async {
+            http.get(format!("{}/v1/health", runner.base))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        },
+    )
+    .await;
+    runner
+}
+
+/// One API call with the admin key; returns the status and the JSON body (or null).
+pub async fn call(
+    runner: &Runner,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{path}", runner.base))
+        .bearer_auth(KEY);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}

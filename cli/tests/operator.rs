@@ -1,0 +1,289 @@
+//! The operator commands against a running `skyhook local`, as a script would use them:
+//! import, update, enable/disable, rotate-secret, test, deliveries, stats, the DLQ and its
+//! redrive, recover, API keys and the audit trail.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{BIN, KEY, Runner, start_local};
+use serde_json::Value;
+use skyhook_tests::{Receiver, Reply, eventually};
+
+fn run(runner: &Runner, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("SKYHOOK_API_URL", &runner.base)
+        .env("SKYHOOK_API_KEY", KEY)
+        .output()
+        .expect("run skyhook")
+}
+
+/// Runs a command with `--json` that must succeed, and parses what it printed.
+async fn json(runner: &Runner, args: &[&str]) -> Value {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let (base, args): (String, Vec<String>) = (
+        runner.base.clone(),
+        full.iter().map(|s| s.to_string()).collect(),
+    );
+    let shown = args.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(&args)
+            .env("SKYHOOK_API_URL", base)
+            .env("SKYHOOK_API_KEY", KEY)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{shown:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|_| panic!("{shown:?} printed {text}"))
+}
+
+#[tokio::test]
+async fn operators_manage_subscribers_secrets_and_dead_letters_from_the_cli() {
+    let runner = start_local().await;
+    let good = Receiver::always(200).await;
+    // Fails its first three requests (one whole delivery of three attempts), then recovers.
+    let shaky = Receiver::start(
+        vec![Reply::Status(500), Reply::Status(500), Reply::Status(500)],
+        Reply::Status(200),
+    )
+    .await;
+
+    // Import: one new subscriber per entry; a disabled one stays disabled.
+    let dir = std::env::temp_dir().join(format!("skyhook-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("endpoints.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "endpoints:\n  - url: {}\n    events: ['order.*']\n    description: good\n  - url: {}\n    events: ['order.*']\n    description: shaky\n  - url: https://example.com/off\n    events: ['*']\n    enabled: false\n",
+            good.url("/good"),
+            shaky.url("/shaky")
+        ),
+    )
+    .unwrap();
+    let file_s = file.to_string_lossy().into_owned();
+    let dry = run(&runner, &["subscribers", "import", "--dry-run", &file_s]);
+    assert!(dry.status.success());
+    assert_eq!(String::from_utf8_lossy(&dry.stdout).lines().count(), 3);
+    let imported = json(&runner, &["subscribers", "import", &file_s]).await;
+    let results = imported["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|r| r["action"] == "created"));
+    let id_of = |desc_url: &str| {
+        results
+            .iter()
+            .find(|r| r["url"].as_str().unwrap().contains(desc_url))
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (good_id, shaky_id, off_id) = (id_of("/good"), id_of("/shaky"), id_of("/off"));
+    let listed = json(
+        &runner,
+        &["subscribers", "list", "--all", "--active", "false"],
+    )
+    .await;
+    let inactive: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(inactive, vec![off_id.as_str()]);
+
+    // Update and enable/disable.
+    let updated = json(
+        &runner,
+        &[
+            "subscribers",
+            "update",
+            &off_id,
+            "--description",
+            "renamed",
+            "--header",
+            "X-Team=ops",
+        ],
+    )
+    .await;
+    assert_eq!(updated["description"], "renamed");
+    assert_eq!(updated["headers"]["x-team"], "ops");
+    assert_eq!(
+        json(&runner, &["subscribers", "enable", &off_id]).await["active"],
+        true
+    );
+    assert_eq!(
+        json(&runner, &["subscribers", "disable", &off_id]).await["active"],
+        false
+    );
+    let nothing = run(&runner, &["subscribers", "update", &off_id]);
+    assert_eq!(nothing.status.code(), Some(2));
+
+    // A test event reaches only that subscriber.
+    let sent = json(&runner, &["subscribers", "test", &good_id]).await;
+    let got = good.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(got[0].header("webhook-id"), sent["id"].as_str().unwrap());
+    assert_eq!(got[0].json()["type"], "skyhook.test");
+    assert!(shaky.requests().is_empty());
+
+    // Rotation: the new secret is returned and signs from now on.
+    let rotated = json(&runner, &["subscribers", "rotate-secret", &good_id]).await;
+    let new_secret = rotated["secret"].as_str().unwrap().to_string();
+    assert!(new_secret.starts_with("whsec_"));
+    // Deliveries pick the rotation up once the secret cache (1 s here) expires.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // An event the shaky receiver fails three times ends in the DLQ.
+    let event = json(
+        &runner,
+        &[
+            "events",
+            "send",
+            "--type",
+            "order.created",
+            "--data",
+            r#"{"id":"ord_1"}"#,
+        ],
+    )
+    .await;
+    let event_id = event["id"].as_str().unwrap().to_string();
+    let got = good.wait_for(2, Duration::from_secs(30)).await;
+    got[1]
+        .verify(&new_secret)
+        .expect("signed with the rotated secret");
+    shaky.wait_for(3, Duration::from_secs(30)).await;
+    let dead = eventually(Duration::from_secs(30), "a DLQ entry", || {
+        let runner = &runner;
+        async move {
+            let d = json(runner, &["dlq", "list"]).await;
+            (d["data"].as_array().unwrap().len() == 1).then_some(d)
+        }
+    })
+    .await;
+    assert_eq!(dead["data"][0]["subscriber_id"], shaky_id.as_str());
+    assert_eq!(dead["data"][0]["event_id"], event_id.as_str());
+
+    // The delivery log and the stats tell the same story.
+    let failures = json(
+        &runner,
+        &[
+            "deliveries",
+            "--subscriber",
+            &shaky_id,
+            "--outcome",
+            "failure",
+            "--all",
+        ],
+    )
+    .await;
+    assert_eq!(failures["data"].as_array().unwrap().len(), 3);
+    let stats = json(&runner, &["stats", "--subscriber", &shaky_id]).await;
+    assert_eq!(stats["failure"], 1);
+
+    // Redrive sends it back with the same webhook-id; this time it is delivered.
+    let redriven = json(&runner, &["dlq", "redrive", "--subscriber", &shaky_id]).await;
+    assert_eq!(redriven["redriven"], 1);
+    let got = shaky.wait_for(4, Duration::from_secs(30)).await;
+    assert_eq!(got[3].header("webhook-id"), event_id);
+    assert!(
+        json(&runner, &["dlq", "list"]).await["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Recover finds nothing failed any more in the window: it is skipped, not resent.
+    let recovered = json(
+        &runner,
+        &[
+            "subscribers",
+            "recover",
+            &shaky_id,
+            "--since",
+            "2020-01-01T00:00:00Z",
+        ],
+    )
+    .await;
+    assert_eq!(recovered["recovered"], 0);
+
+    // API keys: a reader key reads but cannot change anything.
+    let key = json(
+        &runner,
+        &[
+            "api-keys",
+            "create",
+            "--role",
+            "reader",
+            "--description",
+            "dashboards",
+        ],
+    )
+    .await;
+    let reader_key = key["key"].as_str().unwrap().to_string();
+    let as_reader = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("SKYHOOK_API_URL", &runner.base)
+            .env("SKYHOOK_API_KEY", &reader_key)
+            .output()
+            .unwrap()
+    };
+    assert!(as_reader(&["subscribers", "list"]).status.success());
+    let refused = as_reader(&["subscribers", "delete", &good_id]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("403"));
+    let keys = json(&runner, &["api-keys", "list"]).await;
+    assert!(
+        keys["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == key["id"])
+    );
+    json_ok(
+        &runner,
+        &["api-keys", "delete", key["id"].as_str().unwrap()],
+    );
+    assert_eq!(as_reader(&["subscribers", "list"]).status.code(), Some(1));
+
+    // Every change above is in the audit trail.
+    let audit = json(&runner, &["audit", "--limit", "100"]).await;
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "subscriber.create",
+        "subscriber.rotate_secret",
+        "dlq.redrive",
+        "api_key.create",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} missing from {actions:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn json_ok(runner: &Runner, args: &[&str]) {
+    let out = run(runner, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
