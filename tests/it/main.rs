@@ -4,3 +4,4 @@
 mod api;
 mod delivery;
 mod ingest;
+mod template;
