@@ -3,5 +3,6 @@
 
 mod api;
 mod delivery;
+mod events;
 mod ingest;
 mod template;
