@@ -7,7 +7,7 @@ CARGO ?= cargo
 
 .PHONY: test lint fmt build emulator-shell clean-local
 
-test: lint
+test: lint lint-infra
 	./scripts/with-emulator.sh ./scripts/run-tests.sh
 
 lint:
@@ -17,7 +17,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-build:
+build-debug:
 	$(CARGO) build --workspace
 
 # A shell with moto running and AWS_ENDPOINT_URL set, for poking at the emulator by hand.
