@@ -3,6 +3,7 @@
 #   make build        release bootstraps for Lambda in target/lambda/<name>/bootstrap
 #   make deploy       sam build, then sam deploy --guided (infra/template.yaml)
 #   make lint-infra   cfn-lint, sam validate and sam validate --lint on the template
+#   make smoke        the four binaries through the Lambda runtime (cargo lambda watch/invoke)
 
 VENV_BIN := $(CURDIR)/.venv/bin
 # arm64 (Graviton: cheaper per ms) is the template's default; `make build ARCH=x86_64`
@@ -18,7 +19,7 @@ SAM_CAPABILITIES := CAPABILITY_IAM CAPABILITY_AUTO_EXPAND
 
 cargo_lambda_arch = $(if $(filter arm64,$(ARCH)),--arm64,$(if $(filter x86_64,$(ARCH)),--x86-64,$(error ARCH must be arm64 or x86_64)))
 
-.PHONY: build deploy lint-infra deploy-tools
+.PHONY: build deploy lint-infra smoke deploy-tools
 
 deploy-tools:
 	./scripts/ensure-deploy-tools.sh
@@ -35,3 +36,6 @@ lint-infra: deploy-tools
 	$(VENV_BIN)/cfn-lint $(TEMPLATE)
 	$(SAM) validate --template $(TEMPLATE) --region $(SAM_REGION)
 	$(SAM) validate --lint --template $(TEMPLATE) --region $(SAM_REGION)
+
+smoke: deploy-tools
+	./scripts/with-emulator.sh ./scripts/smoke.sh
