@@ -15,7 +15,7 @@ run:
 demo:
 	./scripts/demo.sh
 
-test: lint
+test: lint lint-infra
 	./scripts/with-emulator.sh ./scripts/run-tests.sh
 
 lint:
@@ -25,7 +25,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-build:
+build-debug:
 	$(CARGO) build --workspace
 
 # A shell with moto running and AWS_ENDPOINT_URL set, for poking at the emulator by hand.

@@ -6,6 +6,8 @@ mod auth;
 mod deliveries;
 mod delivery;
 mod dlq;
+mod events;
 mod ingest;
 mod openapi;
 mod subscribers;
+mod template;

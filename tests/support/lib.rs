@@ -3,6 +3,8 @@
 //! parallel), a scriptable webhook receiver on `127.0.0.1:0`, and a delivery runner that
 //! polls SQS like Lambda's event source mapping and calls the real delivery handler.
 
+pub mod samples;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -415,3 +415,26 @@ mod tests {
         assert_eq!(unique.len(), routes.len());
     }
 }
+
+/// What the management API cannot start without; the SAM template must set each (a test in
+/// `tests/it/template.rs` holds it to this list). A deployment gives the admin key as a
+/// Secrets Manager secret, so the key never sits in the function's settings.
+pub const REQUIRED_ENV: &[&str] = &[config::TABLE, config::ADMIN_KEY_SECRET];
+
+#[cfg(test)]
+mod required_env_tests {
+    use super::*;
+
+    #[test]
+    fn required_env_is_exactly_what_config_needs() {
+        let all: std::collections::HashMap<&str, &str> =
+            REQUIRED_ENV.iter().map(|name| (*name, "set")).collect();
+        assert!(Config::from_env(&all).is_ok());
+        for missing in REQUIRED_ENV {
+            let mut env = all.clone();
+            env.remove(missing);
+            let err = Config::from_env(&env).unwrap_err();
+            assert!(err.to_string().contains(missing), "{err}");
+        }
+    }
+}

@@ -95,6 +95,11 @@ impl Config {
     }
 }
 
+/// What the delivery function cannot start without; the SAM template must set each (a test
+/// in `tests/it/template.rs` holds it to this list, and the unit test below holds this list
+/// to `Config::from_env`).
+pub const REQUIRED_ENV: &[&str] = &[config::TABLE, config::QUEUE_URL, config::DLQ_URL];
+
 fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -697,5 +702,18 @@ mod tests {
             Config::from_env(&env).unwrap_err().name,
             config::RETRY_SCHEDULE
         );
+    }
+
+    #[test]
+    fn required_env_is_exactly_what_config_needs() {
+        let all: std::collections::HashMap<&str, &str> =
+            REQUIRED_ENV.iter().map(|name| (*name, "set")).collect();
+        assert!(Config::from_env(&all).is_ok());
+        for missing in REQUIRED_ENV {
+            let mut env = all.clone();
+            env.remove(missing);
+            let err = Config::from_env(&env).unwrap_err();
+            assert!(err.to_string().contains(missing), "{err}");
+        }
     }
 }

@@ -67,6 +67,16 @@ impl Config {
     }
 }
 
+/// What `ingest-events` cannot start without; the SAM template must set each (a test in
+/// `tests/it/template.rs` holds it to this list, and the unit test below holds this list to
+/// `Config::from_env`).
+pub const REQUIRED_ENV_EVENTS: &[&str] = &[config::TABLE, config::QUEUE_URL];
+
+/// What `ingest-http` cannot start without. Of the two ways to give the admin key, a
+/// deployment uses the Secrets Manager one: the key never sits in the function's settings.
+pub const REQUIRED_ENV_HTTP: &[&str] =
+    &[config::TABLE, config::QUEUE_URL, config::ADMIN_KEY_SECRET];
+
 /// Builds the publisher over DynamoDB and SQS. Clients are made here, once per process.
 pub fn publisher(sdk: &aws_config::SdkConfig, config: &Config) -> Publisher {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
@@ -343,5 +353,20 @@ mod tests {
             Config::from_env(&env, true).unwrap_err().name,
             EVENTBRIDGE_TENANT
         );
+    }
+
+    #[test]
+    fn required_env_lists_are_exactly_what_config_needs() {
+        for (needs_auth, required) in [(false, REQUIRED_ENV_EVENTS), (true, REQUIRED_ENV_HTTP)] {
+            let all: std::collections::HashMap<&str, &str> =
+                required.iter().map(|name| (*name, "set")).collect();
+            assert!(Config::from_env(&all, needs_auth).is_ok());
+            for missing in required.iter() {
+                let mut env = all.clone();
+                env.remove(missing);
+                let err = Config::from_env(&env, needs_auth).unwrap_err();
+                assert!(err.to_string().contains(missing), "{err}");
+            }
+        }
     }
 }

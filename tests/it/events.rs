@@ -1,0 +1,151 @@
+//! The sample Lambda events of `events/`, deserialized with the Lambda event types and fed
+//! to the real handlers against the emulator. `make smoke` sends the same files through the
+//! Lambda runtime; these tests pin down what each file must produce.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::SqsEvent;
+use http::{Method, StatusCode};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tower::ServiceExt;
+
+use skyhook_ingest::IngestState;
+use skyhook_shared::config::AdminKeySource;
+use skyhook_shared::http::Authenticator;
+use skyhook_shared::ids::TenantId;
+use skyhook_shared::model::DeliveryMessage;
+use skyhook_tests::samples::{
+    SAMPLE_ADMIN_KEY, SAMPLE_DEAD_MESSAGE_ID, SAMPLE_FAILING_MESSAGE_ID, SAMPLE_FAILING_SUBSCRIBER,
+    SAMPLE_OK_SUBSCRIBER, read_event_file, seed_sample_subscribers,
+};
+use skyhook_tests::{Receiver, Stack};
+
+/// A stack with the sample subscribers, their endpoints answering 200 and 500.
+async fn sample_stack() -> (Stack, Receiver, Receiver) {
+    let stack = Stack::new().await;
+    let ok = Receiver::always(200).await;
+    let failing = Receiver::always(500).await;
+    seed_sample_subscribers(
+        &stack.sdk,
+        &stack.resources.table,
+        &stack.secret_prefix,
+        &ok.url("/hook"),
+        &failing.url("/hook"),
+    )
+    .await;
+    (stack, ok, failing)
+}
+
+#[tokio::test]
+async fn the_api_gateway_sample_publishes_through_the_ingest_router() {
+    let (stack, _ok, _failing) = sample_stack().await;
+    let raw = read_event_file("apigw-post-event.json");
+    // It is a payload 2.0 HTTP API request for the ingest route ...
+    let typed: ApiGatewayV2httpRequest =
+        serde_json::from_str(&raw).expect("an API Gateway v2 request");
+    assert_eq!(typed.route_key.as_deref(), Some("POST /v1/events"));
+    assert_eq!(typed.request_context.http.method, Method::POST);
+
+    // ... which lambda_http turns into the request the router sees in Lambda. The file's
+    // bearer key is the admin key here, as in the smoke check.
+    let request = lambda_http::request::from_str(&raw).expect("lambda_http reads the file");
+    let router =
+        skyhook_shared::http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
+            publisher: stack.publisher.clone(),
+            auth: Arc::new(Authenticator::new(
+                AdminKeySource::Value(SAMPLE_ADMIN_KEY.to_string()),
+                None,
+            )),
+            max_payload_bytes: 256 * 1024,
+        })));
+    let response = router.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body: Value = serde_json::from_slice(
+        &axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["type"], "order.created");
+    assert_eq!(body["subscribers"], 2);
+    assert!(body["id"].as_str().unwrap().starts_with("evt_"), "{body}");
+    assert_eq!(
+        stack.queue_depth(&stack.resources.queue_url).await,
+        2,
+        "one message per sample subscriber"
+    );
+    let status = stack.event_status(body["id"].as_str().unwrap()).await;
+    assert_eq!(status["correlation_id"], "sample-correlation-1");
+}
+
+#[tokio::test]
+async fn the_eventbridge_sample_publishes_once_however_often_it_arrives() {
+    let (stack, _ok, _failing) = sample_stack().await;
+    let raw = read_event_file("eventbridge.json");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let event: EventBridgeEvent<Box<RawValue>> =
+            serde_json::from_str(&raw).expect("an EventBridge event");
+        let out = skyhook_ingest::handle_eventbridge(
+            &stack.publisher,
+            &TenantId::default_tenant(),
+            LambdaEvent::new(event, Context::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["type"], "order.shipped");
+        assert_eq!(out["subscribers"], 2);
+        ids.push(out["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids[0], ids[1], "EventBridge retries reuse the event id");
+    assert_eq!(stack.queue_depth(&stack.resources.queue_url).await, 2);
+}
+
+#[tokio::test]
+async fn the_sqs_sample_delivers_one_retries_one_and_dead_letters_one() {
+    let (stack, ok, failing) = sample_stack().await;
+    let event: SqsEvent =
+        serde_json::from_str(&read_event_file("sqs-batch.json")).expect("an SQS event");
+    assert_eq!(event.records.len(), 3);
+    for (record, subscriber) in event.records[..2]
+        .iter()
+        .zip([SAMPLE_OK_SUBSCRIBER, SAMPLE_FAILING_SUBSCRIBER])
+    {
+        let message = DeliveryMessage::from_json(record.body.as_deref().unwrap())
+            .expect("Skyhook's current message format");
+        assert_eq!(message.subscriber_id.as_str(), subscriber);
+    }
+
+    let response = skyhook_delivery::handle(
+        &stack.deliverer,
+        LambdaEvent::new(event, Context::default()),
+    )
+    .await
+    .unwrap();
+    // What Lambda reads back: only the record to retry.
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": SAMPLE_FAILING_MESSAGE_ID}]})
+    );
+
+    let delivered = ok.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(delivered.len(), 1, "the format-99 record is never sent");
+    assert_eq!(delivered[0].header("webhook-id"), "evt_sample1");
+    assert_eq!(delivered[0].json()["type"], "order.created");
+    assert_eq!(failing.wait_for(1, Duration::from_secs(5)).await.len(), 1);
+
+    let dead = stack.queue.dead_letters.lock().unwrap().clone();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].reason.starts_with("malformed_message"), "{dead:?}");
+    let in_dlq = stack.dlq_messages().await;
+    assert_eq!(in_dlq.len(), 1);
+    assert!(
+        in_dlq[0].body().unwrap().contains("\"v\":99"),
+        "the dead letter keeps the original body (record {SAMPLE_DEAD_MESSAGE_ID})"
+    );
+}

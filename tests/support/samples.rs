@@ -1,0 +1,87 @@
+//! The world the sample Lambda events in `events/` expect: the admin key the API Gateway
+//! request carries, and the two subscribers the SQS batch is addressed to. The integration
+//! tests and the smoke check (`skyhook-smoke-fixture`) both build it with these functions,
+//! so the files, the tests and the smoke check cannot disagree.
+
+use std::path::PathBuf;
+
+use aws_config::SdkConfig;
+use chrono::Utc;
+
+use skyhook_shared::aws::{DynamoDbSubscriberStore, SecretsManagerSecrets};
+use skyhook_shared::event_type::EventTypeFilter;
+use skyhook_shared::ids::{SubscriberId, TenantId};
+use skyhook_shared::model::Subscriber;
+use skyhook_shared::ports::{SecretStore, SubscriberStore};
+use skyhook_shared::secret::SigningSecret;
+use skyhook_shared::signing::SignatureScheme;
+use skyhook_shared::url::{SubscriberUrl, UrlPolicy};
+
+/// The bearer key in `events/apigw-post-event.json`. It opens nothing but local emulators:
+/// a deployed stack generates its own key in Secrets Manager.
+pub const SAMPLE_ADMIN_KEY: &str = "sk_local_sample_admin_0123456789abcdef";
+
+/// Receives the first record of `events/sqs-batch.json`; its endpoint answers 200.
+pub const SAMPLE_OK_SUBSCRIBER: &str = "sub_sampleok";
+/// Receives the second record; its endpoint answers 500, so the record is retried and is
+/// the one entry of `batchItemFailures`.
+pub const SAMPLE_FAILING_SUBSCRIBER: &str = "sub_samplefailing";
+/// `messageId` of that second record.
+pub const SAMPLE_FAILING_MESSAGE_ID: &str = "9c2d1c7e-5b1a-4f0e-8a43-2f7b0d4f0002";
+/// `messageId` of the third record, whose message format version no build knows: it goes
+/// straight to the dead-letter queue.
+pub const SAMPLE_DEAD_MESSAGE_ID: &str = "9c2d1c7e-5b1a-4f0e-8a43-2f7b0d4f0003";
+
+/// Path of a file in the repository's `events/` directory.
+pub fn event_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(name)
+}
+
+/// Reads a file of `events/`.
+pub fn read_event_file(name: &str) -> String {
+    let path = event_file(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// Creates the two sample subscribers of tenant `default`, subscribed to every event type,
+/// with their signing secrets. Local URLs are allowed: the endpoints are on 127.0.0.1.
+pub async fn seed_sample_subscribers(
+    sdk: &SdkConfig,
+    table: &str,
+    secret_prefix: &str,
+    ok_url: &str,
+    failing_url: &str,
+) {
+    let subscribers = DynamoDbSubscriberStore::new(aws_sdk_dynamodb::Client::new(sdk), table);
+    let secrets =
+        SecretsManagerSecrets::new(aws_sdk_secretsmanager::Client::new(sdk), secret_prefix);
+    let tenant = TenantId::default_tenant();
+    for (id, url) in [
+        (SAMPLE_OK_SUBSCRIBER, ok_url),
+        (SAMPLE_FAILING_SUBSCRIBER, failing_url),
+    ] {
+        let now = Utc::now();
+        let subscriber = Subscriber {
+            id: SubscriberId::parse(id).expect("sample subscriber id"),
+            tenant: tenant.clone(),
+            url: SubscriberUrl::parse(url, UrlPolicy::LOCAL).expect("sample subscriber URL"),
+            event_types: vec![EventTypeFilter::parse("*").expect("filter")],
+            active: true,
+            description: Some("sample subscriber of events/".to_string()),
+            headers: Default::default(),
+            signature_scheme: SignatureScheme::Standard,
+            created_at: now,
+            updated_at: now,
+        };
+        secrets
+            .create(&tenant, &subscriber.id, &SigningSecret::generate())
+            .await
+            .expect("creating a sample subscriber's secret");
+        subscribers
+            .create(&subscriber)
+            .await
+            .expect("creating a sample subscriber");
+    }
+}
