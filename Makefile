@@ -2,12 +2,14 @@
 #   make run    the whole system on this machine (moto on 127.0.0.1:4566, API on 127.0.0.1:3000)
 #   make test   format check, clippy, and every test against an AWS API emulator
 #   make demo   start everything, deliver one verified webhook, stop everything
-#   make build  debug build of the workspace
+#   make build  release bootstraps of the four Lambda functions (mk/deploy.mk; also deploy,
+#               lint-infra, smoke)
+#   make build-debug  debug build of the workspace
 
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run demo test lint fmt build emulator-shell clean-local
+.PHONY: run demo test lint fmt build-debug emulator-shell clean-local
 
 run:
 	./scripts/run-local.sh

@@ -419,7 +419,12 @@ mod tests {
 /// What the management API cannot start without; the SAM template must set each (a test in
 /// `tests/it/template.rs` holds it to this list). A deployment gives the admin key as a
 /// Secrets Manager secret, so the key never sits in the function's settings.
-pub const REQUIRED_ENV: &[&str] = &[config::TABLE, config::ADMIN_KEY_SECRET];
+pub const REQUIRED_ENV: &[&str] = &[
+    config::TABLE,
+    config::QUEUE_URL,
+    config::DLQ_URL,
+    config::ADMIN_KEY_SECRET,
+];
 
 #[cfg(test)]
 mod required_env_tests {
