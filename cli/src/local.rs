@@ -310,7 +310,8 @@ pub async fn run(
         .ok_or_else(|| LocalError::Provision("ingest has no admin key".into()))?;
     let publisher = ingest_state.publisher.clone();
     let api_state = skyhook_api::ApiState::from_config(&sdk, &api_cfg);
-    let deliverer = skyhook_delivery::Deliverer::from_config(&sdk, &delivery_cfg);
+    let deliverer = skyhook_delivery::Deliverer::from_config(&sdk, &delivery_cfg)
+        .map_err(|e| LocalError::Provision(format!("cannot build the HTTP client: {e}")))?;
     let app = skyhook_shared::http::with_fallbacks(
         skyhook_ingest::router(Arc::new(ingest_state))
             .merge(skyhook_api::router(Arc::new(api_state))),

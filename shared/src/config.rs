@@ -124,6 +124,24 @@ pub fn rotation_grace(env: &dyn Env) -> Result<Duration, ConfigError> {
     duration(env, ROTATION_GRACE, DEFAULT_ROTATION_GRACE)
 }
 
+/// Longest attempt timeout: a Lambda invocation lasts at most 15 minutes.
+pub const MAX_HTTP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The timeout of one delivery attempt: more than zero (zero would fail every attempt) and
+/// at most [`MAX_HTTP_TIMEOUT`].
+pub fn http_timeout(env: &dyn Env) -> Result<Duration, ConfigError> {
+    parsed(
+        env,
+        HTTP_TIMEOUT,
+        DEFAULT_HTTP_TIMEOUT,
+        |v| match parse_duration(v).map_err(|e| e.to_string())? {
+            d if d.is_zero() => Err("must be more than zero".to_string()),
+            d if d > MAX_HTTP_TIMEOUT => Err("must be at most 15m (a Lambda's limit)".to_string()),
+            d => Ok(d),
+        },
+    )
+}
+
 pub fn retry_schedule(env: &dyn Env) -> Result<RetrySchedule, ConfigError> {
     parsed(env, RETRY_SCHEDULE, RetrySchedule::default(), |v| {
         RetrySchedule::parse(v)
@@ -222,6 +240,22 @@ mod tests {
         assert_eq!(retry_schedule(&e).unwrap().max_attempts(), 8);
         assert_eq!(max_payload_bytes(&e).unwrap(), 262_144);
         assert!(!flag(&e, LOCAL_MODE).unwrap());
+    }
+
+    #[test]
+    fn an_attempt_timeout_must_be_positive_and_within_a_lambda_run() {
+        assert_eq!(http_timeout(&env(&[])).unwrap(), DEFAULT_HTTP_TIMEOUT);
+        for bad in ["0s", "0ms", "16m", "soon"] {
+            assert_eq!(
+                http_timeout(&env(&[(HTTP_TIMEOUT, bad)])).unwrap_err().name,
+                HTTP_TIMEOUT,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            http_timeout(&env(&[(HTTP_TIMEOUT, "500ms")])).unwrap(),
+            Duration::from_millis(500)
+        );
     }
 
     #[test]

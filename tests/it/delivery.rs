@@ -575,3 +575,52 @@ async fn a_long_error_body_is_truncated_to_4_kib_in_the_attempt_log() {
     );
     assert_eq!(attempts[0].status_code, Some(500));
 }
+
+#[tokio::test]
+async fn a_backing_service_failing_retries_and_on_the_last_round_fails_and_dead_letters() {
+    let stack = Stack::with(StackOptions {
+        schedule: "1s".into(),
+        ..StackOptions::default()
+    })
+    .await;
+    let receiver = Receiver::always(200).await;
+    let (sub, _) = stack.subscribe(&receiver.url("/x"), &["*"]).await;
+    let published = stack.publish(json!({"type": "a.b", "data": {}})).await;
+    // The subscriber table is out of reach for this deliverer.
+    let mut broken = stack.deliverer.clone();
+    broken.subscribers = std::sync::Arc::new(skyhook_shared::aws::DynamoDbSubscriberStore::new(
+        stack.ddb.clone(),
+        "skyhook-no-such-table",
+    ));
+
+    // First round: reported for retry, with the schedule's delay.
+    let event = receive_exactly(&stack, 1).await;
+    let response = skyhook_delivery::handle(&broken, LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(stack.queue.delays.lock().unwrap().len(), 1);
+
+    // Last round: not left to the redrive policy, but failed and dead-lettered now.
+    let mut event = receive_exactly(&stack, 1).await;
+    event.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "2".into());
+    let response = skyhook_delivery::handle(&broken, LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert!(receiver.requests().is_empty());
+    let dead = stack.dlq_messages().await;
+    assert_eq!(dead.len(), 1);
+    let reason = dead[0].message_attributes().unwrap()["skyhook_reason"]
+        .string_value()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("could not load the subscriber"), "{reason}");
+    let status = stack.event_status(published["id"].as_str().unwrap()).await;
+    assert_eq!(status["deliveries"][0]["subscriber_id"], sub.as_str());
+    assert_eq!(status["deliveries"][0]["status"], "failed");
+    let (_, listed) = stack.api_call(Method::GET, "/v1/dlq", None).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+}

@@ -364,7 +364,7 @@ async fn outside_local_mode_a_name_resolving_to_loopback_is_refused_at_connect_t
     let receiver = Receiver::always(200).await;
     // `localhost` passes no URL check here: the client itself must refuse it after DNS.
     let url = format!("http://localhost:{}/hook", receiver.port);
-    let strict = skyhook_delivery::http_client_for(Duration::from_secs(5), false);
+    let strict = skyhook_delivery::http_client_for(Duration::from_secs(5), false).unwrap();
     let err = strict.post(&url).body("{}").send().await.unwrap_err();
     let mut text = err.to_string();
     let mut source = std::error::Error::source(&err);
@@ -377,7 +377,7 @@ async fn outside_local_mode_a_name_resolving_to_loopback_is_refused_at_connect_t
         receiver.requests().is_empty(),
         "nothing reached the receiver"
     );
-    let local = skyhook_delivery::http_client_for(Duration::from_secs(5), true);
+    let local = skyhook_delivery::http_client_for(Duration::from_secs(5), true).unwrap();
     assert_eq!(
         local.post(&url).body("{}").send().await.unwrap().status(),
         200

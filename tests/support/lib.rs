@@ -204,7 +204,7 @@ impl Stack {
             queue: queue.clone(),
             log: log.clone(),
             dead_letters: dead_letters.clone(),
-            http: http_client(options.http_timeout),
+            http: http_client(options.http_timeout).expect("HTTP client"),
             http_timeout: options.http_timeout,
             policy: RetryPolicy::new(schedule).with_jitter(options.jitter),
         };

@@ -74,11 +74,7 @@ impl Config {
             secret_prefix: config::optional(env, config::SECRET_PREFIX)
                 .unwrap_or_else(|| config::DEFAULT_SECRET_PREFIX.to_string()),
             retry_schedule: config::retry_schedule(env)?,
-            http_timeout: config::duration(
-                env,
-                config::HTTP_TIMEOUT,
-                config::DEFAULT_HTTP_TIMEOUT,
-            )?,
+            http_timeout: config::http_timeout(env)?,
             log_retention: config::duration(
                 env,
                 config::LOG_RETENTION,
@@ -111,30 +107,24 @@ fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
 
 /// The HTTP client every delivery uses: built once per process, never follows redirects
 /// (a 3xx is a failure), bounded by the attempt timeout, rustls only. It reaches any
-/// address, as local mode wants; see [`http_client_for`].
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    client_builder(timeout)
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+/// address, as local mode wants; see [`http_client_for`]. An error (the TLS stack failed to
+/// start) stops start-up: a fallback client would break those rules.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    client_builder(timeout).build()
 }
 
 /// [`http_client`], and outside local mode one whose DNS answers are filtered to public
 /// addresses, so a hostname that resolves into a private network is refused at connect time.
-pub fn http_client_for(timeout: Duration, local_mode: bool) -> reqwest::Client {
+pub fn http_client_for(
+    timeout: Duration,
+    local_mode: bool,
+) -> Result<reqwest::Client, reqwest::Error> {
     if local_mode {
         return http_client(timeout);
     }
     client_builder(timeout)
         .dns_resolver(resolver::PublicOnlyResolver::system())
         .build()
-        // Falling back to an unfiltered client would silently drop the protection.
-        .unwrap_or_else(|_| {
-            reqwest::Client::builder()
-                .dns_resolver(resolver::PublicOnlyResolver::system())
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default()
-        })
 }
 
 /// Everything a delivery needs; built once in `main` (no AWS call happens here).
@@ -153,14 +143,18 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    pub fn from_config(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
+    /// Fails only when the HTTP client cannot be built (its TLS stack did not start).
+    pub fn from_config(
+        sdk: &aws_config::SdkConfig,
+        config: &Config,
+    ) -> Result<Self, reqwest::Error> {
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
         let secrets = SecretsManagerSecrets::new(
             aws_sdk_secretsmanager::Client::new(sdk),
             &config.secret_prefix,
         )
         .with_grace(config.rotation_grace);
-        Deliverer {
+        Ok(Deliverer {
             subscribers: Arc::new(DynamoDbSubscriberStore::new(ddb.clone(), &config.table)),
             secrets: Arc::new(CachedSecrets::new(
                 Arc::new(secrets),
@@ -176,10 +170,10 @@ impl Deliverer {
                 config.log_retention,
             )),
             dead_letters: Arc::new(DynamoDbDeadLetterStore::new(ddb, &config.table)),
-            http: http_client_for(config.http_timeout, config.local_mode),
+            http: http_client_for(config.http_timeout, config.local_mode)?,
             http_timeout: config.http_timeout,
             policy: RetryPolicy::new(config.retry_schedule.clone()),
-        }
+        })
     }
 }
 
@@ -342,8 +336,11 @@ impl Deliverer {
                 return RecordResult::Done;
             }
             Err(e) => {
-                tracing::error!(error = %e, "could not load the subscriber; will retry");
-                return self.schedule_retry(record, round, None).await;
+                tracing::error!(error = %e, "could not load the subscriber");
+                let reason = format!("could not load the subscriber: {e}");
+                return self
+                    .retry_or_give_up(record, raw_body, message, round, &reason)
+                    .await;
             }
         };
         let secrets = match self
@@ -362,8 +359,11 @@ impl Deliverer {
                     .await;
             }
             Err(e) => {
-                tracing::error!(error = %e, "could not read the signing secret; will retry");
-                return self.schedule_retry(record, round, None).await;
+                tracing::error!(error = %e, "could not read the signing secret");
+                let reason = format!("could not read the signing secret: {e}");
+                return self
+                    .retry_or_give_up(record, raw_body, message, round, &reason)
+                    .await;
             }
         };
         let signing = secrets.at(Utc::now());
@@ -596,6 +596,33 @@ impl Deliverer {
         }
     }
 
+    /// For a round that never reached the subscriber (a backing service failed): retry on the
+    /// schedule, or after the last round end it like a failed delivery — status `failed`
+    /// and the message in the DLQ — rather than leave it to the redrive policy, which would
+    /// keep the status at `retrying` and the DLQ listing empty.
+    async fn retry_or_give_up(
+        &self,
+        record: &SqsMessage,
+        raw_body: &str,
+        message: &DeliveryMessage,
+        round: u32,
+        reason: &str,
+    ) -> RecordResult {
+        if round < self.policy.schedule.max_attempts() {
+            return self.schedule_retry(record, round, None).await;
+        }
+        let attempts = message.prior_attempts.saturating_add(round);
+        self.set_status(message, DeliveryState::Failed, attempts, None, reason)
+            .await;
+        self.dead_letter_message(
+            raw_body,
+            message,
+            attempts,
+            &format!("attempts_exhausted: {reason}"),
+        )
+        .await
+    }
+
     /// Hides the message until its next attempt. `None` uses the schedule's delay for
     /// this attempt (the attempt never reached the subscriber).
     async fn schedule_retry(
@@ -608,7 +635,8 @@ impl Deliverer {
             Some(d) => d,
             None => match self.policy.decide_random(attempt, None) {
                 RetryDecision::Retry(d) => d,
-                // Out of attempts: leaving it lets the redrive policy move it to the DLQ.
+                // Out of attempts (callers check first, see `retry_or_give_up`): visible
+                // again at once, so the redrive policy moves it to the DLQ.
                 RetryDecision::GiveUp => Duration::ZERO,
             },
         };

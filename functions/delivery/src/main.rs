@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     skyhook_shared::telemetry::init();
     let config = Config::from_env(&ProcessEnv)?;
     let sdk = skyhook_shared::aws::load_sdk_config().await;
-    let deliverer = Deliverer::from_config(&sdk, &config);
+    let deliverer = Deliverer::from_config(&sdk, &config)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
         handle(&deliverer, event)
     }))
