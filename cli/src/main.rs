@@ -485,7 +485,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let json_mode = cli.json;
     match cli.command {
         Command::Local => {
-            skyhook_shared::telemetry::init();
+            skyhook_shared::telemetry::init().map_err(|e| CliError::Usage(e.to_string()))?;
             let cfg =
                 LocalConfig::from_env(&ProcessEnv).map_err(|e| CliError::Usage(e.to_string()))?;
             skyhook_cli::local::run(cfg, interrupted(), |cfg, running| {

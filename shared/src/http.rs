@@ -106,6 +106,11 @@ impl From<PublishError> for ApiError {
                 ApiError::unprocessable("unknown_subscriber", err.to_string())
             }
             PublishError::InvalidInput(m) => ApiError::bad_request("invalid_request", m),
+            PublishError::TooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                err.to_string(),
+            ),
             PublishError::Enqueue { .. } => ApiError::unavailable(err),
             PublishError::Store(e) => e.into(),
         }
@@ -125,13 +130,63 @@ pub fn with_fallbacks(router: axum::Router) -> axum::Router {
         })
 }
 
+/// axum's `Query`, with its rejection in the API's error shape (`400 invalid_query`) rather
+/// than axum's plain text.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+/// axum's `Path`, with its rejection in the API's error shape (`400 invalid_path`).
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+    }
+}
+
+/// Reads at most `limit` bytes of body: more is a `413`; a body that breaks off (the caller
+/// went away, a malformed chunked encoding) is a `400`.
+pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let inner = e.into_inner();
+        if inner
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
+            ApiError::payload_too_large(limit)
+        } else {
+            ApiError::bad_request(
+                "unreadable_body",
+                format!("the request body could not be read: {inner}"),
+            )
+        }
+    })
+}
+
 /// Reads at most `limit` bytes of body and parses them as `T`. Malformed JSON is a `400`,
 /// JSON of the wrong shape a `422` naming the problem, and an oversized body a `413`.
 pub async fn read_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::payload_too_large(limit))?;
-    parse_json(&bytes)
+    parse_json(&read_body(body, limit).await?)
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -427,6 +482,55 @@ mod tests {
             StatusCode::UNAUTHORIZED,
             "a deleted key stops working"
         );
+    }
+
+    #[tokio::test]
+    async fn bad_query_strings_are_400_in_the_error_shape() {
+        use axum::extract::FromRequestParts;
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Q {
+            limit: Option<u32>,
+        }
+        let (mut parts, _) = http::Request::builder()
+            .uri("/v1/x?limit=1&limit=2")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let err = match ApiQuery::<Q>::from_request_parts(&mut parts, &()).await {
+            Err(e) => e,
+            Ok(_) => panic!("a duplicate field is refused"),
+        };
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.code, "invalid_query");
+        let (mut parts, _) = http::Request::builder()
+            .uri("/v1/x?limit=5")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let ApiQuery(q) = ApiQuery::<Q>::from_request_parts(&mut parts, &())
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(q.limit, Some(5));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_413_and_a_broken_one_400() {
+        let big = read_body(Body::from(vec![b'x'; 2048]), 1024)
+            .await
+            .unwrap_err();
+        assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let broken = futures::stream::iter(vec![
+            Ok(axum::body::Bytes::from_static(b"{\"a\":")),
+            Err(std::io::Error::other("connection reset")),
+        ]);
+        let err = read_body(Body::from_stream(broken), 1024)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.code, "unreadable_body");
+        assert_eq!(read_body(Body::from("ok"), 1024).await.unwrap(), "ok");
     }
 
     #[test]

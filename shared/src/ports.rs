@@ -104,9 +104,14 @@ pub struct DeadLetter {
 
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
-    /// Largest batch `send_batch` accepts (SQS: 10).
+    /// Most messages `send_batch` accepts at once (SQS: 10).
     fn max_batch(&self) -> usize {
         10
+    }
+    /// Most bytes of message bodies one `send_batch` carries, and so the largest message
+    /// (SQS: 1 MiB for a message and for a whole batch).
+    fn max_batch_bytes(&self) -> usize {
+        1024 * 1024
     }
     async fn send_batch(&self, messages: &[DeliveryMessage])
     -> Result<BatchSendResult, StoreError>;

@@ -42,6 +42,9 @@ pub enum PublishError {
     UnknownSubscriber(SubscriberId),
     #[error("{0}")]
     InvalidInput(String),
+    /// The event, wrapped for the queue, is larger than one queue message may be.
+    #[error("the event is {size} bytes once queued; the queue takes at most {limit}")]
+    TooLarge { size: usize, limit: usize },
     #[error("{failed} of {total} delivery messages could not be queued: {detail}")]
     Enqueue {
         failed: usize,
@@ -109,6 +112,7 @@ impl Publisher {
         }
         let now = Utc::now();
         let mut event_id = EventId::new();
+        self.check_size(&req, &event_id)?;
         if let Some(key) = &req.idempotency_key {
             match self
                 .idempotency
@@ -144,6 +148,31 @@ impl Publisher {
         };
         self.events.put_event(&event).await?;
         self.fan_out(&req, event, now).await
+    }
+
+    /// Refuses, before anything is written, an event whose queue message would exceed what
+    /// the queue takes (the request body limit leaves no room for the message envelope).
+    fn check_size(&self, req: &PublishRequest, event_id: &EventId) -> Result<(), PublishError> {
+        let probe = EventRecord {
+            id: event_id.clone(),
+            tenant: req.tenant.clone(),
+            event_type: req.event_type.clone(),
+            timestamp: req.timestamp.unwrap_or_else(Utc::now),
+            data: None,
+            correlation_id: req
+                .correlation_id
+                .clone()
+                .unwrap_or_else(|| event_id.to_string()),
+            subscriber_ids: Vec::new(),
+        };
+        let size = DeliveryMessage::for_subscriber(&probe, &req.data, &SubscriberId::new())
+            .to_json()
+            .len();
+        let limit = self.queue.max_batch_bytes();
+        if size > limit {
+            return Err(PublishError::TooLarge { size, limit });
+        }
+        Ok(())
     }
 
     async fn targets(&self, req: &PublishRequest) -> Result<Vec<SubscriberId>, PublishError> {
@@ -217,7 +246,7 @@ impl Publisher {
     /// Sends all messages in queue-sized batches, several batches at once; entries a batch
     /// reports as failed are sent again, so none is silently dropped.
     pub async fn enqueue(&self, messages: &[DeliveryMessage]) -> Result<(), PublishError> {
-        let batch = self.queue.max_batch().max(1);
+        let (max_count, max_bytes) = (self.queue.max_batch().max(1), self.queue.max_batch_bytes());
         let mut pending: Vec<&DeliveryMessage> = messages.iter().collect();
         let mut last_error = String::new();
         for round in 0..SEND_ROUNDS {
@@ -227,11 +256,12 @@ impl Publisher {
             if round > 0 {
                 tokio::time::sleep(Duration::from_millis(50 * 4u64.pow(round - 1))).await;
             }
-            let chunks: Vec<Vec<DeliveryMessage>> = pending
-                .chunks(batch)
-                .map(|c| c.iter().map(|m| (*m).clone()).collect())
+            let groups = batches(&pending, max_count, max_bytes);
+            let chunks: Vec<Vec<DeliveryMessage>> = groups
+                .iter()
+                .map(|g| g.iter().map(|m| (*m).clone()).collect())
                 .collect();
-            let results = stream::iter(chunks.clone())
+            let results = stream::iter(chunks)
                 .map(|chunk| {
                     let queue = self.queue.clone();
                     async move { queue.send_batch(&chunk).await }
@@ -240,8 +270,7 @@ impl Publisher {
                 .collect::<Vec<_>>()
                 .await;
             let mut still = Vec::new();
-            for ((chunk, result), original) in chunks.iter().zip(results).zip(pending.chunks(batch))
-            {
+            for (result, original) in results.into_iter().zip(&groups) {
                 match result {
                     Ok(r) => {
                         if let Some(e) = r.first_error {
@@ -255,7 +284,6 @@ impl Publisher {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                debug_assert_eq!(chunk.len(), original.len());
             }
             if !still.is_empty() {
                 tracing::warn!(
@@ -277,6 +305,32 @@ impl Publisher {
             })
         }
     }
+}
+
+/// Splits messages into batches the queue takes: at most `max_count` messages and
+/// `max_bytes` of bodies each, in order. A message over `max_bytes` goes alone (and the
+/// queue refuses it; `Publisher::publish` checks sizes before it gets this far).
+fn batches<'a>(
+    messages: &[&'a DeliveryMessage],
+    max_count: usize,
+    max_bytes: usize,
+) -> Vec<Vec<&'a DeliveryMessage>> {
+    let mut out: Vec<Vec<&DeliveryMessage>> = Vec::new();
+    let mut bytes = 0;
+    for m in messages {
+        let size = m.to_json().len();
+        match out.last_mut() {
+            Some(current) if current.len() < max_count && bytes + size <= max_bytes => {
+                current.push(m);
+                bytes += size;
+            }
+            _ => {
+                out.push(vec![m]);
+                bytes = size;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -460,6 +514,39 @@ mod tests {
         req.correlation_id = Some("req-42".into());
         f.publisher.publish(req).await.unwrap();
         assert_eq!(f.queue.sent.lock().unwrap()[1].correlation_id, "req-42");
+    }
+
+    #[tokio::test]
+    async fn batches_also_respect_the_queues_byte_limit() {
+        let f = fixture();
+        for _ in 0..10 {
+            add(&f, "default", &["*"], true).await;
+        }
+        // ~300 KB each: three fit in 1 MiB, so ten go in four calls, not one.
+        let mut req = request("a.b");
+        req.data = RawValue::from_string(format!("\"{}\"", "x".repeat(300_000))).unwrap();
+        f.publisher.publish(req).await.unwrap();
+        let mut batches = f.queue.batches.lock().unwrap().clone();
+        batches.sort();
+        assert_eq!(batches, vec![1, 3, 3, 3]);
+        assert_eq!(f.queue.sent.lock().unwrap().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn an_event_too_large_to_queue_is_refused_before_anything_is_written() {
+        let f = fixture();
+        add(&f, "default", &["*"], true).await;
+        let mut req = request("a.b");
+        req.data = RawValue::from_string(format!("\"{}\"", "x".repeat(1024 * 1024 - 10))).unwrap();
+        req.idempotency_key = Some("big".into());
+        let err = f.publisher.publish(req).await.unwrap_err();
+        assert!(matches!(err, PublishError::TooLarge { .. }), "{err}");
+        assert!(!err.is_retryable());
+        assert!(f.queue.batches.lock().unwrap().is_empty());
+        // The key was not claimed: a smaller retry with it goes through.
+        let mut ok = request("a.b");
+        ok.idempotency_key = Some("big".into());
+        assert_eq!(f.publisher.publish(ok).await.unwrap().subscribers, 1);
     }
 
     #[test]

@@ -74,7 +74,7 @@ fn format_duration(d: Duration, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         ("m", 60_000),
         ("s", 1_000),
     ] {
-        if ms != 0 && ms % size == 0 {
+        if ms != 0 && ms.is_multiple_of(size) {
             return write!(f, "{}{unit}", ms / size);
         }
     }

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use skyhook_shared::http::{ApiError, Role};
+use skyhook_shared::http::{ApiError, ApiPath, ApiQuery, Role};
 use skyhook_shared::ids::{EventId, SubscriberId};
 use skyhook_shared::model::{AttemptRecord, DeliveryStatus, Outcome, format_time};
 use skyhook_shared::ports::AttemptQuery;
@@ -54,7 +54,7 @@ impl From<DeliveryStatus> for DeliveryStatusView {
 pub(crate) async fn get_event(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
     let id = EventId::parse(&id).map_err(|_| ApiError::not_found("event"))?;
@@ -146,7 +146,7 @@ fn query_subscriber(raw: Option<&str>) -> Result<Option<SubscriberId>, ApiError>
 pub(crate) async fn list_deliveries(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Query(q): Query<DeliveriesQuery>,
+    ApiQuery(q): ApiQuery<DeliveriesQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
     let subscriber_id = query_subscriber(q.subscriber_id.as_deref())?;
@@ -224,7 +224,7 @@ struct StatsView {
 pub(crate) async fn stats(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Query(q): Query<StatsQuery>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
     let subscriber_id = query_subscriber(q.subscriber_id.as_deref())?;

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use skyhook_shared::http::{ApiError, Principal, Role, parse_json};
+use skyhook_shared::http::{ApiError, ApiQuery, Principal, Role, parse_json};
 use skyhook_shared::ids::SubscriberId;
 use skyhook_shared::model::{DeadLetterEntry, DeliveryMessage, DeliveryState, format_time};
 use skyhook_shared::ports::{DeadMessage, PageRequest};
@@ -68,7 +68,7 @@ fn subscriber_filter(raw: Option<&str>) -> Result<Option<SubscriberId>, ApiError
 pub(crate) async fn list_dead(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Query(q): Query<DlqQuery>,
+    ApiQuery(q): ApiQuery<DlqQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
     let subscriber = subscriber_filter(q.subscriber_id.as_deref())?;
@@ -197,9 +197,7 @@ pub(crate) async fn redrive(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::payload_too_large(MAX_BODY_BYTES))?;
+    let bytes = skyhook_shared::http::read_body(body, MAX_BODY_BYTES).await?;
     let req: RedriveBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         RedriveBody::default()
     } else {

@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use skyhook_shared::http::{ApiError, Role, api_key_digest, generate_api_key, read_json};
+use skyhook_shared::http::{
+    ApiError, ApiPath, ApiQuery, Role, api_key_digest, generate_api_key, read_json,
+};
 use skyhook_shared::ids::{ApiKeyId, TenantId};
 use skyhook_shared::model::{ApiKey, AuditRecord, format_time};
 use skyhook_shared::ports::PageRequest;
@@ -136,7 +138,7 @@ pub(crate) struct PageQuery {
 pub(crate) async fn list_keys(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let page = state
@@ -159,7 +161,7 @@ pub(crate) async fn list_keys(
 pub(crate) async fn delete_key(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let id = ApiKeyId::parse(&id).map_err(|_| ApiError::not_found("API key"))?;
@@ -203,7 +205,7 @@ impl From<AuditRecord> for AuditView {
 pub(crate) async fn list_audit(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let page = state

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use skyhook_shared::event_type::{EventType, EventTypeFilter};
-use skyhook_shared::http::{ApiError, Principal, Role, parse_json, read_json};
+use skyhook_shared::http::{ApiError, ApiPath, ApiQuery, Principal, Role, parse_json, read_json};
 use skyhook_shared::ids::{EventId, SubscriberId};
 use skyhook_shared::model::{
     DeliveryMessage, DeliveryState, DeliveryStatus, Outcome, Subscriber, format_time,
@@ -233,7 +233,7 @@ pub(crate) struct ListQuery {
 pub(crate) async fn list_subscribers(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
     let limit = page_limit(q.limit.as_deref())?;
@@ -268,7 +268,7 @@ pub(crate) async fn list_subscribers(
 pub(crate) async fn get_subscriber(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
     let sub = load(&state, &principal, &id).await?;
@@ -301,7 +301,7 @@ pub(crate) struct PatchSubscriber {
 pub(crate) async fn patch_subscriber(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
@@ -392,7 +392,7 @@ pub(crate) async fn patch_subscriber(
 pub(crate) async fn delete_subscriber(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let id = subscriber_id(&id)?;
@@ -431,13 +431,11 @@ struct RotateResponse {
 pub(crate) async fn rotate_secret(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::payload_too_large(MAX_BODY_BYTES))?;
+    let bytes = skyhook_shared::http::read_body(body, MAX_BODY_BYTES).await?;
     // The body is optional: no body rotates to a generated secret.
     let req: RotateBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         RotateBody::default()
@@ -485,7 +483,7 @@ struct PublishResponse {
 pub(crate) async fn send_test(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Publisher).await?;
     let sub = load(&state, &principal, &id).await?;
@@ -631,7 +629,7 @@ async fn recover_one(
 pub(crate) async fn recover(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;

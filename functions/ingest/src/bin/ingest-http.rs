@@ -7,7 +7,7 @@ use skyhook_shared::config::ProcessEnv;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    skyhook_shared::telemetry::init();
+    skyhook_shared::telemetry::init()?;
     let config = Config::from_env(&ProcessEnv, true)?;
     let sdk = skyhook_shared::aws::load_sdk_config().await;
     let state = IngestState::from_config(&sdk, &config).ok_or("admin key not configured")?;
