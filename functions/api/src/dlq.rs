@@ -25,7 +25,7 @@ use crate::{
 
 /// How long a redrive holds the messages it received: longer than its own time budget, so a
 /// message is never seen twice by one redrive.
-const HOLD: Duration = Duration::from_secs(60);
+const HOLD: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize)]
 pub(crate) struct DlqQuery {

@@ -443,31 +443,33 @@ impl SubscriberStore for DynamoDbSubscriberStore {
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", s(tenant_pk(tenant)))
-            .expression_attribute_values(":prefix", s("SUB#"))
-            .limit(i32::try_from(page.limit.clamp(1, 1000)).unwrap_or(100));
+            .expression_attribute_values(":prefix", s("SUB#"));
         if let Some(active) = page.active {
             query = query
                 .filter_expression("active = :active")
                 .expression_attribute_values(":active", AttributeValue::Bool(active));
         }
-        if let Some(cursor) = &page.cursor {
-            let sk = decode_cursor(cursor, "SUB#")?;
-            query = query
-                .exclusive_start_key("pk", s(tenant_pk(tenant)))
-                .exclusive_start_key("sk", s(sk));
-        }
-        let out = query
-            .send()
-            .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
-        let items = out
-            .items()
-            .iter()
-            .map(subscriber_from_item)
-            .collect::<Result<Vec<_>, _>>()?;
+        let shape = CursorShape {
+            names: &["pk", "sk"],
+            exact: vec![("pk", tenant_pk(tenant))],
+            prefixed: vec![("sk", "SUB#".to_string())],
+        };
+        // With the `active` filter a DynamoDB page can come back short; query_page reads on
+        // so the caller still gets full pages.
+        let (items, next_cursor) = query_page(
+            query,
+            page.limit.clamp(1, 1000),
+            page.cursor.as_deref(),
+            &shape,
+            page.active.is_some(),
+        )
+        .await?;
         Ok(Page {
-            items,
-            next_cursor: out.last_evaluated_key().and_then(encode_cursor),
+            items: items
+                .iter()
+                .map(subscriber_from_item)
+                .collect::<Result<Vec<_>, _>>()?,
+            next_cursor,
         })
     }
 
