@@ -28,11 +28,12 @@ build: deploy-tools
 	PATH="$(VENV_BIN):$$PATH" $(CARGO) lambda build --release $(cargo_lambda_arch) $(addprefix --bin ,$(LAMBDA_FUNCTIONS))
 	./scripts/bootstrap-sizes.sh $(LAMBDA_FUNCTIONS)
 
-# sam build picks the architecture from the template, so ARCH goes in as the parameter for
+# Older SAM CLIs mark the rust-cargolambda build method as beta and would stop to ask; the
+# variable answers yes. sam build picks the architecture from the template, so ARCH goes in as the parameter for
 # both the build and the guided deploy's default; otherwise an x86_64 choice made at the
 # deploy prompt would ship arm64 binaries.
 deploy: deploy-tools
-	cd infra && PATH="$(VENV_BIN):$$PATH" $(SAM) build --template template.yaml --parameter-overrides Architecture=$(ARCH)
+	cd infra && PATH="$(VENV_BIN):$$PATH" SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 $(SAM) build --template template.yaml --parameter-overrides Architecture=$(ARCH)
 	cd infra && $(SAM) deploy --guided --capabilities $(SAM_CAPABILITIES) --parameter-overrides Architecture=$(ARCH)
 
 lint-infra: deploy-tools

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$root/.venv/bin/python" - "$root/target/lambda" "$@" <<'PY'
+"$root/.venv/bin/python" - "${CARGO_TARGET_DIR:-$root/target}/lambda" "$@" <<'PY'
 import os, sys, zipfile
 
 lambda_dir, names = sys.argv[1], sys.argv[2:]

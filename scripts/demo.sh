@@ -12,7 +12,7 @@ if [ "${1:-}" != "--inside" ]; then
 fi
 
 work="$(mktemp -d)"
-skyhook="$root/target/debug/skyhook"
+skyhook="${CARGO_TARGET_DIR:-$root/target}/debug/skyhook"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 export SKYHOOK_LOCAL_ADDR="127.0.0.1:$port"
 export SKYHOOK_LOCAL_PREFIX="skyhook-demo"
@@ -50,7 +50,10 @@ fi
 echo "==> skyhook listen --subscribe 'order.*'"
 "$skyhook" listen --port 0 --subscribe 'order.*' --exit-after 1 >"$work/listen.log" 2>&1 &
 listen_pid=$!
-wait_for 20 "the listener to subscribe" grep -q "Listening on" "$work/listen.log"
+if ! wait_for 20 "the listener to subscribe" grep -q "Listening on" "$work/listen.log"; then
+  cat "$work/listen.log" >&2
+  exit 1
+fi
 
 echo "==> skyhook events send --type order.created"
 "$skyhook" events send --type order.created --data '{"id": "ord_demo", "total": 4200}'

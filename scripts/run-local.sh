@@ -35,7 +35,7 @@ fi
 # skyhook handles Ctrl-C itself (draining deliveries); the shell waits for it, then cleans up.
 trap '' INT
 set +e
-"$root/target/debug/skyhook" local &
+"${CARGO_TARGET_DIR:-$root/target}/debug/skyhook" local &
 skyhook_pid=$!
 trap 'kill -INT $skyhook_pid 2>/dev/null' INT TERM
 wait "$skyhook_pid"

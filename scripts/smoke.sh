@@ -59,7 +59,10 @@ stop_all() {
     kill -KILL -- "-$pid" 2>/dev/null || true
   done
 }
-trap stop_all EXIT INT TERM
+trap stop_all EXIT
+# On a signal, stop what was started and end here rather than go on against dead servers.
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
 
 free_port() {
   "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
@@ -77,7 +80,7 @@ cargo build --bin ingest-http --bin ingest-events --bin delivery --bin api --bin
 log "built in $((SECONDS - build_started)) s"
 
 log "provisioning the emulator and starting the receivers"
-setsid target/debug/skyhook-smoke-fixture "$state/env" "$state/report.json" >"$state/fixture.log" 2>&1 &
+setsid "${CARGO_TARGET_DIR:-target}/debug/skyhook-smoke-fixture" "$state/env" "$state/report.json" >"$state/fixture.log" 2>&1 &
 fixture=$!
 pids+=("$fixture")
 wait_until 60 "the fixture to write the functions' environment" test -s "$state/env"

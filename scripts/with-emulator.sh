@@ -34,7 +34,10 @@ stop() {
   "$root/scripts/stop-pid.sh" "$pid"
   rm -f "$state/moto-$port.pid"
 }
-trap stop EXIT INT TERM
+trap stop EXIT
+# On a signal, stop the emulator and end here rather than go on against a dead endpoint.
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 echo "emulator: moto server (pid $pid) at $AWS_ENDPOINT_URL"
