@@ -5,11 +5,12 @@
 #   make build  release bootstraps of the four Lambda functions (mk/deploy.mk; also deploy,
 #               lint-infra, smoke)
 #   make build-debug  debug build of the workspace
+#   make bench  speed figures (signing, fan-out, batch delivery, secret cache) on this machine
 
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run demo test lint fmt build-debug emulator-shell clean-local
+.PHONY: run demo test bench lint fmt build-debug emulator-shell clean-local
 
 run:
 	./scripts/run-local.sh
@@ -19,6 +20,10 @@ demo:
 
 test: lint lint-infra
 	./scripts/with-emulator.sh ./scripts/run-tests.sh
+
+# A release build of the bench binary, run against its own emulator.
+bench:
+	./scripts/with-emulator.sh $(CARGO) run --release -q -p skyhook-tests --bin skyhook-bench
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,0 +1,236 @@
+//! `make bench`: prints the figures Skyhook's speed goals are judged by, measured on this
+//! machine against the emulator the Makefile starts. Every loop is bounded in count.
+//!
+//! - signing: cost of one Standard Webhooks signature and verification;
+//! - fan-out: time to publish to 100 subscribers, and `SendMessageBatch` calls per event;
+//! - batch delivery: a batch of 10 to receivers that take 200 ms each, against the 2 s a
+//!   sequential delivery would take;
+//! - secret cache: Secrets Manager reads for 500 deliveries to 10 subscribers;
+//! - end to end: deliveries per second through the SQS poller (moto bounds this figure).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::json;
+
+use skyhook_shared::ids::{SubscriberId, TenantId};
+use skyhook_shared::ports::{SecretStore, StoreError, SubscriberSecrets};
+use skyhook_shared::secret::SigningSecret;
+use skyhook_shared::secret_cache::CachedSecrets;
+use skyhook_shared::signing::{sign, verify};
+use skyhook_tests::{Receiver, Reply, Stack, StackOptions};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn bench_signing() {
+    let secret = SigningSecret::generate();
+    let body = vec![b'x'; 1024];
+    const N: u32 = 100_000;
+    let started = Instant::now();
+    let mut last = String::new();
+    for i in 0..N {
+        last = sign(&secret, "evt_bench", 1_700_000_000 + i64::from(i), &body);
+    }
+    let per_sign = started.elapsed() / N;
+    let started = Instant::now();
+    for _ in 0..N {
+        let ok = verify(
+            &secret,
+            "evt_bench",
+            &(1_700_000_000 + i64::from(N) - 1).to_string(),
+            &last,
+            &body,
+            1_700_000_000 + i64::from(N),
+        );
+        assert!(ok.is_ok());
+    }
+    let per_verify = started.elapsed() / N;
+    println!("signing      sign 1 KiB: {per_sign:?}/op   verify: {per_verify:?}/op   ({N} each)");
+}
+
+async fn bench_fan_out() {
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    for i in 0..100 {
+        stack
+            .subscribe(&receiver.url(&format!("/s/{i}")), &["order.*"])
+            .await;
+    }
+    let mut times = Vec::new();
+    const EVENTS: usize = 20;
+    for i in 0..EVENTS {
+        let started = Instant::now();
+        let out = stack
+            .publish(json!({"type": "order.created", "data": {"n": i, "pad": "x".repeat(512)}}))
+            .await;
+        times.push(started.elapsed());
+        assert_eq!(out["subscribers"], 100);
+    }
+    times.sort();
+    let calls = stack.queue.batch_sizes.lock().unwrap().len();
+    println!(
+        "fan-out      100 subscribers: p50 {}  p95 {}  max {}   SendMessageBatch calls/event: {}",
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.95)),
+        ms(*times.last().unwrap()),
+        calls / EVENTS
+    );
+}
+
+async fn bench_batch_delivery() {
+    let stack = Stack::new().await;
+    let slow = Receiver::start(vec![], Reply::Slow(Duration::from_millis(200), 200)).await;
+    for i in 0..10 {
+        stack
+            .subscribe(&slow.url(&format!("/slow/{i}")), &["*"])
+            .await;
+    }
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        stack.publish(json!({"type": "a.b", "data": {}})).await;
+        let event = receive(&stack, 10).await;
+        let started = Instant::now();
+        let out = skyhook_delivery::handle(
+            &stack.deliverer,
+            LambdaEvent::new(event, Context::default()),
+        )
+        .await
+        .unwrap();
+        runs.push(started.elapsed());
+        assert!(out.batch_item_failures.is_empty());
+    }
+    runs.sort();
+    println!(
+        "batch        10 records × 200 ms receivers: p50 {}  max {}   (sequential would be ≥ 2000 ms)",
+        ms(percentile(&runs, 0.5)),
+        ms(*runs.last().unwrap())
+    );
+}
+
+/// Counts reads that reach the real secret store.
+struct Counting {
+    inner: Arc<dyn SecretStore>,
+    reads: AtomicUsize,
+}
+
+#[async_trait]
+impl SecretStore for Counting {
+    async fn create(
+        &self,
+        t: &TenantId,
+        id: &SubscriberId,
+        s: &SigningSecret,
+    ) -> Result<(), StoreError> {
+        self.inner.create(t, id, s).await
+    }
+    async fn get(
+        &self,
+        t: &TenantId,
+        id: &SubscriberId,
+    ) -> Result<Option<SubscriberSecrets>, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.get(t, id).await
+    }
+    async fn delete(&self, t: &TenantId, id: &SubscriberId) -> Result<(), StoreError> {
+        self.inner.delete(t, id).await
+    }
+    async fn rotate(
+        &self,
+        t: &TenantId,
+        id: &SubscriberId,
+        s: &SigningSecret,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.inner.rotate(t, id, s).await
+    }
+}
+
+async fn bench_secret_cache_and_throughput() {
+    let mut stack = Stack::with(StackOptions::default()).await;
+    let receiver = Receiver::always(200).await;
+    for i in 0..10 {
+        stack
+            .subscribe(&receiver.url(&format!("/r/{i}")), &["*"])
+            .await;
+    }
+    let counting = Arc::new(Counting {
+        inner: Arc::new(skyhook_shared::aws::SecretsManagerSecrets::new(
+            stack.secrets_client.clone(),
+            &stack.secret_prefix,
+        )),
+        reads: AtomicUsize::new(0),
+    });
+    stack.deliverer.secrets = Arc::new(CachedSecrets::new(
+        counting.clone(),
+        Duration::from_secs(60),
+    ));
+    const EVENTS: usize = 50;
+    for i in 0..EVENTS {
+        stack
+            .publish(json!({"type": "a.b", "data": {"i": i}}))
+            .await;
+    }
+    let started = Instant::now();
+    let runner = stack.start_delivery();
+    receiver
+        .wait_for(EVENTS * 10, Duration::from_secs(300))
+        .await;
+    let took = started.elapsed();
+    runner.stop().await;
+    println!(
+        "secrets      {} deliveries to 10 subscribers: {} Secrets Manager reads",
+        EVENTS * 10,
+        counting.reads.load(Ordering::Relaxed)
+    );
+    println!(
+        "end to end   {} deliveries through the SQS poller (2 pollers, moto): {:.0}/s",
+        EVENTS * 10,
+        (EVENTS * 10) as f64 / took.as_secs_f64()
+    );
+}
+
+async fn receive(stack: &Stack, n: usize) -> aws_lambda_events::sqs::SqsEvent {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut event = aws_lambda_events::sqs::SqsEvent::default();
+    while event.records.len() < n {
+        assert!(Instant::now() < deadline, "messages did not arrive");
+        let out = stack
+            .sqs
+            .receive_message()
+            .queue_url(&stack.resources.queue_url)
+            .max_number_of_messages(i32::try_from(n - event.records.len()).unwrap_or(10).min(10))
+            .wait_time_seconds(1)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            let mut r = aws_lambda_events::sqs::SqsMessage::default();
+            r.message_id = m.message_id().map(str::to_string);
+            r.receipt_handle = m.receipt_handle().map(str::to_string);
+            r.body = m.body().map(str::to_string);
+            event.records.push(r);
+        }
+    }
+    event
+}
+
+#[tokio::main]
+async fn main() {
+    println!(
+        "Skyhook benchmarks (release build; AWS calls go to the emulator at AWS_ENDPOINT_URL)"
+    );
+    bench_signing();
+    bench_fan_out().await;
+    bench_batch_delivery().await;
+    bench_secret_cache_and_throughput().await;
+}
