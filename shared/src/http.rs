@@ -106,6 +106,11 @@ impl From<PublishError> for ApiError {
                 ApiError::unprocessable("unknown_subscriber", err.to_string())
             }
             PublishError::InvalidInput(m) => ApiError::bad_request("invalid_request", m),
+            PublishError::InProgress(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_in_progress",
+                err.to_string(),
+            ),
             PublishError::TooLarge { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",

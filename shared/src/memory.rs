@@ -15,9 +15,9 @@ use crate::model::{
 };
 use crate::ports::{
     ApiKeyStore, AttemptLog, AttemptQuery, AuditLog, BatchSendResult, DeadLetter, DeadLetterQueue,
-    DeadLetterStore, DeadMessage, DeliveryQueue, EventStore, IdempotencyClaim, IdempotencyStore,
-    Page, PageRequest, PublishReceipt, SecretStore, StoreError, SubscriberSecrets, SubscriberStore,
-    status_may_replace,
+    DeadLetterStore, DeadMessage, DeliveryQueue, EventStore, IDEMPOTENCY_LEASE, IdempotencyClaim,
+    IdempotencyStore, Page, PageRequest, PublishReceipt, SecretStore, StoreError,
+    SubscriberSecrets, SubscriberStore, status_may_replace,
 };
 use crate::secret::SigningSecret;
 
@@ -382,7 +382,8 @@ impl AttemptLog for MemoryAttemptLog {
 }
 
 enum IdemState {
-    Pending(EventId),
+    /// The event id, and until when the publish that holds the key has it.
+    Pending(EventId, DateTime<Utc>),
     Complete(PublishReceipt),
 }
 
@@ -414,11 +415,29 @@ impl IdempotencyStore for MemoryIdempotencyStore {
             Some((IdemState::Complete(r), expires)) if *expires >= now => {
                 Ok(IdempotencyClaim::Completed(r.clone()))
             }
-            Some((IdemState::Pending(id), expires)) if *expires >= now => {
-                Ok(IdempotencyClaim::InProgress(id.clone()))
+            Some((IdemState::Pending(id, lease), expires)) if *expires >= now => {
+                let id = id.clone();
+                if *lease > now {
+                    return Ok(IdempotencyClaim::Busy(id));
+                }
+                let expires = *expires;
+                keys.insert(
+                    k,
+                    (
+                        IdemState::Pending(id.clone(), until(now, IDEMPOTENCY_LEASE)),
+                        expires,
+                    ),
+                );
+                Ok(IdempotencyClaim::Resume(id))
             }
             _ => {
-                keys.insert(k, (IdemState::Pending(event_id.clone()), until(now, ttl)));
+                keys.insert(
+                    k,
+                    (
+                        IdemState::Pending(event_id.clone(), until(now, IDEMPOTENCY_LEASE)),
+                        until(now, ttl),
+                    ),
+                );
                 Ok(IdempotencyClaim::Claimed)
             }
         }
@@ -436,6 +455,15 @@ impl IdempotencyStore for MemoryIdempotencyStore {
             (tenant.clone(), key.to_string()),
             (IdemState::Complete(receipt.clone()), until(now, ttl)),
         );
+        Ok(())
+    }
+
+    async fn abandon(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
+        if let Some((IdemState::Pending(_, lease), _)) =
+            lock(&self.keys).get_mut(&(tenant.clone(), key.to_string()))
+        {
+            *lease = DateTime::<Utc>::MIN_UTC;
+        }
         Ok(())
     }
 }

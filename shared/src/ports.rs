@@ -282,11 +282,18 @@ pub enum IdempotencyClaim {
     Claimed,
     /// An earlier publish with this key completed.
     Completed(PublishReceipt),
-    /// An earlier publish with this key started but did not finish (it failed or is
-    /// still running); resuming it under the same event id is safe for receivers,
-    /// which dedupe on `webhook-id`.
-    InProgress(EventId),
+    /// An earlier publish with this key did not finish (it failed, or its process died) and
+    /// its lease has run out: this caller now holds the key and resumes under the same event
+    /// id, which is safe for receivers, who dedupe on `webhook-id`.
+    Resume(EventId),
+    /// Another publish with this key holds its lease right now.
+    Busy(EventId),
 }
+
+/// How long a claim on an idempotency key is held by the publish that made it; a second
+/// publish with the key inside this window is told to wait rather than send everything
+/// twice. A publish that fails gives its lease up at once.
+pub const IDEMPOTENCY_LEASE: Duration = Duration::from_secs(30);
 
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
@@ -306,6 +313,8 @@ pub trait IdempotencyStore: Send + Sync {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<(), StoreError>;
+    /// Gives up the lease of an unfinished publish (it failed), so a retry resumes at once.
+    async fn abandon(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError>;
 }
 
 /// The secrets a delivery is signed with: the current one first, then any still in grace.

@@ -42,6 +42,9 @@ pub enum PublishError {
     UnknownSubscriber(SubscriberId),
     #[error("{0}")]
     InvalidInput(String),
+    /// Another publish with the same idempotency key is under way.
+    #[error("a publish with this idempotency key (event {0}) is still in progress; retry shortly")]
+    InProgress(EventId),
     /// The event, wrapped for the queue, is larger than one queue message may be.
     #[error("the event is {size} bytes once queued; the queue takes at most {limit}")]
     TooLarge { size: usize, limit: usize },
@@ -59,7 +62,7 @@ impl PublishError {
     /// Whether the caller may try the same publish again (with the same idempotency key).
     pub fn is_retryable(&self) -> bool {
         match self {
-            PublishError::Enqueue { .. } => true,
+            PublishError::Enqueue { .. } | PublishError::InProgress(_) => true,
             PublishError::Store(e) => e.is_retryable(),
             _ => false,
         }
@@ -111,29 +114,50 @@ impl Publisher {
             validate_correlation_id(id).map_err(PublishError::InvalidInput)?;
         }
         let now = Utc::now();
-        let mut event_id = EventId::new();
-        self.check_size(&req, &event_id)?;
-        if let Some(key) = &req.idempotency_key {
-            match self
-                .idempotency
-                .claim(&req.tenant, key, &event_id, now, self.idempotency_ttl)
-                .await?
-            {
-                IdempotencyClaim::Claimed => {}
-                IdempotencyClaim::Completed(receipt) => {
-                    tracing::info!(event_id = %receipt.id, "duplicate publish answered from the idempotency record");
-                    return Ok(receipt);
-                }
-                IdempotencyClaim::InProgress(existing) => {
-                    if let Some(event) = self.events.get_event(&req.tenant, &existing).await? {
-                        tracing::info!(event_id = %existing, "resuming an unfinished publish");
-                        return self.fan_out(&req, event, now).await;
-                    }
-                    event_id = existing;
-                }
+        let new_id = EventId::new();
+        self.check_size(&req, &new_id)?;
+        let Some(key) = req.idempotency_key.clone() else {
+            return self.publish_as(&req, new_id, false, now).await;
+        };
+        let (event_id, resume) = match self
+            .idempotency
+            .claim(&req.tenant, &key, &new_id, now, self.idempotency_ttl)
+            .await?
+        {
+            IdempotencyClaim::Claimed => (new_id, false),
+            IdempotencyClaim::Completed(receipt) => {
+                tracing::info!(event_id = %receipt.id, "duplicate publish answered from the idempotency record");
+                return Ok(receipt);
             }
+            IdempotencyClaim::Busy(existing) => {
+                return Err(PublishError::InProgress(existing));
+            }
+            IdempotencyClaim::Resume(existing) => (existing, true),
+        };
+        let result = self.publish_as(&req, event_id, resume, now).await;
+        if result.is_err()
+            && let Err(e) = self.idempotency.abandon(&req.tenant, &key).await
+        {
+            // The lease then runs out by itself; a retry waits for it.
+            tracing::warn!(error = %e, "could not give up the idempotency lease");
         }
-        let targets = self.targets(&req).await?;
+        result
+    }
+
+    /// Publishes under `event_id`. `resume` continues a publish that did not finish: the
+    /// stored event (if it got that far) fixes the subscribers it goes to.
+    async fn publish_as(
+        &self,
+        req: &PublishRequest,
+        event_id: EventId,
+        resume: bool,
+        now: DateTime<Utc>,
+    ) -> Result<PublishReceipt, PublishError> {
+        if resume && let Some(event) = self.events.get_event(&req.tenant, &event_id).await? {
+            tracing::info!(event_id = %event_id, "resuming an unfinished publish");
+            return self.fan_out(req, event, now).await;
+        }
+        let targets = self.targets(req).await?;
         let event = EventRecord {
             correlation_id: req
                 .correlation_id
@@ -147,7 +171,7 @@ impl Publisher {
             subscriber_ids: targets,
         };
         self.events.put_event(&event).await?;
-        self.fan_out(&req, event, now).await
+        self.fan_out(req, event, now).await
     }
 
     /// Refuses, before anything is written, an event whose queue message would exceed what
@@ -481,6 +505,39 @@ mod tests {
         let sent = f.queue.sent.lock().unwrap();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].event_id, receipt.id);
+    }
+
+    #[tokio::test]
+    async fn a_publish_while_another_holds_the_key_is_told_to_wait_not_sent_twice() {
+        let f = fixture();
+        add(&f, "default", &["*"], true).await;
+        let tenant = TenantId::default_tenant();
+        // Another caller claimed the key a moment ago and is still fanning out.
+        let claim = f
+            .publisher
+            .idempotency
+            .claim(
+                &tenant,
+                "busy-key",
+                &EventId::new(),
+                Utc::now(),
+                Duration::from_secs(3600),
+            )
+            .await
+            .unwrap();
+        assert_eq!(claim, IdempotencyClaim::Claimed);
+        let mut req = request("a.b");
+        req.idempotency_key = Some("busy-key".into());
+        let err = f.publisher.publish(req.clone()).await.unwrap_err();
+        assert!(matches!(err, PublishError::InProgress(_)), "{err}");
+        assert!(f.queue.sent.lock().unwrap().is_empty());
+        // Once its lease is given up (or runs out), the next caller resumes it.
+        f.publisher
+            .idempotency
+            .abandon(&tenant, "busy-key")
+            .await
+            .unwrap();
+        assert_eq!(f.publisher.publish(req).await.unwrap().subscribers, 1);
     }
 
     #[tokio::test]

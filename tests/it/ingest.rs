@@ -334,3 +334,53 @@ async fn explicit_subscriber_ids_target_only_those_subscribers() {
     assert_eq!(receiver.requests().len(), 1);
     assert_eq!(got[0].path, "/a");
 }
+
+#[tokio::test]
+async fn a_second_publish_while_the_first_holds_the_key_is_409_and_resumes_later() {
+    use skyhook_shared::ports::{IdempotencyClaim, IdempotencyStore};
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    stack.subscribe(&receiver.url("/"), &["*"]).await;
+    let store = skyhook_shared::aws::DynamoDbIdempotencyStore::new(
+        stack.ddb.clone(),
+        &stack.resources.table,
+    );
+    let tenant = TenantId::default_tenant();
+    let first = skyhook_shared::ids::EventId::new();
+    // A publish with this key is under way elsewhere.
+    let claim = store
+        .claim(
+            &tenant,
+            "order-7",
+            &first,
+            chrono::Utc::now(),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claim, IdempotencyClaim::Claimed);
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("idempotency-key", "order-7"),
+    ];
+    let send = || {
+        Stack::send(
+            &stack.ingest,
+            Method::POST,
+            "/v1/events",
+            Some(Body::from(json!({"type": "a.b", "data": {}}).to_string())),
+            &headers,
+        )
+    };
+    let (status, body) = send().await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "idempotency_in_progress");
+    assert_eq!(stack.queue_depth(&stack.resources.queue_url).await, 0);
+    // The first publish failed and gave its lease up: the retry carries on under its id.
+    store.abandon(&tenant, "order-7").await.unwrap();
+    let (status, body) = send().await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["id"], first.as_str());
+    assert_eq!(stack.queue_depth(&stack.resources.queue_url).await, 1);
+}

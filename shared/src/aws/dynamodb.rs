@@ -22,8 +22,9 @@ use crate::model::{
     DeliveryStatus, EventRecord, Outcome, Role, Subscriber, format_time, parse_time,
 };
 use crate::ports::{
-    ApiKeyStore, AttemptLog, AttemptQuery, AuditLog, DeadLetterStore, EventStore, IdempotencyClaim,
-    IdempotencyStore, Page, PageRequest, PublishReceipt, StoreError, SubscriberStore,
+    ApiKeyStore, AttemptLog, AttemptQuery, AuditLog, DeadLetterStore, EventStore,
+    IDEMPOTENCY_LEASE, IdempotencyClaim, IdempotencyStore, Page, PageRequest, PublishReceipt,
+    StoreError, SubscriberStore,
 };
 use crate::signing::SignatureScheme;
 use crate::url::SubscriberUrl;
@@ -1227,6 +1228,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .item("kind", s("idempotency"))
             .item("event_id", s(event_id.as_str()))
             .item("state", s("pending"))
+            .item("lease_until", expiry(now, IDEMPOTENCY_LEASE))
             .item("expires_at", expiry(now, ttl))
             .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
             .expression_attribute_values(":now", n(now.timestamp()))
@@ -1263,7 +1265,63 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                 subscribers: get_n(item, "subscribers")?,
             }))
         } else {
-            Ok(IdempotencyClaim::InProgress(existing))
+            // Take over an unfinished publish whose lease ran out; the condition makes sure
+            // only one of several callers does.
+            let taken = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s("#IDEM"))
+                .update_expression("SET lease_until = :lease")
+                .condition_expression(
+                    "#state = :pending AND (attribute_not_exists(lease_until) OR lease_until <= :now)",
+                )
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":pending", s("pending"))
+                .expression_attribute_values(":lease", expiry(now, IDEMPOTENCY_LEASE))
+                .expression_attribute_values(":now", n(now.timestamp()))
+                .send()
+                .await;
+            match taken {
+                Ok(_) => Ok(IdempotencyClaim::Resume(existing)),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(IdempotencyClaim::Busy(existing))
+                }
+                Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+            }
+        }
+    }
+
+    async fn abandon(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(Self::pk(tenant, key)))
+            .key("sk", s("#IDEM"))
+            .update_expression("SET lease_until = :zero")
+            .condition_expression("#state = :pending")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Completed meanwhile, or gone: nothing to give up.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
         }
     }
 
