@@ -94,7 +94,7 @@ impl From<StoreError> for ApiError {
             StoreError::BadCursor => {
                 ApiError::bad_request("invalid_cursor", "cursor is not one this API returned")
             }
-            StoreError::Corrupt(_) => ApiError::internal(err),
+            StoreError::Corrupt(_) | StoreError::Rejected { .. } => ApiError::internal(err),
         }
     }
 }

@@ -22,6 +22,13 @@ pub enum StoreError {
         service: &'static str,
         detail: String,
     },
+    /// The service refused the request itself (too large, malformed): sending it again
+    /// cannot help, so this is not retryable; it is a fault of ours, not of the caller.
+    #[error("{service} refused the request: {detail}")]
+    Rejected {
+        service: &'static str,
+        detail: String,
+    },
     #[error("conflict: {0}")]
     Conflict(String),
     #[error("stored data is invalid: {0}")]

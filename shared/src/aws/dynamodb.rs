@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 
-use super::sdk_error_text;
+use super::sdk_error;
 use crate::event_type::{EventType, EventTypeFilter};
 use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
 use crate::model::{
@@ -239,7 +239,7 @@ async fn query_page(
             .set_exclusive_start_key(start.take())
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         let page = out.items();
         let more = out.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
         let room = limit - items.len();
@@ -395,7 +395,7 @@ impl SubscriberStore for DynamoDbSubscriberStore {
                         subscriber.id
                     )))
                 } else {
-                    Err(StoreError::unavailable(SERVICE, sdk_error_text(&err)))
+                    Err(sdk_error(SERVICE, &err))
                 }
             }
         }
@@ -415,7 +415,7 @@ impl SubscriberStore for DynamoDbSubscriberStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         out.item().map(subscriber_from_item).transpose()
     }
 
@@ -429,7 +429,7 @@ impl SubscriberStore for DynamoDbSubscriberStore {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(out.attributes().is_some_and(|a| !a.is_empty()))
     }
 
@@ -490,7 +490,7 @@ impl SubscriberStore for DynamoDbSubscriberStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+                .map_err(|e| sdk_error(SERVICE, &e))?;
             for item in out.items() {
                 all.push(subscriber_from_item(item)?);
             }
@@ -528,7 +528,7 @@ impl SubscriberStore for DynamoDbSubscriberStore {
                     subscriber.id
                 )))
             }
-            Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+            Err(err) => Err(sdk_error(SERVICE, &err)),
         }
     }
 }
@@ -586,7 +586,7 @@ impl EventStore for DynamoDbEventStore {
             .set_item(Some(item))
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(())
     }
 
@@ -604,7 +604,7 @@ impl EventStore for DynamoDbEventStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         let Some(item) = out.item() else {
             return Ok(None);
         };
@@ -764,7 +764,7 @@ impl DynamoDbAttemptLog {
                 {
                     Ok(false)
                 }
-                Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+                Err(err) => Err(sdk_error(SERVICE, &err)),
             };
         }
         let mut put = Put::builder()
@@ -799,7 +799,7 @@ impl DynamoDbAttemptLog {
                     let pause = 10 * u64::from(tries) + rand::random::<u64>() % 20;
                     tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
-                Err(err) => return Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+                Err(err) => return Err(sdk_error(SERVICE, &err)),
             }
         }
     }
@@ -949,7 +949,7 @@ impl DynamoDbAttemptLog {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+                .map_err(|e| sdk_error(SERVICE, &e))?;
             items.extend(out.items().iter().cloned());
             match out.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
@@ -993,7 +993,7 @@ impl AttemptLog for DynamoDbAttemptLog {
             .send();
         let put_status = self.put_status(&attempt.tenant, &attempt.event_id, status);
         let (a, st) = tokio::join!(put_attempt, put_status);
-        a.map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        a.map_err(|e| sdk_error(SERVICE, &e))?;
         st
     }
 
@@ -1138,7 +1138,7 @@ impl AttemptLog for DynamoDbAttemptLog {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(stats_from_items(out.items()))
     }
 
@@ -1240,7 +1240,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                 if err
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-            Err(err) => return Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+            Err(err) => return Err(sdk_error(SERVICE, &err)),
         }
         let out = self
             .client
@@ -1251,7 +1251,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         let item = out
             .item()
             .ok_or_else(|| StoreError::Conflict("idempotency key changed hands".into()))?;
@@ -1292,7 +1292,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                 {
                     Ok(IdempotencyClaim::Busy(existing))
                 }
-                Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+                Err(err) => Err(sdk_error(SERVICE, &err)),
             }
         }
     }
@@ -1321,7 +1321,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             {
                 Ok(())
             }
-            Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+            Err(err) => Err(sdk_error(SERVICE, &err)),
         }
     }
 
@@ -1346,7 +1346,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .item("expires_at", expiry(now, ttl))
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(())
     }
 }
@@ -1422,7 +1422,7 @@ impl DeadLetterStore for DynamoDbDeadLetterStore {
             )
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(())
     }
 
@@ -1484,7 +1484,7 @@ impl DeadLetterStore for DynamoDbDeadLetterStore {
             .key("sk", s(dead_sk(event_id, subscriber)))
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(())
     }
 }
@@ -1574,7 +1574,7 @@ impl ApiKeyStore for DynamoDbApiKeyStore {
             Err(err) if is_transaction_condition_failure(&err) => {
                 Err(StoreError::Conflict("that API key already exists".into()))
             }
-            Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+            Err(err) => Err(sdk_error(SERVICE, &err)),
         }
     }
 
@@ -1589,7 +1589,7 @@ impl ApiKeyStore for DynamoDbApiKeyStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         let Some(item) = out.item() else {
             return Ok(None);
         };
@@ -1619,10 +1619,7 @@ impl ApiKeyStore for DynamoDbApiKeyStore {
                 .exclusive_start_key("pk", s(tenant_pk(tenant)))
                 .exclusive_start_key("sk", s(decode_cursor(cursor, KEY_PREFIX)?));
         }
-        let out = query
-            .send()
-            .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        let out = query.send().await.map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(Page {
             items: out
                 .items()
@@ -1644,7 +1641,7 @@ impl ApiKeyStore for DynamoDbApiKeyStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         let Some(item) = out.item() else {
             return Ok(false);
         };
@@ -1669,7 +1666,7 @@ impl ApiKeyStore for DynamoDbApiKeyStore {
             .set_transact_items(Some(deletes))
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(true)
     }
 }
@@ -1718,9 +1715,7 @@ impl AuditLog for DynamoDbAuditLog {
         if let Some(detail) = &r.detail {
             put = put.item("detail", s(detail.to_string()));
         }
-        put.send()
-            .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        put.send().await.map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(())
     }
 

@@ -21,6 +21,41 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
+/// Error codes with which AWS refuses a request as such; repeating it gets the same answer.
+const PERMANENT_CODES: &[&str] = &[
+    "ValidationException",
+    "ItemCollectionSizeLimitExceededException",
+    "InvalidParameterValue",
+    "InvalidParameterException",
+    "InvalidRequestException",
+    "InvalidMessageContents",
+    "BatchRequestTooLong",
+    "BatchEntryIdsNotDistinct",
+    "TooManyEntriesInBatchRequest",
+    "AccessDeniedException",
+    "AccessDenied",
+];
+
+/// Classifies an SDK error: a refusal of the request itself is [`StoreError::Rejected`],
+/// anything else (throttling, timeouts, outages) [`StoreError::Unavailable`] and retryable.
+pub(crate) fn sdk_error<E, R>(
+    service: &'static str,
+    err: &aws_sdk_sqs::error::SdkError<E, R>,
+) -> crate::ports::StoreError
+where
+    E: std::error::Error + aws_sdk_sqs::error::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_sqs::error::ProvideErrorMetadata;
+    let detail = sdk_error_text(err);
+    match err.code() {
+        Some(code) if PERMANENT_CODES.contains(&code) => {
+            crate::ports::StoreError::Rejected { service, detail }
+        }
+        _ => crate::ports::StoreError::Unavailable { service, detail },
+    }
+}
+
 /// Renders an SDK error with its service error code and message, never the request.
 pub(crate) fn sdk_error_text<E, R>(err: &aws_sdk_sqs::error::SdkError<E, R>) -> String
 where
@@ -40,5 +75,31 @@ where
             }
             text
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sqs::error::{ErrorMetadata, SdkError};
+    use aws_sdk_sqs::operation::send_message::SendMessageError;
+
+    use super::*;
+    use crate::ports::StoreError;
+
+    fn service_error(code: &str) -> SdkError<SendMessageError, ()> {
+        SdkError::service_error(
+            SendMessageError::generic(ErrorMetadata::builder().code(code).message("m").build()),
+            (),
+        )
+    }
+
+    #[test]
+    fn refusals_are_permanent_and_outages_retryable() {
+        let refused = sdk_error("SQS", &service_error("InvalidParameterValue"));
+        assert!(matches!(refused, StoreError::Rejected { .. }));
+        assert!(!refused.is_retryable());
+        let throttled = sdk_error("SQS", &service_error("ThrottlingException"));
+        assert!(throttled.is_retryable());
+        assert!(throttled.to_string().contains("ThrottlingException"));
     }
 }

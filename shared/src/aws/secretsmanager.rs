@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use chrono::{DateTime, Utc};
 
-use super::sdk_error_text;
+use super::sdk_error;
 use crate::ids::{SubscriberId, TenantId};
 use crate::ports::{SecretStore, StoreError, SubscriberSecrets};
 use crate::secret::SigningSecret;
@@ -62,7 +62,7 @@ impl SecretsManagerSecrets {
             {
                 return Ok(None);
             }
-            Err(err) => return Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+            Err(err) => return Err(sdk_error(SERVICE, &err)),
         };
         let value = out
             .secret_string()
@@ -113,7 +113,7 @@ impl SecretStore for SecretsManagerSecrets {
                     "a secret for subscriber {id} already exists"
                 )))
             }
-            Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+            Err(err) => Err(sdk_error(SERVICE, &err)),
         }
     }
 
@@ -162,7 +162,7 @@ impl SecretStore for SecretsManagerSecrets {
             {
                 Ok(())
             }
-            Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+            Err(err) => Err(sdk_error(SERVICE, &err)),
         }
     }
 
@@ -193,7 +193,7 @@ impl SecretStore for SecretsManagerSecrets {
             {
                 Ok(None)
             }
-            Err(err) => Err(StoreError::unavailable(SERVICE, sdk_error_text(&err))),
+            Err(err) => Err(sdk_error(SERVICE, &err)),
         }
     }
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
-use super::sdk_error_text;
+use super::sdk_error;
 use crate::model::DeliveryMessage;
 use crate::ports::{
     BatchSendResult, DeadLetter, DeadLetterQueue, DeadMessage, DeliveryQueue, StoreError,
@@ -81,7 +81,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         let mut result = BatchSendResult::default();
         for failed in out.failed() {
             if let Ok(i) = failed.id().parse::<usize>() {
@@ -116,7 +116,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
             .visibility_timeout(visibility_timeout_secs(delay))
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(())
     }
 
@@ -143,9 +143,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
                 send = send.message_attributes(name, string_attribute(v)?);
             }
         }
-        send.send()
-            .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+        send.send().await.map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(())
     }
 }
@@ -184,7 +182,7 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
             )
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(out
             .messages()
             .iter()
@@ -219,7 +217,7 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
             .receipt_handle(handle)
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(())
     }
 
@@ -231,7 +229,7 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
             .visibility_timeout(0)
             .send()
             .await
-            .map_err(|e| StoreError::unavailable(SERVICE, sdk_error_text(&e)))?;
+            .map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(())
     }
 }
