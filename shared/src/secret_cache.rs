@@ -18,6 +18,9 @@ pub struct CachedSecrets {
     inner: Arc<dyn SecretStore>,
     ttl: Duration,
     entries: Mutex<HashMap<Key, (Instant, SubscriberSecrets)>>,
+    /// One fetch per key at a time: the records of a batch for the same subscriber wait for
+    /// the first one's read instead of each reading Secrets Manager.
+    fetching: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl CachedSecrets {
@@ -26,7 +29,15 @@ impl CachedSecrets {
             inner,
             ttl,
             entries: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn cached(&self, key: &Key) -> Option<SubscriberSecrets> {
+        self.entries()
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, secrets)| secrets.clone())
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (Instant, SubscriberSecrets)>> {
@@ -56,10 +67,20 @@ impl SecretStore for CachedSecrets {
         id: &SubscriberId,
     ) -> Result<Option<SubscriberSecrets>, StoreError> {
         let key = (tenant.clone(), id.clone());
-        if let Some((at, secrets)) = self.entries().get(&key)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(Some(secrets.clone()));
+        if let Some(secrets) = self.cached(&key) {
+            return Ok(Some(secrets));
+        }
+        let gate = self
+            .fetching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _turn = gate.lock().await;
+        // Whoever held the gate before may have fetched it meanwhile.
+        if let Some(secrets) = self.cached(&key) {
+            return Ok(Some(secrets));
         }
         // Misses are not cached: a subscriber without a secret is rare and short-lived.
         let fetched = self.inner.get(tenant, id).await?;
@@ -109,6 +130,62 @@ mod tests {
             .unwrap();
         for _ in 0..50 {
             assert!(cache.get(&t, &id).await.unwrap().is_some());
+        }
+        assert_eq!(store.gets.load(Ordering::Relaxed), 1);
+    }
+
+    /// A store whose reads take a while, so that concurrent misses really overlap.
+    struct Slow(Arc<MemorySecretStore>);
+
+    #[async_trait]
+    impl SecretStore for Slow {
+        async fn create(
+            &self,
+            t: &TenantId,
+            id: &SubscriberId,
+            s: &SigningSecret,
+        ) -> Result<(), StoreError> {
+            self.0.create(t, id, s).await
+        }
+        async fn get(
+            &self,
+            t: &TenantId,
+            id: &SubscriberId,
+        ) -> Result<Option<SubscriberSecrets>, StoreError> {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            self.0.get(t, id).await
+        }
+        async fn delete(&self, t: &TenantId, id: &SubscriberId) -> Result<(), StoreError> {
+            self.0.delete(t, id).await
+        }
+        async fn rotate(
+            &self,
+            t: &TenantId,
+            id: &SubscriberId,
+            s: &SigningSecret,
+        ) -> Result<Option<DateTime<Utc>>, StoreError> {
+            self.0.rotate(t, id, s).await
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_for_one_subscriber_read_the_store_once() {
+        let store = Arc::new(MemorySecretStore::default());
+        let cache = Arc::new(CachedSecrets::new(
+            Arc::new(Slow(store.clone())),
+            Duration::from_secs(60),
+        ));
+        let (t, id) = (TenantId::default_tenant(), SubscriberId::new());
+        store
+            .create(&t, &id, &SigningSecret::generate())
+            .await
+            .unwrap();
+        let reads = (0..10).map(|_| {
+            let (cache, t, id) = (cache.clone(), t.clone(), id.clone());
+            tokio::spawn(async move { cache.get(&t, &id).await.unwrap().is_some() })
+        });
+        for r in futures::future::join_all(reads).await {
+            assert!(r.unwrap());
         }
         assert_eq!(store.gets.load(Ordering::Relaxed), 1);
     }
