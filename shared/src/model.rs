@@ -12,6 +12,28 @@ use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
 use crate::signing::SignatureScheme;
 use crate::url::SubscriberUrl;
 
+/// The header a caller's correlation id arrives in on publish and leaves in on every attempt.
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+/// Headers Skyhook sets on a delivery itself, or that would break the request: a
+/// subscriber's custom headers may not name them (the API refuses them, and delivery skips
+/// any that got into storage some other way).
+pub const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "host",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-webhook-id",
+    "x-webhook-timestamp",
+    "x-webhook-signature",
+    CORRELATION_HEADER,
+];
+
 /// Version of the SQS message format; bumped when a field changes meaning so that
 /// messages already in flight during a deploy are still understood or dead-lettered.
 pub const MESSAGE_FORMAT_VERSION: u8 = 1;

@@ -191,14 +191,7 @@ pub(crate) async fn list_deliveries(
             },
         )
         .await?;
-    Ok(Json(ListResponse {
-        data: page
-            .items
-            .into_iter()
-            .map(AttemptView::from)
-            .collect::<Vec<_>>(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(ListResponse::of(page, AttemptView::from))
 }
 
 #[derive(Deserialize)]

@@ -84,14 +84,7 @@ pub(crate) async fn list_dead(
             },
         )
         .await?;
-    Ok(Json(ListResponse {
-        data: page
-            .items
-            .into_iter()
-            .map(DeadView::from)
-            .collect::<Vec<_>>(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(ListResponse::of(page, DeadView::from))
 }
 
 #[derive(Deserialize, Default)]

@@ -152,10 +152,7 @@ pub(crate) async fn list_keys(
             },
         )
         .await?;
-    Ok(Json(ListResponse {
-        data: page.items.iter().map(KeyView::from).collect::<Vec<_>>(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(ListResponse::of(page, |k| KeyView::from(&k)))
 }
 
 pub(crate) async fn delete_key(
@@ -219,12 +216,5 @@ pub(crate) async fn list_audit(
             },
         )
         .await?;
-    Ok(Json(ListResponse {
-        data: page
-            .items
-            .into_iter()
-            .map(AuditView::from)
-            .collect::<Vec<_>>(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(ListResponse::of(page, AuditView::from))
 }

@@ -358,6 +358,19 @@ pub(crate) struct ListResponse<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> ListResponse<T> {
+    /// A store's page, each item shown through its view.
+    pub(crate) fn of<U>(
+        page: skyhook_shared::ports::Page<U>,
+        view: impl Fn(U) -> T,
+    ) -> axum::Json<Self> {
+        axum::Json(ListResponse {
+            data: page.items.into_iter().map(view).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

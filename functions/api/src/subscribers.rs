@@ -38,22 +38,6 @@ const MAX_DESCRIPTION_CHARS: usize = 1024;
 const MAX_HEADER_VALUE_BYTES: usize = 1024;
 /// The event type `POST /v1/subscribers/{id}/test` sends.
 pub const TEST_EVENT_TYPE: &str = "skyhook.test";
-/// Headers a subscriber may not set: Skyhook's own, and those that would break the request.
-const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "host",
-    "user-agent",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "x-webhook-id",
-    "x-webhook-timestamp",
-    "x-webhook-signature",
-    "x-correlation-id",
-];
 
 /// Checks the event type filters of a subscriber: 1 to 100 valid filters.
 pub fn parse_event_types(raw: &[String]) -> Result<Vec<EventTypeFilter>, ApiError> {
@@ -88,7 +72,7 @@ pub fn parse_headers(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, S
                 format!("{name:?} is not a valid header name"),
             ));
         }
-        if RESERVED_HEADERS.contains(&lower.as_str()) {
+        if skyhook_shared::model::RESERVED_HEADERS.contains(&lower.as_str()) {
             return Err(ApiError::unprocessable(
                 "invalid_headers",
                 format!("header {name} is set by Skyhook and cannot be overridden"),
@@ -259,10 +243,7 @@ pub(crate) async fn list_subscribers(
             },
         )
         .await?;
-    Ok(Json(ListResponse {
-        data: page.items.iter().map(SubscriberView::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(ListResponse::of(page, |s| SubscriberView::from(&s)))
 }
 
 pub(crate) async fn get_subscriber(

@@ -31,21 +31,8 @@ use skyhook_shared::signing::delivery_headers;
 
 /// Response bodies are kept in the attempt log up to this many bytes.
 pub const MAX_LOGGED_BODY_BYTES: usize = 4096;
-pub const CORRELATION_HEADER: &str = "x-correlation-id";
-/// Headers Skyhook sets itself; a subscriber's custom headers cannot override them.
-const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "user-agent",
-    "host",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "x-webhook-id",
-    "x-webhook-timestamp",
-    "x-webhook-signature",
-    CORRELATION_HEADER,
-];
+pub use skyhook_shared::model::CORRELATION_HEADER;
+use skyhook_shared::model::RESERVED_HEADERS;
 
 /// Settings of the delivery function, read once at start-up.
 #[derive(Debug, Clone)]

@@ -27,7 +27,7 @@ use skyhook_shared::ports::PublishReceipt;
 use skyhook_shared::publish::{PublishError, PublishRequest, Publisher};
 
 pub const EVENTBRIDGE_TENANT: &str = "SKYHOOK_EVENTBRIDGE_TENANT";
-pub const CORRELATION_HEADER: &str = "x-correlation-id";
+pub use skyhook_shared::model::CORRELATION_HEADER;
 
 /// Settings of the ingest functions, read once at start-up.
 #[derive(Debug, Clone)]
