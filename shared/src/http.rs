@@ -194,6 +194,19 @@ pub async fn read_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<
     parse_json(&read_body(body, limit).await?)
 }
 
+/// [`read_json`] for routes whose body is optional: an empty body is `T::default()`.
+pub async fn read_optional_json<T: DeserializeOwned + Default>(
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let bytes = read_body(body, limit).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse_json(&bytes)
+    }
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
@@ -536,6 +549,10 @@ mod tests {
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert_eq!(err.code, "unreadable_body");
         assert_eq!(read_body(Body::from("ok"), 1024).await.unwrap(), "ok");
+        let empty: Option<u32> = read_optional_json(Body::from(" \n"), 1024).await.unwrap();
+        assert_eq!(empty, None);
+        let given: Option<u32> = read_optional_json(Body::from("7"), 1024).await.unwrap();
+        assert_eq!(given, Some(7));
     }
 
     #[test]

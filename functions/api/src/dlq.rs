@@ -13,7 +13,7 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use skyhook_shared::http::{ApiError, ApiQuery, Principal, Role, parse_json};
+use skyhook_shared::http::{ApiError, ApiQuery, Principal, Role, read_optional_json};
 use skyhook_shared::ids::SubscriberId;
 use skyhook_shared::model::{DeadLetterEntry, DeliveryMessage, DeliveryState, format_time};
 use skyhook_shared::ports::{DeadMessage, PageRequest};
@@ -190,12 +190,7 @@ pub(crate) async fn redrive(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
-    let bytes = skyhook_shared::http::read_body(body, MAX_BODY_BYTES).await?;
-    let req: RedriveBody = if bytes.iter().all(u8::is_ascii_whitespace) {
-        RedriveBody::default()
-    } else {
-        parse_json(&bytes)?
-    };
+    let req: RedriveBody = read_optional_json(body, MAX_BODY_BYTES).await?;
     let only = req
         .subscriber_id
         .as_deref()

@@ -16,7 +16,9 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use skyhook_shared::event_type::{EventType, EventTypeFilter};
-use skyhook_shared::http::{ApiError, ApiPath, ApiQuery, Principal, Role, parse_json, read_json};
+use skyhook_shared::http::{
+    ApiError, ApiPath, ApiQuery, Principal, Role, read_json, read_optional_json,
+};
 use skyhook_shared::ids::{EventId, SubscriberId};
 use skyhook_shared::model::{
     DeliveryMessage, DeliveryState, DeliveryStatus, Outcome, Subscriber, format_time,
@@ -421,13 +423,8 @@ pub(crate) async fn rotate_secret(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
-    let bytes = skyhook_shared::http::read_body(body, MAX_BODY_BYTES).await?;
     // The body is optional: no body rotates to a generated secret.
-    let req: RotateBody = if bytes.iter().all(u8::is_ascii_whitespace) {
-        RotateBody::default()
-    } else {
-        parse_json(&bytes)?
-    };
+    let req: RotateBody = read_optional_json(body, MAX_BODY_BYTES).await?;
     let secret = match &req.secret {
         Some(s) => parse_secret(s)?,
         None => SigningSecret::generate(),
