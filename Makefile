@@ -5,7 +5,8 @@
 #   make build  release bootstraps of the four Lambda functions (mk/deploy.mk; also deploy,
 #               lint-infra, smoke)
 #   make build-debug  debug build of the workspace
-#   make bench  speed figures (signing, fan-out, batch delivery, secret cache) on this machine
+#   make bench  speed figures (signing, fan-out, batch delivery, secret cache) on this machine,
+#               and AWS cost per delivery
 
 SHELL := /bin/bash
 CARGO ?= cargo

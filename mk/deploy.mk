@@ -9,7 +9,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 # arm64 (Graviton: cheaper per ms) is the template's default; `make build ARCH=x86_64`
 # builds for the other choice, which must then also be the stack's Architecture parameter.
 ARCH ?= arm64
-LAMBDA_FUNCTIONS := ingest-http ingest-events delivery api
+LAMBDA_FUNCTIONS := ingest-http ingest-events delivery stats api
 TEMPLATE := infra/template.yaml
 SAM := SAM_CLI_TELEMETRY=0 $(VENV_BIN)/sam
 # sam validate needs a region even offline; any will do for a template check.

@@ -76,7 +76,7 @@ port_open() {
 # from compiling while its caller waits.
 log "building the functions and the fixture (debug)"
 build_started=$SECONDS
-cargo build --bin ingest-http --bin ingest-events --bin delivery --bin api --bin skyhook-smoke-fixture
+cargo build --bin ingest-http --bin ingest-events --bin delivery --bin stats --bin api --bin skyhook-smoke-fixture
 log "built in $((SECONDS - build_started)) s"
 
 log "provisioning the emulator and starting the receivers"
@@ -127,11 +127,16 @@ invoke delivery events/sqs-batch.json
 check "$state/delivery.json" "delivery reports exactly the failing record" \
   'r == {"batchItemFailures": [{"itemIdentifier": "9c2d1c7e-5b1a-4f0e-8a43-2f7b0d4f0002"}]}'
 
+invoke stats events/dynamodb-stream.json
+check "$state/stats.json" "stats folds the batch and answers nothing" 'r is None'
+
 # The fixture reports what its receivers and queues saw when it is stopped.
 kill -TERM "$fixture"
 wait_until 30 "the fixture's report" test -s "$state/report.json"
 log "the fixture saw $(cat "$state/report.json")"
 check "$state/report.json" "one signed delivery to each endpoint, the malformed record dead-lettered, four messages queued" \
   'r["ok_requests"] == 1 and r["failing_requests"] == 1 and r["webhook_ids"] == ["evt_sample1"] and r["dlq_depth"] == 1 and r["queue_depth"] == 4'
+check "$state/report.json" "the stats consumer counted the sample delivery (and not the directory change)" \
+  'r["stats"] == {"success": 1, "failure": 0, "attempts": 1}'
 
 log "passed in $((SECONDS - started)) s"

@@ -65,7 +65,7 @@ impl ApiClient {
         })?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
-            .user_agent(format!("skyhook-cli/{}", skyhook_shared::VERSION))
+            .user_agent(format!("skyhook-cli/{}", skyhook_domain::VERSION))
             .build()
             .map_err(|e| CliError::Failed(format!("cannot build an HTTP client: {e}")))?;
         Ok(Self {

@@ -55,16 +55,16 @@ pub fn plan(yaml: &str) -> Result<Vec<(Endpoint, Plan)>, String> {
                 return Err(format!("endpoint {n} ({}): events is empty", e.url));
             }
             for ev in &e.events {
-                skyhook_shared::event_type::EventTypeFilter::parse(ev)
+                skyhook_domain::event_type::EventTypeFilter::parse(ev)
                     .map_err(|err| format!("endpoint {n} ({}): {err}", e.url))?;
             }
             if let Some(s) = &e.secret {
-                skyhook_shared::secret::SigningSecret::parse(s)
+                skyhook_domain::secret::SigningSecret::parse(s)
                     .map_err(|err| format!("endpoint {n} ({}): {err}", e.url))?;
             }
             let plan = match &e.id {
                 Some(id) => {
-                    skyhook_shared::ids::SubscriberId::parse(id)
+                    skyhook_domain::ids::SubscriberId::parse(id)
                         .map_err(|err| format!("endpoint {n}: {err}"))?;
                     let mut body = json!({
                         "url": e.url,

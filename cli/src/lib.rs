@@ -7,3 +7,4 @@ pub mod import;
 pub mod listen;
 pub mod local;
 pub mod progress;
+pub mod streams;

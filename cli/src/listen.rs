@@ -15,8 +15,8 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, watch};
 
-use skyhook_shared::secret::SigningSecret;
-use skyhook_shared::signing::{
+use skyhook_domain::secret::SigningSecret;
+use skyhook_domain::signing::{
     LegacyScheme, SignatureScheme, VerifyError, verify_legacy_with_tolerance, verify_with_tolerance,
 };
 
@@ -250,7 +250,7 @@ async fn receive(State(state): State<Arc<ListenState>>, req: Request) -> Respons
         path,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
-        received_at: skyhook_shared::model::format_time(chrono::Utc::now()),
+        received_at: skyhook_domain::model::format_time(chrono::Utc::now()),
     };
     let verdict = {
         let secrets = state.secrets.lock().await;
@@ -258,7 +258,7 @@ async fn receive(State(state): State<Arc<ListenState>>, req: Request) -> Respons
             &saved,
             &secrets,
             chrono::Utc::now().timestamp(),
-            Some(skyhook_shared::signing::DEFAULT_TOLERANCE_SECS),
+            Some(skyhook_domain::signing::DEFAULT_TOLERANCE_SECS),
         )
     };
     let n = state.received.fetch_add(1, Ordering::SeqCst) + 1;
@@ -316,7 +316,7 @@ pub fn read_saved(path: &Path) -> Result<SavedRequest, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skyhook_shared::signing::{SignatureScheme, delivery_headers};
+    use skyhook_domain::signing::{SignatureScheme, delivery_headers};
 
     fn signed(scheme: SignatureScheme, secret: &SigningSecret, ts: i64) -> SavedRequest {
         let body = r#"{"type":"a.b","timestamp":"2026-01-01T00:00:00.000Z","data":{}}"#;

@@ -14,14 +14,15 @@ use aws_sdk_eventbridge::types::{RuleState, Target};
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 
-use skyhook_shared::aws::{
-    Provisioned, ResourceNames, create_queue, load_sdk_config, provision, queue_arn,
+use skyhook_aws::{
+    Adapters, Provisioned, ResourceNames, create_queue, load_sdk_config, provision, queue_arn,
 };
-use skyhook_shared::config::{self, Env, ProcessEnv};
-use skyhook_shared::ids::TenantId;
-use skyhook_shared::publish::Publisher;
+use skyhook_domain::config::{self, Env, ProcessEnv};
+use skyhook_domain::ids::TenantId;
+use skyhook_domain::publish::Publisher;
 
 use crate::esm::{SqsPoller, handler};
+use crate::streams::{StartingPosition, StreamPoller, stream_handler};
 
 pub const LOCAL_ADDR: &str = "SKYHOOK_LOCAL_ADDR";
 pub const LOCAL_PREFIX: &str = "SKYHOOK_LOCAL_PREFIX";
@@ -306,13 +307,27 @@ pub async fn run(
     let api_cfg = skyhook_api::Config::from_env(&env)?;
     let delivery_cfg = skyhook_delivery::Config::from_env(&env)?;
 
-    let ingest_state = skyhook_ingest::IngestState::from_config(&sdk, &ingest_cfg)
+    // One set of adapters for all four functions, built the way each function builds its own.
+    let (resources_cfg, retention) = api_cfg.resources();
+    let adapters = Adapters::from_sdk(&sdk, &resources_cfg, &retention);
+    let ingest_state = skyhook_ingest::IngestState::new(&adapters, &ingest_cfg)
         .ok_or_else(|| LocalError::Provision("ingest has no admin key".into()))?;
     let publisher = ingest_state.publisher.clone();
-    let api_state = skyhook_api::ApiState::from_config(&sdk, &api_cfg);
-    let deliverer = skyhook_delivery::Deliverer::from_config(&sdk, &delivery_cfg)
+    let api_state = skyhook_api::ApiState::new(&adapters, &api_cfg);
+    let deliverer = skyhook_delivery::Deliverer::new(&adapters, &delivery_cfg)
         .map_err(|e| LocalError::Provision(format!("cannot build the HTTP client: {e}")))?;
-    let app = skyhook_shared::http::with_fallbacks(
+    // Changes from now on: a runner restarted on kept state must not count the stream's
+    // last day again.
+    let stream = StreamPoller::start(
+        aws_sdk_dynamodbstreams::Client::new(&sdk),
+        &resources.stream_arn,
+        StartingPosition::Latest,
+    )
+    .await
+    .map_err(|e| LocalError::Provision(e.to_string()))?
+    // Locally the stats follow within a second; the template gives Lambda a longer window.
+    .with_window(Duration::from_secs(1));
+    let app = skyhook_http::with_fallbacks(
         skyhook_ingest::router(Arc::new(ingest_state))
             .merge(skyhook_api::router(Arc::new(api_state))),
     );
@@ -337,6 +352,15 @@ pub async fn run(
         let rx = stop_rx.clone();
         let pollers = cfg.pollers;
         tokio::spawn(async move { poller.run(handler, pollers, rx).await })
+    };
+    let stats = {
+        let counters = adapters.stats.clone();
+        let handler = stream_handler(move |event| {
+            let counters = counters.clone();
+            async move { skyhook_delivery::stats::handle(&counters, event).await }
+        });
+        let rx = stop_rx.clone();
+        tokio::spawn(async move { stream.run(handler, rx).await })
     };
     let events = {
         let poller = SqsPoller::new(sqs, &eventbridge_queue_url);
@@ -367,6 +391,7 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(60), async {
         let _ = delivery.await;
         let _ = events.await;
+        let _ = stats.await;
     })
     .await;
     match served {

@@ -14,8 +14,8 @@ use skyhook_cli::import::Plan;
 use skyhook_cli::listen::{ListenOptions, Listener, Verdict, describe, read_saved, verify_request};
 use skyhook_cli::local::{LocalConfig, banner};
 use skyhook_cli::progress::Progress;
-use skyhook_shared::config::ProcessEnv;
-use skyhook_shared::secret::SigningSecret;
+use skyhook_domain::config::ProcessEnv;
+use skyhook_domain::secret::SigningSecret;
 
 #[derive(Parser)]
 #[command(
@@ -485,7 +485,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let json_mode = cli.json;
     match cli.command {
         Command::Local => {
-            skyhook_shared::telemetry::init().map_err(|e| CliError::Usage(e.to_string()))?;
+            skyhook_domain::telemetry::init().map_err(|e| CliError::Usage(e.to_string()))?;
             let cfg =
                 LocalConfig::from_env(&ProcessEnv).map_err(|e| CliError::Usage(e.to_string()))?;
             skyhook_cli::local::run(cfg, interrupted(), |cfg, running| {
@@ -539,7 +539,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 &req,
                 &secrets,
                 chrono::Utc::now().timestamp(),
-                (!args.ignore_age).then_some(skyhook_shared::signing::DEFAULT_TOLERANCE_SECS),
+                (!args.ignore_age).then_some(skyhook_domain::signing::DEFAULT_TOLERANCE_SECS),
             );
             print!("{}", describe(&req, &verdict));
             match verdict {

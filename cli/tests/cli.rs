@@ -5,8 +5,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use skyhook_cli::listen::SavedRequest;
-use skyhook_shared::secret::SigningSecret;
-use skyhook_shared::signing::{SignatureScheme, delivery_headers};
+use skyhook_domain::secret::SigningSecret;
+use skyhook_domain::signing::{SignatureScheme, delivery_headers};
 use skyhook_tests::{Receiver, Reply};
 use tokio::io::{AsyncBufReadExt, BufReader};
 

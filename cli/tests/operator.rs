@@ -188,8 +188,16 @@ async fn operators_manage_subscribers_secrets_and_dead_letters_from_the_cli() {
     )
     .await;
     assert_eq!(failures["data"].as_array().unwrap().len(), 3);
-    let stats = json(&runner, &["stats", "--subscriber", &shaky_id]).await;
-    assert_eq!(stats["failure"], 1);
+    // Stats are folded from the table's stream, a moment after the deliveries.
+    eventually(
+        Duration::from_secs(30),
+        "stats to count the failure",
+        || async {
+            let stats = json(&runner, &["stats", "--subscriber", &shaky_id]).await;
+            (stats["failure"] == 1).then_some(())
+        },
+    )
+    .await;
 
     // Redrive sends it back with the same webhook-id; this time it is delivered.
     let redriven = json(&runner, &["dlq", "redrive", "--subscriber", &shaky_id]).await;

@@ -9,9 +9,9 @@ use std::io::Write;
 use std::path::Path;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use skyhook_shared::aws::{ResourceNames, provision};
-use skyhook_shared::config;
-use skyhook_shared::retry::RetrySchedule;
+use skyhook_aws::{ResourceNames, provision};
+use skyhook_domain::config;
+use skyhook_domain::retry::RetrySchedule;
 use skyhook_tests::samples::{SAMPLE_ADMIN_KEY, seed_sample_subscribers};
 use skyhook_tests::{Receiver, sdk_config, unique};
 use tokio::signal::unix::{SignalKind, signal};
@@ -88,7 +88,21 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let sqs = aws_sdk_sqs::Client::new(&sdk);
+    // What the stats function folded from events/dynamodb-stream.json, read the way the
+    // API reads it.
+    let stats = skyhook_aws::DynamoDbAttemptLog::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        &resources.table,
+        std::time::Duration::from_secs(3600),
+    );
+    let totals = skyhook_domain::ports::AttemptLog::stats(
+        &stats,
+        &skyhook_domain::ids::TenantId::default_tenant(),
+        None,
+    )
+    .await?;
     let report = serde_json::json!({
+        "stats": {"success": totals.success, "failure": totals.failure, "attempts": totals.attempts},
         "ok_requests": ok.requests().len(),
         "failing_requests": failing.requests().len(),
         "webhook_ids": ok.requests().iter().map(|r| r.header("webhook-id").to_string()).collect::<Vec<_>>(),

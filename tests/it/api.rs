@@ -22,7 +22,7 @@ async fn creating_a_subscriber_generates_a_whsec_secret_stored_in_secrets_manage
     assert_eq!(body["signature_scheme"], "standard");
     assert!(body["created_at"].as_str().is_some());
     let secret = body["secret"].as_str().unwrap();
-    let parsed = skyhook_shared::secret::SigningSecret::parse(secret).unwrap();
+    let parsed = skyhook_domain::secret::SigningSecret::parse(secret).unwrap();
     assert!((24..=64).contains(&parsed.key().len()));
     // Stored in Secrets Manager under the prefix, with the same value.
     let stored = stack
@@ -108,7 +108,7 @@ async fn bad_subscriber_urls_are_refused_and_nothing_is_written() {
 
 #[tokio::test]
 async fn outside_local_mode_http_and_private_targets_are_refused() {
-    use skyhook_shared::url::{SubscriberUrl, UrlPolicy};
+    use skyhook_domain::url::{SubscriberUrl, UrlPolicy};
     for url in [
         "http://example.com/hook",
         "https://127.0.0.1/hook",

@@ -3,11 +3,11 @@
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use skyhook_shared::aws::DynamoDbDeadLetterStore;
-use skyhook_shared::event_type::EventType;
-use skyhook_shared::ids::{EventId, SubscriberId, TenantId};
-use skyhook_shared::model::DeadLetterEntry;
-use skyhook_shared::ports::DeadLetterStore;
+use skyhook_aws::DynamoDbDeadLetterStore;
+use skyhook_domain::event_type::EventType;
+use skyhook_domain::ids::{EventId, SubscriberId, TenantId};
+use skyhook_domain::model::DeadLetterEntry;
+use skyhook_domain::ports::DeadLetterStore;
 use skyhook_tests::{ADMIN_KEY, Stack};
 
 /// The least role each management route needs, with a request that succeeds for it.

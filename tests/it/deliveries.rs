@@ -6,9 +6,11 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, Utc};
 use http::{Method, StatusCode};
 use serde_json::Value;
-use skyhook_shared::event_type::EventType;
-use skyhook_shared::ids::{EventId, SubscriberId, TenantId};
-use skyhook_shared::model::{AttemptRecord, DeliveryState, DeliveryStatus, Outcome, format_time};
+use skyhook_domain::event_type::EventType;
+use skyhook_domain::ids::{EventId, SubscriberId, TenantId};
+use skyhook_domain::model::{
+    AttemptRecord, DeliveryState, DeliveryStatus, EventRecord, Outcome, format_time,
+};
 use skyhook_tests::Stack;
 
 fn attempt(
@@ -51,6 +53,31 @@ fn status(sub: &SubscriberId, state: DeliveryState, attempts: u32) -> DeliverySt
     }
 }
 
+/// Stores an event accepted at `at` and fanned out to `subs`; returns its id.
+async fn stored_event(
+    stack: &Stack,
+    tenant: &TenantId,
+    at: DateTime<Utc>,
+    subs: &[&SubscriberId],
+) -> EventId {
+    let id = EventId::minted_at(u128::try_from(at.timestamp_millis()).unwrap());
+    stack
+        .adapters
+        .events
+        .put_event(&EventRecord {
+            id: id.clone(),
+            tenant: tenant.clone(),
+            event_type: EventType::parse("order.created").unwrap(),
+            timestamp: at,
+            data: Some(serde_json::value::RawValue::from_string("{}".into()).unwrap()),
+            correlation_id: id.to_string(),
+            subscriber_ids: subs.iter().map(|s| (*s).clone()).collect(),
+        })
+        .await
+        .unwrap();
+    id
+}
+
 /// The attempts a page walk returned, as (event, subscriber, attempt).
 fn keys(items: &[Value]) -> Vec<(String, String, u64)> {
     items
@@ -89,8 +116,9 @@ async fn the_attempt_log_filters_and_pages_without_losing_or_repeating_anything(
     let mut events = Vec::new();
     let mut all = Vec::new();
     for i in 0..9 {
-        let event = EventId::new();
         let t = base + Duration::minutes(i);
+        // An event accepted at `t` (its attempts start after it), fanned out to both.
+        let event = stored_event(&stack, &default, t, &[&s1, &s2]).await;
         for a in [
             attempt(&default, &event, &s1, 1, Outcome::Failure, t),
             attempt(
@@ -117,8 +145,8 @@ async fn the_attempt_log_filters_and_pages_without_losing_or_repeating_anything(
         events.push(event);
     }
     // Tenant acme's attempts must never show up for tenant default, nor the other way.
-    let acme_event = EventId::new();
     let acme_sub = SubscriberId::new();
+    let acme_event = stored_event(&stack, &acme, base, &[&acme_sub]).await;
     for n in 1..=3 {
         let a = attempt(
             &acme,
@@ -367,6 +395,7 @@ async fn stats_count_each_finished_delivery_once_and_average_its_attempts() {
     .await
     .unwrap();
 
+    stack.settle_stats().await;
     let (code, all) = stack.api_call(Method::GET, "/v1/stats", None).await;
     assert_eq!(code, StatusCode::OK, "{all}");
     assert_eq!(all["total"], 3);
@@ -408,6 +437,7 @@ async fn stats_count_each_finished_delivery_once_and_average_its_attempts() {
     )
     .await
     .unwrap();
+    stack.settle_stats().await;
     let (_, all) = stack.api_call(Method::GET, "/v1/stats", None).await;
     assert_eq!(
         (
@@ -433,9 +463,10 @@ async fn stats_count_each_finished_delivery_once_and_average_its_attempts() {
     assert_eq!(code, StatusCode::BAD_REQUEST);
 }
 
-/// Counter updates ride in the status write's transaction, so a delivery reported twice (SQS
-/// is at-least-once) is counted once. The finishes run one after another: DynamoDB's `ADD` is
-/// atomic under concurrency, but the emulator's is not, so a concurrent version would test moto.
+/// A delivery reaches its final state through one conditional write, and only that write's
+/// change is folded into the counters, so a delivery reported twice (SQS is at-least-once)
+/// is counted once. The finishes run one after another: DynamoDB's conditions hold under
+/// concurrency, but the emulator's do not, so a concurrent version would test moto.
 #[tokio::test]
 async fn every_finished_delivery_is_counted_once_even_when_reported_twice() {
     let stack = Stack::new().await;
@@ -458,6 +489,7 @@ async fn every_finished_delivery_is_counted_once_even_when_reported_twice() {
                 .unwrap();
         }
     }
+    stack.settle_stats().await;
     let (_, stats) = stack
         .api_call(Method::GET, &format!("/v1/stats?subscriber_id={sub}"), None)
         .await;

@@ -56,7 +56,7 @@ async fn happy_path_delivers_a_signed_standard_webhook_once_per_matching_subscri
         assert_eq!(req.header("content-type"), "application/json");
         assert_eq!(
             req.header("user-agent"),
-            format!("Skyhook/{}", skyhook_shared::VERSION)
+            format!("Skyhook/{}", skyhook_domain::VERSION)
         );
         assert_eq!(req.header("x-correlation-id"), "req-abc-123");
         let ts: i64 = req.header("webhook-timestamp").parse().unwrap();
@@ -65,7 +65,7 @@ async fn happy_path_delivers_a_signed_standard_webhook_once_per_matching_subscri
         assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
         assert_eq!(body["type"], "order.created");
         assert_eq!(body["data"], json!({"id": "ord_1", "total": 1250}));
-        assert!(skyhook_shared::model::parse_time(body["timestamp"].as_str().unwrap()).is_some());
+        assert!(skyhook_domain::model::parse_time(body["timestamp"].as_str().unwrap()).is_some());
     }
     // A signature made with another subscriber's secret does not verify.
     assert!(got_a[0].verify(&secret_b).is_err());
@@ -140,8 +140,9 @@ async fn a_receiver_failing_twice_gets_the_event_on_attempt_3_after_the_schedule
         .deliverer
         .log
         .attempts(
-            &skyhook_shared::ids::TenantId::default_tenant(),
-            &skyhook_shared::ids::EventId::parse(&event_id).unwrap(),
+            &skyhook_domain::ids::TenantId::default_tenant(),
+            &skyhook_domain::ids::EventId::parse(&event_id).unwrap(),
+            &skyhook_domain::ids::SubscriberId::parse(&sub).unwrap(),
         )
         .await
         .unwrap();
@@ -202,7 +203,7 @@ async fn a_receiver_that_always_fails_ends_in_the_dlq_with_status_failed() {
             .contains("HTTP 500")
     );
     // The dead message is the original, so it can be redriven as is.
-    let body = skyhook_shared::model::DeliveryMessage::from_json(dead[0].body().unwrap()).unwrap();
+    let body = skyhook_domain::model::DeliveryMessage::from_json(dead[0].body().unwrap()).unwrap();
     assert_eq!(body.event_id.as_str(), event_id);
     assert_eq!(stack.queue_depth(&stack.resources.queue_url).await, 0);
 
@@ -251,7 +252,7 @@ async fn a_timeout_is_a_failure() {
         Reply::Status(200),
     )
     .await;
-    stack.subscribe(&receiver.url("/slow"), &["*"]).await;
+    let (sub, _) = stack.subscribe(&receiver.url("/slow"), &["*"]).await;
     let published = stack.publish(json!({"type": "a.b", "data": {}})).await;
     let event_id = published["id"].as_str().unwrap().to_string();
     let runner = stack.start_delivery();
@@ -267,8 +268,9 @@ async fn a_timeout_is_a_failure() {
         .deliverer
         .log
         .attempts(
-            &skyhook_shared::ids::TenantId::default_tenant(),
-            &skyhook_shared::ids::EventId::parse(&event_id).unwrap(),
+            &skyhook_domain::ids::TenantId::default_tenant(),
+            &skyhook_domain::ids::EventId::parse(&event_id).unwrap(),
+            &skyhook_domain::ids::SubscriberId::parse(&sub).unwrap(),
         )
         .await
         .unwrap();
@@ -548,7 +550,7 @@ async fn a_long_error_body_is_truncated_to_4_kib_in_the_attempt_log() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    stack
+    let (sub, _) = stack
         .subscribe(&format!("http://127.0.0.1:{port}/big"), &["*"])
         .await;
     let published = stack.publish(json!({"type": "a.b", "data": {}})).await;
@@ -563,8 +565,9 @@ async fn a_long_error_body_is_truncated_to_4_kib_in_the_attempt_log() {
         .deliverer
         .log
         .attempts(
-            &skyhook_shared::ids::TenantId::default_tenant(),
-            &skyhook_shared::ids::EventId::parse(published["id"].as_str().unwrap()).unwrap(),
+            &skyhook_domain::ids::TenantId::default_tenant(),
+            &skyhook_domain::ids::EventId::parse(published["id"].as_str().unwrap()).unwrap(),
+            &skyhook_domain::ids::SubscriberId::parse(&sub).unwrap(),
         )
         .await
         .unwrap();
@@ -588,9 +591,13 @@ async fn a_backing_service_failing_retries_and_on_the_last_round_fails_and_dead_
     let published = stack.publish(json!({"type": "a.b", "data": {}})).await;
     // The subscriber table is out of reach for this deliverer.
     let mut broken = stack.deliverer.clone();
-    broken.subscribers = std::sync::Arc::new(skyhook_shared::aws::DynamoDbSubscriberStore::new(
-        stack.ddb.clone(),
-        "skyhook-no-such-table",
+    broken.directory = std::sync::Arc::new(skyhook_domain::directory::Directory::new(
+        std::sync::Arc::new(skyhook_aws::DynamoDbSubscriberStore::new(
+            stack.ddb.clone(),
+            "skyhook-no-such-table",
+        )),
+        stack.adapters.secrets.clone(),
+        Duration::from_secs(60),
     ));
 
     // First round: reported for retry, with the schedule's delay.

@@ -73,6 +73,7 @@ async fn redrive_sends_dead_messages_again_with_the_same_webhook_id_and_fresh_at
     let only_a = dead_list(&stack, &format!("?subscriber_id={sub_a}")).await;
     assert_eq!(only_a.len(), 1);
     assert_eq!(only_a[0]["subscriber_id"], sub_a.as_str());
+    stack.settle_stats().await;
     let (_, stats) = stack.api_call(Method::GET, "/v1/stats", None).await;
     assert_eq!(
         (stats["failure"].as_i64(), stats["attempts"].as_i64()),
@@ -152,6 +153,7 @@ async fn redrive_sends_dead_messages_again_with_the_same_webhook_id_and_fresh_at
         "no attempt overwritten"
     );
     // Stats: a counts once as a success with 3 attempts, b once as a failure with 4.
+    stack.settle_stats().await;
     let (_, stats) = stack.api_call(Method::GET, "/v1/stats", None).await;
     assert_eq!(
         (
@@ -204,14 +206,14 @@ async fn recover_re_enqueues_failed_deliveries_of_a_window_once() {
 
     // A window after the failure holds nothing to recover.
     let later =
-        skyhook_shared::model::format_time(chrono::Utc::now() + chrono::Duration::minutes(1));
+        skyhook_domain::model::format_time(chrono::Utc::now() + chrono::Duration::minutes(1));
     let (status, body) = stack
         .api_call(Method::POST, &path, Some(&json!({"since": later})))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["recovered"], 0);
 
-    let since = skyhook_shared::model::format_time(before);
+    let since = skyhook_domain::model::format_time(before);
     let (status, body) = stack
         .api_call(Method::POST, &path, Some(&json!({"since": since})))
         .await;
@@ -231,7 +233,7 @@ async fn recover_re_enqueues_failed_deliveries_of_a_window_once() {
     // Recovered deliveries leave the DLQ listing; recovering again finds nothing failed.
     assert!(dead_list(&stack, "").await.is_empty());
     let (_, body) = stack
-        .api_call(Method::POST, &path, Some(&json!({"since": since, "until": skyhook_shared::model::format_time(chrono::Utc::now())})))
+        .api_call(Method::POST, &path, Some(&json!({"since": since, "until": skyhook_domain::model::format_time(chrono::Utc::now())})))
         .await;
     assert_eq!(body["recovered"], 0);
     assert_eq!(body["skipped"], 1);

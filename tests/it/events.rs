@@ -14,11 +14,11 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tower::ServiceExt;
 
+use skyhook_domain::config::AdminKeySource;
+use skyhook_domain::ids::TenantId;
+use skyhook_domain::model::DeliveryMessage;
+use skyhook_http::Authenticator;
 use skyhook_ingest::IngestState;
-use skyhook_shared::config::AdminKeySource;
-use skyhook_shared::http::Authenticator;
-use skyhook_shared::ids::TenantId;
-use skyhook_shared::model::DeliveryMessage;
 use skyhook_tests::samples::{
     SAMPLE_ADMIN_KEY, SAMPLE_DEAD_MESSAGE_ID, SAMPLE_FAILING_MESSAGE_ID, SAMPLE_FAILING_SUBSCRIBER,
     SAMPLE_OK_SUBSCRIBER, read_event_file, seed_sample_subscribers,
@@ -54,15 +54,14 @@ async fn the_api_gateway_sample_publishes_through_the_ingest_router() {
     // ... which lambda_http turns into the request the router sees in Lambda. The file's
     // bearer key is the admin key here, as in the smoke check.
     let request = lambda_http::request::from_str(&raw).expect("lambda_http reads the file");
-    let router =
-        skyhook_shared::http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
-            publisher: stack.publisher.clone(),
-            auth: Arc::new(Authenticator::new(
-                AdminKeySource::Value(SAMPLE_ADMIN_KEY.to_string()),
-                None,
-            )),
-            max_payload_bytes: 256 * 1024,
-        })));
+    let router = skyhook_http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
+        publisher: stack.publisher.clone(),
+        auth: Arc::new(Authenticator::new(
+            AdminKeySource::Value(SAMPLE_ADMIN_KEY.to_string()),
+            None,
+        )),
+        max_payload_bytes: 256 * 1024,
+    })));
     let response = router.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let body: Value = serde_json::from_slice(
@@ -147,5 +146,40 @@ async fn the_sqs_sample_delivers_one_retries_one_and_dead_letters_one() {
     assert!(
         in_dlq[0].body().unwrap().contains("\"v\":99"),
         "the dead letter keeps the original body (record {SAMPLE_DEAD_MESSAGE_ID})"
+    );
+}
+
+#[tokio::test]
+async fn the_stream_sample_counts_its_one_delivery_and_ignores_the_rest() {
+    let stack = Stack::new().await;
+    let raw = read_event_file("dynamodb-stream.json");
+    let event: aws_lambda_events::dynamodb::Event =
+        serde_json::from_str(&raw).expect("a DynamoDB stream event");
+    assert_eq!(event.records.len(), 2);
+    skyhook_delivery::stats::handle(
+        &stack.adapters.stats,
+        LambdaEvent::new(event, Context::default()),
+    )
+    .await
+    .unwrap();
+    let (status, stats) = stack
+        .api_call(
+            Method::GET,
+            &format!("/v1/stats?subscriber_id={SAMPLE_OK_SUBSCRIBER}"),
+            None,
+        )
+        .await;
+    // The sample subscriber does not exist in this stack, so the per-subscriber route is
+    // 404; the tenant's totals hold the delivery.
+    assert_eq!(status, StatusCode::NOT_FOUND, "{stats}");
+    let (_, totals) = stack.api_call(Method::GET, "/v1/stats", None).await;
+    assert_eq!(
+        (
+            totals["success"].as_i64(),
+            totals["failure"].as_i64(),
+            totals["attempts"].as_i64()
+        ),
+        (Some(1), Some(0), Some(1)),
+        "{totals}"
     );
 }

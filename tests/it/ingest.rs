@@ -8,7 +8,7 @@ use http::{Method, StatusCode};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use skyhook_shared::ids::TenantId;
+use skyhook_domain::ids::TenantId;
 use skyhook_tests::{ADMIN_KEY, Receiver, Stack};
 
 #[tokio::test]
@@ -299,7 +299,7 @@ async fn health_needs_no_key_and_unknown_routes_are_json_404() {
     let (status, body) = Stack::send(&stack.ingest, Method::GET, "/v1/health", None, &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ok");
-    assert_eq!(body["version"], skyhook_shared::VERSION);
+    assert_eq!(body["version"], skyhook_domain::VERSION);
     let (status, body) = Stack::send(&stack.ingest, Method::GET, "/v2/nothing", None, &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
@@ -337,16 +337,14 @@ async fn explicit_subscriber_ids_target_only_those_subscribers() {
 
 #[tokio::test]
 async fn a_second_publish_while_the_first_holds_the_key_is_409_and_resumes_later() {
-    use skyhook_shared::ports::{IdempotencyClaim, IdempotencyStore};
+    use skyhook_domain::ports::{IdempotencyClaim, IdempotencyStore};
     let stack = Stack::new().await;
     let receiver = Receiver::always(200).await;
     stack.subscribe(&receiver.url("/"), &["*"]).await;
-    let store = skyhook_shared::aws::DynamoDbIdempotencyStore::new(
-        stack.ddb.clone(),
-        &stack.resources.table,
-    );
+    let store =
+        skyhook_aws::DynamoDbIdempotencyStore::new(stack.ddb.clone(), &stack.resources.table);
     let tenant = TenantId::default_tenant();
-    let first = skyhook_shared::ids::EventId::new();
+    let first = skyhook_domain::ids::EventId::new();
     // A publish with this key is under way elsewhere.
     let claim = store
         .claim(

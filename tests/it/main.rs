@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+mod contract;
 mod deliveries;
 mod delivery;
 mod dlq;

@@ -251,9 +251,10 @@ async fn a_test_event_goes_to_that_subscriber_only() {
 #[tokio::test]
 async fn after_a_rotation_both_secrets_sign_during_the_grace_period_then_only_the_new_one() {
     let grace = Duration::from_secs(6);
+    // A secret cache that would keep the old secret for an hour if a TTL were all it had.
     let stack = Stack::with(StackOptions {
         rotation_grace: grace,
-        secret_cache_ttl: Duration::from_millis(800),
+        secret_cache_ttl: Duration::from_secs(3600),
         ..StackOptions::default()
     })
     .await;
@@ -294,8 +295,7 @@ async fn after_a_rotation_both_secrets_sign_during_the_grace_period_then_only_th
         "the old secret is AWSPREVIOUS"
     );
 
-    // The delivery function's cache (0.8 s here) picks the rotation up within its TTL.
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    // The very next delivery is signed with both: the cache checks the secret's version.
     stack
         .publish(json!({"type": "a.b", "data": {"n": 2}}))
         .await;
@@ -381,5 +381,46 @@ async fn outside_local_mode_a_name_resolving_to_loopback_is_refused_at_connect_t
     assert_eq!(
         local.post(&url).body("{}").send().await.unwrap().status(),
         200
+    );
+}
+
+#[tokio::test]
+async fn an_edit_reaches_the_very_next_delivery_even_with_the_subscriber_cached() {
+    let stack = Stack::with(StackOptions {
+        secret_cache_ttl: Duration::from_secs(3600),
+        ..StackOptions::default()
+    })
+    .await;
+    let (old_home, new_home) = (Receiver::always(200).await, Receiver::always(200).await);
+    let (id, _) = stack.subscribe(&old_home.url("/a"), &["*"]).await;
+    let runner = stack.start_delivery();
+    // Warm the delivery function's cache with the subscriber as it is now.
+    let first = stack
+        .publish(json!({"type": "a.b", "data": {"n": 1}}))
+        .await;
+    let got = old_home.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(got[0].header("webhook-id"), first["id"].as_str().unwrap());
+
+    let (status, body) = stack
+        .api_call(
+            Method::PATCH,
+            &format!("/v1/subscribers/{id}"),
+            Some(&json!({"url": new_home.url("/b")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second = stack
+        .publish(json!({"type": "a.b", "data": {"n": 2}}))
+        .await;
+    let second_id = second["id"].as_str().unwrap();
+    let got = new_home.wait_for(1, Duration::from_secs(20)).await;
+    runner.stop().await;
+    assert!(got.iter().all(|r| r.header("webhook-id") == second_id));
+    assert!(
+        old_home
+            .requests()
+            .iter()
+            .all(|r| r.header("webhook-id") != second_id),
+        "the old URL got an event published after the edit"
     );
 }

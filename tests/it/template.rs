@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use skyhook_shared::config::{self, ConfigError, Env};
-use skyhook_shared::retry::{RetrySchedule, parse_duration};
+use skyhook_domain::config::{self, ConfigError, Env};
+use skyhook_domain::retry::{RetrySchedule, parse_duration};
 
 /// A Lambda function of the template and how its binary reads its settings.
 struct Function {
@@ -42,6 +42,12 @@ const FUNCTIONS: &[Function] = &[
         binary: "delivery",
         required: skyhook_delivery::REQUIRED_ENV,
         from_env: |env| skyhook_delivery::Config::from_env(env).map(drop),
+    },
+    Function {
+        logical_id: "StatsFunction",
+        binary: "stats",
+        required: skyhook_delivery::stats::REQUIRED_ENV_STATS,
+        from_env: |env| skyhook_delivery::stats::StatsConfig::from_env(env).map(drop),
     },
     Function {
         logical_id: "ApiFunction",

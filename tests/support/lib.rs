@@ -3,6 +3,8 @@
 //! parallel), a scriptable webhook receiver on `127.0.0.1:0`, and a delivery runner that
 //! polls SQS like Lambda's event source mapping and calls the real delivery handler.
 
+pub mod meter;
+pub mod prices;
 pub mod samples;
 
 use std::collections::VecDeque;
@@ -22,31 +24,36 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tower::ServiceExt;
 
-use skyhook_api::ApiState;
-use skyhook_cli::esm::{SqsHandler, SqsPoller, handler};
-use skyhook_delivery::{Deliverer, http_client};
-use skyhook_ingest::IngestState;
-use skyhook_shared::aws::{
-    DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
-    DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore, Provisioned,
-    ResourceNames, SecretsManagerSecrets, SqsDeadLetterQueue, SqsDeliveryQueue, provision,
+use skyhook_aws::{
+    Adapters, Provisioned, ResourceNames, Resources, Retention, SqsDeliveryQueue, provision,
 };
-use skyhook_shared::config::AdminKeySource;
-use skyhook_shared::http::Authenticator;
-use skyhook_shared::model::DeliveryMessage;
-use skyhook_shared::ports::{BatchSendResult, DeadLetter, DeliveryQueue, StoreError};
-use skyhook_shared::publish::Publisher;
-use skyhook_shared::retry::{RetryPolicy, RetrySchedule};
-use skyhook_shared::secret::SigningSecret;
-use skyhook_shared::secret_cache::CachedSecrets;
-use skyhook_shared::url::UrlPolicy;
+use skyhook_cli::esm::{SqsHandler, SqsPoller, handler};
+use skyhook_cli::streams::{StartingPosition, StreamPoller, stream_handler};
+use skyhook_delivery::{Deliverer, http_client};
+use skyhook_domain::config::AdminKeySource;
+use skyhook_domain::directory::Directory;
+use skyhook_domain::model::DeliveryMessage;
+use skyhook_domain::ports::{BatchSendResult, DeadLetter, DeliveryQueue, StoreError};
+use skyhook_domain::publish::Publisher;
+use skyhook_domain::retry::{RetryPolicy, RetrySchedule};
+use skyhook_domain::secret::SigningSecret;
+use skyhook_http::Authenticator;
+use skyhook_ingest::IngestState;
 
 pub const ADMIN_KEY: &str = "sk_test_admin_0123456789abcdef";
 
 /// SDK configuration pointing at the emulator. Integration tests never skip: without an
 /// emulator they fail and say how to run them.
 pub async fn sdk_config() -> SdkConfig {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    sdk_config_at(None).await
+}
+
+/// SDK configuration pointing at `endpoint` (a proxy in front of the emulator, say), or at
+/// the emulator itself when `None`.
+pub async fn sdk_config_at(endpoint: Option<&str>) -> SdkConfig {
+    let endpoint = endpoint
+        .map(str::to_string)
+        .unwrap_or_else(|| std::env::var("AWS_ENDPOINT_URL").unwrap_or_default());
     assert!(
         !endpoint.is_empty(),
         "AWS_ENDPOINT_URL is not set: the integration tests run against an AWS API emulator; \
@@ -110,6 +117,8 @@ pub struct StackOptions {
     pub rotation_grace: Duration,
     /// How long the delivery function caches a subscriber's secrets.
     pub secret_cache_ttl: Duration,
+    /// Where the stack's AWS clients send their calls; `None` is `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -120,6 +129,7 @@ impl Default for StackOptions {
             jitter: 0.2,
             rotation_grace: Duration::from_secs(24 * 3600),
             secret_cache_ttl: Duration::from_secs(60),
+            endpoint: None,
         }
     }
 }
@@ -127,6 +137,10 @@ impl Default for StackOptions {
 /// One test's private Skyhook: resources in the emulator plus the handlers over them.
 pub struct Stack {
     pub sdk: SdkConfig,
+    /// The adapters every handler of this stack uses (the queue is the recording one).
+    pub adapters: Adapters,
+    /// The table's change stream, read by the stats consumer when asked.
+    stream: tokio::sync::Mutex<StreamPoller>,
     pub resources: Provisioned,
     pub sqs: aws_sdk_sqs::Client,
     pub ddb: aws_sdk_dynamodb::Client,
@@ -145,7 +159,7 @@ impl Stack {
     }
 
     pub async fn with(options: StackOptions) -> Self {
-        let sdk = sdk_config().await;
+        let sdk = sdk_config_at(options.endpoint.as_deref()).await;
         let prefix = unique("skyhook-test");
         let schedule = RetrySchedule::parse(&options.schedule).expect("test schedule");
         let resources = provision(
@@ -159,7 +173,24 @@ impl Stack {
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         let secrets_client = aws_sdk_secretsmanager::Client::new(&sdk);
         let secret_prefix = format!("{prefix}/subscribers/");
-        let retention = Duration::from_secs(3600);
+        // The same wiring as the functions and `skyhook local`, with the delivery side's
+        // queue recorded.
+        let mut adapters = Adapters::from_sdk(
+            &sdk,
+            &Resources {
+                table: resources.table.clone(),
+                queue_url: resources.queue_url.clone(),
+                dlq_url: Some(resources.dlq_url.clone()),
+                secret_prefix: secret_prefix.clone(),
+            },
+            &Retention {
+                // Inside moto's view: it hides expired items on read.
+                log: Duration::from_secs(3600),
+                audit: Duration::from_secs(3600),
+                rotation_grace: options.rotation_grace,
+                idempotency: Duration::from_secs(24 * 3600),
+            },
+        );
         let queue = Arc::new(RecordingQueue {
             inner: SqsDeliveryQueue::new(sqs.clone(), &resources.queue_url)
                 .with_dead_letter_queue(&resources.dlq_url),
@@ -167,77 +198,58 @@ impl Stack {
             delays: Mutex::default(),
             dead_letters: Mutex::default(),
         });
-        let subscribers = Arc::new(DynamoDbSubscriberStore::new(ddb.clone(), &resources.table));
-        let events = Arc::new(DynamoDbEventStore::new(
-            ddb.clone(),
-            &resources.table,
-            retention,
-        ));
-        let log = Arc::new(DynamoDbAttemptLog::new(
-            ddb.clone(),
-            &resources.table,
-            retention,
-        ));
-        let secret_store = Arc::new(
-            SecretsManagerSecrets::new(secrets_client.clone(), &secret_prefix)
-                .with_grace(options.rotation_grace),
-        );
-        let keys = Arc::new(DynamoDbApiKeyStore::new(ddb.clone(), &resources.table));
-        let dead_letters = Arc::new(DynamoDbDeadLetterStore::new(ddb.clone(), &resources.table));
+        let api_config = skyhook_api::Config {
+            table: resources.table.clone(),
+            queue_url: resources.queue_url.clone(),
+            dlq_url: resources.dlq_url.clone(),
+            secret_prefix: secret_prefix.clone(),
+            log_retention: Duration::from_secs(3600),
+            audit_retention: Duration::from_secs(3600),
+            rotation_grace: options.rotation_grace,
+            admin_key: AdminKeySource::Value(ADMIN_KEY.to_string()),
+            local_mode: true,
+        };
+        // The API sends re-enqueued messages straight to SQS, as in AWS; only the delivery
+        // side and the ingest record what they ask of the queue.
+        let api = skyhook_http::with_fallbacks(skyhook_api::router(Arc::new(
+            skyhook_api::ApiState::new(&adapters, &api_config),
+        )));
+        adapters.queue = queue.clone();
+        let publisher = adapters.publisher();
         let auth = Arc::new(
             Authenticator::new(AdminKeySource::Value(ADMIN_KEY.to_string()), None)
-                .with_key_store(keys.clone()),
+                .with_key_store(adapters.keys.clone()),
         );
-        let publisher = Publisher {
-            subscribers: subscribers.clone(),
-            events: events.clone(),
-            queue: queue.clone(),
-            idempotency: Arc::new(DynamoDbIdempotencyStore::new(ddb.clone(), &resources.table)),
-            idempotency_ttl: Duration::from_secs(24 * 3600),
-        };
         let deliverer = Deliverer {
-            subscribers: subscribers.clone(),
-            secrets: Arc::new(CachedSecrets::new(
-                secret_store.clone(),
+            directory: Arc::new(Directory::new(
+                adapters.subscribers.clone(),
+                adapters.secrets.clone(),
                 options.secret_cache_ttl,
             )),
             queue: queue.clone(),
-            log: log.clone(),
-            dead_letters: dead_letters.clone(),
+            log: adapters.log.clone(),
+            dead_letters: adapters.dead_letters.clone(),
             http: http_client(options.http_timeout).expect("HTTP client"),
             http_timeout: options.http_timeout,
             policy: RetryPolicy::new(schedule).with_jitter(options.jitter),
         };
-        let ingest =
-            skyhook_shared::http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
-                publisher: publisher.clone(),
-                auth: auth.clone(),
-                max_payload_bytes: 256 * 1024,
-            })));
-        let api = skyhook_shared::http::with_fallbacks(skyhook_api::router(Arc::new(ApiState {
-            subscribers,
-            secrets: secret_store,
-            events,
-            log,
+        let ingest = skyhook_http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
+            publisher: publisher.clone(),
             auth,
-            url_policy: UrlPolicy::LOCAL,
-            // The API sends re-enqueued messages straight to SQS, as in AWS; only the
-            // delivery side records what it asks of the queue.
-            publisher: Publisher {
-                queue: Arc::new(SqsDeliveryQueue::new(sqs.clone(), &resources.queue_url)),
-                ..publisher.clone()
-            },
-            dlq: Arc::new(SqsDeadLetterQueue::new(sqs.clone(), &resources.dlq_url)),
-            dead_letters,
-            keys,
-            audit: Arc::new(DynamoDbAuditLog::new(
-                ddb.clone(),
-                &resources.table,
-                Duration::from_secs(3600),
-            )),
+            max_payload_bytes: 256 * 1024,
         })));
+        let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+        let stream = StreamPoller::start(
+            streams,
+            &resources.stream_arn,
+            StartingPosition::TrimHorizon,
+        )
+        .await
+        .expect("reading the table's stream");
         Stack {
             sdk,
+            adapters,
+            stream: tokio::sync::Mutex::new(stream),
             resources,
             sqs,
             ddb,
@@ -430,6 +442,22 @@ impl Stack {
             .with_wait_time(Duration::from_secs(1))
     }
 
+    /// Runs the stats consumer over everything the table's stream holds now, as Lambda's
+    /// stream event source would shortly after; returns how many records it read.
+    pub async fn settle_stats(&self) -> usize {
+        let counters = self.adapters.stats.clone();
+        let handler = stream_handler(move |event| {
+            let counters = counters.clone();
+            async move { skyhook_delivery::stats::handle(&counters, event).await }
+        });
+        self.stream
+            .lock()
+            .await
+            .drain(&handler)
+            .await
+            .expect("the stats consumer failed")
+    }
+
     /// Starts polling the delivery queue in the background, like the event source mapping.
     pub fn start_delivery(&self) -> DeliveryRunner {
         let (stop, rx) = watch::channel(false);
@@ -481,17 +509,28 @@ impl Stack {
         out.messages().to_vec()
     }
 
-    /// Every item of this stack's table but the audit trail, which records the test's own
-    /// set-up (tests use it to prove a refused request wrote nothing).
+    /// Every item of this stack's table but the audit trail and the subscriber directory's
+    /// bookkeeping (routes, version), which record the test's own set-up (tests use it to
+    /// prove a refused request wrote nothing).
     pub async fn table_items(&self) -> usize {
         let out = self
             .ddb
             .scan()
             .table_name(&self.resources.table)
-            .filter_expression("attribute_not_exists(kind) OR kind <> :audit")
+            .filter_expression(
+                "attribute_not_exists(kind) OR NOT (kind IN (:audit, :route, :directory))",
+            )
             .expression_attribute_values(
                 ":audit",
                 aws_sdk_dynamodb::types::AttributeValue::S("audit".into()),
+            )
+            .expression_attribute_values(
+                ":route",
+                aws_sdk_dynamodb::types::AttributeValue::S("route".into()),
+            )
+            .expression_attribute_values(
+                ":directory",
+                aws_sdk_dynamodb::types::AttributeValue::S("directory".into()),
             )
             .send()
             .await
@@ -536,6 +575,8 @@ pub enum Reply {
     WithHeaders(u16, Vec<(&'static str, String)>),
     /// Waits before answering, to provoke a timeout.
     Slow(Duration, u16),
+    /// Answers with this body, as a real receiver would say `{"ok":true}`.
+    Body(u16, &'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -559,9 +600,9 @@ impl Received {
     }
 
     /// Checks the Standard Webhooks signature against `secret`.
-    pub fn verify(&self, secret: &str) -> Result<(), skyhook_shared::signing::VerifyError> {
+    pub fn verify(&self, secret: &str) -> Result<(), skyhook_domain::signing::VerifyError> {
         let secret = SigningSecret::parse(secret).expect("secret");
-        skyhook_shared::signing::verify(
+        skyhook_domain::signing::verify(
             &secret,
             self.header("webhook-id"),
             self.header("webhook-timestamp"),
@@ -690,6 +731,7 @@ async fn receive(state: Arc<ReceiverState>, req: Request) -> Response {
             tokio::time::sleep(wait).await;
             status(s).into_response()
         }
+        Reply::Body(s, body) => (status(s), body).into_response(),
     }
 }
 

@@ -8,14 +8,13 @@ use std::path::PathBuf;
 use aws_config::SdkConfig;
 use chrono::Utc;
 
-use skyhook_shared::aws::{DynamoDbSubscriberStore, SecretsManagerSecrets};
-use skyhook_shared::event_type::EventTypeFilter;
-use skyhook_shared::ids::{SubscriberId, TenantId};
-use skyhook_shared::model::Subscriber;
-use skyhook_shared::ports::{SecretStore, SubscriberStore};
-use skyhook_shared::secret::SigningSecret;
-use skyhook_shared::signing::SignatureScheme;
-use skyhook_shared::url::{SubscriberUrl, UrlPolicy};
+use skyhook_aws::{Adapters, Resources, Retention};
+use skyhook_domain::event_type::EventTypeFilter;
+use skyhook_domain::ids::{SubscriberId, TenantId};
+use skyhook_domain::model::Subscriber;
+use skyhook_domain::secret::SigningSecret;
+use skyhook_domain::signing::SignatureScheme;
+use skyhook_domain::url::{SubscriberUrl, UrlPolicy};
 
 /// The bearer key in `events/apigw-post-event.json`. It opens nothing but local emulators:
 /// a deployed stack generates its own key in Secrets Manager.
@@ -54,9 +53,18 @@ pub async fn seed_sample_subscribers(
     ok_url: &str,
     failing_url: &str,
 ) {
-    let subscribers = DynamoDbSubscriberStore::new(aws_sdk_dynamodb::Client::new(sdk), table);
-    let secrets =
-        SecretsManagerSecrets::new(aws_sdk_secretsmanager::Client::new(sdk), secret_prefix);
+    // The same wiring as every function; only the table and the secret prefix matter here.
+    let adapters = Adapters::from_sdk(
+        sdk,
+        &Resources {
+            table: table.to_string(),
+            queue_url: String::new(),
+            dlq_url: None,
+            secret_prefix: secret_prefix.to_string(),
+        },
+        &Retention::default(),
+    );
+    let (subscribers, secrets) = (adapters.subscribers, adapters.secrets);
     let tenant = TenantId::default_tenant();
     for (id, url) in [
         (SAMPLE_OK_SUBSCRIBER, ok_url),
@@ -74,6 +82,7 @@ pub async fn seed_sample_subscribers(
             signature_scheme: SignatureScheme::Standard,
             created_at: now,
             updated_at: now,
+            secret_version: 0,
         };
         secrets
             .create(&tenant, &subscriber.id, &SigningSecret::generate())

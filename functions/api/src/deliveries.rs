@@ -10,10 +10,10 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use skyhook_shared::http::{ApiError, ApiPath, ApiQuery, Role};
-use skyhook_shared::ids::{EventId, SubscriberId};
-use skyhook_shared::model::{AttemptRecord, DeliveryStatus, Outcome, format_time};
-use skyhook_shared::ports::AttemptQuery;
+use skyhook_domain::ids::{EventId, SubscriberId};
+use skyhook_domain::model::{AttemptRecord, DeliveryStatus, Outcome, format_time};
+use skyhook_domain::ports::AttemptQuery;
+use skyhook_http::{ApiError, ApiPath, ApiQuery, Role};
 
 use crate::{ApiState, ListResponse, authorize, page_limit, parse_time_param};
 
@@ -58,12 +58,15 @@ pub(crate) async fn get_event(
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
     let id = EventId::parse(&id).map_err(|_| ApiError::not_found("event"))?;
-    let (event, statuses) = tokio::join!(
-        state.events.get_event(&principal.tenant, &id),
-        state.log.statuses(&principal.tenant, &id)
-    );
-    let event = event?.ok_or_else(|| ApiError::not_found("event"))?;
-    let mut statuses = statuses?;
+    let event = state
+        .events
+        .get_event(&principal.tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event"))?;
+    let mut statuses = state
+        .log
+        .statuses(&principal.tenant, &id, &event.subscriber_ids)
+        .await?;
     // One entry per targeted subscriber; those not yet attempted are pending.
     let deliveries = event
         .subscriber_ids

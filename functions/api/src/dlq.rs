@@ -13,10 +13,10 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use skyhook_shared::http::{ApiError, ApiQuery, Principal, Role, read_optional_json};
-use skyhook_shared::ids::SubscriberId;
-use skyhook_shared::model::{DeadLetterEntry, DeliveryMessage, DeliveryState, format_time};
-use skyhook_shared::ports::{DeadMessage, PageRequest};
+use skyhook_domain::ids::SubscriberId;
+use skyhook_domain::model::{DeadLetterEntry, DeliveryMessage, DeliveryState, format_time};
+use skyhook_domain::ports::{DeadMessage, PageRequest};
+use skyhook_http::{ApiError, ApiQuery, Principal, Role, read_optional_json};
 
 use crate::subscribers::{Requeue, requeue};
 use crate::{
@@ -116,13 +116,11 @@ async fn fate(
     state: &ApiState,
     message: &DeliveryMessage,
     dead: &DeadMessage,
-) -> Result<(Fate, Option<skyhook_shared::model::DeliveryStatus>), ApiError> {
+) -> Result<(Fate, Option<skyhook_domain::model::DeliveryStatus>), ApiError> {
     let status = state
         .log
-        .statuses(&message.tenant, &message.event_id)
-        .await?
-        .into_iter()
-        .find(|s| s.subscriber_id == message.subscriber_id);
+        .status(&message.tenant, &message.event_id, &message.subscriber_id)
+        .await?;
     let died_after = dead.attempts.unwrap_or(0).max(message.prior_attempts);
     let fate = match &status {
         None => Fate::Redrive,

@@ -12,12 +12,12 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use skyhook_shared::http::{
+use skyhook_domain::ids::{ApiKeyId, TenantId};
+use skyhook_domain::model::{ApiKey, AuditRecord, format_time};
+use skyhook_domain::ports::PageRequest;
+use skyhook_http::{
     ApiError, ApiPath, ApiQuery, Role, api_key_digest, generate_api_key, read_json,
 };
-use skyhook_shared::ids::{ApiKeyId, TenantId};
-use skyhook_shared::model::{ApiKey, AuditRecord, format_time};
-use skyhook_shared::ports::PageRequest;
 
 use crate::{ApiState, ListResponse, MAX_BODY_BYTES, audit, authorize, page_limit};
 

@@ -13,22 +13,18 @@ use axum::routing::{MethodRouter, delete, get, patch, post};
 use chrono::Utc;
 use serde::Serialize;
 
-use skyhook_shared::aws::{
-    DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
-    DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore, SecretsManagerSecrets,
-    SqsDeadLetterQueue, SqsDeliveryQueue,
-};
-use skyhook_shared::config::{self, AdminKeySource, ConfigError, Env};
-use skyhook_shared::http::{ApiError, Authenticator, Principal, Role};
-use skyhook_shared::ids::TenantId;
-use skyhook_shared::model::{AuditRecord, Subscriber, format_time, parse_time};
-use skyhook_shared::ports::{
+use skyhook_aws::{Adapters, Resources, Retention};
+use skyhook_domain::config::{self, AdminKeySource, ConfigError, Env};
+use skyhook_domain::ids::TenantId;
+use skyhook_domain::model::{AuditRecord, Subscriber, format_time, parse_time};
+use skyhook_domain::ports::{
     ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, EventStore, SecretStore,
     SubscriberStore,
 };
-use skyhook_shared::publish::Publisher;
-use skyhook_shared::signing::SignatureScheme;
-use skyhook_shared::url::UrlPolicy;
+use skyhook_domain::publish::Publisher;
+use skyhook_domain::signing::SignatureScheme;
+use skyhook_domain::url::UrlPolicy;
+use skyhook_http::{ApiError, Authenticator, Principal, Role};
 
 mod deliveries;
 mod dlq;
@@ -105,55 +101,60 @@ pub struct ApiState {
     pub audit: Arc<dyn AuditLog>,
 }
 
+impl Config {
+    /// The resources and retention this configuration names, for [`Adapters::from_sdk`].
+    pub fn resources(&self) -> (Resources, Retention) {
+        (
+            Resources {
+                table: self.table.clone(),
+                queue_url: self.queue_url.clone(),
+                dlq_url: Some(self.dlq_url.clone()),
+                secret_prefix: self.secret_prefix.clone(),
+            },
+            Retention {
+                log: self.log_retention,
+                audit: self.audit_retention,
+                rotation_grace: self.rotation_grace,
+                ..Retention::default()
+            },
+        )
+    }
+}
+
 impl ApiState {
     pub fn from_config(sdk: &aws_config::SdkConfig, config: &Config) -> Self {
-        let ddb = aws_sdk_dynamodb::Client::new(sdk);
-        let sm = aws_sdk_secretsmanager::Client::new(sdk);
-        let sqs = aws_sdk_sqs::Client::new(sdk);
-        let subscribers: Arc<dyn SubscriberStore> =
-            Arc::new(DynamoDbSubscriberStore::new(ddb.clone(), &config.table));
-        let events: Arc<dyn EventStore> = Arc::new(DynamoDbEventStore::new(
-            ddb.clone(),
-            &config.table,
-            config.log_retention,
-        ));
-        let keys: Arc<dyn ApiKeyStore> =
-            Arc::new(DynamoDbApiKeyStore::new(ddb.clone(), &config.table));
+        let (resources, retention) = config.resources();
+        Self::new(&Adapters::from_sdk(sdk, &resources, &retention), config)
+    }
+
+    /// The state over these adapters.
+    pub fn new(adapters: &Adapters, config: &Config) -> Self {
+        let dlq = adapters
+            .dlq
+            .clone()
+            .unwrap_or_else(|| adapters.dead_letter_queue(&config.dlq_url));
         ApiState {
-            subscribers: subscribers.clone(),
-            secrets: Arc::new(
-                SecretsManagerSecrets::new(sm.clone(), &config.secret_prefix)
-                    .with_grace(config.rotation_grace),
-            ),
-            events: events.clone(),
-            log: Arc::new(DynamoDbAttemptLog::new(
-                ddb.clone(),
-                &config.table,
-                config.log_retention,
-            )),
+            subscribers: adapters.subscribers.clone(),
+            secrets: adapters.secrets.clone(),
+            events: adapters.events.clone(),
+            log: adapters.log.clone(),
             auth: Arc::new(
-                Authenticator::new(config.admin_key.clone(), Some(sm)).with_key_store(keys.clone()),
+                Authenticator::new(
+                    config.admin_key.clone(),
+                    Some(adapters.secret_values.clone()),
+                )
+                .with_key_store(adapters.keys.clone()),
             ),
             url_policy: if config.local_mode {
                 UrlPolicy::LOCAL
             } else {
                 UrlPolicy::STRICT
             },
-            publisher: Publisher {
-                subscribers,
-                events,
-                queue: Arc::new(SqsDeliveryQueue::new(sqs.clone(), &config.queue_url)),
-                idempotency: Arc::new(DynamoDbIdempotencyStore::new(ddb.clone(), &config.table)),
-                idempotency_ttl: config::IDEMPOTENCY_TTL,
-            },
-            dlq: Arc::new(SqsDeadLetterQueue::new(sqs, &config.dlq_url)),
-            dead_letters: Arc::new(DynamoDbDeadLetterStore::new(ddb.clone(), &config.table)),
-            keys,
-            audit: Arc::new(DynamoDbAuditLog::new(
-                ddb,
-                &config.table,
-                config.audit_retention,
-            )),
+            publisher: adapters.publisher(),
+            dlq,
+            dead_letters: adapters.dead_letters.clone(),
+            keys: adapters.keys.clone(),
+            audit: adapters.audit.clone(),
         }
     }
 }
@@ -361,7 +362,7 @@ pub(crate) struct ListResponse<T> {
 impl<T> ListResponse<T> {
     /// A store's page, each item shown through its view.
     pub(crate) fn of<U>(
-        page: skyhook_shared::ports::Page<U>,
+        page: skyhook_domain::ports::Page<U>,
         view: impl Fn(U) -> T,
     ) -> axum::Json<Self> {
         axum::Json(ListResponse {

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use skyhook_api::{ApiState, Config, router};
-use skyhook_shared::config::ProcessEnv;
+use skyhook_domain::config::ProcessEnv;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    skyhook_shared::telemetry::init()?;
+    skyhook_domain::telemetry::init()?;
     let config = Config::from_env(&ProcessEnv)?;
-    let sdk = skyhook_shared::aws::load_sdk_config().await;
+    let sdk = skyhook_aws::load_sdk_config().await;
     let state = Arc::new(ApiState::from_config(&sdk, &config));
-    lambda_http::run(skyhook_shared::http::with_fallbacks(router(state))).await
+    lambda_http::run(skyhook_http::with_fallbacks(router(state))).await
 }

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 
-use skyhook_shared::http::{ApiError, Role};
+use skyhook_http::{ApiError, Role};
 
 use crate::{ApiState, authorize};
 

@@ -15,26 +15,24 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use skyhook_shared::event_type::{EventType, EventTypeFilter};
-use skyhook_shared::http::{
-    ApiError, ApiPath, ApiQuery, Principal, Role, read_json, read_optional_json,
-};
-use skyhook_shared::ids::{EventId, SubscriberId};
-use skyhook_shared::model::{
+use skyhook_domain::event_type::{EventType, EventTypeFilter};
+use skyhook_domain::ids::{EventId, SubscriberId};
+use skyhook_domain::model::{
     DeliveryMessage, DeliveryState, DeliveryStatus, Outcome, Subscriber, format_time,
 };
-use skyhook_shared::ports::{AttemptQuery, PageRequest};
-use skyhook_shared::publish::PublishRequest;
-use skyhook_shared::secret::SigningSecret;
-use skyhook_shared::signing::SignatureScheme;
-use skyhook_shared::url::SubscriberUrl;
+use skyhook_domain::ports::{AttemptQuery, PageRequest};
+use skyhook_domain::publish::PublishRequest;
+use skyhook_domain::secret::SigningSecret;
+use skyhook_domain::signing::SignatureScheme;
+use skyhook_domain::url::SubscriberUrl;
+use skyhook_http::{ApiError, ApiPath, ApiQuery, Principal, Role, read_json, read_optional_json};
 
 use crate::{
     ApiState, BULK_TIME_BUDGET, ListResponse, MAX_BODY_BYTES, SubscriberView, audit, authorize,
     page_limit, parse_time_param,
 };
 
-const MAX_EVENT_TYPES: usize = 100;
+const MAX_EVENT_TYPES: usize = skyhook_domain::event_type::MAX_FILTERS;
 const MAX_HEADERS: usize = 20;
 const MAX_DESCRIPTION_CHARS: usize = 1024;
 const MAX_HEADER_VALUE_BYTES: usize = 1024;
@@ -74,7 +72,7 @@ pub fn parse_headers(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, S
                 format!("{name:?} is not a valid header name"),
             ));
         }
-        if skyhook_shared::model::RESERVED_HEADERS.contains(&lower.as_str()) {
+        if skyhook_domain::model::RESERVED_HEADERS.contains(&lower.as_str()) {
             return Err(ApiError::unprocessable(
                 "invalid_headers",
                 format!("header {name} is set by Skyhook and cannot be overridden"),
@@ -179,6 +177,7 @@ pub(crate) async fn create_subscriber(
         signature_scheme,
         created_at: now,
         updated_at: now,
+        secret_version: 0,
     };
     // The secret goes first: a subscriber that exists is always deliverable.
     state
@@ -438,6 +437,11 @@ pub(crate) async fn rotate_secret(
             None
         }
     };
+    // Caches of the secret read it again before the next delivery, not after a TTL.
+    state
+        .subscribers
+        .secret_changed(&sub.tenant, &sub.id)
+        .await?;
     audit(
         &state,
         &principal.tenant,
@@ -588,8 +592,7 @@ async fn recover_one(
     sub: &Subscriber,
     event_id: &EventId,
 ) -> Result<Requeue, ApiError> {
-    let statuses = state.log.statuses(&sub.tenant, event_id).await?;
-    let Some(status) = statuses.into_iter().find(|s| s.subscriber_id == sub.id) else {
+    let Some(status) = state.log.status(&sub.tenant, event_id, &sub.id).await? else {
         return Ok(Requeue::Skipped);
     };
     if status.status != DeliveryState::Failed {

@@ -3,6 +3,7 @@
 //! schedule, and after the last attempt the message goes to the dead-letter queue.
 
 pub mod resolver;
+pub mod stats;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,26 +14,21 @@ use futures::future::join_all;
 use lambda_runtime::LambdaEvent;
 use tracing::Instrument;
 
-use skyhook_shared::aws::{
-    DynamoDbAttemptLog, DynamoDbDeadLetterStore, DynamoDbSubscriberStore, SecretsManagerSecrets,
-    SqsDeliveryQueue,
-};
-use skyhook_shared::config::{self, ConfigError, Env};
-use skyhook_shared::model::{
+use skyhook_aws::{Adapters, Resources, Retention};
+use skyhook_domain::config::{self, ConfigError, Env};
+use skyhook_domain::directory::{Directory, DirectoryView};
+use skyhook_domain::model::{
     AttemptRecord, DeadLetterEntry, DeliveryMessage, DeliveryState, DeliveryStatus, Outcome,
     Subscriber,
 };
-use skyhook_shared::ports::{
-    AttemptLog, DeadLetter, DeadLetterStore, DeliveryQueue, SecretStore, SubscriberStore,
-};
-use skyhook_shared::retry::{RetryDecision, RetryPolicy, RetrySchedule, parse_retry_after};
-use skyhook_shared::secret_cache::CachedSecrets;
-use skyhook_shared::signing::delivery_headers;
+use skyhook_domain::ports::{AttemptLog, DeadLetter, DeadLetterStore, DeliveryQueue, StoreError};
+use skyhook_domain::retry::{RetryDecision, RetryPolicy, RetrySchedule, parse_retry_after};
+use skyhook_domain::signing::delivery_headers;
 
 /// Response bodies are kept in the attempt log up to this many bytes.
 pub const MAX_LOGGED_BODY_BYTES: usize = 4096;
-pub use skyhook_shared::model::CORRELATION_HEADER;
-use skyhook_shared::model::RESERVED_HEADERS;
+pub use skyhook_domain::model::CORRELATION_HEADER;
+use skyhook_domain::model::RESERVED_HEADERS;
 
 /// Settings of the delivery function, read once at start-up.
 #[derive(Debug, Clone)]
@@ -88,7 +84,7 @@ fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .user_agent(format!("Skyhook/{}", skyhook_shared::VERSION))
+        .user_agent(format!("Skyhook/{}", skyhook_domain::VERSION))
         .pool_idle_timeout(Duration::from_secs(60))
 }
 
@@ -117,8 +113,8 @@ pub fn http_client_for(
 /// Everything a delivery needs; built once in `main` (no AWS call happens here).
 #[derive(Clone)]
 pub struct Deliverer {
-    pub subscribers: Arc<dyn SubscriberStore>,
-    pub secrets: Arc<dyn SecretStore>,
+    /// Subscribers and secrets, cached and checked against the directory version per batch.
+    pub directory: Arc<Directory>,
     pub queue: Arc<dyn DeliveryQueue>,
     pub log: Arc<dyn AttemptLog>,
     /// The index `GET /v1/dlq` lists; written when a message is dead-lettered.
@@ -129,34 +125,46 @@ pub struct Deliverer {
     pub policy: RetryPolicy,
 }
 
+impl Config {
+    /// The resources and retention this configuration names, for [`Adapters::from_sdk`].
+    pub fn resources(&self) -> (Resources, Retention) {
+        (
+            Resources {
+                table: self.table.clone(),
+                queue_url: self.queue_url.clone(),
+                dlq_url: Some(self.dlq_url.clone()),
+                secret_prefix: self.secret_prefix.clone(),
+            },
+            Retention {
+                log: self.log_retention,
+                rotation_grace: self.rotation_grace,
+                ..Retention::default()
+            },
+        )
+    }
+}
+
 impl Deliverer {
     /// Fails only when the HTTP client cannot be built (its TLS stack did not start).
     pub fn from_config(
         sdk: &aws_config::SdkConfig,
         config: &Config,
     ) -> Result<Self, reqwest::Error> {
-        let ddb = aws_sdk_dynamodb::Client::new(sdk);
-        let secrets = SecretsManagerSecrets::new(
-            aws_sdk_secretsmanager::Client::new(sdk),
-            &config.secret_prefix,
-        )
-        .with_grace(config.rotation_grace);
+        let (resources, retention) = config.resources();
+        Self::new(&Adapters::from_sdk(sdk, &resources, &retention), config)
+    }
+
+    /// A deliverer over these adapters.
+    pub fn new(adapters: &Adapters, config: &Config) -> Result<Self, reqwest::Error> {
         Ok(Deliverer {
-            subscribers: Arc::new(DynamoDbSubscriberStore::new(ddb.clone(), &config.table)),
-            secrets: Arc::new(CachedSecrets::new(
-                Arc::new(secrets),
+            directory: Arc::new(Directory::new(
+                adapters.subscribers.clone(),
+                adapters.secrets.clone(),
                 config.secret_cache_ttl,
             )),
-            queue: Arc::new(
-                SqsDeliveryQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url)
-                    .with_dead_letter_queue(&config.dlq_url),
-            ),
-            log: Arc::new(DynamoDbAttemptLog::new(
-                ddb.clone(),
-                &config.table,
-                config.log_retention,
-            )),
-            dead_letters: Arc::new(DynamoDbDeadLetterStore::new(ddb, &config.table)),
+            queue: adapters.queue.clone(),
+            log: adapters.log.clone(),
+            dead_letters: adapters.dead_letters.clone(),
             http: http_client_for(config.http_timeout, config.local_mode)?,
             http_timeout: config.http_timeout,
             policy: RetryPolicy::new(config.retry_schedule.clone()),
@@ -179,12 +187,26 @@ pub async fn handle(
     deliverer: &Deliverer,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let records = &event.payload.records;
+    let messages: Vec<Result<DeliveryMessage, String>> = records
+        .iter()
+        .map(|r| DeliveryMessage::from_json(r.body.as_deref().unwrap_or("")))
+        .collect();
+    // One consistent read of the directory versions for the whole batch.
+    let tenants: Vec<_> = messages
+        .iter()
+        .filter_map(|m| m.as_ref().ok().map(|m| m.tenant.clone()))
+        .collect();
+    let view = if tenants.is_empty() {
+        Ok(DirectoryView::default())
+    } else {
+        deliverer.directory.view(&tenants).await
+    };
     let results = join_all(
-        event
-            .payload
-            .records
+        records
             .iter()
-            .map(|record| deliverer.deliver_record(record)),
+            .zip(messages)
+            .map(|(record, message)| deliverer.deliver_parsed(record, message, &view)),
     )
     .await;
     let mut response = SqsBatchResponse::default();
@@ -261,11 +283,27 @@ fn humanize(d: Duration) -> String {
 }
 
 impl Deliverer {
-    /// Delivers one SQS record and decides its fate. Never panics on the record's content.
+    /// Delivers one SQS record on its own (a batch of one) and decides its fate.
     pub async fn deliver_record(&self, record: &SqsMessage) -> RecordResult {
+        let message = DeliveryMessage::from_json(record.body.as_deref().unwrap_or(""));
+        let view = match &message {
+            Ok(m) => self.directory.view(std::slice::from_ref(&m.tenant)).await,
+            Err(_) => Ok(DirectoryView::default()),
+        };
+        self.deliver_parsed(record, message, &view).await
+    }
+
+    /// Delivers one parsed SQS record and decides its fate. Never panics on the record's
+    /// content.
+    async fn deliver_parsed(
+        &self,
+        record: &SqsMessage,
+        message: Result<DeliveryMessage, String>,
+        view: &Result<DirectoryView, StoreError>,
+    ) -> RecordResult {
         let attempt = receive_count(record);
         let body = record.body.as_deref().unwrap_or("");
-        let message = match DeliveryMessage::from_json(body) {
+        let message = match message {
             Ok(m) => m,
             Err(problem) => {
                 tracing::error!(
@@ -290,7 +328,7 @@ impl Deliverer {
             attempt = message.prior_attempts.saturating_add(attempt),
             correlation_id = %message.correlation_id,
         );
-        self.deliver(record, body, &message, attempt)
+        self.deliver(record, body, &message, attempt, view)
             .instrument(span)
             .await
     }
@@ -303,13 +341,18 @@ impl Deliverer {
         raw_body: &str,
         message: &DeliveryMessage,
         round: u32,
+        view: &Result<DirectoryView, StoreError>,
     ) -> RecordResult {
         let attempt = message.prior_attempts.saturating_add(round);
-        let subscriber = match self
-            .subscribers
-            .get(&message.tenant, &message.subscriber_id)
-            .await
-        {
+        let found = match view {
+            Ok(view) => {
+                self.directory
+                    .subscriber(view, &message.tenant, &message.subscriber_id)
+                    .await
+            }
+            Err(e) => Err(StoreError::unavailable("DynamoDB", e)),
+        };
+        let subscriber = match found {
             Ok(Some(s)) if s.active => s,
             Ok(found) => {
                 let why = if found.is_some() {
@@ -330,11 +373,7 @@ impl Deliverer {
                     .await;
             }
         };
-        let secrets = match self
-            .secrets
-            .get(&message.tenant, &message.subscriber_id)
-            .await
-        {
+        let secrets = match self.directory.secrets(&subscriber).await {
             Ok(Some(s)) if !s.signing.is_empty() => s,
             Ok(_) => {
                 tracing::error!("subscriber has no signing secret; dead-lettering");
@@ -438,7 +477,7 @@ impl Deliverer {
         &self,
         subscriber: &Subscriber,
         message: &DeliveryMessage,
-        secrets: &[skyhook_shared::secret::SigningSecret],
+        secrets: &[skyhook_domain::secret::SigningSecret],
         timestamp: i64,
     ) -> HttpResult {
         let body = message.webhook_body();

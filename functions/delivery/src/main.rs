@@ -3,13 +3,13 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use skyhook_delivery::{Config, Deliverer, handle};
-use skyhook_shared::config::ProcessEnv;
+use skyhook_domain::config::ProcessEnv;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    skyhook_shared::telemetry::init()?;
+    skyhook_domain::telemetry::init()?;
     let config = Config::from_env(&ProcessEnv)?;
-    let sdk = skyhook_shared::aws::load_sdk_config().await;
+    let sdk = skyhook_aws::load_sdk_config().await;
     let deliverer = Deliverer::from_config(&sdk, &config)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
         handle(&deliverer, event)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use skyhook_shared::url::is_non_global_ip;
+use skyhook_domain::url::is_non_global_ip;
 
 /// Looks a host name up; the system resolver in production, a fixed answer in tests.
 pub type Lookup =

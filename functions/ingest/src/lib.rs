@@ -14,20 +14,17 @@ use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use skyhook_shared::aws::{
-    DynamoDbApiKeyStore, DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore,
-    SqsDeliveryQueue,
-};
-use skyhook_shared::config::{self, AdminKeySource, ConfigError, Env};
-use skyhook_shared::event_type::EventType;
-pub use skyhook_shared::http::with_fallbacks;
-use skyhook_shared::http::{ApiError, Authenticator, Role, read_json};
-use skyhook_shared::ids::{SubscriberId, TenantId};
-use skyhook_shared::ports::PublishReceipt;
-use skyhook_shared::publish::{PublishError, PublishRequest, Publisher};
+use skyhook_aws::{Adapters, Resources, Retention};
+use skyhook_domain::config::{self, AdminKeySource, ConfigError, Env};
+use skyhook_domain::event_type::EventType;
+use skyhook_domain::ids::{SubscriberId, TenantId};
+use skyhook_domain::ports::PublishReceipt;
+use skyhook_domain::publish::{PublishError, PublishRequest, Publisher};
+pub use skyhook_http::with_fallbacks;
+use skyhook_http::{ApiError, Authenticator, Role, read_json};
 
 pub const EVENTBRIDGE_TENANT: &str = "SKYHOOK_EVENTBRIDGE_TENANT";
-pub use skyhook_shared::model::CORRELATION_HEADER;
+pub use skyhook_domain::model::CORRELATION_HEADER;
 
 /// Settings of the ingest functions, read once at start-up.
 #[derive(Debug, Clone)]
@@ -77,36 +74,37 @@ pub const REQUIRED_ENV_EVENTS: &[&str] = &[config::TABLE, config::QUEUE_URL];
 pub const REQUIRED_ENV_HTTP: &[&str] =
     &[config::TABLE, config::QUEUE_URL, config::ADMIN_KEY_SECRET];
 
-/// Builds the publisher over DynamoDB and SQS. Clients are made here, once per process.
-pub fn publisher(sdk: &aws_config::SdkConfig, config: &Config) -> Publisher {
-    let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    Publisher {
-        subscribers: Arc::new(DynamoDbSubscriberStore::new(ddb.clone(), &config.table)),
-        events: Arc::new(DynamoDbEventStore::new(
-            ddb.clone(),
-            &config.table,
-            config.log_retention,
-        )),
-        queue: Arc::new(SqsDeliveryQueue::new(
-            aws_sdk_sqs::Client::new(sdk),
-            &config.queue_url,
-        )),
-        idempotency: Arc::new(DynamoDbIdempotencyStore::new(ddb, &config.table)),
-        idempotency_ttl: config::IDEMPOTENCY_TTL,
+impl Config {
+    /// The adapters this configuration names (clients are made once per process).
+    pub fn adapters(&self, sdk: &aws_config::SdkConfig) -> Adapters {
+        Adapters::from_sdk(
+            sdk,
+            &Resources {
+                table: self.table.clone(),
+                queue_url: self.queue_url.clone(),
+                dlq_url: None,
+                secret_prefix: config::DEFAULT_SECRET_PREFIX.to_string(),
+            },
+            &Retention {
+                log: self.log_retention,
+                ..Retention::default()
+            },
+        )
     }
+}
+
+/// Builds the publisher over DynamoDB and SQS.
+pub fn publisher(sdk: &aws_config::SdkConfig, config: &Config) -> Publisher {
+    config.adapters(sdk).publisher()
 }
 
 /// The authenticator of `ingest-http`: the bootstrap key and the API keys issued through
 /// `POST /v1/api-keys`. `None` when the config has no admin key (`ingest-events`).
-pub fn authenticator(sdk: &aws_config::SdkConfig, config: &Config) -> Option<Authenticator> {
+pub fn authenticator(adapters: &Adapters, config: &Config) -> Option<Authenticator> {
     let source = config.admin_key.clone()?;
     Some(
-        Authenticator::new(source, Some(aws_sdk_secretsmanager::Client::new(sdk))).with_key_store(
-            Arc::new(DynamoDbApiKeyStore::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                &config.table,
-            )),
-        ),
+        Authenticator::new(source, Some(adapters.secret_values.clone()))
+            .with_key_store(adapters.keys.clone()),
     )
 }
 
@@ -121,9 +119,14 @@ impl IngestState {
     /// The state `ingest-http` and the local runner serve. `None` when the config has no
     /// admin key source (it was read for `ingest-events`).
     pub fn from_config(sdk: &aws_config::SdkConfig, config: &Config) -> Option<Self> {
+        Self::new(&config.adapters(sdk), config)
+    }
+
+    /// The state over these adapters.
+    pub fn new(adapters: &Adapters, config: &Config) -> Option<Self> {
         Some(IngestState {
-            publisher: publisher(sdk, config),
-            auth: Arc::new(authenticator(sdk, config)?),
+            publisher: adapters.publisher(),
+            auth: Arc::new(authenticator(adapters, config)?),
             max_payload_bytes: config.max_payload_bytes,
         })
     }
@@ -155,7 +158,7 @@ pub fn router(state: Arc<IngestState>) -> Router {
 }
 
 pub async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok", "version": skyhook_shared::VERSION}))
+    Json(serde_json::json!({"status": "ok", "version": skyhook_domain::VERSION}))
 }
 
 #[derive(Deserialize)]
@@ -300,7 +303,7 @@ pub async fn handle_eventbridge(
             correlation_id: ev
                 .id
                 .clone()
-                .filter(|id| skyhook_shared::publish::validate_correlation_id(id).is_ok()),
+                .filter(|id| skyhook_domain::publish::validate_correlation_id(id).is_ok()),
             timestamp: ev.time,
         })
         .await?;

@@ -1,14 +1,14 @@
 //! Lambda entry point for EventBridge events (a rule targets this function).
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use skyhook_domain::config::ProcessEnv;
 use skyhook_ingest::{Config, handle_eventbridge, publisher};
-use skyhook_shared::config::ProcessEnv;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    skyhook_shared::telemetry::init()?;
+    skyhook_domain::telemetry::init()?;
     let config = Config::from_env(&ProcessEnv, false)?;
-    let sdk = skyhook_shared::aws::load_sdk_config().await;
+    let sdk = skyhook_aws::load_sdk_config().await;
     let publisher = publisher(&sdk, &config);
     let tenant = &config.eventbridge_tenant;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {

@@ -1,6 +1,7 @@
 //! Ports: one small trait per capability the functions need from the outside world.
-//! Each has an AWS adapter (`crate::aws`) and an in-memory twin (`crate::memory`).
+//! Each has an AWS adapter (`crate::aws`); some have an in-memory twin (`crate::memory`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -65,22 +66,28 @@ pub struct Page<T> {
 
 #[async_trait]
 pub trait SubscriberStore: Send + Sync {
-    /// Stores a new subscriber; `Conflict` when the id is taken.
+    /// Stores a new subscriber and its routes; `Conflict` when the id is taken.
     async fn create(&self, subscriber: &Subscriber) -> Result<(), StoreError>;
+    /// Read consistently: a change is seen by the very next read.
     async fn get(
         &self,
         tenant: &TenantId,
         id: &SubscriberId,
     ) -> Result<Option<Subscriber>, StoreError>;
-    /// Returns whether something was deleted.
+    /// Removes the subscriber and its routes. Returns whether something was deleted.
     async fn delete(&self, tenant: &TenantId, id: &SubscriberId) -> Result<bool, StoreError>;
     async fn list(
         &self,
         tenant: &TenantId,
         page: &PageRequest,
     ) -> Result<Page<Subscriber>, StoreError>;
-    /// Every active subscriber of the tenant, for fan-out.
-    async fn active(&self, tenant: &TenantId) -> Result<Vec<Subscriber>, StoreError>;
+    /// The active subscribers whose filters match `event_type`, ordered by id, for fan-out.
+    /// Reads only what can match, never the tenant's whole list.
+    async fn targets(
+        &self,
+        tenant: &TenantId,
+        event_type: &EventType,
+    ) -> Result<Vec<SubscriberId>, StoreError>;
     /// Replaces a subscriber that was last updated at `expected_updated_at`. `Conflict` when it
     /// changed or disappeared meanwhile, so two concurrent edits never silently undo each other
     /// and an edit never brings a deleted subscriber back.
@@ -89,6 +96,12 @@ pub trait SubscriberStore: Send + Sync {
         subscriber: &Subscriber,
         expected_updated_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    /// Notes that the subscriber's signing secret changed: its secret version goes up, so
+    /// every cache of the secret reads it again before the next delivery.
+    async fn secret_changed(&self, tenant: &TenantId, id: &SubscriberId) -> Result<(), StoreError>;
+    /// Each tenant's directory version, read consistently: it goes up with every change to
+    /// one of the tenant's subscribers (0: never changed). Caches compare it before use.
+    async fn versions(&self, tenants: &[TenantId]) -> Result<HashMap<TenantId, u64>, StoreError>;
 }
 
 /// The result of one `SendMessageBatch`-sized send: the indexes (into the slice given)
@@ -138,10 +151,13 @@ pub trait EventStore: Send + Sync {
     ) -> Result<Option<EventRecord>, StoreError>;
 }
 
+/// The delivery ledger: one item per (event, subscriber) holding its latest attempt, which
+/// is the delivery's status, and the attempts before it.
 #[async_trait]
 pub trait AttemptLog: Send + Sync {
     /// Logs one attempt and moves the (event, subscriber) status on. A status never goes
-    /// back to an earlier attempt, so a late duplicate cannot undo a newer result.
+    /// back to an earlier attempt, so a late duplicate cannot undo a newer result (it is
+    /// still logged, as an earlier attempt).
     async fn record(
         &self,
         attempt: &AttemptRecord,
@@ -154,32 +170,44 @@ pub trait AttemptLog: Send + Sync {
         event_id: &EventId,
         status: &DeliveryStatus,
     ) -> Result<(), StoreError>;
+    /// The status of one delivery; `None` before its first attempt.
+    async fn status(
+        &self,
+        tenant: &TenantId,
+        event_id: &EventId,
+        subscriber: &SubscriberId,
+    ) -> Result<Option<DeliveryStatus>, StoreError>;
+    /// The statuses of an event's deliveries to these subscribers, where one exists.
     async fn statuses(
         &self,
         tenant: &TenantId,
         event_id: &EventId,
+        subscribers: &[SubscriberId],
     ) -> Result<Vec<DeliveryStatus>, StoreError>;
+    /// Every logged attempt of one delivery, in attempt order.
     async fn attempts(
         &self,
         tenant: &TenantId,
         event_id: &EventId,
+        subscriber: &SubscriberId,
     ) -> Result<Vec<AttemptRecord>, StoreError>;
-    /// One page of the tenant's attempt log, filtered. Newest first, except when `event_id`
-    /// is given: then by subscriber and attempt number.
+    /// One page of the tenant's attempt log, filtered. Newest event first, each event's
+    /// attempts newest first; with `event_id`, by subscriber and attempt number.
     async fn list(
         &self,
         tenant: &TenantId,
         query: &AttemptQuery,
     ) -> Result<Page<AttemptRecord>, StoreError>;
-    /// Totals over finished deliveries, of the tenant or of one of its subscribers.
+    /// Totals over finished deliveries, of the tenant or of one of its subscribers, as far
+    /// as the stats consumer has folded the ledger's changes in.
     async fn stats(
         &self,
         tenant: &TenantId,
         subscriber: Option<&SubscriberId>,
     ) -> Result<DeliveryStats, StoreError>;
-    /// Moves a status from `expected` (`None`: no status yet) to `new`, and the totals with
-    /// it. `Ok(false)` when the stored status is no longer `expected` (same state and attempts):
-    /// someone else moved it first. Used to reopen a failed delivery for redrive or recovery.
+    /// Moves a status from `expected` (`None`: no status yet) to `new`. `Ok(false)` when the
+    /// stored status is no longer `expected` (same state and attempts): someone else moved it
+    /// first. Used to reopen a failed delivery for redrive or recovery.
     async fn replace_status(
         &self,
         tenant: &TenantId,
@@ -187,6 +215,22 @@ pub trait AttemptLog: Send + Sync {
         expected: Option<&DeliveryStatus>,
         new: &DeliveryStatus,
     ) -> Result<bool, StoreError>;
+}
+
+/// One change of the totals, folded from a batch of ledger changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsChange {
+    pub tenant: TenantId,
+    /// `None`: the tenant's totals.
+    pub subscriber: Option<SubscriberId>,
+    pub delta: DeliveryStats,
+}
+
+/// The stats counters. `batch` names the batch of ledger changes the deltas were folded
+/// from: applying the same batch twice (a retried stream batch) counts it once.
+#[async_trait]
+pub trait StatsCounters: Send + Sync {
+    async fn apply(&self, batch: &str, changes: &[StatsChange]) -> Result<(), StoreError>;
 }
 
 /// Filters of `GET /v1/deliveries`. Times are inclusive bounds on an attempt's start.
@@ -199,16 +243,6 @@ pub struct AttemptQuery {
     pub until: Option<DateTime<Utc>>,
     pub limit: usize,
     pub cursor: Option<String>,
-}
-
-/// Whether a status may overwrite the stored one: a final status (delivered, failed) is never
-/// overwritten by the delivery function, and a status never goes back to an earlier attempt.
-/// Reopening a failed delivery is an explicit [`AttemptLog::replace_status`].
-pub fn status_may_replace(stored: Option<&DeliveryStatus>, new: &DeliveryStatus) -> bool {
-    match stored {
-        None => true,
-        Some(old) => !old.status.is_final() && old.attempts <= new.attempts,
-    }
 }
 
 /// The index of dead-lettered deliveries, so the DLQ can be listed per tenant and page by
@@ -351,6 +385,13 @@ impl SubscriberSecrets {
     }
 }
 
+/// Secret values by name or ARN: where a deployment keeps the bootstrap admin key.
+#[async_trait]
+pub trait SecretValues: Send + Sync {
+    /// The secret's current string value; `None` when there is no such secret.
+    async fn secret_string(&self, id: &str) -> Result<Option<String>, StoreError>;
+}
+
 #[async_trait]
 pub trait SecretStore: Send + Sync {
     async fn create(
@@ -365,6 +406,15 @@ pub trait SecretStore: Send + Sync {
         tenant: &TenantId,
         id: &SubscriberId,
     ) -> Result<Option<SubscriberSecrets>, StoreError>;
+    /// The current secret alone, for a subscriber whose secret was never rotated (nothing
+    /// else can be signing): one read where [`SecretStore::get`] may need two.
+    async fn get_current(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriberId,
+    ) -> Result<Option<SubscriberSecrets>, StoreError> {
+        self.get(tenant, id).await
+    }
     async fn delete(&self, tenant: &TenantId, id: &SubscriberId) -> Result<(), StoreError>;
     /// Makes `secret` the current one; the one it replaces keeps signing alongside for the
     /// store's grace period. Returns when the grace period ends, or `None` when the subscriber

@@ -1,4 +1,5 @@
-//! SQS adapter for the delivery queue and its dead-letter queue.
+//! The delivery queue on SQS: fan-out sends, retry delays by visibility timeout, and moving
+//! a message to the dead-letter queue with its reason.
 
 use std::time::Duration;
 
@@ -7,13 +8,11 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
 use super::sdk_error;
-use crate::model::DeliveryMessage;
-use crate::ports::{
-    BatchSendResult, DeadLetter, DeadLetterQueue, DeadMessage, DeliveryQueue, StoreError,
-};
-use crate::retry::visibility_timeout_secs;
+use skyhook_domain::model::DeliveryMessage;
+use skyhook_domain::ports::{BatchSendResult, DeadLetter, DeliveryQueue, StoreError};
+use skyhook_domain::retry::visibility_timeout_secs;
 
-const SERVICE: &str = "SQS";
+pub(crate) const SERVICE: &str = "SQS";
 
 #[derive(Clone)]
 pub struct SqsDeliveryQueue {
@@ -144,92 +143,6 @@ impl DeliveryQueue for SqsDeliveryQueue {
             }
         }
         send.send().await.map_err(|e| sdk_error(SERVICE, &e))?;
-        Ok(())
-    }
-}
-
-/// Reads the dead-letter queue for redrive: messages are received with a visibility timeout
-/// that holds them while a redrive decides, then deleted or released.
-#[derive(Clone)]
-pub struct SqsDeadLetterQueue {
-    client: Client,
-    dlq_url: String,
-}
-
-impl SqsDeadLetterQueue {
-    pub fn new(client: Client, dlq_url: impl Into<String>) -> Self {
-        Self {
-            client,
-            dlq_url: dlq_url.into(),
-        }
-    }
-}
-
-#[async_trait]
-impl DeadLetterQueue for SqsDeadLetterQueue {
-    async fn receive(&self, max: usize, hold: Duration) -> Result<Vec<DeadMessage>, StoreError> {
-        let out = self
-            .client
-            .receive_message()
-            .queue_url(&self.dlq_url)
-            .max_number_of_messages(i32::try_from(max.clamp(1, 10)).unwrap_or(10))
-            .visibility_timeout(visibility_timeout_secs(hold).max(1))
-            // A short long-poll asks every SQS server, so an empty answer means empty.
-            .wait_time_seconds(1)
-            .message_attribute_names("skyhook_attempts")
-            .message_system_attribute_names(
-                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
-            )
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, &e))?;
-        Ok(out
-            .messages()
-            .iter()
-            .filter_map(|m| {
-                let attempts = m
-                    .message_attributes()
-                    .and_then(|a| a.get("skyhook_attempts"))
-                    .and_then(|v| v.string_value())
-                    .and_then(|v| v.parse().ok())
-                    .or_else(|| {
-                        m.attributes()
-                            .and_then(|a| {
-                                a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
-                            })
-                            .and_then(|v| v.parse::<u32>().ok())
-                            // This receive counts too; what came before it were the attempts.
-                            .map(|n| n.saturating_sub(1))
-                    });
-                Some(DeadMessage {
-                    handle: m.receipt_handle()?.to_string(),
-                    body: m.body().unwrap_or_default().to_string(),
-                    attempts,
-                })
-            })
-            .collect())
-    }
-
-    async fn delete(&self, handle: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_message()
-            .queue_url(&self.dlq_url)
-            .receipt_handle(handle)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, &e))?;
-        Ok(())
-    }
-
-    async fn release(&self, handle: &str) -> Result<(), StoreError> {
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.dlq_url)
-            .receipt_handle(handle)
-            .visibility_timeout(0)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
-//! In-memory twins of the ports, for unit tests and for trying the domain logic without AWS.
-//! They keep the same contracts as the AWS adapters (conflicts, status ordering, expiry).
+//! In-memory twins of the ports the domain's unit tests use. `crate::contract` holds the
+//! cases each twin and its AWS adapter must both pass.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -8,16 +8,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::event_type::EventType;
 use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
-use crate::model::{
-    ApiKey, AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryMessage, DeliveryStats,
-    DeliveryStatus, EventRecord, Subscriber,
-};
+use crate::model::{ApiKey, DeliveryMessage, EventRecord, Subscriber};
 use crate::ports::{
-    ApiKeyStore, AttemptLog, AttemptQuery, AuditLog, BatchSendResult, DeadLetter, DeadLetterQueue,
-    DeadLetterStore, DeadMessage, DeliveryQueue, EventStore, IDEMPOTENCY_LEASE, IdempotencyClaim,
-    IdempotencyStore, Page, PageRequest, PublishReceipt, SecretStore, StoreError,
-    SubscriberSecrets, SubscriberStore, status_may_replace,
+    ApiKeyStore, BatchSendResult, DeadLetter, DeliveryQueue, EventStore, IDEMPOTENCY_LEASE,
+    IdempotencyClaim, IdempotencyStore, Page, PageRequest, PublishReceipt, SecretStore, StoreError,
+    SubscriberSecrets, SubscriberStore,
 };
 use crate::secret::SigningSecret;
 
@@ -29,6 +26,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Default)]
 pub struct MemorySubscriberStore {
     items: Mutex<BTreeMap<(TenantId, SubscriberId), Subscriber>>,
+    versions: Mutex<HashMap<TenantId, u64>>,
+}
+
+impl MemorySubscriberStore {
+    fn bump(&self, tenant: &TenantId) {
+        *lock(&self.versions).entry(tenant.clone()).or_default() += 1;
+    }
 }
 
 #[async_trait]
@@ -43,6 +47,8 @@ impl SubscriberStore for MemorySubscriberStore {
             )));
         }
         items.insert(key, subscriber.clone());
+        drop(items);
+        self.bump(&subscriber.tenant);
         Ok(())
     }
 
@@ -57,9 +63,13 @@ impl SubscriberStore for MemorySubscriberStore {
     }
 
     async fn delete(&self, tenant: &TenantId, id: &SubscriberId) -> Result<bool, StoreError> {
-        Ok(lock(&self.items)
+        let removed = lock(&self.items)
             .remove(&(tenant.clone(), id.clone()))
-            .is_some())
+            .is_some();
+        if removed {
+            self.bump(tenant);
+        }
+        Ok(removed)
     }
 
     async fn list(
@@ -89,11 +99,35 @@ impl SubscriberStore for MemorySubscriberStore {
         })
     }
 
-    async fn active(&self, tenant: &TenantId) -> Result<Vec<Subscriber>, StoreError> {
+    async fn targets(
+        &self,
+        tenant: &TenantId,
+        event_type: &EventType,
+    ) -> Result<Vec<SubscriberId>, StoreError> {
         Ok(lock(&self.items)
             .values()
-            .filter(|s| &s.tenant == tenant && s.active)
-            .cloned()
+            .filter(|s| &s.tenant == tenant && s.active && s.wants(event_type))
+            .map(|s| s.id.clone())
+            .collect())
+    }
+
+    async fn secret_changed(&self, tenant: &TenantId, id: &SubscriberId) -> Result<(), StoreError> {
+        {
+            let mut items = lock(&self.items);
+            let sub = items
+                .get_mut(&(tenant.clone(), id.clone()))
+                .ok_or_else(|| StoreError::Conflict(format!("subscriber {id} was deleted")))?;
+            sub.secret_version += 1;
+        }
+        self.bump(tenant);
+        Ok(())
+    }
+
+    async fn versions(&self, tenants: &[TenantId]) -> Result<HashMap<TenantId, u64>, StoreError> {
+        let versions = lock(&self.versions);
+        Ok(tenants
+            .iter()
+            .map(|t| (t.clone(), versions.get(t).copied().unwrap_or(0)))
             .collect())
     }
 
@@ -106,7 +140,11 @@ impl SubscriberStore for MemorySubscriberStore {
         let key = (subscriber.tenant.clone(), subscriber.id.clone());
         match items.get(&key) {
             Some(old) if old.updated_at == expected_updated_at => {
-                items.insert(key, subscriber.clone());
+                let mut new = subscriber.clone();
+                new.secret_version = old.secret_version;
+                items.insert(key, new);
+                drop(items);
+                self.bump(&subscriber.tenant);
                 Ok(())
             }
             _ => Err(StoreError::Conflict(format!(
@@ -204,180 +242,6 @@ impl EventStore for MemoryEventStore {
         Ok(lock(&self.events)
             .get(&(tenant.clone(), id.clone()))
             .cloned())
-    }
-}
-
-type StatusKey = (TenantId, EventId, SubscriberId);
-
-#[derive(Default)]
-pub struct MemoryAttemptLog {
-    pub attempts: Mutex<Vec<AttemptRecord>>,
-    statuses: Mutex<BTreeMap<StatusKey, DeliveryStatus>>,
-    totals: Mutex<HashMap<(TenantId, Option<SubscriberId>), DeliveryStats>>,
-}
-
-fn add_stats(a: DeliveryStats, b: DeliveryStats) -> DeliveryStats {
-    DeliveryStats {
-        success: a.success + b.success,
-        failure: a.failure + b.failure,
-        attempts: a.attempts + b.attempts,
-    }
-}
-
-impl MemoryAttemptLog {
-    fn add_totals(&self, tenant: &TenantId, sub: &SubscriberId, change: DeliveryStats) {
-        if change.is_zero() {
-            return;
-        }
-        let mut totals = lock(&self.totals);
-        for key in [(tenant.clone(), None), (tenant.clone(), Some(sub.clone()))] {
-            let entry = totals.entry(key).or_default();
-            *entry = add_stats(*entry, change);
-        }
-    }
-
-    fn put_status(&self, tenant: &TenantId, event_id: &EventId, status: &DeliveryStatus) {
-        let mut statuses = lock(&self.statuses);
-        let key = (
-            tenant.clone(),
-            event_id.clone(),
-            status.subscriber_id.clone(),
-        );
-        let old = statuses.get(&key).cloned();
-        if status_may_replace(old.as_ref(), status) {
-            statuses.insert(key, status.clone());
-            drop(statuses);
-            let before = old
-                .as_ref()
-                .map(DeliveryStats::of_status)
-                .unwrap_or_default();
-            self.add_totals(
-                tenant,
-                &status.subscriber_id,
-                DeliveryStats::of_status(status).minus(before),
-            );
-        }
-    }
-}
-
-#[async_trait]
-impl AttemptLog for MemoryAttemptLog {
-    async fn record(
-        &self,
-        attempt: &AttemptRecord,
-        status: &DeliveryStatus,
-    ) -> Result<(), StoreError> {
-        lock(&self.attempts).push(attempt.clone());
-        self.put_status(&attempt.tenant, &attempt.event_id, status);
-        Ok(())
-    }
-
-    async fn set_status(
-        &self,
-        tenant: &TenantId,
-        event_id: &EventId,
-        status: &DeliveryStatus,
-    ) -> Result<(), StoreError> {
-        self.put_status(tenant, event_id, status);
-        Ok(())
-    }
-
-    async fn statuses(
-        &self,
-        tenant: &TenantId,
-        event_id: &EventId,
-    ) -> Result<Vec<DeliveryStatus>, StoreError> {
-        Ok(lock(&self.statuses)
-            .iter()
-            .filter(|((t, e, _), _)| t == tenant && e == event_id)
-            .map(|(_, s)| s.clone())
-            .collect())
-    }
-
-    async fn attempts(
-        &self,
-        tenant: &TenantId,
-        event_id: &EventId,
-    ) -> Result<Vec<AttemptRecord>, StoreError> {
-        Ok(lock(&self.attempts)
-            .iter()
-            .filter(|a| &a.tenant == tenant && &a.event_id == event_id)
-            .cloned()
-            .collect())
-    }
-
-    async fn list(
-        &self,
-        tenant: &TenantId,
-        q: &AttemptQuery,
-    ) -> Result<Page<AttemptRecord>, StoreError> {
-        let mut items: Vec<AttemptRecord> = lock(&self.attempts)
-            .iter()
-            .filter(|a| &a.tenant == tenant)
-            .filter(|a| {
-                q.subscriber_id
-                    .as_ref()
-                    .is_none_or(|s| s == &a.subscriber_id)
-            })
-            .filter(|a| q.event_id.as_ref().is_none_or(|e| e == &a.event_id))
-            .filter(|a| q.outcome.is_none_or(|o| o == a.outcome))
-            .filter(|a| q.since.is_none_or(|t| a.started_at >= t))
-            .filter(|a| q.until.is_none_or(|t| a.started_at <= t))
-            .cloned()
-            .collect();
-        if q.event_id.is_some() {
-            items.sort_by(|a, b| (&a.subscriber_id, a.attempt).cmp(&(&b.subscriber_id, b.attempt)));
-        } else {
-            items.sort_by_key(|a| std::cmp::Reverse(a.started_at));
-        }
-        page_after(
-            &items,
-            |a| format!("{}#{}#{}", a.event_id, a.subscriber_id, a.attempt),
-            &PageRequest {
-                limit: q.limit,
-                cursor: q.cursor.clone(),
-                active: None,
-            },
-        )
-    }
-
-    async fn stats(
-        &self,
-        tenant: &TenantId,
-        subscriber: Option<&SubscriberId>,
-    ) -> Result<DeliveryStats, StoreError> {
-        Ok(lock(&self.totals)
-            .get(&(tenant.clone(), subscriber.cloned()))
-            .copied()
-            .unwrap_or_default())
-    }
-
-    async fn replace_status(
-        &self,
-        tenant: &TenantId,
-        event_id: &EventId,
-        expected: Option<&DeliveryStatus>,
-        new: &DeliveryStatus,
-    ) -> Result<bool, StoreError> {
-        let mut statuses = lock(&self.statuses);
-        let key = (tenant.clone(), event_id.clone(), new.subscriber_id.clone());
-        let matches = match (statuses.get(&key), expected) {
-            (None, None) => true,
-            (Some(old), Some(exp)) => old.status == exp.status && old.attempts == exp.attempts,
-            _ => false,
-        };
-        if !matches {
-            return Ok(false);
-        }
-        statuses.insert(key, new.clone());
-        drop(statuses);
-        let before = expected.map(DeliveryStats::of_status).unwrap_or_default();
-        self.add_totals(
-            tenant,
-            &new.subscriber_id,
-            DeliveryStats::of_status(new).minus(before),
-        );
-        Ok(true)
     }
 }
 
@@ -559,122 +423,6 @@ impl SecretStore for MemorySecretStore {
     }
 }
 
-/// The dead-letter index in memory.
-#[derive(Default)]
-pub struct MemoryDeadLetterStore {
-    entries: Mutex<BTreeMap<(TenantId, EventId, SubscriberId), DeadLetterEntry>>,
-}
-
-#[async_trait]
-impl DeadLetterStore for MemoryDeadLetterStore {
-    async fn put(&self, entry: &DeadLetterEntry) -> Result<(), StoreError> {
-        lock(&self.entries).insert(
-            (
-                entry.tenant.clone(),
-                entry.event_id.clone(),
-                entry.subscriber_id.clone(),
-            ),
-            entry.clone(),
-        );
-        Ok(())
-    }
-
-    async fn list(
-        &self,
-        tenant: &TenantId,
-        subscriber: Option<&SubscriberId>,
-        page: &PageRequest,
-    ) -> Result<Page<DeadLetterEntry>, StoreError> {
-        let items: Vec<DeadLetterEntry> = lock(&self.entries)
-            .values()
-            .filter(|e| &e.tenant == tenant)
-            .filter(|e| subscriber.is_none_or(|s| s == &e.subscriber_id))
-            .cloned()
-            .collect();
-        page_after(
-            &items,
-            |e| format!("{}#{}", e.event_id, e.subscriber_id),
-            page,
-        )
-    }
-
-    async fn remove(
-        &self,
-        tenant: &TenantId,
-        event_id: &EventId,
-        subscriber: &SubscriberId,
-    ) -> Result<(), StoreError> {
-        lock(&self.entries).remove(&(tenant.clone(), event_id.clone(), subscriber.clone()));
-        Ok(())
-    }
-}
-
-struct QueuedDeadMessage {
-    message: DeadMessage,
-    held: bool,
-}
-
-/// A dead-letter queue in memory: messages are held by handle while received.
-#[derive(Default)]
-pub struct MemoryDeadLetterQueue {
-    messages: Mutex<Vec<QueuedDeadMessage>>,
-}
-
-impl MemoryDeadLetterQueue {
-    pub fn push(&self, body: &str, attempts: Option<u32>) {
-        lock(&self.messages).push(QueuedDeadMessage {
-            message: DeadMessage {
-                handle: format!("h{}", uuid_like()),
-                body: body.to_string(),
-                attempts,
-            },
-            held: false,
-        });
-    }
-
-    pub fn len(&self) -> usize {
-        lock(&self.messages).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-fn uuid_like() -> String {
-    EventId::new().to_string()
-}
-
-#[async_trait]
-impl DeadLetterQueue for MemoryDeadLetterQueue {
-    async fn receive(&self, max: usize, _hold: Duration) -> Result<Vec<DeadMessage>, StoreError> {
-        let mut messages = lock(&self.messages);
-        Ok(messages
-            .iter_mut()
-            .filter(|m| !m.held)
-            .take(max)
-            .map(|m| {
-                m.held = true;
-                m.message.clone()
-            })
-            .collect())
-    }
-
-    async fn delete(&self, handle: &str) -> Result<(), StoreError> {
-        lock(&self.messages).retain(|m| m.message.handle != handle);
-        Ok(())
-    }
-
-    async fn release(&self, handle: &str) -> Result<(), StoreError> {
-        for m in lock(&self.messages).iter_mut() {
-            if m.message.handle == handle {
-                m.held = false;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// API keys in memory, by digest.
 #[derive(Default)]
 pub struct MemoryApiKeyStore {
@@ -715,38 +463,5 @@ impl ApiKeyStore for MemoryApiKeyStore {
         let before = keys.len();
         keys.retain(|_, k| !(&k.tenant == tenant && &k.id == id));
         Ok(keys.len() != before)
-    }
-}
-
-/// The audit trail in memory.
-#[derive(Default)]
-pub struct MemoryAuditLog {
-    pub records: Mutex<Vec<AuditRecord>>,
-}
-
-#[async_trait]
-impl AuditLog for MemoryAuditLog {
-    async fn record(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        lock(&self.records).push(record.clone());
-        Ok(())
-    }
-
-    async fn list(
-        &self,
-        tenant: &TenantId,
-        page: &PageRequest,
-    ) -> Result<Page<AuditRecord>, StoreError> {
-        let items: Vec<AuditRecord> = lock(&self.records)
-            .iter()
-            .rev()
-            .filter(|r| &r.tenant == tenant)
-            .cloned()
-            .collect();
-        let indexed: Vec<(usize, AuditRecord)> = items.into_iter().enumerate().collect();
-        let page = page_after(&indexed, |(i, _)| i.to_string(), page)?;
-        Ok(Page {
-            items: page.items.into_iter().map(|(_, r)| r).collect(),
-            next_cursor: page.next_cursor,
-        })
     }
 }

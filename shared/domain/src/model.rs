@@ -51,6 +51,9 @@ pub struct Subscriber {
     pub signature_scheme: SignatureScheme,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Bumped by every secret rotation, so caches of the secret know when to read it again.
+    #[serde(skip)]
+    pub secret_version: u64,
 }
 
 impl Subscriber {
@@ -282,8 +285,13 @@ impl DeliveryStats {
 
     /// What one status contributes to the totals: only final statuses count.
     pub fn of_status(status: &DeliveryStatus) -> Self {
-        let attempts = i64::from(status.attempts);
-        match status.status {
+        Self::of(status.status, status.attempts)
+    }
+
+    /// What a delivery in `state` after `attempts` attempts contributes to the totals.
+    pub fn of(state: DeliveryState, attempts: u32) -> Self {
+        let attempts = i64::from(attempts);
+        match state {
             DeliveryState::Delivered => DeliveryStats {
                 success: 1,
                 failure: 0,
@@ -304,6 +312,14 @@ impl DeliveryStats {
             success: self.success - other.success,
             failure: self.failure - other.failure,
             attempts: self.attempts - other.attempts,
+        }
+    }
+
+    pub fn plus(self, other: Self) -> Self {
+        DeliveryStats {
+            success: self.success + other.success,
+            failure: self.failure + other.failure,
+            attempts: self.attempts + other.attempts,
         }
     }
 

@@ -3,12 +3,13 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use super::sdk_error_text;
-use crate::ports::StoreError;
+use skyhook_domain::ports::StoreError;
 
 /// Names of the resources to create.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ impl ResourceNames {
 #[derive(Debug, Clone)]
 pub struct Provisioned {
     pub table: String,
+    /// The table's change stream, which the stats consumer reads.
+    pub stream_arn: String,
     pub queue_url: String,
     pub dlq_url: String,
     pub dlq_arn: String,
@@ -43,7 +46,7 @@ const DEFAULT_VISIBILITY_SECS: u32 = 90;
 /// 14 days, the SQS maximum: a message outlives the longest retry schedule.
 const RETENTION_SECS: u32 = 1_209_600;
 
-/// Creates the table (keys, `gsi1`, `gsi2`, TTL on `expires_at`) and the delivery queue with
+/// Creates the table (keys, the sparse `gsi1`, a stream of new and old images, TTL on `expires_at`) and the delivery queue with
 /// its DLQ, whose redrive policy moves a message after `max_receive_count` receives.
 pub async fn provision(
     config: &aws_config::SdkConfig,
@@ -74,8 +77,10 @@ pub async fn provision(
         .send()
         .await
         .map_err(|e| StoreError::unavailable("SQS", sdk_error_text(&e)))?;
+    let stream_arn = table_stream_arn(&aws_sdk_dynamodb::Client::new(config), &names.table).await?;
     Ok(Provisioned {
         table: names.table.clone(),
+        stream_arn,
         queue_url,
         dlq_url,
         dlq_arn,
@@ -127,7 +132,8 @@ fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {
 }
 
 /// Every global secondary index of the table.
-const INDEXES: [&str; 2] = ["gsi1", "gsi2"];
+/// The sparse dead-letter index; nothing on the delivery path carries its keys.
+const INDEXES: [&str; 1] = ["gsi1"];
 
 async fn add_index(
     ddb: &aws_sdk_dynamodb::Client,
@@ -198,6 +204,9 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(),
             }
             Err(err) => return Err(StoreError::unavailable("DynamoDB", sdk_error_text(&err))),
         };
+    if existing_indexes.is_some() {
+        enable_stream(ddb, table).await?;
+    }
     if let Some(indexes) = &existing_indexes {
         // A table made by an earlier version (a kept local runner table) gains the indexes
         // added since, one at a time as DynamoDB requires.
@@ -215,13 +224,12 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(),
             .attribute_definitions(key_attribute("sk")?)
             .attribute_definitions(key_attribute("gsi1pk")?)
             .attribute_definitions(key_attribute("gsi1sk")?)
-            .attribute_definitions(key_attribute("gsi2pk")?)
-            .attribute_definitions(key_attribute("gsi2sk")?)
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
             .set_global_secondary_indexes(Some(
                 INDEXES.iter().map(|n| index(n)).collect::<Result<_, _>>()?,
             ))
+            .stream_specification(stream_specification()?)
             .send()
             .await;
         if let Err(err) = created
@@ -252,6 +260,56 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// The stats consumer reads both images of every change to fold it into the totals.
+fn stream_specification() -> Result<StreamSpecification, StoreError> {
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewAndOldImages)
+        .build()
+        .map_err(|e| StoreError::unavailable("DynamoDB", e))
+}
+
+/// A table made by an earlier version gains the stream the stats consumer reads.
+async fn enable_stream(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), StoreError> {
+    let out = ddb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| StoreError::unavailable("DynamoDB", sdk_error_text(&e)))?;
+    let enabled = out
+        .table()
+        .and_then(|t| t.stream_specification())
+        .is_some_and(|s| s.stream_enabled());
+    if !enabled {
+        ddb.update_table()
+            .table_name(table)
+            .stream_specification(stream_specification()?)
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable("DynamoDB", sdk_error_text(&e)))?;
+        wait_until_active(ddb, table).await?;
+    }
+    Ok(())
+}
+
+/// The ARN of the table's stream, which the local runner polls like Lambda would.
+pub async fn table_stream_arn(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<String, StoreError> {
+    let out = ddb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| StoreError::unavailable("DynamoDB", sdk_error_text(&e)))?;
+    out.table()
+        .and_then(|t| t.latest_stream_arn())
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::unavailable("DynamoDB", format!("table {table} has no stream")))
 }
 
 async fn wait_until_active(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), StoreError> {

@@ -82,6 +82,12 @@ macro_rules! prefixed_id {
                 Self(format!("{}{}", $prefix, new_ulid()))
             }
 
+            /// An id as [`Self::new`] would have minted it at `unix_ms` (imports and tests of
+            /// time-ordered listings).
+            pub fn minted_at(unix_ms: u128) -> Self {
+                Self(format!("{}{}", $prefix, encode_ulid(unix_ms, rand::random::<u128>())))
+            }
+
             /// Accepts the prefix and 1 to 64 ASCII letters or digits. Ids made elsewhere (an
             /// `Idempotency-Key`-style caller-chosen event id, say) need not be ULIDs.
             pub fn parse(s: &str) -> Result<Self, IdError> {
@@ -175,6 +181,11 @@ fn new_ulid() -> String {
         .map(|d| d.as_millis())
         .unwrap_or(0);
     encode_ulid(ms, rand::random::<u128>())
+}
+
+/// The first ten characters of every ULID minted at `unix_ms`: its time part.
+pub fn ulid_time_prefix(unix_ms: u128) -> String {
+    encode_ulid(unix_ms, 0)[..10].to_string()
 }
 
 /// 48 bits of unix milliseconds, then 80 random bits, written most significant first so

@@ -11,9 +11,9 @@ use aws_sdk_secretsmanager::Client;
 use chrono::{DateTime, Utc};
 
 use super::sdk_error;
-use crate::ids::{SubscriberId, TenantId};
-use crate::ports::{SecretStore, StoreError, SubscriberSecrets};
-use crate::secret::SigningSecret;
+use skyhook_domain::ids::{SubscriberId, TenantId};
+use skyhook_domain::ports::{SecretStore, StoreError, SubscriberSecrets};
+use skyhook_domain::secret::SigningSecret;
 
 const SERVICE: &str = "Secrets Manager";
 
@@ -29,7 +29,7 @@ impl SecretsManagerSecrets {
         Self {
             client,
             prefix: prefix.into(),
-            grace: crate::config::DEFAULT_ROTATION_GRACE,
+            grace: skyhook_domain::config::DEFAULT_ROTATION_GRACE,
         }
     }
 
@@ -115,6 +115,17 @@ impl SecretStore for SecretsManagerSecrets {
             }
             Err(err) => Err(sdk_error(SERVICE, &err)),
         }
+    }
+
+    async fn get_current(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriberId,
+    ) -> Result<Option<SubscriberSecrets>, StoreError> {
+        Ok(self
+            .read_stage(&self.secret_name(tenant, id), "AWSCURRENT")
+            .await?
+            .map(|(current, _)| SubscriberSecrets::current(current)))
     }
 
     async fn get(

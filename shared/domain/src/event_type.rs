@@ -6,6 +6,10 @@ use crate::ids::string_newtype_impls;
 /// keep keys and log lines small.
 pub const MAX_EVENT_TYPE_LEN: usize = 128;
 
+/// Most filters a subscriber may have: replacing all of them, with the subscriber record,
+/// must fit one DynamoDB transaction (100 items), so that routes never drift from records.
+pub const MAX_FILTERS: usize = 48;
+
 /// Why a string is not a valid event type or filter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventTypeError {

@@ -1,20 +1,30 @@
-//! AWS adapters for the ports, plus idempotent provisioning of the resources they use.
+//! AWS adapters for the ports of `skyhook-domain`, one file per adapter, plus idempotent
+//! provisioning of the resources they use and the one wiring function ([`Adapters`]).
 //!
 //! Endpoints come from the SDK's own configuration (`AWS_ENDPOINT_URL`, `AWS_REGION`),
 //! so the same code talks to AWS, LocalStack or moto.
 
-mod dynamodb;
+pub mod dynamodb;
 mod provision;
+mod secret_values;
 mod secretsmanager;
 mod sqs;
+mod sqs_dead_letters;
+mod wiring;
 
 pub use dynamodb::{
     DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
-    DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbSubscriberStore,
+    DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbStatsCounters, DynamoDbSubscriberStore,
+    ledger_change,
 };
-pub use provision::{Provisioned, ResourceNames, create_queue, provision, queue_arn};
+pub use provision::{
+    Provisioned, ResourceNames, create_queue, provision, queue_arn, table_stream_arn,
+};
+pub use secret_values::SecretsManagerValues;
 pub use secretsmanager::SecretsManagerSecrets;
-pub use sqs::{SqsDeadLetterQueue, SqsDeliveryQueue};
+pub use sqs::SqsDeliveryQueue;
+pub use sqs_dead_letters::SqsDeadLetterQueue;
+pub use wiring::{Adapters, Resources, Retention};
 
 /// Loads the SDK configuration once; every client of a process is built from it.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
@@ -41,7 +51,7 @@ const PERMANENT_CODES: &[&str] = &[
 pub(crate) fn sdk_error<E, R>(
     service: &'static str,
     err: &aws_sdk_sqs::error::SdkError<E, R>,
-) -> crate::ports::StoreError
+) -> skyhook_domain::ports::StoreError
 where
     E: std::error::Error + aws_sdk_sqs::error::ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
@@ -50,9 +60,9 @@ where
     let detail = sdk_error_text(err);
     match err.code() {
         Some(code) if PERMANENT_CODES.contains(&code) => {
-            crate::ports::StoreError::Rejected { service, detail }
+            skyhook_domain::ports::StoreError::Rejected { service, detail }
         }
-        _ => crate::ports::StoreError::Unavailable { service, detail },
+        _ => skyhook_domain::ports::StoreError::Unavailable { service, detail },
     }
 }
 
@@ -84,7 +94,7 @@ mod tests {
     use aws_sdk_sqs::operation::send_message::SendMessageError;
 
     use super::*;
-    use crate::ports::StoreError;
+    use skyhook_domain::ports::StoreError;
 
     fn service_error(code: &str) -> SdkError<SendMessageError, ()> {
         SdkError::service_error(

@@ -225,12 +225,8 @@ impl Publisher {
             }
             None => Ok(self
                 .subscribers
-                .active(&req.tenant)
-                .await?
-                .into_iter()
-                .filter(|s| s.wants(&req.event_type))
-                .map(|s| s.id)
-                .collect()),
+                .targets(&req.tenant, &req.event_type)
+                .await?),
         }
     }
 
@@ -407,6 +403,7 @@ mod tests {
             signature_scheme: SignatureScheme::Standard,
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            secret_version: 0,
         };
         f.subs.create(&sub).await.unwrap();
         sub.id

@@ -12,11 +12,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::OnceCell;
 
-use crate::config::AdminKeySource;
-use crate::ids::{ApiKeyId, TenantId};
-pub use crate::model::Role;
-use crate::ports::{ApiKeyStore, StoreError};
-use crate::publish::PublishError;
+use skyhook_domain::config::AdminKeySource;
+use skyhook_domain::ids::{ApiKeyId, TenantId};
+pub use skyhook_domain::model::Role;
+use skyhook_domain::ports::{ApiKeyStore, SecretValues, StoreError};
+use skyhook_domain::publish::PublishError;
 
 /// Every error a route returns: `{"error": {"code", "message"}}` with a fitting status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,7 +302,7 @@ pub fn api_key_digest(key: &str) -> [u8; 32] {
 /// nothing about the key.
 pub struct Authenticator {
     source: AdminKeySource,
-    secrets: Option<aws_sdk_secretsmanager::Client>,
+    secrets: Option<Arc<dyn SecretValues>>,
     admin_digest: OnceCell<[u8; 32]>,
     keys: Option<Arc<dyn ApiKeyStore>>,
 }
@@ -312,9 +312,9 @@ fn digest(key: &str) -> [u8; 32] {
 }
 
 impl Authenticator {
-    /// `secrets` is needed only when the key lives in Secrets Manager; it is read on the
+    /// `secrets` is needed only when the key lives in a secret store; it is read on the
     /// first request, not at start-up.
-    pub fn new(source: AdminKeySource, secrets: Option<aws_sdk_secretsmanager::Client>) -> Self {
+    pub fn new(source: AdminKeySource, secrets: Option<Arc<dyn SecretValues>>) -> Self {
         Self {
             source,
             secrets,
@@ -335,22 +335,14 @@ impl Authenticator {
                 match &self.source {
                     AdminKeySource::Value(key) => Ok(digest(key)),
                     AdminKeySource::Secret(id) => {
-                        let client = self.secrets.as_ref().ok_or_else(|| {
+                        let secrets = self.secrets.as_ref().ok_or_else(|| {
                             ApiError::internal("admin key secret configured without a client")
                         })?;
-                        let out = client
-                            .get_secret_value()
-                            .secret_id(id)
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                ApiError::unavailable(format!(
-                                    "reading the admin key secret: {}",
-                                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                                ))
-                            })?;
-                        let key = out
-                            .secret_string()
+                        let value = secrets.secret_string(id).await.map_err(|e| {
+                            ApiError::unavailable(format!("reading the admin key secret: {e}"))
+                        })?;
+                        let key = value
+                            .as_deref()
                             .map(str::trim)
                             .filter(|k| !k.is_empty())
                             .ok_or_else(|| ApiError::internal("admin key secret is empty"))?;
@@ -461,11 +453,11 @@ mod tests {
 
     #[tokio::test]
     async fn issued_keys_authenticate_as_their_tenant_and_role() {
-        use crate::memory::MemoryApiKeyStore;
+        use skyhook_domain::memory::MemoryApiKeyStore;
         let store = Arc::new(MemoryApiKeyStore::default());
         let key = generate_api_key();
         assert!(key.starts_with("sk_") && key.len() == 46, "{key}");
-        let stored = crate::model::ApiKey {
+        let stored = skyhook_domain::model::ApiKey {
             id: ApiKeyId::new(),
             tenant: TenantId::parse("acme").unwrap(),
             role: Role::Publisher,

@@ -1,0 +1,90 @@
+//! Stats counters (`#STATS` in the tenant's partition and in each subscriber's ledger
+//! partition), moved only by the stats consumer, which folds a batch of the table's stream
+//! into one change per counter. A batch's changes go in one transaction per 100 counters
+//! whose request token is derived from the batch: a retried batch is applied once.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use sha2::{Digest, Sha256};
+
+use super::keys;
+use super::{SERVICE, Table, n, s};
+use crate::sdk_error;
+use skyhook_domain::ports::{StatsChange, StatsCounters, StoreError};
+
+/// DynamoDB's limit of items in one transaction.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+
+#[derive(Clone)]
+pub struct DynamoDbStatsCounters {
+    table: Table,
+}
+
+impl DynamoDbStatsCounters {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            table: Table::new(client, table),
+        }
+    }
+}
+
+/// A client request token (at most 36 characters) naming part `part` of batch `batch`.
+fn token(batch: &str, part: usize) -> String {
+    let digest = Sha256::digest(format!("{batch}#{part}"));
+    hex::encode(&digest[..18])
+}
+
+#[async_trait]
+impl StatsCounters for DynamoDbStatsCounters {
+    async fn apply(&self, batch: &str, changes: &[StatsChange]) -> Result<(), StoreError> {
+        for (part, chunk) in changes.chunks(MAX_TRANSACTION_ITEMS).enumerate() {
+            let items = chunk
+                .iter()
+                .map(|c| {
+                    let pk = match &c.subscriber {
+                        None => keys::tenant_pk(&c.tenant),
+                        Some(sub) => keys::ledger_pk(&c.tenant, sub),
+                    };
+                    Update::builder()
+                        .table_name(&self.table.name)
+                        .key("pk", s(pk))
+                        .key("sk", s(keys::STATS_SK))
+                        .update_expression(
+                            "SET kind = :kind ADD success :success, failure :failure, attempts :attempts",
+                        )
+                        .expression_attribute_values(":kind", s("stats"))
+                        .expression_attribute_values(":success", n(c.delta.success))
+                        .expression_attribute_values(":failure", n(c.delta.failure))
+                        .expression_attribute_values(":attempts", n(c.delta.attempts))
+                        .build()
+                        .map(|u| TransactWriteItem::builder().update(u).build())
+                        .map_err(|e| StoreError::unavailable(SERVICE, e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.table
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .client_request_token(token(batch, part))
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, &e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_fit_dynamodb_and_name_their_part() {
+        let t = token("shard-1:0001-0100", 0);
+        assert_eq!(t.len(), 36);
+        assert_eq!(t, token("shard-1:0001-0100", 0));
+        assert_ne!(t, token("shard-1:0001-0100", 1));
+        assert_ne!(t, token("shard-1:0001-0101", 0));
+    }
+}

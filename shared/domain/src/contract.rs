@@ -1,0 +1,554 @@
+//! The contract suite: the cases every implementation of a port must pass, run against the
+//! in-memory twins (unit tests here) and against the AWS adapters (`tests/it/contract.rs`,
+//! on the emulator). A twin that passes them can stand in for its adapter in unit tests; one
+//! that nothing runs these against does not exist.
+//!
+//! Each case panics with a message naming the broken rule. Ids are fresh per call, so the
+//! suite can run against a shared table.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+
+use crate::event_type::{EventType, EventTypeFilter};
+use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
+use crate::model::{ApiKey, EventRecord, Role, Subscriber};
+use crate::ports::{
+    ApiKeyStore, EventStore, IdempotencyClaim, IdempotencyStore, PageRequest, PublishReceipt,
+    SecretStore, StoreError, SubscriberStore,
+};
+use crate::secret::SigningSecret;
+use crate::signing::SignatureScheme;
+use crate::url::{SubscriberUrl, UrlPolicy};
+
+/// A tenant no other run of the suite uses.
+pub fn fresh_tenant() -> TenantId {
+    let id = SubscriberId::new();
+    TenantId::parse(&format!("c{}", id.as_str()[4..].to_ascii_lowercase())).expect("tenant id")
+}
+
+fn subscriber(tenant: &TenantId, filters: &[&str], active: bool) -> Subscriber {
+    // Millisecond precision, as stored.
+    let now = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default();
+    Subscriber {
+        id: SubscriberId::new(),
+        tenant: tenant.clone(),
+        url: SubscriberUrl::parse("https://example.com/hook", UrlPolicy::STRICT).expect("url"),
+        event_types: filters
+            .iter()
+            .map(|f| EventTypeFilter::parse(f).expect("filter"))
+            .collect(),
+        active,
+        description: Some("contract".into()),
+        headers: BTreeMap::from([("x-team".to_string(), "shop".to_string())]),
+        signature_scheme: SignatureScheme::Standard,
+        created_at: now,
+        updated_at: now,
+        secret_version: 0,
+    }
+}
+
+fn event_type(s: &str) -> EventType {
+    EventType::parse(s).expect("event type")
+}
+
+/// Subscribers: create, read, conflicts, routes for fan-out, edits, the directory version,
+/// secret versions, listing and deletion.
+pub async fn subscriber_store(store: &dyn SubscriberStore) {
+    let tenant = fresh_tenant();
+    let other = fresh_tenant();
+    let v0 = version(store, &tenant).await;
+
+    let orders = subscriber(&tenant, &["order.*", "order.created"], true);
+    let all = subscriber(&tenant, &["*"], true);
+    let off = subscriber(&tenant, &["order.created"], false);
+    let elsewhere = subscriber(&other, &["*"], true);
+    for s in [&orders, &all, &off, &elsewhere] {
+        store.create(s).await.expect("create");
+    }
+    assert!(
+        matches!(store.create(&orders).await, Err(StoreError::Conflict(_))),
+        "creating an existing id is a conflict"
+    );
+    let read = store.get(&tenant, &orders.id).await.expect("get");
+    assert_eq!(
+        read.as_ref(),
+        Some(&orders),
+        "a subscriber reads back as written"
+    );
+    assert_eq!(
+        store.get(&other, &orders.id).await.expect("get"),
+        None,
+        "another tenant's subscriber is unknown"
+    );
+    assert!(
+        version(store, &tenant).await > v0,
+        "a create bumps the version"
+    );
+
+    // Fan-out: the active subscribers whose filters match, sorted, each once.
+    let mut want = vec![orders.id.clone(), all.id.clone()];
+    want.sort();
+    assert_eq!(
+        store
+            .targets(&tenant, &event_type("order.created"))
+            .await
+            .expect("targets"),
+        want,
+        "targets are the matching active subscribers, once each, by id"
+    );
+    assert_eq!(
+        store
+            .targets(&tenant, &event_type("invoice.paid"))
+            .await
+            .expect("targets"),
+        vec![all.id.clone()],
+        "a type only `*` matches reaches only `*`"
+    );
+    assert_eq!(
+        store
+            .targets(&tenant, &event_type("orders.x"))
+            .await
+            .expect("targets"),
+        vec![all.id.clone()],
+        "`order.*` does not match `orders.x`"
+    );
+
+    // Edits: filters and activity change the fan-out at once; a stale edit is refused.
+    let before = version(store, &tenant).await;
+    let mut edited = orders.clone();
+    edited.event_types = vec![EventTypeFilter::parse("invoice.*").expect("filter")];
+    edited.updated_at = orders.updated_at + chrono::Duration::milliseconds(5);
+    store
+        .replace(&edited, orders.updated_at)
+        .await
+        .expect("replace");
+    assert!(
+        version(store, &tenant).await > before,
+        "an edit bumps the version"
+    );
+    assert_eq!(
+        store
+            .targets(&tenant, &event_type("order.created"))
+            .await
+            .expect("targets"),
+        vec![all.id.clone()],
+        "removed filters stop matching at once"
+    );
+    assert!(
+        store
+            .targets(&tenant, &event_type("invoice.paid"))
+            .await
+            .expect("targets")
+            .contains(&orders.id),
+        "added filters match at once"
+    );
+    assert!(
+        matches!(
+            store.replace(&edited, orders.updated_at).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "an edit based on a stale read is a conflict"
+    );
+    let mut enabled = off.clone();
+    enabled.active = true;
+    enabled.updated_at = off.updated_at + chrono::Duration::milliseconds(5);
+    store
+        .replace(&enabled, off.updated_at)
+        .await
+        .expect("enable");
+    assert!(
+        store
+            .targets(&tenant, &event_type("order.created"))
+            .await
+            .expect("targets")
+            .contains(&off.id),
+        "an enabled subscriber gets events at once"
+    );
+
+    // The secret version moves only with the secret.
+    let before = version(store, &tenant).await;
+    store
+        .secret_changed(&tenant, &all.id)
+        .await
+        .expect("secret changed");
+    let rotated = store
+        .get(&tenant, &all.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        rotated.secret_version,
+        all.secret_version + 1,
+        "a rotation bumps the secret version"
+    );
+    assert!(
+        version(store, &tenant).await > before,
+        "a rotation bumps the directory version"
+    );
+    let mut renamed = rotated.clone();
+    renamed.description = Some("renamed".into());
+    renamed.secret_version = 0;
+    renamed.updated_at = rotated.updated_at + chrono::Duration::milliseconds(5);
+    store
+        .replace(&renamed, rotated.updated_at)
+        .await
+        .expect("replace");
+    assert_eq!(
+        store
+            .get(&tenant, &all.id)
+            .await
+            .expect("get")
+            .expect("exists")
+            .secret_version,
+        rotated.secret_version,
+        "an edit keeps the secret version"
+    );
+    assert!(
+        matches!(
+            store.secret_changed(&tenant, &SubscriberId::new()).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "rotating an unknown subscriber's secret is a conflict"
+    );
+
+    // Listing walks every subscriber of the tenant once, and filters by activity.
+    let listed = walk(store, &tenant, None).await;
+    assert_eq!(
+        listed.len(),
+        3,
+        "the listing holds the tenant's three subscribers"
+    );
+    let mut deactivated = store
+        .get(&tenant, &orders.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    let at = deactivated.updated_at;
+    deactivated.active = false;
+    deactivated.updated_at = at + chrono::Duration::milliseconds(5);
+    store.replace(&deactivated, at).await.expect("deactivate");
+    assert_eq!(
+        walk(store, &tenant, Some(true)).await.len(),
+        2,
+        "active=true"
+    );
+    assert_eq!(
+        walk(store, &tenant, Some(false)).await,
+        vec![orders.id.clone()],
+        "active=false"
+    );
+    assert!(
+        !store
+            .targets(&tenant, &event_type("invoice.paid"))
+            .await
+            .expect("targets")
+            .contains(&orders.id),
+        "a deactivated subscriber gets nothing"
+    );
+
+    // Deletion: once, and it takes the subscriber out of the fan-out.
+    let before = version(store, &tenant).await;
+    assert!(
+        store.delete(&tenant, &all.id).await.expect("delete"),
+        "the first delete deletes"
+    );
+    assert!(
+        !store.delete(&tenant, &all.id).await.expect("delete"),
+        "the second finds nothing"
+    );
+    assert!(
+        version(store, &tenant).await > before,
+        "a delete bumps the version"
+    );
+    assert_eq!(
+        store.get(&tenant, &all.id).await.expect("get"),
+        None,
+        "a deleted subscriber is gone"
+    );
+    assert!(
+        !store
+            .targets(&tenant, &event_type("invoice.paid"))
+            .await
+            .expect("targets")
+            .contains(&all.id),
+        "a deleted subscriber gets nothing"
+    );
+    assert_eq!(
+        store
+            .targets(&other, &event_type("a.b"))
+            .await
+            .expect("targets"),
+        vec![elsewhere.id.clone()],
+        "tenants do not see each other's subscribers"
+    );
+}
+
+async fn version(store: &dyn SubscriberStore, tenant: &TenantId) -> u64 {
+    store
+        .versions(std::slice::from_ref(tenant))
+        .await
+        .expect("versions")
+        .get(tenant)
+        .copied()
+        .expect("every tenant asked for has a version")
+}
+
+async fn walk(
+    store: &dyn SubscriberStore,
+    tenant: &TenantId,
+    active: Option<bool>,
+) -> Vec<SubscriberId> {
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    for _ in 0..20 {
+        let page = store
+            .list(
+                tenant,
+                &PageRequest {
+                    limit: 1,
+                    cursor: cursor.take(),
+                    active,
+                },
+            )
+            .await
+            .expect("list");
+        assert!(page.items.len() <= 1, "a page holds at most `limit` items");
+        ids.extend(page.items.into_iter().map(|s| s.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return ids,
+        }
+    }
+    panic!("the subscriber listing does not end");
+}
+
+/// Events: a stored event reads back whole, including a fan-out too big for one item.
+pub async fn event_store(store: &dyn EventStore) {
+    let tenant = fresh_tenant();
+    let subscriber_ids: Vec<SubscriberId> = (0..2_500).map(|_| SubscriberId::new()).collect();
+    let event = EventRecord {
+        id: EventId::new(),
+        tenant: tenant.clone(),
+        event_type: event_type("order.created"),
+        timestamp: DateTime::from_timestamp_millis(1_767_323_045_678).unwrap_or_default(),
+        data: Some(
+            RawValue::from_string(r#"{"id": "ord_1", "total": 12.50}"#.into()).expect("json"),
+        ),
+        correlation_id: "corr-1".into(),
+        subscriber_ids,
+    };
+    store.put_event(&event).await.expect("put");
+    let back = store
+        .get_event(&tenant, &event.id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(back.id, event.id);
+    assert_eq!(back.event_type, event.event_type);
+    assert_eq!(back.timestamp, event.timestamp);
+    assert_eq!(back.correlation_id, "corr-1");
+    assert_eq!(
+        back.data.map(|d| d.get().to_string()),
+        Some(r#"{"id": "ord_1", "total": 12.50}"#.to_string()),
+        "the payload's bytes are kept"
+    );
+    assert_eq!(
+        back.subscriber_ids, event.subscriber_ids,
+        "every subscriber id, in order"
+    );
+    assert!(
+        store
+            .get_event(&fresh_tenant(), &event.id)
+            .await
+            .expect("get")
+            .is_none(),
+        "another tenant's event is unknown"
+    );
+}
+
+/// Idempotency keys: claim, busy, resume after the lease, completion, expiry.
+pub async fn idempotency_store(store: &dyn IdempotencyStore) {
+    let tenant = fresh_tenant();
+    let ttl = Duration::from_secs(24 * 3600);
+    let now = Utc::now();
+    let first = EventId::new();
+    let claim = |key: &'static str, id: EventId, at: DateTime<Utc>| {
+        let tenant = tenant.clone();
+        async move {
+            store
+                .claim(&tenant, key, &id, at, ttl)
+                .await
+                .expect("claim")
+        }
+    };
+    assert_eq!(
+        claim("k1", first.clone(), now).await,
+        IdempotencyClaim::Claimed
+    );
+    assert_eq!(
+        claim("k1", EventId::new(), now).await,
+        IdempotencyClaim::Busy(first.clone()),
+        "a second publish inside the lease waits"
+    );
+    let later = now + chrono::Duration::seconds(60);
+    assert_eq!(
+        claim("k1", EventId::new(), later).await,
+        IdempotencyClaim::Resume(first.clone()),
+        "after the lease, the next caller resumes under the same event id"
+    );
+    let receipt = PublishReceipt {
+        id: first.clone(),
+        event_type: event_type("order.created"),
+        subscribers: 3,
+    };
+    store
+        .complete(&tenant, "k1", &receipt, later, ttl)
+        .await
+        .expect("complete");
+    assert_eq!(
+        claim("k1", EventId::new(), later).await,
+        IdempotencyClaim::Completed(receipt),
+        "a completed key answers with its receipt"
+    );
+    let expired = later + chrono::Duration::hours(25);
+    assert_eq!(
+        claim("k1", EventId::new(), expired).await,
+        IdempotencyClaim::Claimed,
+        "a key is claimable again once it expired"
+    );
+    let second = EventId::new();
+    assert_eq!(
+        claim("k2", second.clone(), now).await,
+        IdempotencyClaim::Claimed
+    );
+    store.abandon(&tenant, "k2").await.expect("abandon");
+    assert_eq!(
+        claim("k2", EventId::new(), now).await,
+        IdempotencyClaim::Resume(second),
+        "an abandoned lease is taken over at once"
+    );
+}
+
+/// Signing secrets: create, read, rotate with a grace period, delete.
+pub async fn secret_store(store: &dyn SecretStore) {
+    let tenant = fresh_tenant();
+    let id = SubscriberId::new();
+    assert!(
+        store.get(&tenant, &id).await.expect("get").is_none(),
+        "no secret yet"
+    );
+    let first = SigningSecret::generate();
+    store.create(&tenant, &id, &first).await.expect("create");
+    let read = store.get(&tenant, &id).await.expect("get").expect("stored");
+    assert_eq!(read.signing.len(), 1);
+    assert_eq!(read.signing[0].expose(), first.expose());
+    let second = SigningSecret::generate();
+    let until = store.rotate(&tenant, &id, &second).await.expect("rotate");
+    assert!(
+        until.is_some_and(|u| u > Utc::now()),
+        "the old secret has a grace period"
+    );
+    let read = store.get(&tenant, &id).await.expect("get").expect("stored");
+    assert_eq!(
+        read.signing.iter().map(|s| s.expose()).collect::<Vec<_>>(),
+        vec![second.expose(), first.expose()],
+        "the new secret first, the old one beside it"
+    );
+    store.delete(&tenant, &id).await.expect("delete");
+    assert!(
+        store.get(&tenant, &id).await.expect("get").is_none(),
+        "a deleted secret is gone"
+    );
+    assert!(
+        store
+            .rotate(&tenant, &SubscriberId::new(), &second)
+            .await
+            .expect("rotate")
+            .is_none(),
+        "rotating a missing secret says so"
+    );
+}
+
+/// API keys: found by digest only, listed per tenant, deleted once.
+pub async fn api_key_store(store: &dyn ApiKeyStore) {
+    let tenant = fresh_tenant();
+    let key = ApiKey {
+        id: ApiKeyId::new(),
+        tenant: tenant.clone(),
+        role: Role::Publisher,
+        description: Some("ci".into()),
+        created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
+            .unwrap_or_default(),
+        created_by: "bootstrap".into(),
+    };
+    let digest = [7u8; 32];
+    let mut unique_digest = digest;
+    unique_digest[..16].copy_from_slice(&key.id.as_str().as_bytes()[4..20]);
+    store.create(&key, &unique_digest).await.expect("create");
+    let (found, stored) = store
+        .find(&unique_digest)
+        .await
+        .expect("find")
+        .expect("found");
+    assert_eq!(found, key);
+    assert_eq!(stored, unique_digest);
+    assert!(
+        store.find(&[9u8; 32]).await.expect("find").is_none(),
+        "an unknown digest finds nothing"
+    );
+    let page = store
+        .list(
+            &tenant,
+            &PageRequest {
+                limit: 10,
+                cursor: None,
+                active: None,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.items, vec![key.clone()]);
+    assert!(store.delete(&tenant, &key.id).await.expect("delete"));
+    assert!(!store.delete(&tenant, &key.id).await.expect("delete"));
+    assert!(
+        store.find(&unique_digest).await.expect("find").is_none(),
+        "a deleted key stops working"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{
+        MemoryApiKeyStore, MemoryEventStore, MemoryIdempotencyStore, MemorySecretStore,
+        MemorySubscriberStore,
+    };
+
+    #[tokio::test]
+    async fn the_memory_subscriber_store_keeps_the_contract() {
+        subscriber_store(&MemorySubscriberStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_event_store_keeps_the_contract() {
+        event_store(&MemoryEventStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_idempotency_store_keeps_the_contract() {
+        idempotency_store(&MemoryIdempotencyStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_secret_store_keeps_the_contract() {
+        secret_store(&MemorySecretStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_api_key_store_keeps_the_contract() {
+        api_key_store(&MemoryApiKeyStore::default()).await;
+    }
+}

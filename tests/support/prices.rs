@@ -1,0 +1,112 @@
+//! The AWS list prices the cost table of `make bench` multiplies by: us-east-1, on-demand,
+//! as AWS published them on [`RECORDED`]. They are written down here by hand, not fetched
+//! at run time, so the table is only as current as this file; when AWS changes a price,
+//! change it here and the date with it. Also the Lambda memory sizes, which are read from
+//! `infra/template.yaml` so that the figure follows the template.
+
+use std::path::PathBuf;
+
+/// When the prices below were taken from AWS's published price lists.
+pub const RECORDED: &str = "2026-11-29";
+pub const REGION: &str = "us-east-1";
+
+/// API Gateway HTTP API, per million requests (first 300 million a month).
+pub const API_GATEWAY_HTTP_PER_MILLION_REQUESTS: f64 = 1.00;
+/// SQS standard queue, per million requests; each started 64 KiB of a payload is a request.
+pub const SQS_STANDARD_PER_MILLION_REQUESTS: f64 = 0.40;
+/// DynamoDB on-demand (standard table class), per million write request units.
+pub const DYNAMODB_PER_MILLION_WRITE_UNITS: f64 = 0.625;
+/// DynamoDB on-demand (standard table class), per million read request units.
+pub const DYNAMODB_PER_MILLION_READ_UNITS: f64 = 0.125;
+/// DynamoDB Streams read by a Lambda trigger: AWS does not charge for those reads.
+pub const DYNAMODB_STREAMS_READ_BY_LAMBDA_PER_MILLION: f64 = 0.0;
+/// Secrets Manager, per 10,000 API calls.
+pub const SECRETS_MANAGER_PER_10K_CALLS: f64 = 0.05;
+/// Lambda on arm64 (Graviton), per million requests.
+pub const LAMBDA_ARM64_PER_MILLION_REQUESTS: f64 = 0.20;
+/// Lambda on arm64, per GB-second of duration (first pricing tier).
+pub const LAMBDA_ARM64_PER_GB_SECOND: f64 = 0.000_013_333_4;
+/// EventBridge custom events put on a bus, per million (64 KB chunks).
+pub const EVENTBRIDGE_CUSTOM_EVENTS_PER_MILLION: f64 = 1.00;
+
+pub fn template_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml")
+}
+
+/// The memory (MB) a function of a SAM template gets: its own `MemorySize`, else the one of
+/// `Globals.Function`; a `!Ref` to a parameter takes the parameter's default.
+pub fn lambda_memory_mb(template: &str, logical_id: &str) -> Result<u64, String> {
+    // CloudFormation's short tags (`!Ref`, `!Sub`, …) parse as tagged values, which the
+    // lookup below reads where it must and ignores elsewhere.
+    let doc: serde_norway::Value =
+        serde_norway::from_str(template).map_err(|e| format!("the template is not YAML: {e}"))?;
+    if doc["Resources"][logical_id].is_null() {
+        return Err(format!("the template has no resource {logical_id}"));
+    }
+    let own = &doc["Resources"][logical_id]["Properties"]["MemorySize"];
+    let setting = if own.is_null() {
+        &doc["Globals"]["Function"]["MemorySize"]
+    } else {
+        own
+    };
+    let value = match setting {
+        serde_norway::Value::Tagged(tagged)
+            if tagged.tag.to_string().trim_start_matches('!') == "Ref" =>
+        {
+            let name = tagged.value.as_str().unwrap_or_default();
+            &doc["Parameters"][name]["Default"]
+        }
+        other => other,
+    };
+    value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+        .ok_or_else(|| format!("{logical_id} has no MemorySize the bench can read"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = "
+Parameters:
+  Memory:
+    Type: Number
+    Default: 512
+Globals:
+  Function:
+    Runtime: provided.al2023
+    Architectures: [!Ref Architecture]
+    MemorySize: 256
+Resources:
+  Plain:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: !Sub ${AWS::StackName}-plain
+  Big:
+    Type: AWS::Serverless::Function
+    Properties:
+      MemorySize: 1024
+  Parametrised:
+    Type: AWS::Serverless::Function
+    Properties:
+      MemorySize: !Ref Memory
+";
+
+    #[test]
+    fn memory_comes_from_the_function_then_the_globals() {
+        assert_eq!(lambda_memory_mb(TEMPLATE, "Plain"), Ok(256));
+        assert_eq!(lambda_memory_mb(TEMPLATE, "Big"), Ok(1024));
+        assert_eq!(lambda_memory_mb(TEMPLATE, "Parametrised"), Ok(512));
+        assert!(lambda_memory_mb(TEMPLATE, "Missing").is_err());
+    }
+
+    #[test]
+    fn the_real_template_names_the_memory_of_the_two_functions_a_delivery_runs() {
+        let text = std::fs::read_to_string(template_path()).expect("infra/template.yaml");
+        for function in ["IngestHttpFunction", "DeliveryFunction"] {
+            let mb = lambda_memory_mb(&text, function).expect(function);
+            assert!((128..=10_240).contains(&mb), "{function}: {mb} MB");
+        }
+    }
+}
