@@ -1,6 +1,7 @@
 //! An SQS poller that behaves like Lambda's event source mapping with
-//! `ReportBatchItemFailures`: receive up to 10 messages, hand them to the handler as one
-//! `SqsEvent`, delete the ones it did not report as failed, and leave the failures on the
+//! `ReportBatchItemFailures`: receive a batch (up to 10 messages a receive, and with a
+//! batching window up to the batch size over several receives), hand it to the handler as
+//! one `SqsEvent`, delete the ones it did not report as failed, and leave the failures on the
 //! queue (their visibility timeout decides when they come back).
 
 use std::collections::{HashMap, HashSet};
@@ -56,8 +57,12 @@ pub struct SqsPoller {
     client: Client,
     queue_url: String,
     queue_arn: Option<String>,
-    /// Lambda's maximum batch size for standard queues without a batching window.
-    batch_size: i32,
+    /// Messages handed to one handler call: 10 at most without a batching window, up to
+    /// 10,000 with one, as Lambda allows for standard queues.
+    batch_size: usize,
+    /// How long a batch may gather after its first message (Lambda's
+    /// `MaximumBatchingWindowInSeconds`); zero hands over what one receive returned.
+    window: Duration,
     wait_time: Duration,
 }
 
@@ -68,6 +73,7 @@ impl SqsPoller {
             queue_url: queue_url.into(),
             queue_arn: None,
             batch_size: 10,
+            window: Duration::ZERO,
             wait_time: Duration::from_secs(1),
         }
     }
@@ -78,10 +84,60 @@ impl SqsPoller {
         self
     }
 
-    /// Batch size, 1–10.
-    pub fn with_batch_size(mut self, size: i32) -> Self {
-        self.batch_size = size.clamp(1, 10);
+    /// Batch size, 1–10 without a batching window, up to 10,000 with one.
+    pub fn with_batch_size(mut self, size: usize) -> Self {
+        self.batch_size = size.clamp(1, 10_000);
         self
+    }
+
+    /// How long a batch gathers messages after its first one, over several receives.
+    pub fn with_batching_window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// One receive of up to `max` (at most 10) messages, long-polling for `wait`.
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Message>, PollError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(i32::try_from(max.clamp(1, 10)).unwrap_or(10))
+            .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20))
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| PollError::Sqs {
+                operation: "ReceiveMessage",
+                detail: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+            })?;
+        Ok(out.messages.unwrap_or_default())
+    }
+
+    /// A batch: one long-polling receive, then, within the batching window, more receives
+    /// until the batch is full or the queue has nothing more right now.
+    async fn gather(&self) -> Result<Vec<Message>, PollError> {
+        let limit = if self.window.is_zero() {
+            self.batch_size.min(10)
+        } else {
+            self.batch_size
+        };
+        let mut messages = self.receive(limit, self.wait_time).await?;
+        let started = std::time::Instant::now();
+        while !messages.is_empty() && messages.len() < limit && started.elapsed() < self.window {
+            let more = self.receive(limit - messages.len(), Duration::ZERO).await?;
+            if more.is_empty() {
+                // Nothing waiting: wait a little for the window to fill, without spinning.
+                tokio::time::sleep(Duration::from_millis(50).min(self.window)).await;
+                if started.elapsed() >= self.window {
+                    break;
+                }
+                continue;
+            }
+            messages.extend(more);
+        }
+        Ok(messages)
     }
 
     /// The ARN put in each record's `eventSourceARN`, as Lambda would.
@@ -93,21 +149,8 @@ impl SqsPoller {
     /// Receives one batch, runs the handler on it and settles the messages. An error from
     /// the handler fails the whole batch, as in Lambda.
     pub async fn poll_once(&self, handler: &SqsHandler) -> Result<PollStats, PollError> {
-        let out = self
-            .client
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(self.batch_size)
-            .wait_time_seconds(i32::try_from(self.wait_time.as_secs()).unwrap_or(20))
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .map_err(|e| PollError::Sqs {
-                operation: "ReceiveMessage",
-                detail: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
-            })?;
-        let messages = out.messages();
+        let received = self.gather().await?;
+        let messages = received.as_slice();
         if messages.is_empty() {
             return Ok(PollStats::default());
         }
@@ -151,7 +194,16 @@ impl SqsPoller {
         Ok(stats)
     }
 
+    /// Deletes handled messages, ten to a `DeleteMessageBatch` (the SQS maximum).
     async fn delete(&self, messages: &[&Message]) -> Result<usize, PollError> {
+        let mut deleted = 0;
+        for chunk in messages.chunks(10) {
+            deleted += self.delete_batch(chunk).await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn delete_batch(&self, messages: &[&Message]) -> Result<usize, PollError> {
         if messages.is_empty() {
             return Ok(0);
         }

@@ -293,6 +293,10 @@ pub async fn run(
     let env = LayeredEnv {
         overrides: HashMap::from([
             (config::TABLE.to_string(), resources.table.clone()),
+            (
+                config::STATS_TABLE.to_string(),
+                resources.stats_table.clone(),
+            ),
             (config::QUEUE_URL.to_string(), resources.queue_url.clone()),
             (config::DLQ_URL.to_string(), resources.dlq_url.clone()),
             (config::ADMIN_KEY.to_string(), cfg.admin_key.clone()),
@@ -343,7 +347,11 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let delivery = {
-        let poller = SqsPoller::new(sqs.clone(), &resources.queue_url);
+        // Batches as the template's event source gathers them (100 within a window), with a
+        // shorter window so a lone event still arrives at once.
+        let poller = SqsPoller::new(sqs.clone(), &resources.queue_url)
+            .with_batch_size(100)
+            .with_batching_window(Duration::from_millis(250));
         let deliverer = deliverer.clone();
         let handler = handler(move |event| {
             let deliverer = deliverer.clone();

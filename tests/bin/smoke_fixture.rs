@@ -57,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut env = vec![
         (config::TABLE, resources.table.clone()),
+        (config::STATS_TABLE, resources.stats_table.clone()),
         (config::QUEUE_URL, resources.queue_url.clone()),
         (config::DLQ_URL, resources.dlq_url.clone()),
         (config::SECRET_PREFIX, secret_prefix),
@@ -94,7 +95,8 @@ async fn main() -> anyhow::Result<()> {
         aws_sdk_dynamodb::Client::new(&sdk),
         &resources.table,
         std::time::Duration::from_secs(3600),
-    );
+    )
+    .with_stats_table(Some(resources.stats_table.clone()));
     let totals = skyhook_domain::ports::AttemptLog::stats(
         &stats,
         &skyhook_domain::ids::TenantId::default_tenant(),

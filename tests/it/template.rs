@@ -433,7 +433,12 @@ fn a_variable_from_globals_counts_and_its_absence_everywhere_is_reported() {
         .unwrap();
     assert!(globals.remove(config::TABLE).is_some());
     let found = problems(&t);
-    for f in FUNCTIONS {
+    // Every function that reads the ledger table (the stats consumer gets its changes from
+    // the table's stream, not the table).
+    for f in FUNCTIONS
+        .iter()
+        .filter(|f| f.required.contains(&config::TABLE))
+    {
         assert!(
             found
                 .iter()

@@ -137,6 +137,8 @@ impl Default for StackOptions {
 /// One test's private Skyhook: resources in the emulator plus the handlers over them.
 pub struct Stack {
     pub sdk: SdkConfig,
+    /// How long each call of the delivery handler took, in order.
+    pub invocations: Arc<Mutex<Vec<Duration>>>,
     /// The adapters every handler of this stack uses (the queue is the recording one).
     pub adapters: Adapters,
     /// The table's change stream, read by the stats consumer when asked.
@@ -179,6 +181,7 @@ impl Stack {
             &sdk,
             &Resources {
                 table: resources.table.clone(),
+                stats_table: Some(resources.stats_table.clone()),
                 queue_url: resources.queue_url.clone(),
                 dlq_url: Some(resources.dlq_url.clone()),
                 secret_prefix: secret_prefix.clone(),
@@ -200,6 +203,7 @@ impl Stack {
         });
         let api_config = skyhook_api::Config {
             table: resources.table.clone(),
+            stats_table: resources.stats_table.clone(),
             queue_url: resources.queue_url.clone(),
             dlq_url: resources.dlq_url.clone(),
             secret_prefix: secret_prefix.clone(),
@@ -248,6 +252,7 @@ impl Stack {
         .expect("reading the table's stream");
         Stack {
             sdk,
+            invocations: Arc::default(),
             adapters,
             stream: tokio::sync::Mutex::new(stream),
             resources,
@@ -429,11 +434,19 @@ impl Stack {
         body
     }
 
+    /// The delivery function as the poller calls it; every call's duration is recorded in
+    /// [`Stack::invocations`] (what Lambda would bill).
     pub fn delivery_handler(&self) -> SqsHandler {
         let deliverer = self.deliverer.clone();
+        let invocations = self.invocations.clone();
         handler(move |event| {
-            let deliverer = deliverer.clone();
-            async move { skyhook_delivery::handle(&deliverer, event).await }
+            let (deliverer, invocations) = (deliverer.clone(), invocations.clone());
+            async move {
+                let started = Instant::now();
+                let result = skyhook_delivery::handle(&deliverer, event).await;
+                invocations.lock().unwrap().push(started.elapsed());
+                result
+            }
         })
     }
 
@@ -460,8 +473,21 @@ impl Stack {
 
     /// Starts polling the delivery queue in the background, like the event source mapping.
     pub fn start_delivery(&self) -> DeliveryRunner {
+        self.start_delivery_with(self.poller())
+    }
+
+    /// [`Stack::start_delivery`] with batches gathered as the template's event source does:
+    /// up to `size` messages within `window`.
+    pub fn start_batched_delivery(&self, size: usize, window: Duration) -> DeliveryRunner {
+        self.start_delivery_with(
+            self.poller()
+                .with_batch_size(size)
+                .with_batching_window(window),
+        )
+    }
+
+    fn start_delivery_with(&self, poller: SqsPoller) -> DeliveryRunner {
         let (stop, rx) = watch::channel(false);
-        let poller = self.poller();
         let handler = self.delivery_handler();
         let task = tokio::spawn(async move { poller.run(handler, 2, rx).await });
         DeliveryRunner { stop, task }

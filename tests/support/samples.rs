@@ -58,6 +58,7 @@ pub async fn seed_sample_subscribers(
         sdk,
         &Resources {
             table: table.to_string(),
+            stats_table: None,
             queue_url: String::new(),
             dlq_url: None,
             secret_prefix: secret_prefix.to_string(),

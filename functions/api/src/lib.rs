@@ -46,6 +46,8 @@ pub const BULK_TIME_BUDGET: Duration = Duration::from_secs(20);
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table: String,
+    /// The stats counters' table, which `GET /v1/stats` reads.
+    pub stats_table: String,
     /// Recovered, redriven and test messages are sent here.
     pub queue_url: String,
     /// Redrive reads dead messages from here.
@@ -64,6 +66,7 @@ impl Config {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         Ok(Self {
             table: config::required(env, config::TABLE)?,
+            stats_table: config::required(env, config::STATS_TABLE)?,
             queue_url: config::required(env, config::QUEUE_URL)?,
             dlq_url: config::required(env, config::DLQ_URL)?,
             secret_prefix: config::optional(env, config::SECRET_PREFIX)
@@ -107,6 +110,7 @@ impl Config {
         (
             Resources {
                 table: self.table.clone(),
+                stats_table: Some(self.stats_table.clone()),
                 queue_url: self.queue_url.clone(),
                 dlq_url: Some(self.dlq_url.clone()),
                 secret_prefix: self.secret_prefix.clone(),
@@ -380,6 +384,11 @@ mod tests {
     fn config_reads_queues_grace_and_local_mode_and_requires_an_admin_key() {
         let mut env = std::collections::HashMap::new();
         env.insert("SKYHOOK_TABLE", "t");
+        assert_eq!(
+            Config::from_env(&env).unwrap_err().name,
+            config::STATS_TABLE
+        );
+        env.insert("SKYHOOK_STATS_TABLE", "s");
         assert_eq!(Config::from_env(&env).unwrap_err().name, config::QUEUE_URL);
         env.insert("SKYHOOK_QUEUE_URL", "http://q");
         assert_eq!(Config::from_env(&env).unwrap_err().name, config::DLQ_URL);
@@ -435,6 +444,7 @@ mod tests {
 /// Secrets Manager secret, so the key never sits in the function's settings.
 pub const REQUIRED_ENV: &[&str] = &[
     config::TABLE,
+    config::STATS_TABLE,
     config::QUEUE_URL,
     config::DLQ_URL,
     config::ADMIN_KEY_SECRET,

@@ -131,6 +131,7 @@ impl Config {
         (
             Resources {
                 table: self.table.clone(),
+                stats_table: None,
                 queue_url: self.queue_url.clone(),
                 dlq_url: Some(self.dlq_url.clone()),
                 secret_prefix: self.secret_prefix.clone(),

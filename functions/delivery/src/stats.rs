@@ -16,23 +16,25 @@ use skyhook_domain::ports::StatsCounters;
 /// Settings of the stats consumer, read once at start-up.
 #[derive(Debug, Clone)]
 pub struct StatsConfig {
-    pub table: String,
+    pub stats_table: String,
 }
 
 impl StatsConfig {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            table: config::required(env, config::TABLE)?,
+            stats_table: config::required(env, config::STATS_TABLE)?,
         })
     }
 
-    /// The resources this configuration names, for [`Adapters::from_sdk`]: only the table
-    /// (the stats consumer sends nothing to a queue and reads no secret).
+    /// The resources this configuration names, for [`Adapters::from_sdk`]: only the stats
+    /// table (the consumer gets the ledger's changes from its event source, sends nothing to
+    /// a queue and reads no secret).
     pub fn adapters(&self, sdk: &aws_config::SdkConfig) -> Adapters {
         Adapters::from_sdk(
             sdk,
             &Resources {
-                table: self.table.clone(),
+                table: String::new(),
+                stats_table: Some(self.stats_table.clone()),
                 queue_url: String::new(),
                 dlq_url: None,
                 secret_prefix: config::DEFAULT_SECRET_PREFIX.to_string(),
@@ -43,7 +45,7 @@ impl StatsConfig {
 }
 
 /// What the stats consumer cannot start without (held to the template by a test).
-pub const REQUIRED_ENV_STATS: &[&str] = &[config::TABLE];
+pub const REQUIRED_ENV_STATS: &[&str] = &[config::STATS_TABLE];
 
 /// Folds one stream batch into the counters. An error fails the batch, which Lambda then
 /// hands over again: the counters take the same batch only once (see [`StatsCounters`]).

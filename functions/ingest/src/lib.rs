@@ -81,6 +81,7 @@ impl Config {
             sdk,
             &Resources {
                 table: self.table.clone(),
+                stats_table: None,
                 queue_url: self.queue_url.clone(),
                 dlq_url: None,
                 secret_prefix: config::DEFAULT_SECRET_PREFIX.to_string(),

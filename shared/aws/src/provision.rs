@@ -15,15 +15,18 @@ use skyhook_domain::ports::StoreError;
 #[derive(Debug, Clone)]
 pub struct ResourceNames {
     pub table: String,
+    pub stats_table: String,
     pub queue: String,
     pub dlq: String,
 }
 
 impl ResourceNames {
-    /// Names sharing one prefix: `{prefix}-table`, `{prefix}-deliveries`, `{prefix}-deliveries-dlq`.
+    /// Names sharing one prefix: `{prefix}-table`, `{prefix}-stats`, `{prefix}-deliveries`,
+    /// `{prefix}-deliveries-dlq`.
     pub fn with_prefix(prefix: &str) -> Self {
         Self {
             table: format!("{prefix}-table"),
+            stats_table: format!("{prefix}-stats"),
             queue: format!("{prefix}-deliveries"),
             dlq: format!("{prefix}-deliveries-dlq"),
         }
@@ -33,6 +36,7 @@ impl ResourceNames {
 #[derive(Debug, Clone)]
 pub struct Provisioned {
     pub table: String,
+    pub stats_table: String,
     /// The table's change stream, which the stats consumer reads.
     pub stream_arn: String,
     pub queue_url: String,
@@ -53,7 +57,9 @@ pub async fn provision(
     names: &ResourceNames,
     max_receive_count: u32,
 ) -> Result<Provisioned, StoreError> {
-    create_table(&aws_sdk_dynamodb::Client::new(config), &names.table).await?;
+    let ddb = aws_sdk_dynamodb::Client::new(config);
+    create_table(&ddb, &names.table).await?;
+    create_stats_table(&ddb, &names.stats_table).await?;
     let sqs = aws_sdk_sqs::Client::new(config);
     let dlq_url = create_queue(&sqs, &names.dlq).await?;
     let dlq_arn = queue_arn(&sqs, &dlq_url).await?;
@@ -80,6 +86,7 @@ pub async fn provision(
     let stream_arn = table_stream_arn(&aws_sdk_dynamodb::Client::new(config), &names.table).await?;
     Ok(Provisioned {
         table: names.table.clone(),
+        stats_table: names.stats_table.clone(),
         stream_arn,
         queue_url,
         dlq_url,
@@ -260,6 +267,36 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// The stats counters' table: keys only, no index, no stream, nothing expires.
+async fn create_stats_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), StoreError> {
+    match ddb.describe_table().table_name(table).send().await {
+        Ok(_) => return Ok(()),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+        Err(err) => return Err(StoreError::unavailable("DynamoDB", sdk_error_text(&err))),
+    }
+    let created = ddb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(key_attribute("pk")?)
+        .attribute_definitions(key_attribute("sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .send()
+        .await;
+    if let Err(err) = created
+        && !err
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_in_use_exception())
+    {
+        return Err(StoreError::unavailable("DynamoDB", sdk_error_text(&err)));
+    }
+    wait_until_active(ddb, table).await
 }
 
 /// The stats consumer reads both images of every change to fold it into the totals.

@@ -24,6 +24,9 @@ use skyhook_domain::publish::Publisher;
 #[derive(Debug, Clone)]
 pub struct Resources {
     pub table: String,
+    /// The stats counters' table; only the API (which reads them) and the stats consumer
+    /// (which writes them) need it.
+    pub stats_table: Option<String>,
     pub queue_url: String,
     /// Only the delivery function and the API use the dead-letter queue.
     pub dlq_url: Option<String>,
@@ -96,8 +99,14 @@ impl Adapters {
                     .with_grace(retention.rotation_grace),
             ),
             events: Arc::new(DynamoDbEventStore::new(ddb.clone(), table, retention.log)),
-            log: Arc::new(DynamoDbAttemptLog::new(ddb.clone(), table, retention.log)),
-            stats: Arc::new(DynamoDbStatsCounters::new(ddb.clone(), table)),
+            log: Arc::new(
+                DynamoDbAttemptLog::new(ddb.clone(), table, retention.log)
+                    .with_stats_table(resources.stats_table.clone()),
+            ),
+            stats: Arc::new(DynamoDbStatsCounters::new(
+                ddb.clone(),
+                resources.stats_table.clone(),
+            )),
             queue: Arc::new(queue),
             dead_letters: Arc::new(DynamoDbDeadLetterStore::new(ddb.clone(), table)),
             dlq: resources.dlq_url.as_ref().map(|url| {

@@ -90,6 +90,9 @@ pub fn flag(env: &dyn Env, name: &str) -> Result<bool, ConfigError> {
 }
 
 pub const TABLE: &str = "SKYHOOK_TABLE";
+/// The small table of stats counters, apart from the ledger so its writes stay off the
+/// ledger's stream.
+pub const STATS_TABLE: &str = "SKYHOOK_STATS_TABLE";
 pub const QUEUE_URL: &str = "SKYHOOK_QUEUE_URL";
 pub const DLQ_URL: &str = "SKYHOOK_DLQ_URL";
 pub const SECRET_PREFIX: &str = "SKYHOOK_SECRET_PREFIX";
@@ -110,7 +113,7 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// SQS's own maximum message size; a larger payload could never be queued.
 pub const MAX_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
-pub const DEFAULT_SECRET_CACHE_TTL: Duration = Duration::from_secs(60);
+pub const DEFAULT_SECRET_CACHE_TTL: Duration = Duration::from_secs(15 * 60);
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long the previous secret keeps signing after a rotation: a day gives every receiver
 /// time to deploy the new secret.

@@ -83,22 +83,13 @@ impl Directory {
     ) -> Result<Option<Subscriber>, StoreError> {
         let version = view.versions.get(tenant).copied().unwrap_or(0);
         let key = (tenant.clone(), id.clone());
-        if let Some(entry) = self.records.get(&key).await {
-            if entry.0 == version {
-                return Ok(entry.1.clone());
-            }
-            self.records.invalidate(&key).await;
-        }
-        let store = self.subscribers.clone();
-        let entry = self
-            .records
-            .try_get_with(key, async move {
-                let found = store.get(tenant, id).await?;
-                Ok::<_, StoreError>(Arc::new((version, found)))
-            })
-            .await
-            .map_err(unshare)?;
-        Ok(entry.1.clone())
+        at_version(
+            &self.records,
+            key,
+            version,
+            self.subscribers.get(tenant, id),
+        )
+        .await
     }
 
     /// The subscriber's signing secrets, read once per secret version.
@@ -178,22 +169,13 @@ impl SubscriberStore for CachedRoutes {
             .copied()
             .unwrap_or(0);
         let key = (tenant.clone(), event_type.clone());
-        if let Some(entry) = self.targets.get(&key).await {
-            if entry.0 == version {
-                return Ok(entry.1.clone());
-            }
-            self.targets.invalidate(&key).await;
-        }
-        let store = self.store.clone();
-        let entry = self
-            .targets
-            .try_get_with(key, async move {
-                let ids = store.targets(tenant, event_type).await?;
-                Ok::<_, StoreError>(Arc::new((version, ids)))
-            })
-            .await
-            .map_err(unshare)?;
-        Ok(entry.1.clone())
+        at_version(
+            &self.targets,
+            key,
+            version,
+            self.store.targets(tenant, event_type),
+        )
+        .await
     }
 
     async fn replace(&self, s: &Subscriber, at: DateTime<Utc>) -> Result<(), StoreError> {
@@ -207,6 +189,33 @@ impl SubscriberStore for CachedRoutes {
     async fn versions(&self, t: &[TenantId]) -> Result<HashMap<TenantId, u64>, StoreError> {
         self.store.versions(t).await
     }
+}
+
+/// The value cached under `key` if it was read at `version`; otherwise `load` reads it (one
+/// load per key at a time: concurrent callers wait for it) and it is kept with `version`.
+async fn at_version<K, V>(
+    cache: &Cache<K, Arc<(u64, V)>>,
+    key: K,
+    version: u64,
+    load: impl std::future::Future<Output = Result<V, StoreError>>,
+) -> Result<V, StoreError>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    if let Some(entry) = cache.get(&key).await {
+        if entry.0 == version {
+            return Ok(entry.1.clone());
+        }
+        cache.invalidate(&key).await;
+    }
+    let entry = cache
+        .try_get_with(key, async move {
+            Ok::<_, StoreError>(Arc::new((version, load.await?)))
+        })
+        .await
+        .map_err(unshare)?;
+    Ok(entry.1.clone())
 }
 
 /// A load error as every waiter on it sees it.

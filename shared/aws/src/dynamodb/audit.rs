@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cursor::{self, Binding};
 use super::keys;
-use super::{PartitionQuery, SERVICE, SortRange, Table, expiry, from_item, to_item};
-use crate::sdk_error;
+use super::{PartitionQuery, SortRange, Table, expiry, from_item};
 use skyhook_domain::ids::TenantId;
 use skyhook_domain::model::{AuditRecord, format_time, parse_time};
 use skyhook_domain::ports::{AuditLog, Page, PageRequest, StoreError};
@@ -62,15 +61,7 @@ impl AuditLog for DynamoDbAuditLog {
             detail: r.detail.as_ref().map(|d| d.to_string()),
             expires_at: expiry(r.at, self.retention),
         };
-        self.table
-            .client
-            .put_item()
-            .table_name(&self.table.name)
-            .set_item(Some(to_item(&item)?))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, &e))?;
-        Ok(())
+        self.table.put(&item).await
     }
 
     async fn list(

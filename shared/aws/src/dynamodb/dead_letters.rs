@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cursor::{self, Binding};
 use super::keys;
-use super::{Item, SERVICE, SortRange, Table, attr, expiry, from_item, merged_page, s, to_item};
+use super::{Item, SERVICE, SortRange, Table, attr, expiry, from_item, merged_page, s};
 use crate::sdk_error;
 use skyhook_domain::event_type::EventType;
 use skyhook_domain::ids::{EventId, SubscriberId, TenantId};
@@ -80,15 +80,7 @@ impl DeadLetterStore for DynamoDbDeadLetterStore {
             dead_at: format_time(e.dead_at),
             expires_at: expiry(e.dead_at, skyhook_domain::config::DEAD_LETTER_RETENTION),
         };
-        self.table
-            .client
-            .put_item()
-            .table_name(&self.table.name)
-            .set_item(Some(to_item(&item)?))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, &e))?;
-        Ok(())
+        self.table.put(&item).await
     }
 
     async fn list(

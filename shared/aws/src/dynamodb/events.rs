@@ -251,15 +251,7 @@ impl EventStore for DynamoDbEventStore {
             chunks: u32::try_from(rest.len()).unwrap_or(u32::MAX),
             expires_at,
         };
-        self.table
-            .client
-            .put_item()
-            .table_name(&self.table.name)
-            .set_item(Some(to_item(&item)?))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, &e))?;
-        Ok(())
+        self.table.put(&item).await
     }
 
     async fn get_event(

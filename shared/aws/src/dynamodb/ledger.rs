@@ -33,6 +33,8 @@ use skyhook_domain::ports::{AttemptLog, AttemptQuery, Page, StoreError};
 pub struct DynamoDbAttemptLog {
     table: Table,
     retention: Duration,
+    /// Where the stats consumer keeps the totals; `None` in processes that never read them.
+    stats: Option<Table>,
 }
 
 impl DynamoDbAttemptLog {
@@ -40,7 +42,14 @@ impl DynamoDbAttemptLog {
         Self {
             table: Table::new(client, table),
             retention,
+            stats: None,
         }
+    }
+
+    /// Reads the totals from this table.
+    pub fn with_stats_table(mut self, table: Option<String>) -> Self {
+        self.stats = table.map(|t| Table::new(self.table.client.clone(), t));
+        self
     }
 }
 
@@ -202,15 +211,7 @@ fn row_key(item: &LedgerItem) -> (String, String) {
 
 impl DynamoDbAttemptLog {
     async fn put_history(&self, item: &LedgerItem) -> Result<(), StoreError> {
-        self.table
-            .client
-            .put_item()
-            .table_name(&self.table.name)
-            .set_item(Some(to_item(item)?))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, &e))?;
-        Ok(())
+        self.table.put(item).await
     }
 
     /// Writes the delivery item under `condition`; the item it replaces, if it recorded an
@@ -772,7 +773,11 @@ impl AttemptLog for DynamoDbAttemptLog {
             None => keys::tenant_pk(tenant),
             Some(sub) => keys::ledger_pk(tenant, sub),
         };
-        let Some(item) = self.table.get(&pk, keys::STATS_SK, true).await? else {
+        let stats = self
+            .stats
+            .as_ref()
+            .ok_or_else(super::stats::no_stats_table)?;
+        let Some(item) = stats.get(&pk, keys::STATS_SK, true).await? else {
             return Ok(DeliveryStats::default());
         };
         let c: CounterItem = from_item(item)?;

@@ -127,6 +127,18 @@ impl Table {
         Ok(out)
     }
 
+    /// Writes a whole item, unconditionally.
+    pub async fn put<T: Serialize>(&self, item: &T) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(to_item(item)?))
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, &e))?;
+        Ok(())
+    }
+
     pub fn query(&self) -> QueryFluentBuilder {
         self.client.query().table_name(&self.name)
     }

@@ -1,7 +1,8 @@
-//! Stats counters (`#STATS` in the tenant's partition and in each subscriber's ledger
-//! partition), moved only by the stats consumer, which folds a batch of the table's stream
-//! into one change per counter. A batch's changes go in one transaction per 100 counters
-//! whose request token is derived from the batch: a retried batch is applied once.
+//! Stats counters, in their own small table (`T#{tenant}` / `#STATS` and
+//! `S#{tenant}#{subscriber}` / `#STATS`), moved only by the stats consumer, which folds a
+//! batch of the ledger's stream into one change per counter. A batch's changes go in one
+//! transaction per 100 counters whose request token is derived from the batch: a retried
+//! batch is applied once. Apart from the ledger, their writes never feed its stream.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -18,14 +19,23 @@ const MAX_TRANSACTION_ITEMS: usize = 100;
 
 #[derive(Clone)]
 pub struct DynamoDbStatsCounters {
-    table: Table,
+    table: Option<Table>,
 }
 
 impl DynamoDbStatsCounters {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// `None`: this process was not given the stats table, and must not be asked to count.
+    pub fn new(client: Client, table: Option<String>) -> Self {
         Self {
-            table: Table::new(client, table),
+            table: table.map(|t| Table::new(client, t)),
         }
+    }
+}
+
+/// The error of a process asked for stats without the stats table configured.
+pub(crate) fn no_stats_table() -> StoreError {
+    StoreError::Rejected {
+        service: SERVICE,
+        detail: "the stats table is not configured (SKYHOOK_STATS_TABLE)".into(),
     }
 }
 
@@ -38,6 +48,7 @@ fn token(batch: &str, part: usize) -> String {
 #[async_trait]
 impl StatsCounters for DynamoDbStatsCounters {
     async fn apply(&self, batch: &str, changes: &[StatsChange]) -> Result<(), StoreError> {
+        let table = self.table.as_ref().ok_or_else(no_stats_table)?;
         for (part, chunk) in changes.chunks(MAX_TRANSACTION_ITEMS).enumerate() {
             let items = chunk
                 .iter()
@@ -47,7 +58,7 @@ impl StatsCounters for DynamoDbStatsCounters {
                         Some(sub) => keys::ledger_pk(&c.tenant, sub),
                     };
                     Update::builder()
-                        .table_name(&self.table.name)
+                        .table_name(&table.name)
                         .key("pk", s(pk))
                         .key("sk", s(keys::STATS_SK))
                         .update_expression(
@@ -62,7 +73,7 @@ impl StatsCounters for DynamoDbStatsCounters {
                         .map_err(|e| StoreError::unavailable(SERVICE, e))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            self.table
+            table
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items))
