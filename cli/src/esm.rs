@@ -125,17 +125,28 @@ impl SqsPoller {
         };
         let mut messages = self.receive(limit, self.wait_time).await?;
         let started = std::time::Instant::now();
+        let mut last = messages.len();
         while !messages.is_empty() && messages.len() < limit && started.elapsed() < self.window {
-            let more = self.receive(limit - messages.len(), Duration::ZERO).await?;
-            if more.is_empty() {
-                // Nothing waiting: wait a little for the window to fill, without spinning.
-                tokio::time::sleep(Duration::from_millis(50).min(self.window)).await;
-                if started.elapsed() >= self.window {
-                    break;
-                }
-                continue;
-            }
+            // A full receive says more are waiting: take them at once. A short one says the
+            // queue is empty for now: one long poll for the rest of the window, and done
+            // (every receive is a billed request, an empty one too).
+            let full = last == 10;
+            let wait = if full {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(
+                    self.window
+                        .saturating_sub(started.elapsed())
+                        .as_secs()
+                        .max(1),
+                )
+            };
+            let more = self.receive(limit - messages.len(), wait).await?;
+            last = more.len();
             messages.extend(more);
+            if !full {
+                break;
+            }
         }
         Ok(messages)
     }

@@ -81,7 +81,8 @@ impl StreamPoller {
         let mut poller = StreamPoller {
             client,
             stream_arn: stream_arn.into(),
-            batch_size: 1000,
+            // As the template's event source: up to 10,000 records a batch.
+            batch_size: 10_000,
             window: Duration::from_secs(5),
             shards: HashMap::new(),
             pending: Vec::new(),
