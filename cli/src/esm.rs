@@ -126,27 +126,13 @@ impl SqsPoller {
         let mut messages = self.receive(limit, self.wait_time).await?;
         let started = std::time::Instant::now();
         let mut last = messages.len();
-        while !messages.is_empty() && messages.len() < limit && started.elapsed() < self.window {
-            // A full receive says more are waiting: take them at once. A short one says the
-            // queue is empty for now: one long poll for the rest of the window, and done
-            // (every receive is a billed request, an empty one too).
-            let full = last == 10;
-            let wait = if full {
-                Duration::ZERO
-            } else {
-                Duration::from_secs(
-                    self.window
-                        .saturating_sub(started.elapsed())
-                        .as_secs()
-                        .max(1),
-                )
-            };
-            let more = self.receive(limit - messages.len(), wait).await?;
+        // A full receive says more are waiting: take them at once, within the window. A short
+        // one says the queue is empty for now: the batch goes as it is (every receive is a
+        // billed request, an empty one too).
+        while last == 10 && messages.len() < limit && started.elapsed() < self.window {
+            let more = self.receive(limit - messages.len(), Duration::ZERO).await?;
             last = more.len();
             messages.extend(more);
-            if !full {
-                break;
-            }
         }
         Ok(messages)
     }

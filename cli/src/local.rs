@@ -347,11 +347,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let delivery = {
-        // Batches as the template's event source gathers them (100 within a window), with a
-        // shorter window so a lone event still arrives at once.
-        let poller = SqsPoller::new(sqs.clone(), &resources.queue_url)
-            .with_batch_size(100)
-            .with_batching_window(Duration::from_millis(250));
+        let poller = SqsPoller::new(sqs.clone(), &resources.queue_url);
         let deliverer = deliverer.clone();
         let handler = handler(move |event| {
             let deliverer = deliverer.clone();

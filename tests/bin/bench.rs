@@ -617,9 +617,9 @@ async fn bench_cost() {
     meter.reset();
 
     // Deliveries run while events are published, as in AWS: the queue stays shallow (moto
-    // slows down with every message waiting in a queue). Batches gather as the template's
-    // event source has them: up to 100 messages within a 1 s window.
-    let runner = stack.start_batched_delivery(100, Duration::from_secs(1));
+    // slows down with every message waiting in a queue). Batches as the template's event
+    // source makes them: up to 10 messages a receive, 20-second long polls.
+    let runner = stack.start_batched_delivery(10, Duration::ZERO);
     let mut ingest_times = Vec::with_capacity(events);
     let mut body_bytes = 0;
     for i in 0..events {
@@ -687,7 +687,7 @@ async fn bench_cost() {
         billed_seconds(&invocations),
         delivery_mb,
         d,
-        "batches of up to 100, timed around the handler",
+        "batches of up to 10, timed around the handler",
     ));
     if stats_invocations > 0 {
         lines.extend(lambda_lines(
@@ -768,9 +768,8 @@ async fn bench_cost() {
     );
     println!(
         "       Lambda: ingest one invocation per publish, timed around the ingest router; \
-         delivery one per handler call (batches of up to 100 gathered within 1 s, as the \
-         template's event source), timed around the handler; memory from \
-         infra/template.yaml, arm64 prices"
+         delivery one per handler call (batches of up to 10, as the template's event \
+         source), timed around the handler; memory from infra/template.yaml, arm64 prices"
     );
     println!(
         "       the durations are this machine's against moto, the proxy's look-ups included, \

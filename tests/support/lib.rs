@@ -476,13 +476,15 @@ impl Stack {
         self.start_delivery_with(self.poller())
     }
 
-    /// [`Stack::start_delivery`] with batches gathered as the template's event source does:
-    /// up to `size` messages within `window`.
+    /// [`Stack::start_delivery`] with batches gathered as an event source with a batching
+    /// window does (up to `size` messages within `window`), and 20-second long polls as
+    /// Lambda makes them.
     pub fn start_batched_delivery(&self, size: usize, window: Duration) -> DeliveryRunner {
         self.start_delivery_with(
             self.poller()
                 .with_batch_size(size)
-                .with_batching_window(window),
+                .with_batching_window(window)
+                .with_wait_time(Duration::from_secs(20)),
         )
     }
 
