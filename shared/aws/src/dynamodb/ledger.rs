@@ -205,6 +205,15 @@ const ADVANCE: &str =
 const ADVANCE_STATUS: &str =
     "attribute_not_exists(pk) OR (#n <= :n AND NOT (#st IN (:delivered, :failed)))";
 
+/// The placeholder values of [`ADVANCE`] and [`ADVANCE_STATUS`] for attempt `attempt`.
+fn advance_values(attempt: u32) -> Vec<(&'static str, AttributeValue)> {
+    vec![
+        (":n", n(attempt)),
+        (":delivered", s(DeliveryState::Delivered.as_str())),
+        (":failed", s(DeliveryState::Failed.as_str())),
+    ]
+}
+
 fn row_key(item: &LedgerItem) -> (String, String) {
     (item.subscriber_id.to_string(), item.sk.clone())
 }
@@ -658,15 +667,7 @@ impl AttemptLog for DynamoDbAttemptLog {
     ) -> Result<(), StoreError> {
         let item = LedgerItem::of_attempt(attempt, status.status, self.retention);
         let moved = self
-            .advance(
-                &item,
-                ADVANCE,
-                vec![
-                    (":n", n(attempt.attempt)),
-                    (":delivered", s(DeliveryState::Delivered.as_str())),
-                    (":failed", s(DeliveryState::Failed.as_str())),
-                ],
-            )
+            .advance(&item, ADVANCE, advance_values(attempt.attempt))
             .await?;
         if !moved {
             // A newer or final result is stored; this attempt still happened, so it is kept
@@ -687,16 +688,8 @@ impl AttemptLog for DynamoDbAttemptLog {
         status: &DeliveryStatus,
     ) -> Result<(), StoreError> {
         let item = LedgerItem::of_status(tenant, event_id, status, self.retention);
-        self.advance(
-            &item,
-            ADVANCE_STATUS,
-            vec![
-                (":n", n(status.attempts)),
-                (":delivered", s(DeliveryState::Delivered.as_str())),
-                (":failed", s(DeliveryState::Failed.as_str())),
-            ],
-        )
-        .await?;
+        self.advance(&item, ADVANCE_STATUS, advance_values(status.attempts))
+            .await?;
         Ok(())
     }
 
