@@ -284,16 +284,6 @@ fn humanize(d: Duration) -> String {
 }
 
 impl Deliverer {
-    /// Delivers one SQS record on its own (a batch of one) and decides its fate.
-    pub async fn deliver_record(&self, record: &SqsMessage) -> RecordResult {
-        let message = DeliveryMessage::from_json(record.body.as_deref().unwrap_or(""));
-        let view = match &message {
-            Ok(m) => self.directory.view(std::slice::from_ref(&m.tenant)).await,
-            Err(_) => Ok(DirectoryView::default()),
-        };
-        self.deliver_parsed(record, message, &view).await
-    }
-
     /// Delivers one parsed SQS record and decides its fate. Never panics on the record's
     /// content.
     async fn deliver_parsed(

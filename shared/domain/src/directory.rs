@@ -264,8 +264,9 @@ mod tests {
             id: &SubscriberId,
         ) -> Result<Option<Subscriber>, StoreError> {
             self.gets.fetch_add(1, Ordering::SeqCst);
-            // Slow enough that concurrent misses overlap.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Concurrent misses must share one read whether or not they overlap: one waits
+            // for the load in flight, a later one finds its result cached.
+            tokio::task::yield_now().await;
             self.inner.get(t, id).await
         }
         async fn delete(&self, t: &TenantId, id: &SubscriberId) -> Result<bool, StoreError> {

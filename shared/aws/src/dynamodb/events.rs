@@ -14,7 +14,8 @@ use serde_json::value::RawValue;
 
 use super::keys;
 use super::{
-    Item, SERVICE, SortRange, Table, expiry, from_item, merged_page, query_all, s, to_item,
+    Item, SERVICE, SortRange, Table, expiry, from_item, merged_page, pause_before, query_all, s,
+    to_item,
 };
 use crate::sdk_error;
 use skyhook_domain::event_type::EventType;
@@ -211,9 +212,7 @@ impl EventStore for DynamoDbEventStore {
                 if requests.is_empty() {
                     break;
                 }
-                if round > 0 {
-                    tokio::time::sleep(Duration::from_millis(20 << round)).await;
-                }
+                pause_before(round).await;
                 let out = self
                     .table
                     .client

@@ -391,6 +391,15 @@ struct EventPosition {
     k: String,
 }
 
+/// A full page of a one-event listing, going on after its last row.
+fn event_page(out: Vec<LedgerItem>, binding: &Binding) -> Page<AttemptRecord> {
+    let (s, k) = out.last().map(row_key).unwrap_or_default();
+    Page {
+        items: records(out),
+        next_cursor: Some(cursor::encode(binding, &EventPosition { s, k })),
+    }
+}
+
 /// At most this many events are examined for one page of the tenant-wide log.
 const MAX_EVENTS_PER_PAGE: usize = 200;
 
@@ -441,32 +450,12 @@ impl DynamoDbAttemptLog {
             }
             for row in rows {
                 if out.len() == limit {
-                    let last = out.last().map(row_key).unwrap_or_default();
-                    return Ok(Page {
-                        items: records(out),
-                        next_cursor: Some(cursor::encode(
-                            binding,
-                            &EventPosition {
-                                s: last.0,
-                                k: last.1,
-                            },
-                        )),
-                    });
+                    return Ok(event_page(out, binding));
                 }
                 out.push(row);
             }
             if out.len() == limit && i + 1 < subscribers.len() {
-                let last = out.last().map(row_key).unwrap_or_default();
-                return Ok(Page {
-                    items: records(out),
-                    next_cursor: Some(cursor::encode(
-                        binding,
-                        &EventPosition {
-                            s: last.0,
-                            k: last.1,
-                        },
-                    )),
-                });
+                return Ok(event_page(out, binding));
             }
         }
         Ok(Page {

@@ -91,9 +91,7 @@ impl Table {
                 if pending.is_empty() {
                     break;
                 }
-                if round > 0 {
-                    tokio::time::sleep(Duration::from_millis(20 << round)).await;
-                }
+                pause_before(round).await;
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut pending)))
                     .consistent_read(consistent)
@@ -141,6 +139,14 @@ impl Table {
 
     pub fn query(&self) -> QueryFluentBuilder {
         self.client.query().table_name(&self.name)
+    }
+}
+
+/// The pause before round `round` of asking again for what a batch call left unprocessed
+/// (DynamoDB's advice: back off exponentially); none before the first.
+pub(crate) async fn pause_before(round: u32) {
+    if round > 0 {
+        tokio::time::sleep(Duration::from_millis(20 << round.min(8))).await;
     }
 }
 
