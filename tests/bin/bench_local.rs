@@ -80,14 +80,19 @@ pub async fn bench_local_speed() {
                     .json(&json!({"type": "order.created", "data": {"n": i}}))
                     .send()
                     .await
-                    .map(|r| r.status().as_u16() == 202)
-                    .unwrap_or(false)
+                    .ok()
+                    .filter(|r| r.status().as_u16() == 202)
             }
         })
         .buffer_unordered(8)
-        .filter(|ok| std::future::ready(*ok))
-        .count()
+        .filter_map(|r| async move {
+            let body: Value = r?.json().await.ok()?;
+            body["id"].as_str().map(str::to_string)
+        })
+        .collect::<Vec<String>>()
         .await;
+    let published_ids = published;
+    let published = published_ids.len();
     let publish_time = started.elapsed();
 
     let want = published * SUBSCRIBERS;
@@ -106,6 +111,9 @@ pub async fn bench_local_speed() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let took = started.elapsed();
+    if distinct < want {
+        report_missing(&receiver, &published_ids);
+    }
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(90), runner).await;
     let verdict = if distinct >= want && took <= GOAL {
@@ -122,4 +130,25 @@ pub async fn bench_local_speed() {
         distinct as f64 / took.as_secs_f64(),
         publish_time.as_secs_f64(),
     );
+}
+
+/// Which (event, subscriber) pairs never arrived, grouped so that a pattern shows: whole
+/// events missing, or whole subscribers, or scattered pairs.
+fn report_missing(receiver: &Receiver, published: &[String]) {
+    let got: HashSet<(String, String)> = receiver
+        .requests()
+        .iter()
+        .map(|r| (r.header("webhook-id").to_string(), r.path.clone()))
+        .collect();
+    let mut by_event = std::collections::BTreeMap::<&str, Vec<usize>>::new();
+    for id in published {
+        for s in 0..SUBSCRIBERS {
+            if !got.contains(&(id.clone(), format!("/s/{s}"))) {
+                by_event.entry(id.as_str()).or_default().push(s);
+            }
+        }
+    }
+    for (id, subs) in &by_event {
+        println!("local        missing: event {id} to subscribers {subs:?}");
+    }
 }
