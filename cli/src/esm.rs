@@ -115,8 +115,11 @@ impl SqsPoller {
         Ok(out.messages.unwrap_or_default())
     }
 
-    /// A batch: one long-polling receive, then, within the batching window, more receives
-    /// until the batch is full or the queue has nothing more right now.
+    /// A batch, as Lambda gathers one: a long-polling receive, then, with a batching window,
+    /// more receives until the batch is full or the window (counted from the first message)
+    /// has passed. Each receive in the window long-polls for what is left of it, in whole
+    /// seconds as SQS takes them, so a batch closes at most a second after its window and a
+    /// quiet queue costs one empty receive per batch (every receive is a billed request).
     async fn gather(&self) -> Result<Vec<Message>, PollError> {
         let limit = if self.window.is_zero() {
             self.batch_size.min(10)
@@ -124,14 +127,20 @@ impl SqsPoller {
             self.batch_size
         };
         let mut messages = self.receive(limit, self.wait_time).await?;
-        let started = std::time::Instant::now();
-        let mut last = messages.len();
-        // A full receive says more are waiting: take them at once, within the window. A short
-        // one says the queue is empty for now: the batch goes as it is (every receive is a
-        // billed request, an empty one too).
-        while last == 10 && messages.len() < limit && started.elapsed() < self.window {
-            let more = self.receive(limit - messages.len(), Duration::ZERO).await?;
-            last = more.len();
+        if messages.is_empty() || self.window.is_zero() {
+            return Ok(messages);
+        }
+        let deadline = std::time::Instant::now() + self.window;
+        while messages.len() < limit {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let wait = Duration::from_secs(left.as_secs_f64().ceil() as u64);
+            let more = self.receive(limit - messages.len(), wait).await?;
+            if more.is_empty() {
+                break;
+            }
             messages.extend(more);
         }
         Ok(messages)

@@ -27,6 +27,12 @@ use crate::streams::{StartingPosition, StreamPoller, stream_handler};
 pub const LOCAL_ADDR: &str = "SKYHOOK_LOCAL_ADDR";
 pub const LOCAL_PREFIX: &str = "SKYHOOK_LOCAL_PREFIX";
 pub const LOCAL_POLLERS: &str = "SKYHOOK_LOCAL_POLLERS";
+pub const LOCAL_BATCH_SIZE: &str = "SKYHOOK_LOCAL_BATCH_SIZE";
+pub const LOCAL_BATCHING_WINDOW: &str = "SKYHOOK_LOCAL_BATCHING_WINDOW";
+/// The delivery event source's batch as `infra/template.yaml` has it (`DeliveryBatchSize`,
+/// `DeliveryBatchingWindowSeconds`).
+pub const DEFAULT_BATCH_SIZE: usize = 100;
+pub const DEFAULT_BATCHING_WINDOW: Duration = Duration::from_secs(1);
 pub const LOCAL_EVENT_PATTERN: &str = "SKYHOOK_LOCAL_EVENT_PATTERN";
 pub const DEFAULT_LOCAL_ADDR: &str = "127.0.0.1:3000";
 pub const DEFAULT_LOCAL_PREFIX: &str = "skyhook-local";
@@ -39,6 +45,10 @@ pub struct LocalConfig {
     pub addr: SocketAddr,
     pub prefix: String,
     pub pollers: usize,
+    /// Most deliveries handed to one handler call, and how long a batch gathers them (as
+    /// the delivery function's SQS event source: `BatchSize`, `MaximumBatchingWindowInSeconds`).
+    pub batch_size: usize,
+    pub batching_window: Duration,
     pub admin_key: String,
     /// Whether the admin key was generated (and must be printed for the user).
     pub generated_key: bool,
@@ -92,6 +102,21 @@ impl LocalConfig {
                 Ok(n) if (1..=64).contains(&n) => Ok(n),
                 _ => Err("expected a number from 1 to 64"),
             })?,
+            batch_size: config::parsed(env, LOCAL_BATCH_SIZE, DEFAULT_BATCH_SIZE, |v| match v
+                .parse::<usize>()
+            {
+                Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+                _ => Err("expected a number from 1 to 10000"),
+            })?,
+            batching_window: config::parsed(
+                env,
+                LOCAL_BATCHING_WINDOW,
+                DEFAULT_BATCHING_WINDOW,
+                |v| match v.parse::<u64>() {
+                    Ok(n) if n <= 300 => Ok(Duration::from_secs(n)),
+                    _ => Err("expected whole seconds from 0 to 300"),
+                },
+            )?,
             admin_key,
             generated_key,
             event_pattern,
@@ -347,7 +372,9 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let delivery = {
-        let poller = SqsPoller::new(sqs.clone(), &resources.queue_url);
+        let poller = SqsPoller::new(sqs.clone(), &resources.queue_url)
+            .with_batch_size(cfg.batch_size)
+            .with_batching_window(cfg.batching_window);
         let deliverer = deliverer.clone();
         let handler = handler(move |event| {
             let deliverer = deliverer.clone();
@@ -470,6 +497,8 @@ mod tests {
             LocalConfig::from_env(&env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")])).unwrap();
         assert_eq!(cfg.addr.to_string(), "127.0.0.1:3000");
         assert_eq!(cfg.prefix, "skyhook-local");
+        assert_eq!(cfg.batch_size, 100);
+        assert_eq!(cfg.batching_window, Duration::from_secs(1));
         assert!(cfg.generated_key);
         assert!(cfg.admin_key.starts_with("sk_local_"));
         assert_eq!(cfg.admin_key.len(), "sk_local_".len() + 32);
@@ -482,6 +511,10 @@ mod tests {
             (LOCAL_ADDR, "localhost"),
             (LOCAL_PREFIX, "has space"),
             (LOCAL_POLLERS, "0"),
+            (LOCAL_BATCH_SIZE, "0"),
+            (LOCAL_BATCH_SIZE, "10001"),
+            (LOCAL_BATCHING_WINDOW, "1.5"),
+            (LOCAL_BATCHING_WINDOW, "301"),
             (LOCAL_EVENT_PATTERN, "{not json"),
             (config::ADMIN_KEY, "short"),
         ] {

@@ -597,6 +597,8 @@ async fn bench_cost() {
     let ingest_mb = prices::lambda_memory_mb(&template, "IngestHttpFunction").expect("memory");
     let delivery_mb = prices::lambda_memory_mb(&template, "DeliveryFunction").expect("memory");
     let stats_mb = prices::lambda_memory_mb(&template, "StatsFunction").expect("memory");
+    let (batch_size, batch_window) =
+        prices::sqs_batching(&template, "DeliveryFunction").expect("the delivery event source");
 
     let emulator = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
     let meter = AwsMeter::start(&emulator).await;
@@ -618,8 +620,9 @@ async fn bench_cost() {
 
     // Deliveries run while events are published, as in AWS: the queue stays shallow (moto
     // slows down with every message waiting in a queue). Batches as the template's event
-    // source makes them: up to 10 messages a receive, 20-second long polls.
-    let runner = stack.start_batched_delivery(10, Duration::ZERO);
+    // source makes them: up to 10 messages a receive, 20-second long polls, and the
+    // template's batch size and batching window.
+    let runner = stack.start_batched_delivery(batch_size, Duration::from_secs(batch_window));
     let mut ingest_times = Vec::with_capacity(events);
     let mut body_bytes = 0;
     for i in 0..events {
@@ -687,7 +690,9 @@ async fn bench_cost() {
         billed_seconds(&invocations),
         delivery_mb,
         d,
-        "batches of up to 10, timed around the handler",
+        &format!(
+            "batches of up to {batch_size} gathered for up to {batch_window} s, timed around the handler"
+        ),
     ));
     if stats_invocations > 0 {
         lines.extend(lambda_lines(
@@ -762,18 +767,20 @@ async fn bench_cost() {
         .sum();
     println!(
         "  how: calls and units counted by a proxy in front of the emulator \
-         (tests/support/meter.rs): DynamoDB units from item sizes, the items a write touches \
-         read from the emulator before it (and, for updates, after); SQS sends per started \
-         64 KiB; API Gateway one request per publish"
+         (tests/support/meter.rs): DynamoDB units from item sizes, the item a put or delete \
+         replaces asked of the write itself (ALL_OLD), other writes' items read from the \
+         emulator before (and, for updates, after); SQS sends per started 64 KiB; API \
+         Gateway one request per publish"
     );
     println!(
         "       Lambda: ingest one invocation per publish, timed around the ingest router; \
-         delivery one per handler call (batches of up to 10, as the template's event \
-         source), timed around the handler; memory from infra/template.yaml, arm64 prices"
+         delivery one per handler call (batches as the template's event source makes \
+         them: up to {batch_size} within {batch_window} s), timed around the handler; memory \
+         from infra/template.yaml, arm64 prices"
     );
     println!(
-        "       the durations are this machine's against moto, the proxy's look-ups included, \
-         not AWS's: without them the total is {:.2}",
+        "       the durations are this machine's against moto, not AWS's: without them the \
+         total is {:.2}",
         total - duration
     );
     let protocols: Vec<String> = report

@@ -27,6 +27,8 @@ pub async fn bench_local_speed() {
         prefix: unique("bench-local"),
         // As `make run` has it.
         pollers: 4,
+        batch_size: skyhook_cli::local::DEFAULT_BATCH_SIZE,
+        batching_window: skyhook_cli::local::DEFAULT_BATCHING_WINDOW,
         admin_key: key.clone(),
         generated_key: false,
         event_pattern: skyhook_cli::local::DEFAULT_EVENT_PATTERN.to_string(),
@@ -124,8 +126,10 @@ pub async fn bench_local_speed() {
         format!("stopped after {} s", LIMIT.as_secs())
     };
     println!(
-        "local        skyhook local (4 pollers, moto): {published} events × {SUBSCRIBERS} subscribers, \
+        "local        skyhook local (4 pollers, batches of up to {} within {} s, moto): {published} events × {SUBSCRIBERS} subscribers, \
          {distinct} of {want} deliveries in {:.1} s = {:.0}/s (publishing took {:.1} s), {verdict}",
+        skyhook_cli::local::DEFAULT_BATCH_SIZE,
+        skyhook_cli::local::DEFAULT_BATCHING_WINDOW.as_secs(),
         took.as_secs_f64(),
         distinct as f64 / took.as_secs_f64(),
         publish_time.as_secs_f64(),

@@ -36,10 +36,7 @@ pub fn template_path() -> PathBuf {
 /// The memory (MB) a function of a SAM template gets: its own `MemorySize`, else the one of
 /// `Globals.Function`; a `!Ref` to a parameter takes the parameter's default.
 pub fn lambda_memory_mb(template: &str, logical_id: &str) -> Result<u64, String> {
-    // CloudFormation's short tags (`!Ref`, `!Sub`, …) parse as tagged values, which the
-    // lookup below reads where it must and ignores elsewhere.
-    let doc: serde_norway::Value =
-        serde_norway::from_str(template).map_err(|e| format!("the template is not YAML: {e}"))?;
+    let doc = parse(template)?;
     if doc["Resources"][logical_id].is_null() {
         return Err(format!("the template has no resource {logical_id}"));
     }
@@ -49,6 +46,42 @@ pub fn lambda_memory_mb(template: &str, logical_id: &str) -> Result<u64, String>
     } else {
         own
     };
+    number(&doc, setting)
+        .ok_or_else(|| format!("{logical_id} has no MemorySize the bench can read"))
+}
+
+/// The batch an SQS event source of a function hands it: `BatchSize` and
+/// `MaximumBatchingWindowInSeconds` (0 when unset), parameters resolved to their defaults.
+pub fn sqs_batching(template: &str, logical_id: &str) -> Result<(usize, u64), String> {
+    let doc = parse(template)?;
+    let events = doc["Resources"][logical_id]["Properties"]["Events"]
+        .as_mapping()
+        .ok_or_else(|| format!("{logical_id} has no event sources"))?;
+    let source = events
+        .values()
+        .find(|e| e["Type"].as_str() == Some("SQS"))
+        .ok_or_else(|| format!("{logical_id} has no SQS event source"))?;
+    let props = &source["Properties"];
+    let size = number(&doc, &props["BatchSize"])
+        .ok_or_else(|| format!("{logical_id}'s SQS event source has no BatchSize"))?;
+    let window = if props["MaximumBatchingWindowInSeconds"].is_null() {
+        0
+    } else {
+        number(&doc, &props["MaximumBatchingWindowInSeconds"]).ok_or_else(|| {
+            format!("{logical_id}'s MaximumBatchingWindowInSeconds is not a number")
+        })?
+    };
+    Ok((size as usize, window))
+}
+
+fn parse(template: &str) -> Result<serde_norway::Value, String> {
+    // CloudFormation's short tags (`!Ref`, `!Sub`, …) parse as tagged values, which the
+    // look-ups read where they must and ignore elsewhere.
+    serde_norway::from_str(template).map_err(|e| format!("the template is not YAML: {e}"))
+}
+
+/// A number setting, or a `!Ref` to a parameter, which gives its default.
+fn number(doc: &serde_norway::Value, setting: &serde_norway::Value) -> Option<u64> {
     let value = match setting {
         serde_norway::Value::Tagged(tagged)
             if tagged.tag.to_string().trim_start_matches('!') == "Ref" =>
@@ -61,7 +94,6 @@ pub fn lambda_memory_mb(template: &str, logical_id: &str) -> Result<u64, String>
     value
         .as_u64()
         .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
-        .ok_or_else(|| format!("{logical_id} has no MemorySize the bench can read"))
 }
 
 #[cfg(test)]
@@ -91,6 +123,21 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       MemorySize: !Ref Memory
+      Events:
+        Queue:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Q.Arn
+            BatchSize: !Ref Memory
+            MaximumBatchingWindowInSeconds: 2
+  Unwindowed:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Queue:
+          Type: SQS
+          Properties:
+            BatchSize: 10
 ";
 
     #[test]
@@ -99,6 +146,25 @@ Resources:
         assert_eq!(lambda_memory_mb(TEMPLATE, "Big"), Ok(1024));
         assert_eq!(lambda_memory_mb(TEMPLATE, "Parametrised"), Ok(512));
         assert!(lambda_memory_mb(TEMPLATE, "Missing").is_err());
+    }
+
+    #[test]
+    fn sqs_batching_reads_size_and_window_through_parameters() {
+        assert_eq!(sqs_batching(TEMPLATE, "Parametrised"), Ok((512, 2)));
+        assert_eq!(sqs_batching(TEMPLATE, "Unwindowed"), Ok((10, 0)));
+        assert!(sqs_batching(TEMPLATE, "Plain").is_err());
+    }
+
+    #[test]
+    fn the_real_template_batches_deliveries_as_skyhook_local_does() {
+        let text = std::fs::read_to_string(template_path()).expect("infra/template.yaml");
+        assert_eq!(
+            sqs_batching(&text, "DeliveryFunction"),
+            Ok((
+                skyhook_cli::local::DEFAULT_BATCH_SIZE,
+                skyhook_cli::local::DEFAULT_BATCHING_WINDOW.as_secs()
+            ))
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::Utc;
-use futures::future::join_all;
+use futures::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
 use tracing::Instrument;
 
@@ -182,8 +182,13 @@ pub enum RecordResult {
     Retry,
 }
 
-/// The Lambda handler: the records of a batch are delivered concurrently, so a batch takes
-/// about as long as its slowest delivery; only the records to retry are reported.
+/// Most deliveries of one batch in flight at once: the template's largest batch, so that a
+/// batch takes one HTTP timeout at most.
+const MAX_CONCURRENT_DELIVERIES: usize = 100;
+
+/// The Lambda handler: the records of a batch are delivered concurrently (up to
+/// [`MAX_CONCURRENT_DELIVERIES`] at a time), so a batch of up to that many takes about as
+/// long as its slowest delivery; only the records to retry are reported.
 pub async fn handle(
     deliverer: &Deliverer,
     event: LambdaEvent<SqsEvent>,
@@ -203,13 +208,15 @@ pub async fn handle(
     } else {
         deliverer.directory.view(&tenants).await
     };
-    let results = join_all(
-        records
-            .iter()
-            .zip(messages)
-            .map(|(record, message)| deliverer.deliver_parsed(record, message, &view)),
-    )
-    .await;
+    let deliveries: Vec<_> = records
+        .iter()
+        .zip(messages)
+        .map(|(record, message)| deliverer.deliver_parsed(record, message, &view))
+        .collect();
+    let results: Vec<RecordResult> = stream::iter(deliveries)
+        .buffered(MAX_CONCURRENT_DELIVERIES)
+        .collect()
+        .await;
     let mut response = SqsBatchResponse::default();
     for (record, result) in event.payload.records.iter().zip(results) {
         if result == RecordResult::Retry {
