@@ -257,6 +257,7 @@ async fn a_second_tenant_never_sees_or_changes_the_first_tenants_data() {
             reason: "attempts_exhausted: HTTP 500".into(),
             attempts: 3,
             dead_at: chrono::Utc::now(),
+            message: None,
         })
         .await
         .unwrap();

@@ -486,7 +486,7 @@ async fn a_malformed_record_is_dead_lettered_not_retried() {
 }
 
 #[tokio::test]
-async fn messages_for_a_deleted_subscriber_are_dropped_with_status_failed() {
+async fn messages_for_a_deleted_subscriber_end_with_status_subscriber_deleted() {
     let stack = Stack::new().await;
     let receiver = Receiver::always(200).await;
     let (sub, _) = stack.subscribe(&receiver.url("/gone"), &["*"]).await;
@@ -505,12 +505,15 @@ async fn messages_for_a_deleted_subscriber_are_dropped_with_status_failed() {
     assert!(response.batch_item_failures.is_empty());
     assert!(receiver.requests().is_empty());
     let status = stack.event_status(published["id"].as_str().unwrap()).await;
-    assert_eq!(status["deliveries"][0]["status"], "failed");
+    // SPEC, "Endpoint health": deleting a subscriber ends its messages with final status
+    // `subscriber_deleted` (before, they ended `failed`).
+    assert_eq!(status["deliveries"][0]["status"], "subscriber_deleted");
+    assert_eq!(status["deliveries"][0]["attempts"], 0);
     assert!(
         status["deliveries"][0]["last_error"]
             .as_str()
             .unwrap()
-            .contains("no longer exists")
+            .contains("deleted")
     );
 }
 

@@ -8,6 +8,7 @@ mod deliveries;
 mod delivery;
 mod dlq;
 mod events;
+mod health;
 mod ingest;
 mod openapi;
 mod subscribers;

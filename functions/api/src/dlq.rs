@@ -13,8 +13,11 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use skyhook_domain::ids::SubscriberId;
-use skyhook_domain::model::{DeadLetterEntry, DeliveryMessage, DeliveryState, format_time};
+use chrono::Utc;
+use skyhook_domain::ids::{SubscriberId, TenantId};
+use skyhook_domain::model::{
+    DeadLetterEntry, DeliveryMessage, DeliveryState, DeliveryStatus, format_time,
+};
 use skyhook_domain::ports::{DeadMessage, PageRequest};
 use skyhook_http::{ApiError, ApiQuery, Principal, Role, read_optional_json};
 
@@ -125,7 +128,8 @@ async fn fate(
     let fate = match &status {
         None => Fate::Redrive,
         Some(s) => match s.status {
-            DeliveryState::Delivered => Fate::Drop,
+            // Delivered, or ended because its subscriber was deleted: nothing to send.
+            DeliveryState::Delivered | DeliveryState::SubscriberDeleted => Fate::Drop,
             DeliveryState::Failed => Fate::Redrive,
             // Reopened by a recovery: a new message is already on its way.
             DeliveryState::Pending => Fate::Drop,
@@ -201,6 +205,21 @@ pub(crate) async fn redrive(
     let mut result = RedriveResult::default();
     let mut held: Vec<String> = Vec::new();
     let outcome: Result<bool, ApiError> = async {
+        // One enabled subscriber's: what is still parked from when it was disabled (enabling
+        // sends it, within a time budget; this goes on where that stopped).
+        if let Some(sub) = &only
+            && state
+                .subscribers
+                .get(&principal.tenant, sub)
+                .await?
+                .is_some_and(|s| s.active)
+        {
+            let parked = unpark(&state, &principal.tenant, sub).await?;
+            result.redriven += parked.handled;
+            if !parked.complete {
+                return Ok(false);
+            }
+        }
         loop {
             if started.elapsed() > BULK_TIME_BUDGET {
                 return Ok(false);
@@ -237,4 +256,120 @@ pub(crate) async fn redrive(
     .await;
     result.complete = outcome?;
     Ok(Json(result))
+}
+
+/// What was done with a subscriber's parked deliveries.
+#[derive(Serialize, Debug, Default, Clone, Copy)]
+pub(crate) struct Parked {
+    /// Deliveries handled (sent again, or ended).
+    pub handled: usize,
+    /// False when the time budget ran out first; doing it again goes on from there.
+    pub complete: bool,
+}
+
+/// The subscriber's parked deliveries, oldest first, a page at a time, handed to `each`
+/// (which must take them out of the index) within the bulk time budget.
+async fn for_each_parked<F, Fut>(
+    state: &ApiState,
+    tenant: &TenantId,
+    subscriber: &SubscriberId,
+    mut each: F,
+) -> Result<Parked, ApiError>
+where
+    F: FnMut(Vec<(DeadLetterEntry, DeliveryMessage)>) -> Fut,
+    Fut: std::future::Future<Output = Result<usize, ApiError>>,
+{
+    let started = Instant::now();
+    let mut done = Parked::default();
+    let mut cursor = None;
+    loop {
+        if started.elapsed() > BULK_TIME_BUDGET {
+            return Ok(done);
+        }
+        let page = state
+            .dead_letters
+            .list(
+                tenant,
+                Some(subscriber),
+                &PageRequest {
+                    limit: 100,
+                    cursor,
+                    active: None,
+                },
+            )
+            .await?;
+        let parked: Vec<(DeadLetterEntry, DeliveryMessage)> = page
+            .items
+            .into_iter()
+            .filter_map(|e| {
+                let message = DeliveryMessage::from_json(e.parked_message()?).ok()?;
+                Some((e, message))
+            })
+            .collect();
+        done.handled += each(parked).await?;
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => {
+                done.complete = true;
+                return Ok(done);
+            }
+        }
+    }
+}
+
+/// Sends an enabled subscriber's parked deliveries back to the queue, ten to a batch, each
+/// with the attempts it already had.
+pub(crate) async fn unpark(
+    state: &ApiState,
+    tenant: &TenantId,
+    subscriber: &SubscriberId,
+) -> Result<Parked, ApiError> {
+    for_each_parked(state, tenant, subscriber, |parked| async move {
+        for chunk in parked.chunks(10) {
+            let messages: Vec<DeliveryMessage> = chunk.iter().map(|(_, m)| m.clone()).collect();
+            state.publisher.enqueue(&messages).await?;
+            for (entry, _) in chunk {
+                state
+                    .dead_letters
+                    .remove(tenant, &entry.event_id, &entry.subscriber_id)
+                    .await?;
+            }
+        }
+        Ok(parked.len())
+    })
+    .await
+}
+
+/// Ends a deleted subscriber's parked deliveries: status `subscriber_deleted`, out of the
+/// index.
+pub(crate) async fn end_parked(
+    state: &ApiState,
+    tenant: &TenantId,
+    subscriber: &SubscriberId,
+) -> Result<Parked, ApiError> {
+    for_each_parked(state, tenant, subscriber, |parked| async move {
+        for (entry, message) in &parked {
+            let status = DeliveryStatus {
+                subscriber_id: subscriber.clone(),
+                status: DeliveryState::SubscriberDeleted,
+                attempts: message.prior_attempts,
+                last_status_code: None,
+                last_error: Some(
+                    "subscriber_deleted: the subscriber was deleted while its delivery was parked"
+                        .into(),
+                ),
+                updated_at: Some(Utc::now()),
+            };
+            state
+                .log
+                .set_status(tenant, &entry.event_id, &status)
+                .await?;
+            state
+                .dead_letters
+                .remove(tenant, &entry.event_id, &entry.subscriber_id)
+                .await?;
+        }
+        Ok(parked.len())
+    })
+    .await
 }

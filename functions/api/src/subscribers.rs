@@ -359,15 +359,32 @@ pub(crate) async fn patch_subscriber(
         Some(false) if old.active => "subscriber.deactivate",
         _ => "subscriber.update",
     };
+    let mut detail = json!({"fields": changed});
+    // Enabled: what was parked while it was disabled goes out again. A failure here leaves
+    // the rest parked (enabling again, or a redrive of this subscriber, goes on).
+    let unparked = if sub.active && !old.active {
+        Some(crate::dlq::unpark(&state, &principal.tenant, &sub.id).await)
+    } else {
+        None
+    };
+    if let Some(Ok(p)) = &unparked {
+        detail["unparked"] = json!(p.handled);
+    }
     audit(
         &state,
         &principal.tenant,
         &principal,
         action,
         sub.id.as_str(),
-        Some(json!({"fields": changed})),
+        Some(detail),
     )
     .await;
+    if let Some(result) = unparked {
+        let p = result?;
+        if !p.complete {
+            tracing::warn!(subscriber_id = %sub.id, "not every parked delivery was sent again in time; enable again or redrive this subscriber to go on");
+        }
+    }
     Ok(Json(SubscriberView::from(&sub)))
 }
 
@@ -387,13 +404,19 @@ pub(crate) async fn delete_subscriber(
     if let Err(e) = state.secrets.delete(&principal.tenant, &id).await {
         tracing::error!(error = %e, subscriber_id = %id, "could not schedule the deleted subscriber's secret for deletion");
     }
+    // Its parked deliveries end as `subscriber_deleted`; messages still queued end so when
+    // the delivery function meets them.
+    let ended = crate::dlq::end_parked(&state, &principal.tenant, &id).await;
+    if let Err(e) = &ended {
+        tracing::error!(error = ?e, subscriber_id = %id, "could not end the deleted subscriber's parked deliveries; GET /v1/dlq still lists them");
+    }
     audit(
         &state,
         &principal.tenant,
         &principal,
         "subscriber.delete",
         id.as_str(),
-        None,
+        ended.ok().map(|p| json!({"parked_ended": p.handled})),
     )
     .await;
     Ok(StatusCode::NO_CONTENT)

@@ -19,11 +19,15 @@ use skyhook_domain::config::{self, ConfigError, Env};
 use skyhook_domain::directory::{Directory, DirectoryView};
 use skyhook_domain::model::{
     AttemptRecord, DeadLetterEntry, DeliveryMessage, DeliveryState, DeliveryStatus, Outcome,
-    Subscriber,
+    PARKED_REASON, Subscriber,
 };
 use skyhook_domain::ports::{AttemptLog, DeadLetter, DeadLetterStore, DeliveryQueue, StoreError};
 use skyhook_domain::retry::{RetryDecision, RetryPolicy, RetrySchedule, parse_retry_after};
 use skyhook_domain::signing::delivery_headers;
+
+/// A parked message bigger than this goes to the SQS dead-letter queue rather than into an
+/// item (DynamoDB takes 400 KB an item; the message is stored deflated).
+const MAX_PARKED_MESSAGE_BYTES: usize = 300 * 1024;
 
 /// Response bodies are kept in the attempt log up to this many bytes.
 pub const MAX_LOGGED_BODY_BYTES: usize = 4096;
@@ -352,15 +356,20 @@ impl Deliverer {
         };
         let subscriber = match found {
             Ok(Some(s)) if s.active => s,
-            Ok(found) => {
-                let why = if found.is_some() {
-                    "subscriber is disabled"
-                } else {
-                    "subscriber no longer exists"
-                };
-                tracing::warn!(reason = why, "dropping delivery");
-                self.set_status(message, DeliveryState::Failed, attempt, None, why)
-                    .await;
+            Ok(Some(_)) => {
+                tracing::info!("subscriber is disabled; parking the delivery until it is enabled");
+                return self.park(record, raw_body, message, round).await;
+            }
+            Ok(None) => {
+                tracing::warn!("subscriber no longer exists; ending the delivery");
+                self.set_status(
+                    message,
+                    DeliveryState::SubscriberDeleted,
+                    attempt.saturating_sub(1),
+                    None,
+                    "subscriber_deleted: the subscriber was deleted before the delivery succeeded",
+                )
+                .await;
                 return RecordResult::Done;
             }
             Err(e) => {
@@ -600,12 +609,82 @@ impl Deliverer {
                 reason: reason.to_string(),
                 attempts,
                 dead_at: Utc::now(),
+                message: None,
             };
             if let Err(e) = self.dead_letters.put(&entry).await {
                 tracing::error!(error = %e, "could not index the dead letter");
             }
         }
         result
+    }
+
+    /// Parks a disabled subscriber's message: kept, with the attempts it has had and none
+    /// spent now, in the dead-letter index (`GET /v1/dlq` lists it with reason
+    /// `subscriber_disabled`), from where enabling the subscriber sends it again. A message too
+    /// big for an item goes to the SQS dead-letter queue with the same reason instead, for
+    /// `POST /v1/dlq/redrive`.
+    async fn park(
+        &self,
+        record: &SqsMessage,
+        raw_body: &str,
+        message: &DeliveryMessage,
+        round: u32,
+    ) -> RecordResult {
+        // This round made no attempt; the rounds before it each made one.
+        let attempts = message
+            .prior_attempts
+            .saturating_add(round.saturating_sub(1));
+        if raw_body.len() > MAX_PARKED_MESSAGE_BYTES {
+            return self
+                .dead_letter_message(raw_body, message, attempts, PARKED_REASON)
+                .await;
+        }
+        let mut kept = message.clone();
+        kept.prior_attempts = attempts;
+        let entry = DeadLetterEntry {
+            tenant: message.tenant.clone(),
+            event_id: message.event_id.clone(),
+            subscriber_id: message.subscriber_id.clone(),
+            event_type: message.event_type.clone(),
+            reason: PARKED_REASON.to_string(),
+            attempts,
+            dead_at: Utc::now(),
+            message: Some(kept.to_json()),
+        };
+        if let Err(e) = self.dead_letters.put(&entry).await {
+            tracing::error!(error = %e, "could not park the delivery; it stays queued");
+            return self.schedule_retry(record, round, None).await;
+        }
+        // Enabling the subscriber sends its parked messages again. If it was enabled after
+        // this batch read the directory but before the entry above was written, that pass
+        // may have missed this one: look again, and send it back at once if so.
+        match self
+            .directory
+            .fresh_subscriber(&message.tenant, &message.subscriber_id)
+            .await
+        {
+            Ok(Some(s)) if s.active => {
+                let sent = match self.queue.send_batch(std::slice::from_ref(&kept)).await {
+                    Ok(r) if r.failed.is_empty() => Ok(()),
+                    Ok(r) => Err(r.first_error.unwrap_or_default()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = sent {
+                    tracing::error!(error = %e, "the subscriber was enabled meanwhile, but re-sending its parked delivery failed; enabling it again sends it");
+                } else if let Err(e) = self
+                    .dead_letters
+                    .remove(&message.tenant, &message.event_id, &message.subscriber_id)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not unpark a re-sent delivery");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check the subscriber again after parking")
+            }
+        }
+        RecordResult::Done
     }
 
     /// Moves a message to the DLQ and deletes it from the queue. If the DLQ refuses it, the

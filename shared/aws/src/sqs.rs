@@ -69,6 +69,8 @@ impl DeliveryQueue for SqsDeliveryQueue {
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
                     .message_body(m.to_json())
+                    // SQS fair queues: a subscriber with a backlog does not hold up others.
+                    .message_group_id(m.subscriber_id.as_str())
                     .build()
                     .map_err(|e| StoreError::unavailable(SERVICE, e))
             })

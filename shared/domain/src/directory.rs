@@ -92,6 +92,16 @@ impl Directory {
         .await
     }
 
+    /// The subscriber as it is now: its tenant's directory version read again, consistently.
+    pub async fn fresh_subscriber(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriberId,
+    ) -> Result<Option<Subscriber>, StoreError> {
+        let view = self.view(std::slice::from_ref(tenant)).await?;
+        self.subscriber(&view, tenant, id).await
+    }
+
     /// The subscriber's signing secrets, read once per secret version.
     pub async fn secrets(&self, sub: &Subscriber) -> Result<Option<SubscriberSecrets>, StoreError> {
         let key = (sub.tenant.clone(), sub.id.clone(), sub.secret_version);

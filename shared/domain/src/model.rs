@@ -162,12 +162,18 @@ pub enum DeliveryState {
     Delivered,
     Retrying,
     Failed,
+    /// The subscriber was deleted before the delivery succeeded: it ends here, not sent.
+    SubscriberDeleted,
 }
 
 impl DeliveryState {
-    /// Delivered and failed are where a delivery ends (until an operator redrives it).
+    /// Delivered, failed and subscriber_deleted are where a delivery ends (failed until an
+    /// operator redrives it).
     pub fn is_final(self) -> bool {
-        matches!(self, DeliveryState::Delivered | DeliveryState::Failed)
+        matches!(
+            self,
+            DeliveryState::Delivered | DeliveryState::Failed | DeliveryState::SubscriberDeleted
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -176,6 +182,7 @@ impl DeliveryState {
             DeliveryState::Delivered => "delivered",
             DeliveryState::Retrying => "retrying",
             DeliveryState::Failed => "failed",
+            DeliveryState::SubscriberDeleted => "subscriber_deleted",
         }
     }
 
@@ -185,6 +192,7 @@ impl DeliveryState {
             "delivered" => Some(DeliveryState::Delivered),
             "retrying" => Some(DeliveryState::Retrying),
             "failed" => Some(DeliveryState::Failed),
+            "subscriber_deleted" => Some(DeliveryState::SubscriberDeleted),
             _ => None,
         }
     }
@@ -297,7 +305,9 @@ impl DeliveryStats {
                 failure: 0,
                 attempts,
             },
-            DeliveryState::Failed => DeliveryStats {
+            // A delivery that ended unsent because its subscriber went counts as not
+            // delivered.
+            DeliveryState::Failed | DeliveryState::SubscriberDeleted => DeliveryStats {
                 success: 0,
                 failure: 1,
                 attempts,
@@ -380,7 +390,8 @@ pub struct AuditRecord {
     pub detail: Option<serde_json::Value>,
 }
 
-/// A dead-lettered delivery as the API lists it; the message itself waits in the SQS DLQ.
+/// A dead-lettered delivery as the API lists it; the message itself waits in the SQS DLQ, or
+/// (parked for a disabled subscriber) in `message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetterEntry {
     pub tenant: TenantId,
@@ -390,6 +401,21 @@ pub struct DeadLetterEntry {
     pub reason: String,
     pub attempts: u32,
     pub dead_at: DateTime<Utc>,
+    /// The delivery message itself (JSON), for a message parked here rather than in the
+    /// SQS dead-letter queue: a disabled subscriber's, which enabling it sends again.
+    pub message: Option<String>,
+}
+
+/// The dead-letter reason of a message parked because its subscriber is disabled.
+pub const PARKED_REASON: &str = "subscriber_disabled";
+
+impl DeadLetterEntry {
+    /// Parked for a disabled subscriber, with its message kept in the entry.
+    pub fn parked_message(&self) -> Option<&str> {
+        self.message
+            .as_deref()
+            .filter(|_| self.reason == PARKED_REASON)
+    }
 }
 
 /// RFC 3339 with millisecond precision and `Z`, the one time format Skyhook writes.

@@ -1,7 +1,9 @@
 //! The dead-letter index: one item per dead-lettered delivery in one of the tenant's
 //! dead-letter shards (`DL#{tenant}#{shard}` / `{event}#{subscriber}`, oldest event first),
 //! and in the sparse index `gsi1` under `DLS#{tenant}#{subscriber}` by event. The messages
-//! themselves wait in the SQS dead-letter queue; these expire with its retention.
+//! themselves wait in the SQS dead-letter queue; these expire with its retention. A message
+//! parked for a disabled subscriber is kept in its entry instead (deflated), where enabling
+//! the subscriber finds it through `gsi1`.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -9,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::cursor::{self, Binding};
 use super::keys;
-use super::{Item, SERVICE, SortRange, Table, attr, expiry, from_item, merged_page, s};
+use super::{
+    Item, SERVICE, SortRange, Table, attr, deflate, expiry, from_item, inflate, merged_page, s,
+};
 use crate::sdk_error;
 use skyhook_domain::event_type::EventType;
 use skyhook_domain::ids::{EventId, SubscriberId, TenantId};
@@ -45,11 +49,22 @@ struct DeadLetterItem {
     attempts: u32,
     dead_at: String,
     expires_at: i64,
+    /// A parked delivery message, deflated.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    message: Option<Vec<u8>>,
 }
 
 impl DeadLetterItem {
     fn entry(self) -> Result<DeadLetterEntry, StoreError> {
+        let message = self
+            .message
+            .as_deref()
+            .map(|m| inflate(m, "parked message"))
+            .transpose()?
+            .map(|m| String::from_utf8(m).map_err(|_| StoreError::Corrupt("parked message".into())))
+            .transpose()?;
         Ok(DeadLetterEntry {
+            message,
             dead_at: parse_time(&self.dead_at)
                 .ok_or_else(|| StoreError::Corrupt("dead letter time".into()))?,
             tenant: self.tenant,
@@ -79,6 +94,11 @@ impl DeadLetterStore for DynamoDbDeadLetterStore {
             attempts: e.attempts,
             dead_at: format_time(e.dead_at),
             expires_at: expiry(e.dead_at, skyhook_domain::config::DEAD_LETTER_RETENTION),
+            message: e
+                .message
+                .as_deref()
+                .map(|m| deflate(m.as_bytes()))
+                .transpose()?,
         };
         self.table.put(&item).await
     }

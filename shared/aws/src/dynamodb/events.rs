@@ -14,8 +14,8 @@ use serde_json::value::RawValue;
 
 use super::keys;
 use super::{
-    Item, SERVICE, SortRange, Table, expiry, from_item, merged_page, pause_before, query_all, s,
-    to_item,
+    Item, SERVICE, SortRange, Table, deflate, expiry, from_item, inflate, merged_page,
+    pause_before, query_all, s, to_item,
 };
 use crate::sdk_error;
 use skyhook_domain::event_type::EventType;
@@ -75,27 +75,16 @@ struct Packed {
 }
 
 fn pack(data: Option<&RawValue>, subscribers: &[SubscriberId]) -> Result<Vec<u8>, StoreError> {
-    use std::io::Write;
     let json = serde_json::to_vec(&Packed {
         d: data.map(RawValue::to_owned),
         s: subscribers.to_vec(),
     })
     .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
-    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    z.write_all(&json)
-        .and_then(|_| z.finish())
-        .map_err(|e| StoreError::Corrupt(format!("event: {e}")))
+    deflate(&json)
 }
 
 fn unpack(bytes: &[u8]) -> Result<Packed, StoreError> {
-    // A payload is at most 1 MiB; the bound keeps a corrupt item from inflating without end.
-    const MAX_UNPACKED: u64 = 4 * 1024 * 1024;
-    use std::io::Read;
-    let mut json = Vec::new();
-    flate2::read::DeflateDecoder::new(bytes)
-        .take(MAX_UNPACKED)
-        .read_to_end(&mut json)
-        .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
+    let json = inflate(bytes, "event payload")?;
     serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))
 }
 

@@ -425,3 +425,26 @@ pub(crate) async fn merged_page(
     };
     Ok((all, next))
 }
+
+/// Deflates bytes kept in an item (event payloads, parked messages): JSON shrinks to a
+/// third or less, and DynamoDB bills writes per started KB.
+pub(crate) fn deflate(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    use std::io::Write;
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(bytes)
+        .and_then(|_| z.finish())
+        .map_err(|e| StoreError::Corrupt(format!("deflating: {e}")))
+}
+
+/// The bytes [`deflate`] packed. A payload is at most 1 MiB; the bound keeps a corrupt item
+/// from inflating without end.
+pub(crate) fn inflate(bytes: &[u8], what: &str) -> Result<Vec<u8>, StoreError> {
+    const MAX_UNPACKED: u64 = 4 * 1024 * 1024;
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(bytes)
+        .take(MAX_UNPACKED)
+        .read_to_end(&mut out)
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
+    Ok(out)
+}
