@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use skyhook_tests::{ADMIN_KEY, Receiver, Stack, eventually};
+use skyhook_tests::{ADMIN_KEY, Receiver, Reply, Stack, eventually};
 
 /// Each event's delivery status for `subscriber` (state, attempts), where it has one.
 async fn statuses(stack: &Stack, events: &[String], subscriber: &str) -> HashMap<String, Value> {
@@ -201,4 +201,159 @@ async fn every_delivery_message_is_grouped_by_its_subscriber_for_fair_queues() {
     }
     let got = groups;
     assert_eq!(got, BTreeSet::from([a, b]));
+}
+
+#[tokio::test]
+async fn a_subscriber_never_has_more_deliveries_in_flight_than_its_max_concurrency() {
+    let stack = Stack::new().await;
+    // Each request takes 1.5 s to answer.
+    let receiver = Receiver::start(vec![], Reply::Slow(Duration::from_millis(1500), 200)).await;
+    let (status, created) = stack
+        .api_call(
+            Method::POST,
+            "/v1/subscribers",
+            Some(
+                &json!({"url": receiver.url("/slow"), "event_types": ["*"], "max_concurrency": 2}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["max_concurrency"], 2);
+    let sub = created["id"].as_str().unwrap().to_string();
+    let mut events = Vec::new();
+    for n in 0..6 {
+        let published = stack
+            .publish(json!({"type": "a.b", "data": {"n": n}}))
+            .await;
+        events.push(published["id"].as_str().unwrap().to_string());
+    }
+    let runner = stack.start_delivery();
+    let delivered = eventually(Duration::from_secs(60), "every delivery", || async {
+        let s = statuses(&stack, &events, &sub).await;
+        (s.len() == events.len() && s.values().all(|d| d["status"] == "delivered")).then_some(s)
+    })
+    .await;
+    runner.stop().await;
+    // Waiting for a place spent no attempt.
+    assert!(
+        delivered.values().all(|d| d["attempts"] == 1),
+        "{delivered:?}"
+    );
+    assert!(
+        !stack.queue.deferred.lock().unwrap().is_empty(),
+        "the deliveries over the cap were put off"
+    );
+    // With two in flight at most, a third request can only arrive once one of the first two
+    // has been answered, 1.5 s after it arrived.
+    let mut arrivals: Vec<_> = receiver.requests().iter().map(|r| r.at).collect();
+    arrivals.sort();
+    for w in arrivals.windows(3) {
+        assert!(
+            w[2] - w[0] >= Duration::from_millis(1500),
+            "three requests in flight at once: {arrivals:?}"
+        );
+    }
+    let ids: BTreeSet<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
+    assert_eq!(ids, events.iter().cloned().collect::<BTreeSet<_>>());
+}
+
+#[tokio::test]
+async fn delivery_limits_are_validated_and_a_manual_disable_says_so() {
+    let stack = Stack::new().await;
+    for (field, value, code) in [
+        ("max_concurrency", json!(0), "invalid_max_concurrency"),
+        ("max_concurrency", json!(101), "invalid_max_concurrency"),
+        ("rate_limit", json!(0), "invalid_rate_limit"),
+        ("rate_limit", json!(10_001), "invalid_rate_limit"),
+    ] {
+        let mut body = json!({"url": "https://example.com/h", "event_types": ["*"]});
+        body[field] = value;
+        let (status, answer) = stack
+            .api_call(Method::POST, "/v1/subscribers", Some(&body))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+    }
+    let (id, _) = stack.subscribe("https://example.com/h", &["*"]).await;
+    let path = format!("/v1/subscribers/{id}");
+    let (_, fresh) = stack.api_call(Method::GET, &path, None).await;
+    assert_eq!(fresh["max_concurrency"], 10, "{fresh}");
+    assert_eq!(fresh["rate_limit"], Value::Null, "{fresh}");
+    assert_eq!(fresh["disabled_reason"], Value::Null, "{fresh}");
+    let (status, limited) = stack
+        .api_call(
+            Method::PATCH,
+            &path,
+            Some(&json!({"rate_limit": 50, "max_concurrency": 3})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{limited}");
+    assert_eq!(
+        (
+            limited["rate_limit"].clone(),
+            limited["max_concurrency"].clone()
+        ),
+        (json!(50), json!(3))
+    );
+    let (_, unlimited) = stack
+        .api_call(Method::PATCH, &path, Some(&json!({"rate_limit": null})))
+        .await;
+    assert_eq!(unlimited["rate_limit"], Value::Null, "{unlimited}");
+    assert_eq!(unlimited["max_concurrency"], 3, "{unlimited}");
+    set_active(&stack, &id, false).await;
+    let (_, off) = stack.api_call(Method::GET, &path, None).await;
+    assert_eq!(off["disabled_reason"], "manual", "{off}");
+    set_active(&stack, &id, true).await;
+    let (_, on) = stack.api_call(Method::GET, &path, None).await;
+    assert_eq!(on["disabled_reason"], Value::Null, "{on}");
+}
+
+#[tokio::test]
+async fn a_rate_limited_subscriber_gets_no_more_than_its_limit_a_second_and_waiting_spends_no_attempt()
+ {
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    let (status, created) = stack
+        .api_call(
+            Method::POST,
+            "/v1/subscribers",
+            Some(&json!({"url": receiver.url("/limited"), "event_types": ["*"], "rate_limit": 5})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let sub = created["id"].as_str().unwrap().to_string();
+    let mut events = Vec::new();
+    for n in 0..20 {
+        let published = stack
+            .publish(json!({"type": "a.b", "data": {"n": n}}))
+            .await;
+        events.push(published["id"].as_str().unwrap().to_string());
+    }
+    let runner = stack.start_delivery();
+    let delivered = eventually(Duration::from_secs(90), "every delivery", || async {
+        let s = statuses(&stack, &events, &sub).await;
+        (s.len() == events.len() && s.values().all(|d| d["status"] == "delivered")).then_some(s)
+    })
+    .await;
+    runner.stop().await;
+    assert!(
+        delivered.values().all(|d| d["attempts"] == 1),
+        "{delivered:?}"
+    );
+    assert!(!stack.queue.deferred.lock().unwrap().is_empty());
+    // Budgets are per wall-clock second, so any two seconds in a row hold at most 2 × 5:
+    // the eleventh request after any one comes more than a second later.
+    let mut arrivals: Vec<_> = receiver.requests().iter().map(|r| r.at).collect();
+    arrivals.sort();
+    for w in arrivals.windows(11) {
+        assert!(
+            w[10] - w[0] >= Duration::from_millis(900),
+            "more than 10 requests within a second: {:?}",
+            w.iter().map(|t| *t - arrivals[0]).collect::<Vec<_>>()
+        );
+    }
 }

@@ -85,6 +85,8 @@ pub struct RecordingQueue {
     pub batch_sizes: Mutex<Vec<usize>>,
     pub delays: Mutex<Vec<Duration>>,
     pub dead_letters: Mutex<Vec<DeadLetter>>,
+    /// Deliveries sent again to wait (deferred), with their delay.
+    pub deferred: Mutex<Vec<(DeliveryMessage, Duration)>>,
 }
 
 #[async_trait]
@@ -105,6 +107,15 @@ impl DeliveryQueue for RecordingQueue {
     async fn dead_letter(&self, body: &str, why: &DeadLetter) -> Result<(), StoreError> {
         self.dead_letters.lock().unwrap().push(why.clone());
         self.inner.dead_letter(body, why).await
+    }
+
+    async fn send_later(
+        &self,
+        message: &DeliveryMessage,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        self.deferred.lock().unwrap().push((message.clone(), delay));
+        self.inner.send_later(message, delay).await
     }
 }
 
@@ -200,6 +211,7 @@ impl Stack {
             batch_sizes: Mutex::default(),
             delays: Mutex::default(),
             dead_letters: Mutex::default(),
+            deferred: Mutex::default(),
         });
         let api_config = skyhook_api::Config {
             table: resources.table.clone(),
@@ -236,6 +248,10 @@ impl Stack {
             http: http_client(options.http_timeout).expect("HTTP client"),
             http_timeout: options.http_timeout,
             policy: RetryPolicy::new(schedule).with_jitter(options.jitter),
+            inflight: Arc::default(),
+            rates: Arc::new(skyhook_delivery::fairness::RateLimiter::new(
+                adapters.rates.clone(),
+            )),
         };
         let ingest = skyhook_http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
             publisher: publisher.clone(),

@@ -84,6 +84,9 @@ pub async fn seed_sample_subscribers(
             created_at: now,
             updated_at: now,
             secret_version: 0,
+            max_concurrency: skyhook_domain::model::DEFAULT_MAX_CONCURRENCY,
+            rate_limit: None,
+            disabled_reason: None,
         };
         secrets
             .create(&tenant, &subscriber.id, &SigningSecret::generate())

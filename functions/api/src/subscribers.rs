@@ -18,7 +18,8 @@ use serde_json::value::RawValue;
 use skyhook_domain::event_type::{EventType, EventTypeFilter};
 use skyhook_domain::ids::{EventId, SubscriberId};
 use skyhook_domain::model::{
-    DeliveryMessage, DeliveryState, DeliveryStatus, Outcome, Subscriber, format_time,
+    DeliveryMessage, DeliveryState, DeliveryStatus, DisabledReason, MAX_MAX_CONCURRENCY,
+    MAX_RATE_LIMIT, Outcome, Subscriber, format_time,
 };
 use skyhook_domain::ports::{AttemptQuery, PageRequest};
 use skyhook_domain::publish::PublishRequest;
@@ -144,6 +145,34 @@ pub(crate) struct CreateSubscriber {
     headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
     signature_scheme: Option<String>,
+    #[serde(default)]
+    max_concurrency: Option<u32>,
+    #[serde(default)]
+    rate_limit: Option<u32>,
+}
+
+/// Checks `max_concurrency`: 1 to 100 deliveries in flight.
+fn check_max_concurrency(n: u32) -> Result<u32, ApiError> {
+    if (1..=MAX_MAX_CONCURRENCY).contains(&n) {
+        Ok(n)
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_max_concurrency",
+            format!("max_concurrency must be from 1 to {MAX_MAX_CONCURRENCY}"),
+        ))
+    }
+}
+
+/// Checks `rate_limit`: 1 to 10,000 deliveries a second.
+fn check_rate_limit(n: u32) -> Result<u32, ApiError> {
+    if (1..=MAX_RATE_LIMIT).contains(&n) {
+        Ok(n)
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_rate_limit",
+            format!("rate_limit must be from 1 to {MAX_RATE_LIMIT} deliveries a second, or null"),
+        ))
+    }
 }
 
 pub(crate) async fn create_subscriber(
@@ -165,6 +194,12 @@ pub(crate) async fn create_subscriber(
         None => SignatureScheme::Standard,
     };
     let headers = parse_headers(req.headers.unwrap_or_default())?;
+    let max_concurrency = req
+        .max_concurrency
+        .map(check_max_concurrency)
+        .transpose()?
+        .unwrap_or(skyhook_domain::model::DEFAULT_MAX_CONCURRENCY);
+    let rate_limit = req.rate_limit.map(check_rate_limit).transpose()?;
     let now = Utc::now();
     let subscriber = Subscriber {
         id: SubscriberId::new(),
@@ -178,6 +213,9 @@ pub(crate) async fn create_subscriber(
         created_at: now,
         updated_at: now,
         secret_version: 0,
+        max_concurrency,
+        rate_limit,
+        disabled_reason: None,
     };
     // The secret goes first: a subscriber that exists is always deliverable.
     state
@@ -278,6 +316,10 @@ pub(crate) struct PatchSubscriber {
     headers: Option<Option<BTreeMap<String, String>>>,
     #[serde(default)]
     signature_scheme: Option<String>,
+    #[serde(default)]
+    max_concurrency: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Option<u32>>,
 }
 
 pub(crate) async fn patch_subscriber(
@@ -312,6 +354,11 @@ pub(crate) async fn patch_subscriber(
         .as_deref()
         .map(parse_scheme)
         .transpose()?;
+    let max_concurrency = req.max_concurrency.map(check_max_concurrency).transpose()?;
+    let rate_limit = req
+        .rate_limit
+        .map(|r| r.map(check_rate_limit).transpose())
+        .transpose()?;
     let mut changed: Vec<&str> = Vec::new();
     for (name, set) in [
         ("url", url.is_some()),
@@ -320,6 +367,8 @@ pub(crate) async fn patch_subscriber(
         ("description", req.description.is_some()),
         ("headers", new_headers.is_some()),
         ("signature_scheme", scheme.is_some()),
+        ("max_concurrency", max_concurrency.is_some()),
+        ("rate_limit", rate_limit.is_some()),
     ] {
         if set {
             changed.push(name);
@@ -328,7 +377,7 @@ pub(crate) async fn patch_subscriber(
     if changed.is_empty() {
         return Err(ApiError::unprocessable(
             "empty_update",
-            "give at least one of url, event_types, active, description, headers, signature_scheme",
+            "give at least one of url, event_types, active, description, headers, signature_scheme, max_concurrency, rate_limit",
         ));
     }
     let old = load(&state, &principal, &id).await?;
@@ -341,6 +390,14 @@ pub(crate) async fn patch_subscriber(
     }
     if let Some(a) = req.active {
         sub.active = a;
+        // A person's choice: disabling says so, enabling clears any reason.
+        sub.disabled_reason = (!a).then_some(DisabledReason::Manual);
+    }
+    if let Some(n) = max_concurrency {
+        sub.max_concurrency = n;
+    }
+    if let Some(r) = rate_limit {
+        sub.rate_limit = r;
     }
     if let Some(d) = req.description {
         sub.description = d;

@@ -2,6 +2,7 @@
 //! POSTed; failures are retried by moving the message's visibility timeout along the retry
 //! schedule, and after the last attempt the message goes to the dead-letter queue.
 
+pub mod fairness;
 pub mod resolver;
 pub mod stats;
 
@@ -127,6 +128,10 @@ pub struct Deliverer {
     /// The timeout `http` was built with, named in the attempt log when it strikes.
     pub http_timeout: Duration,
     pub policy: RetryPolicy,
+    /// Deliveries in flight per subscriber in this process, held to its `max_concurrency`.
+    pub inflight: Arc<fairness::InFlight>,
+    /// Subscribers' rate limits, shared with every other instance.
+    pub rates: Arc<fairness::RateLimiter>,
 }
 
 impl Config {
@@ -173,6 +178,8 @@ impl Deliverer {
             http: http_client_for(config.http_timeout, config.local_mode)?,
             http_timeout: config.http_timeout,
             policy: RetryPolicy::new(config.retry_schedule.clone()),
+            inflight: Arc::default(),
+            rates: Arc::new(fairness::RateLimiter::new(adapters.rates.clone())),
         })
     }
 }
@@ -401,6 +408,44 @@ impl Deliverer {
         };
         let signing = secrets.at(Utc::now());
 
+        // Over the subscriber's cap: wait a moment, without an attempt.
+        let Some(_slot) = self.inflight.claim(
+            &message.tenant,
+            &message.subscriber_id,
+            subscriber.max_concurrency,
+        ) else {
+            return self
+                .defer(record, message, round, fairness::busy_delay(), "busy")
+                .await;
+        };
+        if let Some(limit) = subscriber.rate_limit {
+            match self
+                .rates
+                .admit(&message.tenant, &message.subscriber_id, limit, Utc::now())
+                .await
+            {
+                Ok(fairness::Admit::Now) => {}
+                Ok(fairness::Admit::Wait(delay)) => {
+                    return self
+                        .defer(record, message, round, delay, "rate_limited")
+                        .await;
+                }
+                Err(e) => {
+                    // The budget could not be read: wait rather than go over the limit.
+                    tracing::warn!(error = %e, "could not take from the rate-limit budget");
+                    return self
+                        .defer(
+                            record,
+                            message,
+                            round,
+                            fairness::busy_delay(),
+                            "rate_limited",
+                        )
+                        .await;
+                }
+            }
+        }
+
         let started_at = Utc::now();
         let clock = Instant::now();
         let result = self
@@ -616,6 +661,38 @@ impl Deliverer {
             }
         }
         result
+    }
+
+    /// Puts a delivery off for `delay` without spending an attempt: it is sent again as a
+    /// new message that counts the attempts made so far, and this one is done. (A visibility
+    /// change would count as a receive: an attempt number gone, and a step toward the queue's
+    /// redrive policy.) If the send fails, the message waits by visibility instead.
+    async fn defer(
+        &self,
+        record: &SqsMessage,
+        message: &DeliveryMessage,
+        round: u32,
+        delay: Duration,
+        why: &str,
+    ) -> RecordResult {
+        let mut later = message.clone();
+        later.prior_attempts = message
+            .prior_attempts
+            .saturating_add(round.saturating_sub(1));
+        match self.queue.send_later(&later, delay).await {
+            Ok(()) => {
+                tracing::debug!(
+                    reason = why,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "delivery deferred"
+                );
+                RecordResult::Done
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, reason = why, "could not defer the delivery; it waits on the queue instead");
+                self.schedule_retry(record, round, Some(delay)).await
+            }
+        }
     }
 
     /// Parks a disabled subscriber's message: kept, with the attempts it has had and none

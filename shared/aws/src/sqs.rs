@@ -12,6 +12,9 @@ use skyhook_domain::model::DeliveryMessage;
 use skyhook_domain::ports::{BatchSendResult, DeadLetter, DeliveryQueue, StoreError};
 use skyhook_domain::retry::visibility_timeout_secs;
 
+/// The longest delay SQS gives a message it is sent.
+const MAX_DELAY_SECS: u32 = 900;
+
 pub(crate) const SERVICE: &str = "SQS";
 
 #[derive(Clone)]
@@ -115,6 +118,25 @@ impl DeliveryQueue for SqsDeliveryQueue {
             .queue_url(&self.queue_url)
             .receipt_handle(receipt_handle)
             .visibility_timeout(visibility_timeout_secs(delay))
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, &e))?;
+        Ok(())
+    }
+
+    async fn send_later(
+        &self,
+        message: &DeliveryMessage,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        // SQS delays a message by up to 15 minutes; a longer wait is met again then.
+        let seconds = delay.as_secs_f64().ceil().clamp(0.0, MAX_DELAY_SECS as f64) as i32;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(message.to_json())
+            .message_group_id(message.subscriber_id.as_str())
+            .delay_seconds(seconds)
             .send()
             .await
             .map_err(|e| sdk_error(SERVICE, &e))?;

@@ -47,6 +47,9 @@ fn subscriber(tenant: &TenantId, filters: &[&str], active: bool) -> Subscriber {
         created_at: now,
         updated_at: now,
         secret_version: 0,
+        max_concurrency: crate::model::DEFAULT_MAX_CONCURRENCY,
+        rate_limit: None,
+        disabled_reason: None,
     }
 }
 

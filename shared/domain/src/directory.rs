@@ -322,6 +322,9 @@ mod tests {
             created_at: now,
             updated_at: now,
             secret_version: 0,
+            max_concurrency: crate::model::DEFAULT_MAX_CONCURRENCY,
+            rate_limit: None,
+            disabled_reason: None,
         }
     }
 

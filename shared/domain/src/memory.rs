@@ -188,6 +188,8 @@ pub struct MemoryDeliveryQueue {
     pub visibility: Mutex<Vec<(String, Duration)>>,
     pub dead: Mutex<Vec<(String, DeadLetter)>>,
     pub refuse_next_entries: Mutex<usize>,
+    /// Messages sent with a delay, and the delay.
+    pub later: Mutex<Vec<(DeliveryMessage, Duration)>>,
 }
 
 #[async_trait]
@@ -218,6 +220,15 @@ impl DeliveryQueue for MemoryDeliveryQueue {
 
     async fn dead_letter(&self, body: &str, why: &DeadLetter) -> Result<(), StoreError> {
         lock(&self.dead).push((body.to_string(), why.clone()));
+        Ok(())
+    }
+
+    async fn send_later(
+        &self,
+        message: &DeliveryMessage,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        lock(&self.later).push((message.clone(), delay));
         Ok(())
     }
 }

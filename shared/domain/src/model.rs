@@ -54,6 +54,50 @@ pub struct Subscriber {
     /// Bumped by every secret rotation, so caches of the secret know when to read it again.
     #[serde(skip)]
     pub secret_version: u64,
+    /// Most deliveries to it in flight at once in one delivery instance; more wait.
+    pub max_concurrency: u32,
+    /// Most deliveries a second across all delivery instances; `None`: no limit.
+    pub rate_limit: Option<u32>,
+    /// Why it is disabled, when it is.
+    pub disabled_reason: Option<DisabledReason>,
+}
+
+/// The default of a subscriber's `max_concurrency`.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 10;
+/// The largest `max_concurrency`: a delivery batch holds at most 100 deliveries.
+pub const MAX_MAX_CONCURRENCY: u32 = 100;
+/// The largest `rate_limit`, in deliveries a second.
+pub const MAX_RATE_LIMIT: u32 = 10_000;
+
+/// Why a subscriber is disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisabledReason {
+    /// A person disabled it (`PATCH {"active": false}`).
+    Manual,
+    /// Its endpoint answered `410 Gone`.
+    Gone,
+    /// It failed without a single success for `SKYHOOK_AUTO_DISABLE_AFTER`.
+    Failing,
+}
+
+impl DisabledReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabledReason::Manual => "manual",
+            DisabledReason::Gone => "gone",
+            DisabledReason::Failing => "failing",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "manual" => Some(DisabledReason::Manual),
+            "gone" => Some(DisabledReason::Gone),
+            "failing" => Some(DisabledReason::Failing),
+            _ => None,
+        }
+    }
 }
 
 impl Subscriber {

@@ -137,6 +137,14 @@ pub trait DeliveryQueue: Send + Sync {
     -> Result<BatchSendResult, StoreError>;
     /// Hides a received message for `delay`, which is how retries are scheduled.
     async fn retry_after(&self, receipt_handle: &str, delay: Duration) -> Result<(), StoreError>;
+    /// Sends a message that becomes visible after `delay` (SQS: at most 15 minutes). How a
+    /// delivery waits without spending an attempt: a new message starts its receive count,
+    /// which numbers attempts and which the queue's redrive policy counts, from zero.
+    async fn send_later(
+        &self,
+        message: &DeliveryMessage,
+        delay: Duration,
+    ) -> Result<(), StoreError>;
     /// Puts a raw message body on the dead-letter queue.
     async fn dead_letter(&self, body: &str, why: &DeadLetter) -> Result<(), StoreError>;
 }
@@ -425,4 +433,20 @@ pub trait SecretStore: Send + Sync {
         id: &SubscriberId,
         secret: &SigningSecret,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
+}
+
+/// Shared rate-limit budgets: each subscriber with a `rate_limit` has a budget of that many
+/// deliveries per wall-clock second, which delivery instances draw from in blocks.
+#[async_trait]
+pub trait RateBudget: Send + Sync {
+    /// Takes `want` deliveries from the subscriber's budget for `second` (Unix seconds),
+    /// which holds `limit`: all of them, or none when fewer are left.
+    async fn take(
+        &self,
+        tenant: &TenantId,
+        subscriber: &SubscriberId,
+        second: i64,
+        want: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError>;
 }

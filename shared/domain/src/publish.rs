@@ -404,6 +404,9 @@ mod tests {
             created_at: Utc::now(),
             updated_at: Utc::now(),
             secret_version: 0,
+            max_concurrency: crate::model::DEFAULT_MAX_CONCURRENCY,
+            rate_limit: None,
+            disabled_reason: None,
         };
         f.subs.create(&sub).await.unwrap();
         sub.id

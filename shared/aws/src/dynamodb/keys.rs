@@ -110,6 +110,9 @@ pub fn ledger_pk(tenant: &TenantId, subscriber: &SubscriberId) -> String {
 }
 
 pub const LEDGER_PREFIX: &str = "D#";
+
+/// The subscriber's rate-limit budget of the current second, in its ledger partition.
+pub const RATE_SK: &str = "RATE";
 const LATEST: &str = "last";
 
 /// The delivery item of (event, subscriber): its latest attempt, and so its status.

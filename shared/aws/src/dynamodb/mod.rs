@@ -9,6 +9,7 @@ mod events;
 mod idempotency;
 pub mod keys;
 mod ledger;
+mod rate;
 mod stats;
 mod subscribers;
 
@@ -29,6 +30,7 @@ pub use dead_letters::DynamoDbDeadLetterStore;
 pub use events::DynamoDbEventStore;
 pub use idempotency::DynamoDbIdempotencyStore;
 pub use ledger::{DynamoDbAttemptLog, ledger_change};
+pub use rate::DynamoDbRateBudget;
 pub use stats::DynamoDbStatsCounters;
 pub use subscribers::DynamoDbSubscriberStore;
 

@@ -20,7 +20,9 @@ use super::{
 use crate::sdk_error;
 use skyhook_domain::event_type::{EventType, EventTypeFilter};
 use skyhook_domain::ids::{SubscriberId, TenantId};
-use skyhook_domain::model::{Subscriber, format_time, parse_time};
+use skyhook_domain::model::{
+    DEFAULT_MAX_CONCURRENCY, DisabledReason, Subscriber, format_time, parse_time,
+};
 use skyhook_domain::ports::{Page, PageRequest, StoreError, SubscriberStore};
 use skyhook_domain::signing::SignatureScheme;
 use skyhook_domain::url::{SubscriberUrl, UrlPolicy};
@@ -59,6 +61,16 @@ struct SubscriberItem {
     updated_at: String,
     #[serde(default)]
     secret_version: u64,
+    #[serde(default = "default_max_concurrency")]
+    max_concurrency: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    disabled_reason: Option<DisabledReason>,
+}
+
+fn default_max_concurrency() -> u32 {
+    DEFAULT_MAX_CONCURRENCY
 }
 
 impl SubscriberItem {
@@ -82,6 +94,9 @@ impl SubscriberItem {
             created_at: format_time(sub.created_at),
             updated_at: format_time(sub.updated_at),
             secret_version: sub.secret_version,
+            max_concurrency: sub.max_concurrency,
+            rate_limit: sub.rate_limit,
+            disabled_reason: sub.disabled_reason,
         }
     }
 
@@ -110,6 +125,9 @@ impl SubscriberItem {
             description: self.description,
             headers: self.headers,
             secret_version: self.secret_version,
+            max_concurrency: self.max_concurrency,
+            rate_limit: self.rate_limit,
+            disabled_reason: self.disabled_reason,
         })
     }
 }
