@@ -110,6 +110,12 @@ enum SubscriberCommand {
         /// `standard` (default), `hex-sha256` or `hex-sha512`.
         #[arg(long)]
         signature_scheme: Option<String>,
+        /// Most deliveries in flight to it at once per delivery instance (1–100, default 10).
+        #[arg(long)]
+        max_concurrency: Option<u32>,
+        /// Most deliveries a second across all instances (1–10000); unlimited when omitted.
+        #[arg(long)]
+        rate_limit: Option<u32>,
     },
     /// List subscribers, a page at a time or all of them.
     List {
@@ -161,8 +167,17 @@ enum SubscriberCommand {
         clear_headers: bool,
         #[arg(long)]
         signature_scheme: Option<String>,
+        /// Most deliveries in flight to it at once per delivery instance (1–100).
+        #[arg(long)]
+        max_concurrency: Option<u32>,
+        /// Most deliveries a second across all instances (1–10000).
+        #[arg(long, conflicts_with = "no_rate_limit")]
+        rate_limit: Option<u32>,
+        /// Removes the rate limit.
+        #[arg(long)]
+        no_rate_limit: bool,
     },
-    /// Resume deliveries to a subscriber.
+    /// Resume deliveries to a subscriber (what was parked while it was disabled is sent).
     Enable {
         #[command(flatten)]
         api: ApiArgs,
@@ -563,8 +578,16 @@ async fn subscribers(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliE
             secret,
             headers,
             signature_scheme,
+            max_concurrency,
+            rate_limit,
         } => {
             let mut body = json!({"url": url, "event_types": event_types});
+            if let Some(n) = max_concurrency {
+                body["max_concurrency"] = json!(n);
+            }
+            if let Some(n) = rate_limit {
+                body["rate_limit"] = json!(n);
+            }
             if let Some(d) = description {
                 body["description"] = json!(d);
             }
@@ -662,8 +685,19 @@ async fn subscribers(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliE
             headers,
             clear_headers,
             signature_scheme,
+            max_concurrency,
+            rate_limit,
+            no_rate_limit,
         } => {
             let mut body = serde_json::Map::new();
+            if let Some(n) = max_concurrency {
+                body.insert("max_concurrency".into(), json!(n));
+            }
+            if let Some(n) = rate_limit {
+                body.insert("rate_limit".into(), json!(n));
+            } else if no_rate_limit {
+                body.insert("rate_limit".into(), Value::Null);
+            }
             if let Some(u) = url {
                 body.insert("url".into(), json!(u));
             }
