@@ -1,12 +1,15 @@
 //! Endpoint health end to end: nothing queued for a subscriber is lost when it is disabled
-//! or deleted.
+//! or deleted; fairness (in-flight cap, rate limit, fair-queue groups); the circuit breaker,
+//! 410 Gone and auto-disable.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use skyhook_tests::{ADMIN_KEY, Receiver, Reply, Stack, eventually};
+use skyhook_domain::health::BreakerPolicy;
+use skyhook_tests::{ADMIN_KEY, Receiver, Reply, Stack, StackOptions, eventually};
 
 /// Each event's delivery status for `subscriber` (state, attempts), where it has one.
 async fn statuses(stack: &Stack, events: &[String], subscriber: &str) -> HashMap<String, Value> {
@@ -356,4 +359,185 @@ async fn a_rate_limited_subscriber_gets_no_more_than_its_limit_a_second_and_wait
             w.iter().map(|t| *t - arrivals[0]).collect::<Vec<_>>()
         );
     }
+}
+
+async fn subscriber(stack: &Stack, id: &str) -> Value {
+    let (status, body) = stack
+        .api_call(Method::GET, &format!("/v1/subscribers/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+fn breaker_stack(failures: u32) -> StackOptions {
+    StackOptions {
+        schedule: "1s,1s,1s,1s,1s".into(),
+        jitter: 0.0,
+        breaker: BreakerPolicy {
+            failures,
+            cooldown: Duration::from_secs(3),
+            max_cooldown: Duration::from_secs(12),
+            ..BreakerPolicy::default()
+        },
+        ..StackOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn the_breaker_opens_after_consecutive_failures_holds_deliveries_without_attempts_and_a_probe_closes_it()
+ {
+    let stack = Stack::with(breaker_stack(3)).await;
+    // The first three requests fail, every later one succeeds.
+    let receiver = Receiver::start(
+        vec![Reply::Status(500), Reply::Status(500), Reply::Status(500)],
+        Reply::Status(200),
+    )
+    .await;
+    let (status, created) = stack
+        .api_call(
+            Method::POST,
+            "/v1/subscribers",
+            // One at a time, so the failures are consecutive.
+            Some(
+                &json!({"url": receiver.url("/flaky"), "event_types": ["*"], "max_concurrency": 1}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let sub = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["health"]["state"], "closed", "{created}");
+    let mut events = Vec::new();
+    for n in 0..5 {
+        let published = stack
+            .publish(json!({"type": "a.b", "data": {"n": n}}))
+            .await;
+        events.push(published["id"].as_str().unwrap().to_string());
+    }
+    let runner = stack.start_delivery();
+    let open = eventually(Duration::from_secs(30), "the breaker to open", || async {
+        let s = subscriber(&stack, &sub).await;
+        (s["health"]["state"] == "open").then_some(s)
+    })
+    .await;
+    assert!(
+        open["health"]["consecutive_failures"].as_u64().unwrap() >= 3,
+        "{open}"
+    );
+    assert!(open["health"]["opened_at"].is_string(), "{open}");
+    assert_eq!(open["health"]["last_error"], "HTTP 500", "{open}");
+    let delivered = eventually(Duration::from_secs(60), "every delivery", || async {
+        let s = statuses(&stack, &events, &sub).await;
+        (s.len() == events.len() && s.values().all(|d| d["status"] == "delivered")).then_some(s)
+    })
+    .await;
+    runner.stop().await;
+    // Three attempts failed; while the breaker was open nothing was sent and no attempt
+    // spent: the five deliveries took 5 + 3 attempts in all.
+    let attempts: u64 = delivered
+        .values()
+        .map(|d| d["attempts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(attempts, 8, "{delivered:?}");
+    let closed = subscriber(&stack, &sub).await;
+    assert_eq!(closed["health"]["state"], "closed", "{closed}");
+    assert_eq!(closed["health"]["consecutive_failures"], 0, "{closed}");
+    assert_eq!(closed["active"], true);
+    // The requests the receiver saw: 3 failures, then one success per event (and no more
+    // than the at-least-once duplicates, which share a webhook-id).
+    let ids: BTreeSet<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
+    assert_eq!(ids, events.iter().cloned().collect::<BTreeSet<_>>());
+}
+
+#[tokio::test]
+async fn a_410_gone_disables_the_subscriber_at_once_with_an_audit_record_and_keeps_its_delivery() {
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(410).await;
+    let (sub, _) = stack.subscribe(&receiver.url("/gone"), &["*"]).await;
+    let published = stack.publish(json!({"type": "a.b", "data": {}})).await;
+    let event = published["id"].as_str().unwrap().to_string();
+    let runner = stack.start_delivery();
+    let off = eventually(
+        Duration::from_secs(30),
+        "the subscriber disabled",
+        || async {
+            let s = subscriber(&stack, &sub).await;
+            (s["active"] == false).then_some(s)
+        },
+    )
+    .await;
+    assert_eq!(off["disabled_reason"], "gone", "{off}");
+    let parked = eventually(Duration::from_secs(30), "the delivery parked", || async {
+        let d = dead_letters(&stack, &sub).await;
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    runner.stop().await;
+    assert_eq!(parked[0]["event_id"], event.as_str());
+    assert_eq!(parked[0]["reason"], "subscriber_disabled");
+    assert_eq!(
+        parked[0]["attempts"], 1,
+        "the 410 attempt counts: {parked:?}"
+    );
+    let audit = stack.walk(ADMIN_KEY, "/v1/audit", 50).await;
+    let disable = audit
+        .iter()
+        .find(|a| a["action"] == "subscriber.disable" && a["resource"] == sub.as_str())
+        .unwrap_or_else(|| panic!("an audit record of the disable: {audit:?}"));
+    assert_eq!(disable["detail"]["reason"], "gone", "{disable}");
+    assert_eq!(disable["actor"], "skyhook:delivery", "{disable}");
+    // Exactly one request: a 410 is not retried.
+    let ids: BTreeSet<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
+    assert_eq!(ids, BTreeSet::from([event]));
+}
+
+#[tokio::test]
+async fn a_subscriber_failing_with_no_success_for_the_whole_period_is_disabled() {
+    let mut stack = Stack::with(breaker_stack(1000)).await;
+    // The delivery function's clock, moved on by the test.
+    let offset = Arc::new(Mutex::new(chrono::Duration::zero()));
+    let shifted = offset.clone();
+    stack.deliverer.clock = Arc::new(move || chrono::Utc::now() + *shifted.lock().unwrap());
+    let receiver = Receiver::always(500).await;
+    let (sub, _) = stack.subscribe(&receiver.url("/down"), &["*"]).await;
+    stack.publish(json!({"type": "a.b", "data": {}})).await;
+    let runner = stack.start_delivery();
+    eventually(Duration::from_secs(30), "a first failure", || async {
+        let s = subscriber(&stack, &sub).await;
+        (s["health"]["consecutive_failures"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
+    assert_eq!(subscriber(&stack, &sub).await["active"], true);
+    // Five days and more later, it still fails.
+    *offset.lock().unwrap() = chrono::Duration::days(5) + chrono::Duration::hours(1);
+    let off = eventually(
+        Duration::from_secs(30),
+        "the subscriber disabled",
+        || async {
+            let s = subscriber(&stack, &sub).await;
+            (s["active"] == false).then_some(s)
+        },
+    )
+    .await;
+    assert_eq!(off["disabled_reason"], "failing", "{off}");
+    // Its delivery is parked, not lost.
+    eventually(Duration::from_secs(30), "the delivery parked", || async {
+        (!dead_letters(&stack, &sub).await.is_empty()).then_some(())
+    })
+    .await;
+    runner.stop().await;
+    let audit = stack.walk(ADMIN_KEY, "/v1/audit", 50).await;
+    assert!(
+        audit.iter().any(|a| a["action"] == "subscriber.disable"
+            && a["resource"] == sub.as_str()
+            && a["detail"]["reason"] == "failing"),
+        "{audit:?}"
+    );
 }

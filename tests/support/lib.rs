@@ -130,6 +130,8 @@ pub struct StackOptions {
     pub secret_cache_ttl: Duration,
     /// Where the stack's AWS clients send their calls; `None` is `AWS_ENDPOINT_URL`.
     pub endpoint: Option<String>,
+    /// The circuit breaker's settings.
+    pub breaker: skyhook_domain::health::BreakerPolicy,
 }
 
 impl Default for StackOptions {
@@ -141,6 +143,7 @@ impl Default for StackOptions {
             rotation_grace: Duration::from_secs(24 * 3600),
             secret_cache_ttl: Duration::from_secs(60),
             endpoint: None,
+            breaker: skyhook_domain::health::BreakerPolicy::default(),
         }
     }
 }
@@ -237,11 +240,14 @@ impl Stack {
                 .with_key_store(adapters.keys.clone()),
         );
         let deliverer = Deliverer {
-            directory: Arc::new(Directory::new(
-                adapters.subscribers.clone(),
-                adapters.secrets.clone(),
-                options.secret_cache_ttl,
-            )),
+            directory: Arc::new(
+                Directory::new(
+                    adapters.subscribers.clone(),
+                    adapters.secrets.clone(),
+                    options.secret_cache_ttl,
+                )
+                .with_health(adapters.health.clone()),
+            ),
             queue: queue.clone(),
             log: adapters.log.clone(),
             dead_letters: adapters.dead_letters.clone(),
@@ -252,6 +258,11 @@ impl Stack {
             rates: Arc::new(skyhook_delivery::fairness::RateLimiter::new(
                 adapters.rates.clone(),
             )),
+            health: adapters.health.clone(),
+            breaker: options.breaker,
+            subscribers: adapters.subscribers.clone(),
+            audit: adapters.audit.clone(),
+            clock: skyhook_delivery::system_clock(),
         };
         let ingest = skyhook_http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
             publisher: publisher.clone(),

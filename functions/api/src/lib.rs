@@ -15,11 +15,12 @@ use serde::Serialize;
 
 use skyhook_aws::{Adapters, Resources, Retention};
 use skyhook_domain::config::{self, AdminKeySource, ConfigError, Env};
+use skyhook_domain::health::{BreakerState, Health};
 use skyhook_domain::ids::TenantId;
 use skyhook_domain::model::{AuditRecord, Subscriber, format_time, parse_time};
 use skyhook_domain::ports::{
-    ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, EventStore, SecretStore,
-    SubscriberStore,
+    ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, EventStore, HealthStore,
+    SecretStore, SubscriberStore,
 };
 use skyhook_domain::publish::Publisher;
 use skyhook_domain::signing::SignatureScheme;
@@ -102,6 +103,8 @@ pub struct ApiState {
     pub dead_letters: Arc<dyn DeadLetterStore>,
     pub keys: Arc<dyn ApiKeyStore>,
     pub audit: Arc<dyn AuditLog>,
+    /// Subscribers' health, shown on each subscriber.
+    pub health: Arc<dyn HealthStore>,
 }
 
 impl Config {
@@ -159,6 +162,7 @@ impl ApiState {
             dead_letters: adapters.dead_letters.clone(),
             keys: adapters.keys.clone(),
             audit: adapters.audit.clone(),
+            health: adapters.health.clone(),
         }
     }
 }
@@ -336,10 +340,42 @@ pub struct SubscriberView {
     pub max_concurrency: u32,
     pub rate_limit: Option<u32>,
     pub disabled_reason: Option<&'static str>,
+    pub health: HealthView,
     pub created_at: String,
     pub updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+}
+
+/// A subscriber's endpoint health as the API shows it.
+#[derive(Serialize)]
+pub struct HealthView {
+    pub state: BreakerState,
+    pub consecutive_failures: u32,
+    pub opened_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl From<&Health> for HealthView {
+    fn from(h: &Health) -> Self {
+        HealthView {
+            state: h.state,
+            consecutive_failures: h.consecutive_failures,
+            opened_at: h.opened_at.map(format_time),
+            last_error: h.last_error.clone(),
+        }
+    }
+}
+
+impl SubscriberView {
+    /// The subscriber with its health (`None`: healthy).
+    pub fn with_health(s: &Subscriber, health: Option<&Health>) -> Self {
+        let mut view = SubscriberView::from(s);
+        if let Some(h) = health {
+            view.health = HealthView::from(h);
+        }
+        view
+    }
 }
 
 impl From<&Subscriber> for SubscriberView {
@@ -355,6 +391,7 @@ impl From<&Subscriber> for SubscriberView {
             max_concurrency: s.max_concurrency,
             rate_limit: s.rate_limit,
             disabled_reason: s.disabled_reason.map(|r| r.as_str()),
+            health: HealthView::from(&Health::healthy()),
             created_at: format_time(s.created_at),
             updated_at: format_time(s.updated_at),
             secret: None,

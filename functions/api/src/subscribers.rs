@@ -282,7 +282,11 @@ pub(crate) async fn list_subscribers(
             },
         )
         .await?;
-    Ok(ListResponse::of(page, |s| SubscriberView::from(&s)))
+    let ids: Vec<SubscriberId> = page.items.iter().map(|s| s.id.clone()).collect();
+    let health = state.health.get_many(&principal.tenant, &ids).await?;
+    Ok(ListResponse::of(page, |s| {
+        SubscriberView::with_health(&s, health.get(&s.id))
+    }))
 }
 
 pub(crate) async fn get_subscriber(
@@ -292,7 +296,8 @@ pub(crate) async fn get_subscriber(
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
     let sub = load(&state, &principal, &id).await?;
-    Ok(Json(SubscriberView::from(&sub)))
+    let health = state.health.get(&principal.tenant, &sub.id).await?;
+    Ok(Json(SubscriberView::with_health(&sub, health.as_ref())))
 }
 
 /// `null` in JSON is `Some(None)`, an absent field `None`: PATCH tells "clear it" from
@@ -442,7 +447,8 @@ pub(crate) async fn patch_subscriber(
             tracing::warn!(subscriber_id = %sub.id, "not every parked delivery was sent again in time; enable again or redrive this subscriber to go on");
         }
     }
-    Ok(Json(SubscriberView::from(&sub)))
+    let health = state.health.get(&principal.tenant, &sub.id).await?;
+    Ok(Json(SubscriberView::with_health(&sub, health.as_ref())))
 }
 
 pub(crate) async fn delete_subscriber(

@@ -18,13 +18,20 @@ use tracing::Instrument;
 use skyhook_aws::{Adapters, Resources, Retention};
 use skyhook_domain::config::{self, ConfigError, Env};
 use skyhook_domain::directory::{Directory, DirectoryView};
+use skyhook_domain::health::{BreakerPolicy, BreakerState, Gate, Health, PROBE_WAIT};
 use skyhook_domain::model::{
-    AttemptRecord, DeadLetterEntry, DeliveryMessage, DeliveryState, DeliveryStatus, Outcome,
-    PARKED_REASON, Subscriber,
+    AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryMessage, DeliveryState, DeliveryStatus,
+    DisabledReason, Outcome, PARKED_REASON, Subscriber,
 };
-use skyhook_domain::ports::{AttemptLog, DeadLetter, DeadLetterStore, DeliveryQueue, StoreError};
+use skyhook_domain::ports::{
+    AttemptLog, AuditLog, DeadLetter, DeadLetterStore, DeliveryQueue, HealthStore, StoreError,
+    SubscriberStore,
+};
 use skyhook_domain::retry::{RetryDecision, RetryPolicy, RetrySchedule, parse_retry_after};
 use skyhook_domain::signing::delivery_headers;
+
+/// How much longer than the HTTP timeout a probe holds the breaker's half-open state.
+const PROBE_LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// A parked message bigger than this goes to the SQS dead-letter queue rather than into an
 /// item (DynamoDB takes 400 KB an item; the message is stored deflated).
@@ -51,6 +58,8 @@ pub struct Config {
     /// Local mode lets deliveries reach loopback and private addresses (a receiver on the
     /// developer's machine); outside it they are refused at connect time.
     pub local_mode: bool,
+    /// The circuit breaker and auto-disable settings.
+    pub breaker: BreakerPolicy,
 }
 
 impl Config {
@@ -75,6 +84,7 @@ impl Config {
             )?,
             rotation_grace: config::rotation_grace(env)?,
             local_mode: config::flag(env, config::LOCAL_MODE)?,
+            breaker: config::breaker_policy(env)?,
         })
     }
 }
@@ -132,6 +142,22 @@ pub struct Deliverer {
     pub inflight: Arc<fairness::InFlight>,
     /// Subscribers' rate limits, shared with every other instance.
     pub rates: Arc<fairness::RateLimiter>,
+    /// Subscribers' health, shared with every other instance: failures and breakers.
+    pub health: Arc<dyn HealthStore>,
+    pub breaker: BreakerPolicy,
+    /// Where a subscriber is disabled (410 Gone, failing too long), and the audit trail.
+    pub subscribers: Arc<dyn SubscriberStore>,
+    pub audit: Arc<dyn AuditLog>,
+    /// "Now" for the breaker and auto-disable decisions; a test moves it on.
+    pub clock: Clock,
+}
+
+/// A source of the current time.
+pub type Clock = Arc<dyn Fn() -> chrono::DateTime<Utc> + Send + Sync>;
+
+/// The real clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
 }
 
 impl Config {
@@ -167,11 +193,14 @@ impl Deliverer {
     /// A deliverer over these adapters.
     pub fn new(adapters: &Adapters, config: &Config) -> Result<Self, reqwest::Error> {
         Ok(Deliverer {
-            directory: Arc::new(Directory::new(
-                adapters.subscribers.clone(),
-                adapters.secrets.clone(),
-                config.secret_cache_ttl,
-            )),
+            directory: Arc::new(
+                Directory::new(
+                    adapters.subscribers.clone(),
+                    adapters.secrets.clone(),
+                    config.secret_cache_ttl,
+                )
+                .with_health(adapters.health.clone()),
+            ),
             queue: adapters.queue.clone(),
             log: adapters.log.clone(),
             dead_letters: adapters.dead_letters.clone(),
@@ -180,6 +209,11 @@ impl Deliverer {
             policy: RetryPolicy::new(config.retry_schedule.clone()),
             inflight: Arc::default(),
             rates: Arc::new(fairness::RateLimiter::new(adapters.rates.clone())),
+            health: adapters.health.clone(),
+            breaker: config.breaker,
+            subscribers: adapters.subscribers.clone(),
+            audit: adapters.audit.clone(),
+            clock: system_clock(),
         })
     }
 }
@@ -408,6 +442,57 @@ impl Deliverer {
         };
         let signing = secrets.at(Utc::now());
 
+        // The subscriber's breaker: open, its deliveries wait without an attempt; after the
+        // cool-down, one probe goes through.
+        let now = (self.clock)();
+        let health = match view {
+            Ok(view) => self
+                .directory
+                .health(view, &message.tenant, &message.subscriber_id)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "could not read the subscriber's health; delivering");
+                    None
+                }),
+            Err(_) => None,
+        }
+        .unwrap_or_else(Health::healthy);
+        let mut probing = false;
+        match self.breaker.gate(&health, now) {
+            Gate::Go => {}
+            Gate::Wait(delay) => {
+                return self
+                    .defer(record, message, round, delay, "breaker_open")
+                    .await;
+            }
+            Gate::Probe => match self
+                .health
+                .claim_probe(
+                    &message.tenant,
+                    &message.subscriber_id,
+                    now,
+                    self.http_timeout + PROBE_LEASE_MARGIN,
+                )
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!("breaker half-open: this delivery is the probe");
+                    probing = true;
+                }
+                Ok(false) => {
+                    return self
+                        .defer(record, message, round, PROBE_WAIT, "breaker_open")
+                        .await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not take the breaker's probe");
+                    return self
+                        .defer(record, message, round, PROBE_WAIT, "breaker_open")
+                        .await;
+                }
+            },
+        }
+
         // Over the subscriber's cap: wait a moment, without an attempt.
         let Some(_slot) = self.inflight.claim(
             &message.tenant,
@@ -487,10 +572,28 @@ impl Deliverer {
         if success {
             tracing::info!(status = result.status, latency_ms, "delivered");
             self.log(&record_entry, DeliveryState::Delivered).await;
+            if probing || !health.is_healthy() {
+                self.healed(view, message).await;
+            }
             return RecordResult::Done;
         }
 
         let error_text = error.unwrap_or_default();
+        let now = (self.clock)();
+        if result.status == Some(410) {
+            // Gone: the endpoint says it will not come back. Disabled at once; this delivery
+            // (its attempt logged) is parked with the others, for if it is enabled again.
+            self.log(&record_entry, DeliveryState::Retrying).await;
+            self.disable(&subscriber, DisabledReason::Gone, &error_text, now)
+                .await;
+            return self.park_after(record, raw_body, message, attempt).await;
+        }
+        if let Some(reason) = self
+            .failed(view, message, &subscriber, probing, &error_text, now)
+            .await
+        {
+            self.disable(&subscriber, reason, &error_text, now).await;
+        }
         let retry_after = match result.status {
             Some(429) | Some(503) => result.retry_after,
             _ => None,
@@ -663,6 +766,132 @@ impl Deliverer {
         result
     }
 
+    /// A success after failures: the subscriber is healthy again, and an open or half-open
+    /// breaker closes.
+    async fn healed(&self, view: &Result<DirectoryView, StoreError>, message: &DeliveryMessage) {
+        match self
+            .health
+            .reset(&message.tenant, &message.subscriber_id)
+            .await
+        {
+            Ok(old) => {
+                if old.is_some_and(|h| h.state != BreakerState::Closed) {
+                    tracing::info!("breaker closed: the endpoint answered again");
+                }
+                if let Ok(view) = view {
+                    self.directory
+                        .note_health(view, &message.tenant, &message.subscriber_id, None)
+                        .await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not clear the subscriber's failures"),
+        }
+    }
+
+    /// Counts a failed attempt toward the breaker: it opens at the threshold, and a failed
+    /// probe opens it again for longer. Returns a reason to disable the subscriber when it
+    /// has failed with no success for `auto_disable_after`.
+    async fn failed(
+        &self,
+        view: &Result<DirectoryView, StoreError>,
+        message: &DeliveryMessage,
+        subscriber: &Subscriber,
+        probing: bool,
+        error: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<DisabledReason> {
+        let (tenant, id) = (&message.tenant, &message.subscriber_id);
+        let mut health = match self.health.failed(tenant, id, error, now).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not count the failure toward the breaker");
+                return None;
+            }
+        };
+        let cooldown = if probing {
+            Some(self.breaker.next_cooldown(&health))
+        } else if self.breaker.opens(&health) {
+            Some(self.breaker.cooldown)
+        } else {
+            None
+        };
+        if let Some(cooldown) = cooldown {
+            match self.health.open(tenant, id, now, cooldown).await {
+                Ok(true) => {
+                    tracing::warn!(
+                        consecutive_failures = health.consecutive_failures,
+                        cooldown_s = cooldown.as_secs(),
+                        "breaker opened: deliveries to this subscriber wait"
+                    );
+                    health.state = BreakerState::Open;
+                    health.opened_at = health.opened_at.or(Some(now));
+                    health.retry_at = chrono::Duration::from_std(cooldown).ok().map(|c| now + c);
+                    health.cooldown = cooldown;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not open the breaker"),
+            }
+        }
+        if let Ok(view) = view {
+            self.directory
+                .note_health(view, tenant, id, Some(health.clone()))
+                .await;
+        }
+        (subscriber.active && self.breaker.disables(&health, now))
+            .then_some(DisabledReason::Failing)
+    }
+
+    /// Disables the subscriber for `reason`, with an audit record. An edit that raced this
+    /// one is read back and disabled in turn; a subscriber already disabled is left as is.
+    async fn disable(
+        &self,
+        subscriber: &Subscriber,
+        reason: DisabledReason,
+        error: &str,
+        now: chrono::DateTime<Utc>,
+    ) {
+        let mut current = subscriber.clone();
+        for _ in 0..2 {
+            if !current.active {
+                return;
+            }
+            let mut off = current.clone();
+            off.active = false;
+            off.disabled_reason = Some(reason);
+            off.updated_at = now.max(current.updated_at + chrono::Duration::milliseconds(1));
+            match self.subscribers.replace(&off, current.updated_at).await {
+                Ok(()) => {
+                    tracing::warn!(reason = reason.as_str(), error, "subscriber disabled");
+                    let record = AuditRecord {
+                        tenant: off.tenant.clone(),
+                        at: now,
+                        actor: "skyhook:delivery".into(),
+                        action: "subscriber.disable".into(),
+                        resource: off.id.to_string(),
+                        detail: Some(serde_json::json!({
+                            "reason": reason.as_str(),
+                            "last_error": error,
+                        })),
+                    };
+                    if let Err(e) = self.audit.record(&record).await {
+                        tracing::error!(error = %e, "could not write the audit record of a disable");
+                    }
+                    return;
+                }
+                Err(StoreError::Conflict(_)) => {
+                    match self.subscribers.get(&off.tenant, &off.id).await {
+                        Ok(Some(fresh)) => current = fresh,
+                        _ => return,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, reason = reason.as_str(), "could not disable the subscriber");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Puts a delivery off for `delay` without spending an attempt: it is sent again as a
     /// new message that counts the attempts made so far, and this one is done. (A visibility
     /// change would count as a receive: an attempt number gone, and a step toward the queue's
@@ -711,6 +940,17 @@ impl Deliverer {
         let attempts = message
             .prior_attempts
             .saturating_add(round.saturating_sub(1));
+        self.park_after(record, raw_body, message, attempts).await
+    }
+
+    /// Parks a message that has had `attempts` attempts.
+    async fn park_after(
+        &self,
+        record: &SqsMessage,
+        raw_body: &str,
+        message: &DeliveryMessage,
+        attempts: u32,
+    ) -> RecordResult {
         if raw_body.len() > MAX_PARKED_MESSAGE_BYTES {
             return self
                 .dead_letter_message(raw_body, message, attempts, PARKED_REASON)
@@ -730,7 +970,9 @@ impl Deliverer {
         };
         if let Err(e) = self.dead_letters.put(&entry).await {
             tracing::error!(error = %e, "could not park the delivery; it stays queued");
-            return self.schedule_retry(record, round, None).await;
+            return self
+                .schedule_retry(record, receive_count(record), Some(fairness::busy_delay()))
+                .await;
         }
         // Enabling the subscriber sends its parked messages again. If it was enabled after
         // this batch read the directory but before the entry above was written, that pass

@@ -14,8 +14,8 @@ mod wiring;
 
 pub use dynamodb::{
     DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
-    DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbRateBudget, DynamoDbStatsCounters,
-    DynamoDbSubscriberStore, ledger_change,
+    DynamoDbEventStore, DynamoDbHealthStore, DynamoDbIdempotencyStore, DynamoDbRateBudget,
+    DynamoDbStatsCounters, DynamoDbSubscriberStore, ledger_change,
 };
 pub use provision::{
     Provisioned, ResourceNames, create_queue, provision, queue_arn, table_stream_arn,

@@ -9,15 +9,16 @@ use aws_config::SdkConfig;
 
 use super::{
     DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
-    DynamoDbEventStore, DynamoDbIdempotencyStore, DynamoDbRateBudget, DynamoDbStatsCounters,
-    DynamoDbSubscriberStore, SecretsManagerSecrets, SecretsManagerValues, SqsDeadLetterQueue,
-    SqsDeliveryQueue,
+    DynamoDbEventStore, DynamoDbHealthStore, DynamoDbIdempotencyStore, DynamoDbRateBudget,
+    DynamoDbStatsCounters, DynamoDbSubscriberStore, SecretsManagerSecrets, SecretsManagerValues,
+    SqsDeadLetterQueue, SqsDeliveryQueue,
 };
 use skyhook_domain::config;
 use skyhook_domain::directory::CachedRoutes;
 use skyhook_domain::ports::{
     ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, DeliveryQueue, EventStore,
-    IdempotencyStore, RateBudget, SecretStore, SecretValues, StatsCounters, SubscriberStore,
+    HealthStore, IdempotencyStore, RateBudget, SecretStore, SecretValues, StatsCounters,
+    SubscriberStore,
 };
 use skyhook_domain::publish::Publisher;
 
@@ -76,6 +77,8 @@ pub struct Adapters {
     pub idempotency_ttl: Duration,
     /// Subscribers' shared rate-limit budgets.
     pub rates: Arc<dyn RateBudget>,
+    /// Subscribers' health: failures and circuit breakers.
+    pub health: Arc<dyn HealthStore>,
     /// Where a deployment keeps the bootstrap admin key.
     pub secret_values: Arc<dyn SecretValues>,
     sqs_client: aws_sdk_sqs::Client,
@@ -118,6 +121,7 @@ impl Adapters {
             keys: Arc::new(DynamoDbApiKeyStore::new(ddb.clone(), table)),
             audit: Arc::new(DynamoDbAuditLog::new(ddb.clone(), table, retention.audit)),
             rates: Arc::new(DynamoDbRateBudget::new(ddb.clone(), table)),
+            health: Arc::new(DynamoDbHealthStore::new(ddb.clone(), table)),
             idempotency: Arc::new(DynamoDbIdempotencyStore::new(ddb, table)),
             idempotency_ttl: retention.idempotency,
             secret_values: Arc::new(SecretsManagerValues::new(sm)),

@@ -106,6 +106,50 @@ pub const ADMIN_KEY: &str = "SKYHOOK_ADMIN_KEY";
 pub const ADMIN_KEY_SECRET: &str = "SKYHOOK_ADMIN_KEY_SECRET";
 pub const ROTATION_GRACE: &str = "SKYHOOK_SECRET_ROTATION_GRACE";
 pub const AUDIT_RETENTION: &str = "SKYHOOK_AUDIT_RETENTION";
+pub const BREAKER_FAILURES: &str = "SKYHOOK_BREAKER_FAILURES";
+pub const BREAKER_COOLDOWN: &str = "SKYHOOK_BREAKER_COOLDOWN";
+pub const BREAKER_MAX_COOLDOWN: &str = "SKYHOOK_BREAKER_MAX_COOLDOWN";
+pub const AUTO_DISABLE_AFTER: &str = "SKYHOOK_AUTO_DISABLE_AFTER";
+
+/// The circuit breaker's settings: `SKYHOOK_BREAKER_FAILURES` (1–1000, default 5),
+/// `SKYHOOK_BREAKER_COOLDOWN` (default 30s), `SKYHOOK_BREAKER_MAX_COOLDOWN` (default 1h, at
+/// least the cool-down) and `SKYHOOK_AUTO_DISABLE_AFTER` (default 5d).
+pub fn breaker_policy(env: &dyn Env) -> Result<crate::health::BreakerPolicy, ConfigError> {
+    use crate::health::*;
+    let failures = parsed(env, BREAKER_FAILURES, DEFAULT_BREAKER_FAILURES, |v| match v
+        .parse::<u32>()
+    {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err("expected a number from 1 to 1000"),
+    })?;
+    let cooldown = duration(env, BREAKER_COOLDOWN, DEFAULT_BREAKER_COOLDOWN)?;
+    if cooldown.is_zero() {
+        return Err(ConfigError::new(
+            BREAKER_COOLDOWN,
+            "must be longer than zero",
+        ));
+    }
+    let max_cooldown = duration(env, BREAKER_MAX_COOLDOWN, DEFAULT_BREAKER_MAX_COOLDOWN)?;
+    if max_cooldown < cooldown {
+        return Err(ConfigError::new(
+            BREAKER_MAX_COOLDOWN,
+            "must be at least SKYHOOK_BREAKER_COOLDOWN",
+        ));
+    }
+    let auto_disable_after = duration(env, AUTO_DISABLE_AFTER, DEFAULT_AUTO_DISABLE_AFTER)?;
+    if auto_disable_after.is_zero() {
+        return Err(ConfigError::new(
+            AUTO_DISABLE_AFTER,
+            "must be longer than zero",
+        ));
+    }
+    Ok(BreakerPolicy {
+        failures,
+        cooldown,
+        max_cooldown,
+        auto_disable_after,
+    })
+}
 
 pub const DEFAULT_SECRET_PREFIX: &str = "skyhook/subscribers/";
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(15);

@@ -17,10 +17,12 @@ use chrono::{DateTime, Utc};
 use moka::future::Cache;
 
 use crate::event_type::EventType;
+use crate::health::Health;
 use crate::ids::{SubscriberId, TenantId};
 use crate::model::Subscriber;
 use crate::ports::{
-    Page, PageRequest, SecretStore, StoreError, SubscriberSecrets, SubscriberStore,
+    HealthStore, Page, PageRequest, SecretStore, StoreError, SubscriberSecrets, SubscriberStore,
+    TenantVersions,
 };
 
 /// Enough entries for every subscriber a busy delivery function sees.
@@ -32,17 +34,30 @@ type Targets = Arc<(u64, Vec<SubscriberId>)>;
 /// A subscriber as read at a directory version (`None`: it did not exist).
 type Record = Arc<(u64, Option<Subscriber>)>;
 
+/// A subscriber's health as known at a tenant health version (`None`: healthy).
+type HealthAt = Arc<(u64, Option<Health>)>;
+
 pub struct Directory {
     subscribers: Arc<dyn SubscriberStore>,
     secrets: Arc<dyn SecretStore>,
     records: Cache<(TenantId, SubscriberId), Record>,
     keys: Cache<(TenantId, SubscriberId, u64), Arc<Option<SubscriberSecrets>>>,
+    health: Option<Arc<dyn HealthStore>>,
+    /// Each subscriber's health as read (or last written) at a tenant health version.
+    healths: Cache<(TenantId, SubscriberId), HealthAt>,
 }
 
 /// The directory versions read for one batch.
 #[derive(Debug, Clone, Default)]
 pub struct DirectoryView {
-    versions: HashMap<TenantId, u64>,
+    versions: HashMap<TenantId, TenantVersions>,
+}
+
+impl DirectoryView {
+    /// The tenant's health version as of this view (0: none of its subscribers ever failed).
+    pub fn health_version(&self, tenant: &TenantId) -> u64 {
+        self.versions.get(tenant).map_or(0, |v| v.health)
+    }
 }
 
 impl Directory {
@@ -61,7 +76,57 @@ impl Directory {
                 .max_capacity(MAX_ENTRIES)
                 .time_to_live(secret_ttl.max(Duration::from_millis(1)))
                 .build(),
+            health: None,
+            healths: Cache::builder().max_capacity(MAX_ENTRIES).build(),
         }
+    }
+
+    /// Reads subscribers' health from `store`; without it every subscriber is healthy.
+    pub fn with_health(mut self, store: Arc<dyn HealthStore>) -> Self {
+        self.health = Some(store);
+        self
+    }
+
+    /// The subscriber's health as of `view`: `None` (healthy) without a read while none of
+    /// the tenant's subscribers ever failed; otherwise read once per tenant health version.
+    pub async fn health(
+        &self,
+        view: &DirectoryView,
+        tenant: &TenantId,
+        id: &SubscriberId,
+    ) -> Result<Option<Health>, StoreError> {
+        let Some(store) = &self.health else {
+            return Ok(None);
+        };
+        let version = view.health_version(tenant);
+        if version == 0 {
+            return Ok(None);
+        }
+        at_version(
+            &self.healths,
+            (tenant.clone(), id.clone()),
+            version,
+            store.get(tenant, id),
+        )
+        .await
+    }
+
+    /// What this process itself just learned of a subscriber's health (from its own
+    /// write), kept for the view's health version.
+    pub async fn note_health(
+        &self,
+        view: &DirectoryView,
+        tenant: &TenantId,
+        id: &SubscriberId,
+        health: Option<Health>,
+    ) {
+        let version = view.health_version(tenant);
+        self.healths
+            .insert(
+                (tenant.clone(), id.clone()),
+                Arc::new((version, health.filter(|h| !h.is_healthy()))),
+            )
+            .await;
     }
 
     /// Reads the directory version of each tenant once, consistently.
@@ -70,7 +135,7 @@ impl Directory {
         unique.sort();
         unique.dedup();
         Ok(DirectoryView {
-            versions: self.subscribers.versions(&unique).await?,
+            versions: self.subscribers.tenant_versions(&unique).await?,
         })
     }
 
@@ -81,7 +146,7 @@ impl Directory {
         tenant: &TenantId,
         id: &SubscriberId,
     ) -> Result<Option<Subscriber>, StoreError> {
-        let version = view.versions.get(tenant).copied().unwrap_or(0);
+        let version = view.versions.get(tenant).map_or(0, |v| v.directory);
         let key = (tenant.clone(), id.clone());
         at_version(
             &self.records,
@@ -198,6 +263,13 @@ impl SubscriberStore for CachedRoutes {
 
     async fn versions(&self, t: &[TenantId]) -> Result<HashMap<TenantId, u64>, StoreError> {
         self.store.versions(t).await
+    }
+
+    async fn tenant_versions(
+        &self,
+        t: &[TenantId],
+    ) -> Result<HashMap<TenantId, TenantVersions>, StoreError> {
+        self.store.tenant_versions(t).await
     }
 }
 

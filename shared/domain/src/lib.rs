@@ -8,6 +8,7 @@ pub mod config;
 pub mod contract;
 pub mod directory;
 pub mod event_type;
+pub mod health;
 pub mod ids;
 pub mod ledger;
 pub mod memory;

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::event_type::EventType;
+use crate::health::Health;
 use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
 use crate::model::{
     ApiKey, AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryMessage, DeliveryStats,
@@ -102,6 +103,87 @@ pub trait SubscriberStore: Send + Sync {
     /// Each tenant's directory version, read consistently: it goes up with every change to
     /// one of the tenant's subscribers (0: never changed). Caches compare it before use.
     async fn versions(&self, tenants: &[TenantId]) -> Result<HashMap<TenantId, u64>, StoreError>;
+    /// The directory versions and, from the same read, each tenant's health version, which
+    /// goes up when one of its subscribers starts failing, or its breaker opens or closes (0:
+    /// never). A store that keeps no health gives 0.
+    async fn tenant_versions(
+        &self,
+        tenants: &[TenantId],
+    ) -> Result<HashMap<TenantId, TenantVersions>, StoreError> {
+        Ok(self
+            .versions(tenants)
+            .await?
+            .into_iter()
+            .map(|(t, directory)| {
+                (
+                    t,
+                    TenantVersions {
+                        directory,
+                        health: 0,
+                    },
+                )
+            })
+            .collect())
+    }
+}
+
+/// A tenant's versions, read together once per delivery batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantVersions {
+    pub directory: u64,
+    pub health: u64,
+}
+
+/// Subscribers' health ([`crate::health`]): one item per subscriber that is failing or whose
+/// breaker is not closed; none for a healthy one.
+#[async_trait]
+pub trait HealthStore: Send + Sync {
+    /// The subscriber's health, read consistently; `None`: healthy.
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        subscriber: &SubscriberId,
+    ) -> Result<Option<Health>, StoreError>;
+    /// The health of each of these subscribers that has any.
+    async fn get_many(
+        &self,
+        tenant: &TenantId,
+        subscribers: &[SubscriberId],
+    ) -> Result<HashMap<SubscriberId, Health>, StoreError>;
+    /// Counts one more failed attempt, atomically; the health after it. The first failure
+    /// of a streak raises the tenant's health version.
+    async fn failed(
+        &self,
+        tenant: &TenantId,
+        subscriber: &SubscriberId,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Health, StoreError>;
+    /// Opens the breaker until `now + cooldown`, unless it is already open; `Ok(false)` when
+    /// it was. Raises the tenant's health version.
+    async fn open(
+        &self,
+        tenant: &TenantId,
+        subscriber: &SubscriberId,
+        now: DateTime<Utc>,
+        cooldown: Duration,
+    ) -> Result<bool, StoreError>;
+    /// Takes the one probe of an open breaker whose cool-down is over (or whose last probe's
+    /// lease ran out), for `lease`; `Ok(false)` when another instance has it.
+    async fn claim_probe(
+        &self,
+        tenant: &TenantId,
+        subscriber: &SubscriberId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
+    /// A success: back to healthy. The health it had, if any (an open or half-open one
+    /// means the breaker just closed, which raises the tenant's health version).
+    async fn reset(
+        &self,
+        tenant: &TenantId,
+        subscriber: &SubscriberId,
+    ) -> Result<Option<Health>, StoreError>;
 }
 
 /// The result of one `SendMessageBatch`-sized send: the indexes (into the slice given)

@@ -113,6 +113,10 @@ pub const LEDGER_PREFIX: &str = "D#";
 
 /// The subscriber's rate-limit budget of the current second, in its ledger partition.
 pub const RATE_SK: &str = "RATE";
+
+/// The subscriber's health (breaker state, failures), in its ledger partition; only while
+/// it is failing or its breaker is not closed.
+pub const HEALTH_SK: &str = "HEALTH";
 const LATEST: &str = "last";
 
 /// The delivery item of (event, subscriber): its latest attempt, and so its status.

@@ -23,7 +23,7 @@ use skyhook_domain::ids::{SubscriberId, TenantId};
 use skyhook_domain::model::{
     DEFAULT_MAX_CONCURRENCY, DisabledReason, Subscriber, format_time, parse_time,
 };
-use skyhook_domain::ports::{Page, PageRequest, StoreError, SubscriberStore};
+use skyhook_domain::ports::{Page, PageRequest, StoreError, SubscriberStore, TenantVersions};
 use skyhook_domain::signing::SignatureScheme;
 use skyhook_domain::url::{SubscriberUrl, UrlPolicy};
 
@@ -437,19 +437,42 @@ impl SubscriberStore for DynamoDbSubscriberStore {
     }
 
     async fn versions(&self, tenants: &[TenantId]) -> Result<HashMap<TenantId, u64>, StoreError> {
+        Ok(self
+            .tenant_versions(tenants)
+            .await?
+            .into_iter()
+            .map(|(t, v)| (t, v.directory))
+            .collect())
+    }
+
+    async fn tenant_versions(
+        &self,
+        tenants: &[TenantId],
+    ) -> Result<HashMap<TenantId, TenantVersions>, StoreError> {
         let keys: Vec<(String, String)> = tenants
             .iter()
             .map(|t| (keys::tenant_pk(t), keys::VERSION_SK.to_string()))
             .collect();
-        let found: HashMap<String, u64> = self
+        let number = |item: &Item, name: &str| -> u64 {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        let found: HashMap<String, TenantVersions> = self
             .table
             .get_many(keys, true)
             .await?
             .iter()
             .filter_map(|item: &Item| {
                 let pk = attr(item, "pk")?.to_string();
-                let version = item.get("version")?.as_n().ok()?.parse().ok()?;
-                Some((pk, version))
+                Some((
+                    pk,
+                    TenantVersions {
+                        directory: number(item, "version"),
+                        health: number(item, "health"),
+                    },
+                ))
             })
             .collect();
         Ok(tenants
@@ -457,7 +480,7 @@ impl SubscriberStore for DynamoDbSubscriberStore {
             .map(|t| {
                 (
                     t.clone(),
-                    found.get(&keys::tenant_pk(t)).copied().unwrap_or(0),
+                    found.get(&keys::tenant_pk(t)).copied().unwrap_or_default(),
                 )
             })
             .collect())
