@@ -326,6 +326,8 @@ pub async fn run(
             (config::DLQ_URL.to_string(), resources.dlq_url.clone()),
             (config::ADMIN_KEY.to_string(), cfg.admin_key.clone()),
             (config::LOCAL_MODE.to_string(), "true".to_string()),
+            // Operational events go to the local bus, as to the stack's bus in AWS.
+            (config::EVENT_BUS.to_string(), cfg.bus_name()),
             (
                 config::SECRET_PREFIX.to_string(),
                 format!("{}/subscribers/", cfg.prefix),

@@ -379,6 +379,7 @@ fn breaker_stack(failures: u32) -> StackOptions {
             max_cooldown: Duration::from_secs(12),
             ..BreakerPolicy::default()
         },
+        ops_bus: true,
         ..StackOptions::default()
     }
 }
@@ -442,6 +443,18 @@ async fn the_breaker_opens_after_consecutive_failures_holds_deliveries_without_a
     assert_eq!(closed["health"]["state"], "closed", "{closed}");
     assert_eq!(closed["health"]["consecutive_failures"], 0, "{closed}");
     assert_eq!(closed["active"], true);
+    // Operators hear of both on the stack's bus.
+    let ops = stack.ops_events().await;
+    for kind in ["subscriber.breaker_opened", "subscriber.breaker_closed"] {
+        let e = ops
+            .iter()
+            .find(|e| e["detail-type"] == kind)
+            .unwrap_or_else(|| panic!("{kind} on the bus: {ops:?}"));
+        assert_eq!(e["source"], "skyhook", "{e}");
+        assert_eq!(e["detail"]["subscriber_id"], sub.as_str(), "{e}");
+        assert_eq!(e["detail"]["tenant"], "default", "{e}");
+        assert!(e["detail"]["reason"].is_string(), "{e}");
+    }
     // The requests the receiver saw: 3 failures, then one success per event (and no more
     // than the at-least-once duplicates, which share a webhook-id).
     let ids: BTreeSet<String> = receiver
@@ -454,7 +467,11 @@ async fn the_breaker_opens_after_consecutive_failures_holds_deliveries_without_a
 
 #[tokio::test]
 async fn a_410_gone_disables_the_subscriber_at_once_with_an_audit_record_and_keeps_its_delivery() {
-    let stack = Stack::new().await;
+    let stack = Stack::with(StackOptions {
+        ops_bus: true,
+        ..StackOptions::default()
+    })
+    .await;
     let receiver = Receiver::always(410).await;
     let (sub, _) = stack.subscribe(&receiver.url("/gone"), &["*"]).await;
     let published = stack.publish(json!({"type": "a.b", "data": {}})).await;
@@ -489,6 +506,17 @@ async fn a_410_gone_disables_the_subscriber_at_once_with_an_audit_record_and_kee
         .unwrap_or_else(|| panic!("an audit record of the disable: {audit:?}"));
     assert_eq!(disable["detail"]["reason"], "gone", "{disable}");
     assert_eq!(disable["actor"], "skyhook:delivery", "{disable}");
+    let ops = stack.ops_events().await;
+    let disabled = ops
+        .iter()
+        .find(|e| e["detail-type"] == "subscriber.disabled")
+        .unwrap_or_else(|| panic!("subscriber.disabled on the bus: {ops:?}"));
+    assert_eq!(disabled["detail"]["reason"], "gone", "{disabled}");
+    assert_eq!(
+        disabled["detail"]["subscriber_id"],
+        sub.as_str(),
+        "{disabled}"
+    );
     // Exactly one request: a 410 is not retried.
     let ids: BTreeSet<String> = receiver
         .requests()
@@ -539,5 +567,55 @@ async fn a_subscriber_failing_with_no_success_for_the_whole_period_is_disabled()
             && a["resource"] == sub.as_str()
             && a["detail"]["reason"] == "failing"),
         "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_exhausted_delivery_is_announced_on_the_bus_with_its_event() {
+    let stack = Stack::with(StackOptions {
+        schedule: "1s".into(),
+        ops_bus: true,
+        breaker: BreakerPolicy {
+            failures: 1000,
+            ..BreakerPolicy::default()
+        },
+        ..StackOptions::default()
+    })
+    .await;
+    let receiver = Receiver::always(500).await;
+    let (sub, _) = stack.subscribe(&receiver.url("/down"), &["*"]).await;
+    let published = stack.publish(json!({"type": "a.b", "data": {}})).await;
+    let event = published["id"].as_str().unwrap().to_string();
+    let runner = stack.start_delivery();
+    let seen = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let exhausted = eventually(Duration::from_secs(30), "delivery.exhausted", || {
+        let (stack, seen) = (&stack, seen.clone());
+        async move {
+            let more = stack.ops_events().await;
+            let mut seen = seen.lock().unwrap();
+            seen.extend(more);
+            seen.iter()
+                .find(|e| e["detail-type"] == "delivery.exhausted")
+                .cloned()
+        }
+    })
+    .await;
+    runner.stop().await;
+    assert_eq!(
+        exhausted["detail"]["event_id"],
+        event.as_str(),
+        "{exhausted}"
+    );
+    assert_eq!(
+        exhausted["detail"]["subscriber_id"],
+        sub.as_str(),
+        "{exhausted}"
+    );
+    assert!(
+        exhausted["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("attempts_exhausted"),
+        "{exhausted}"
     );
 }

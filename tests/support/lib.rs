@@ -132,6 +132,9 @@ pub struct StackOptions {
     pub endpoint: Option<String>,
     /// The circuit breaker's settings.
     pub breaker: skyhook_domain::health::BreakerPolicy,
+    /// An EventBridge bus for operational events, with a rule that copies them to a queue
+    /// the test reads ([`Stack::ops_events`]).
+    pub ops_bus: bool,
 }
 
 impl Default for StackOptions {
@@ -144,6 +147,7 @@ impl Default for StackOptions {
             secret_cache_ttl: Duration::from_secs(60),
             endpoint: None,
             breaker: skyhook_domain::health::BreakerPolicy::default(),
+            ops_bus: false,
         }
     }
 }
@@ -158,6 +162,8 @@ pub struct Stack {
     /// The table's change stream, read by the stats consumer when asked.
     stream: tokio::sync::Mutex<StreamPoller>,
     pub resources: Provisioned,
+    /// The queue a rule copies the stack's operational events to (with `ops_bus`).
+    pub ops_queue_url: Option<String>,
     pub sqs: aws_sdk_sqs::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub secrets_client: aws_sdk_secretsmanager::Client,
@@ -172,6 +178,45 @@ pub struct Stack {
 impl Stack {
     pub async fn new() -> Self {
         Self::with(StackOptions::default()).await
+    }
+
+    /// The operational events the stack put on its bus so far (with `ops_bus`), each as
+    /// EventBridge delivers it: `source`, `detail-type`, `detail`.
+    pub async fn ops_events(&self) -> Vec<Value> {
+        let Some(url) = &self.ops_queue_url else {
+            panic!("the stack was built without ops_bus");
+        };
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("reading the operational events");
+            let batch: Vec<Value> = out
+                .messages()
+                .iter()
+                .filter_map(|m| serde_json::from_str(m.body()?).ok())
+                .collect();
+            for m in out.messages() {
+                if let Some(h) = m.receipt_handle() {
+                    let _ = self
+                        .sqs
+                        .delete_message()
+                        .queue_url(url)
+                        .receipt_handle(h)
+                        .send()
+                        .await;
+                }
+            }
+            if batch.is_empty() {
+                return all;
+            }
+            all.extend(batch);
+        }
     }
 
     pub async fn with(options: StackOptions) -> Self {
@@ -189,6 +234,11 @@ impl Stack {
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         let secrets_client = aws_sdk_secretsmanager::Client::new(&sdk);
         let secret_prefix = format!("{prefix}/subscribers/");
+        let ops = if options.ops_bus {
+            Some(ops_bus(&sdk, &prefix).await)
+        } else {
+            None
+        };
         // The same wiring as the functions and `skyhook local`, with the delivery side's
         // queue recorded.
         let mut adapters = Adapters::from_sdk(
@@ -199,6 +249,7 @@ impl Stack {
                 queue_url: resources.queue_url.clone(),
                 dlq_url: Some(resources.dlq_url.clone()),
                 secret_prefix: secret_prefix.clone(),
+                event_bus: ops.as_ref().map(|(bus, _)| bus.clone()),
             },
             &Retention {
                 // Inside moto's view: it hides expired items on read.
@@ -227,6 +278,7 @@ impl Stack {
             rotation_grace: options.rotation_grace,
             admin_key: AdminKeySource::Value(ADMIN_KEY.to_string()),
             local_mode: true,
+            event_bus: ops.as_ref().map(|(bus, _)| bus.clone()),
         };
         // The API sends re-enqueued messages straight to SQS, as in AWS; only the delivery
         // side and the ingest record what they ask of the queue.
@@ -263,6 +315,7 @@ impl Stack {
             subscribers: adapters.subscribers.clone(),
             audit: adapters.audit.clone(),
             clock: skyhook_delivery::system_clock(),
+            ops: adapters.ops.clone(),
         };
         let ingest = skyhook_http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
             publisher: publisher.clone(),
@@ -283,6 +336,7 @@ impl Stack {
             adapters,
             stream: tokio::sync::Mutex::new(stream),
             resources,
+            ops_queue_url: ops.map(|(_, url)| url),
             sqs,
             ddb,
             secrets_client,
@@ -808,4 +862,59 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// An EventBridge bus for a stack's operational events, and a queue a rule copies them to.
+async fn ops_bus(sdk: &SdkConfig, prefix: &str) -> (String, String) {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-ops"))
+        .send()
+        .await
+        .expect("the operational events queue")
+        .queue_url
+        .expect("its URL");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("its attributes")
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("its ARN");
+    let eb = aws_sdk_eventbridge::Client::new(sdk);
+    let bus = format!("{prefix}-bus");
+    eb.create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .expect("the event bus");
+    let rule = format!("{prefix}-ops");
+    eb.put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source": ["skyhook"]}"#)
+        .send()
+        .await
+        .expect("the rule");
+    eb.put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("ops-queue")
+                .arn(arn)
+                .build()
+                .expect("a target"),
+        )
+        .send()
+        .await
+        .expect("the target");
+    (bus, queue_url)
 }

@@ -20,7 +20,7 @@ use skyhook_domain::ids::TenantId;
 use skyhook_domain::model::{AuditRecord, Subscriber, format_time, parse_time};
 use skyhook_domain::ports::{
     ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, EventStore, HealthStore,
-    SecretStore, SubscriberStore,
+    OpsEvents, SecretStore, SubscriberStore,
 };
 use skyhook_domain::publish::Publisher;
 use skyhook_domain::signing::SignatureScheme;
@@ -61,6 +61,8 @@ pub struct Config {
     pub admin_key: AdminKeySource,
     /// Local mode accepts `http://` and loopback subscriber URLs.
     pub local_mode: bool,
+    /// Where operational events go (`SKYHOOK_EVENT_BUS`); `None`: only logged.
+    pub event_bus: Option<String>,
 }
 
 impl Config {
@@ -85,6 +87,7 @@ impl Config {
             rotation_grace: config::rotation_grace(env)?,
             admin_key: config::admin_key_source(env)?,
             local_mode: config::flag(env, config::LOCAL_MODE)?,
+            event_bus: config::optional(env, config::EVENT_BUS),
         })
     }
 }
@@ -105,6 +108,8 @@ pub struct ApiState {
     pub audit: Arc<dyn AuditLog>,
     /// Subscribers' health, shown on each subscriber.
     pub health: Arc<dyn HealthStore>,
+    /// Operational events: a person disabling a subscriber is one.
+    pub ops: Arc<dyn OpsEvents>,
 }
 
 impl Config {
@@ -117,6 +122,7 @@ impl Config {
                 queue_url: self.queue_url.clone(),
                 dlq_url: Some(self.dlq_url.clone()),
                 secret_prefix: self.secret_prefix.clone(),
+                event_bus: self.event_bus.clone(),
             },
             Retention {
                 log: self.log_retention,
@@ -163,6 +169,7 @@ impl ApiState {
             keys: adapters.keys.clone(),
             audit: adapters.audit.clone(),
             health: adapters.health.clone(),
+            ops: adapters.ops.clone(),
         }
     }
 }

@@ -19,7 +19,7 @@ use skyhook_domain::event_type::{EventType, EventTypeFilter};
 use skyhook_domain::ids::{EventId, SubscriberId};
 use skyhook_domain::model::{
     DeliveryMessage, DeliveryState, DeliveryStatus, DisabledReason, MAX_MAX_CONCURRENCY,
-    MAX_RATE_LIMIT, Outcome, Subscriber, format_time,
+    MAX_RATE_LIMIT, OpsEvent, OpsEventKind, Outcome, Subscriber, format_time,
 };
 use skyhook_domain::ports::{AttemptQuery, PageRequest};
 use skyhook_domain::publish::PublishRequest;
@@ -421,6 +421,18 @@ pub(crate) async fn patch_subscriber(
         Some(false) if old.active => "subscriber.deactivate",
         _ => "subscriber.update",
     };
+    if old.active && !sub.active {
+        let event = OpsEvent::new(
+            OpsEventKind::SubscriberDisabled,
+            &sub.tenant,
+            &sub.id,
+            DisabledReason::Manual.as_str(),
+            sub.updated_at,
+        );
+        if let Err(e) = state.ops.emit(&event).await {
+            tracing::error!(error = %e, "could not put the operational event on the bus");
+        }
+    }
     let mut detail = json!({"fields": changed});
     // Enabled: what was parked while it was disabled goes out again. A failure here leaves
     // the rest parked (enabling again, or a redrive of this subscriber, goes on).

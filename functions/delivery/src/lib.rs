@@ -21,11 +21,11 @@ use skyhook_domain::directory::{Directory, DirectoryView};
 use skyhook_domain::health::{BreakerPolicy, BreakerState, Gate, Health, PROBE_WAIT};
 use skyhook_domain::model::{
     AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryMessage, DeliveryState, DeliveryStatus,
-    DisabledReason, Outcome, PARKED_REASON, Subscriber,
+    DisabledReason, OpsEvent, OpsEventKind, Outcome, PARKED_REASON, Subscriber,
 };
 use skyhook_domain::ports::{
-    AttemptLog, AuditLog, DeadLetter, DeadLetterStore, DeliveryQueue, HealthStore, StoreError,
-    SubscriberStore,
+    AttemptLog, AuditLog, DeadLetter, DeadLetterStore, DeliveryQueue, HealthStore, OpsEvents,
+    StoreError, SubscriberStore,
 };
 use skyhook_domain::retry::{RetryDecision, RetryPolicy, RetrySchedule, parse_retry_after};
 use skyhook_domain::signing::delivery_headers;
@@ -60,6 +60,8 @@ pub struct Config {
     pub local_mode: bool,
     /// The circuit breaker and auto-disable settings.
     pub breaker: BreakerPolicy,
+    /// Where operational events go (`SKYHOOK_EVENT_BUS`); `None`: only logged.
+    pub event_bus: Option<String>,
 }
 
 impl Config {
@@ -85,6 +87,7 @@ impl Config {
             rotation_grace: config::rotation_grace(env)?,
             local_mode: config::flag(env, config::LOCAL_MODE)?,
             breaker: config::breaker_policy(env)?,
+            event_bus: config::optional(env, config::EVENT_BUS),
         })
     }
 }
@@ -150,6 +153,8 @@ pub struct Deliverer {
     pub audit: Arc<dyn AuditLog>,
     /// "Now" for the breaker and auto-disable decisions; a test moves it on.
     pub clock: Clock,
+    /// Operational events: breaker opened or closed, subscriber disabled, delivery exhausted.
+    pub ops: Arc<dyn OpsEvents>,
 }
 
 /// A source of the current time.
@@ -170,6 +175,7 @@ impl Config {
                 queue_url: self.queue_url.clone(),
                 dlq_url: Some(self.dlq_url.clone()),
                 secret_prefix: self.secret_prefix.clone(),
+                event_bus: self.event_bus.clone(),
             },
             Retention {
                 log: self.log_retention,
@@ -214,6 +220,7 @@ impl Deliverer {
             subscribers: adapters.subscribers.clone(),
             audit: adapters.audit.clone(),
             clock: system_clock(),
+            ops: adapters.ops.clone(),
         })
     }
 }
@@ -762,8 +769,28 @@ impl Deliverer {
             if let Err(e) = self.dead_letters.put(&entry).await {
                 tracing::error!(error = %e, "could not index the dead letter");
             }
+            if reason.starts_with("attempts_exhausted") {
+                self.emit(
+                    OpsEvent::new(
+                        OpsEventKind::DeliveryExhausted,
+                        &message.tenant,
+                        &message.subscriber_id,
+                        reason,
+                        Utc::now(),
+                    )
+                    .with_event(&message.event_id),
+                )
+                .await;
+            }
         }
         result
+    }
+
+    /// Puts an operational event on the bus; a failure is logged, never the delivery's.
+    async fn emit(&self, event: OpsEvent) {
+        if let Err(e) = self.ops.emit(&event).await {
+            tracing::error!(error = %e, ops_event = event.kind.as_str(), "could not put the operational event on the bus");
+        }
     }
 
     /// A success after failures: the subscriber is healthy again, and an open or half-open
@@ -777,6 +804,14 @@ impl Deliverer {
             Ok(old) => {
                 if old.is_some_and(|h| h.state != BreakerState::Closed) {
                     tracing::info!("breaker closed: the endpoint answered again");
+                    self.emit(OpsEvent::new(
+                        OpsEventKind::BreakerClosed,
+                        &message.tenant,
+                        &message.subscriber_id,
+                        "probe_succeeded",
+                        (self.clock)(),
+                    ))
+                    .await;
                 }
                 if let Ok(view) = view {
                     self.directory
@@ -823,6 +858,21 @@ impl Deliverer {
                         cooldown_s = cooldown.as_secs(),
                         "breaker opened: deliveries to this subscriber wait"
                     );
+                    self.emit(OpsEvent::new(
+                        OpsEventKind::BreakerOpened,
+                        tenant,
+                        id,
+                        if probing {
+                            format!("probe_failed: {error}")
+                        } else {
+                            format!(
+                                "{} consecutive failures: {error}",
+                                health.consecutive_failures
+                            )
+                        },
+                        now,
+                    ))
+                    .await;
                     health.state = BreakerState::Open;
                     health.opened_at = health.opened_at.or(Some(now));
                     health.retry_at = chrono::Duration::from_std(cooldown).ok().map(|c| now + c);
@@ -876,6 +926,14 @@ impl Deliverer {
                     if let Err(e) = self.audit.record(&record).await {
                         tracing::error!(error = %e, "could not write the audit record of a disable");
                     }
+                    self.emit(OpsEvent::new(
+                        OpsEventKind::SubscriberDisabled,
+                        &off.tenant,
+                        &off.id,
+                        reason.as_str(),
+                        now,
+                    ))
+                    .await;
                     return;
                 }
                 Err(StoreError::Conflict(_)) => {

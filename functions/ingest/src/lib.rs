@@ -85,6 +85,7 @@ impl Config {
                 queue_url: self.queue_url.clone(),
                 dlq_url: None,
                 secret_prefix: config::DEFAULT_SECRET_PREFIX.to_string(),
+                event_bus: None,
             },
             &Retention {
                 log: self.log_retention,
@@ -292,6 +293,12 @@ pub async fn handle_eventbridge(
     event: LambdaEvent<EventBridgeEvent<Box<RawValue>>>,
 ) -> Result<serde_json::Value, EventBridgeError> {
     let ev = event.payload;
+    if ev.source == skyhook_domain::model::OPS_EVENT_SOURCE {
+        // Skyhook's own operational events share the bus; fanned out as webhooks they could
+        // feed themselves (an exhausted delivery announcing itself to a failing endpoint).
+        // Operators route them with rules of their own.
+        return Ok(serde_json::json!({"ignored": "a Skyhook operational event"}));
+    }
     let event_type = event_type_from_detail_type(&ev.detail_type)
         .ok_or_else(|| EventBridgeError::BadDetailType(ev.detail_type.clone()))?;
     let receipt = publisher

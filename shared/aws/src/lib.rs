@@ -5,6 +5,7 @@
 //! so the same code talks to AWS, LocalStack or moto.
 
 pub mod dynamodb;
+mod eventbridge;
 mod provision;
 mod secret_values;
 mod secretsmanager;
@@ -17,6 +18,7 @@ pub use dynamodb::{
     DynamoDbEventStore, DynamoDbHealthStore, DynamoDbIdempotencyStore, DynamoDbRateBudget,
     DynamoDbStatsCounters, DynamoDbSubscriberStore, ledger_change,
 };
+pub use eventbridge::EventBridgeOpsEvents;
 pub use provision::{
     Provisioned, ResourceNames, create_queue, provision, queue_arn, table_stream_arn,
 };

@@ -10,14 +10,14 @@ use aws_config::SdkConfig;
 use super::{
     DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
     DynamoDbEventStore, DynamoDbHealthStore, DynamoDbIdempotencyStore, DynamoDbRateBudget,
-    DynamoDbStatsCounters, DynamoDbSubscriberStore, SecretsManagerSecrets, SecretsManagerValues,
-    SqsDeadLetterQueue, SqsDeliveryQueue,
+    DynamoDbStatsCounters, DynamoDbSubscriberStore, EventBridgeOpsEvents, SecretsManagerSecrets,
+    SecretsManagerValues, SqsDeadLetterQueue, SqsDeliveryQueue,
 };
 use skyhook_domain::config;
 use skyhook_domain::directory::CachedRoutes;
 use skyhook_domain::ports::{
     ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, DeliveryQueue, EventStore,
-    HealthStore, IdempotencyStore, RateBudget, SecretStore, SecretValues, StatsCounters,
+    HealthStore, IdempotencyStore, OpsEvents, RateBudget, SecretStore, SecretValues, StatsCounters,
     SubscriberStore,
 };
 use skyhook_domain::publish::Publisher;
@@ -33,6 +33,8 @@ pub struct Resources {
     /// Only the delivery function and the API use the dead-letter queue.
     pub dlq_url: Option<String>,
     pub secret_prefix: String,
+    /// The EventBridge bus operational events go to; `None`: they are only logged.
+    pub event_bus: Option<String>,
 }
 
 /// How long things are kept.
@@ -79,6 +81,8 @@ pub struct Adapters {
     pub rates: Arc<dyn RateBudget>,
     /// Subscribers' health: failures and circuit breakers.
     pub health: Arc<dyn HealthStore>,
+    /// Operational events (breaker opened, subscriber disabled, …).
+    pub ops: Arc<dyn OpsEvents>,
     /// Where a deployment keeps the bootstrap admin key.
     pub secret_values: Arc<dyn SecretValues>,
     sqs_client: aws_sdk_sqs::Client,
@@ -122,6 +126,10 @@ impl Adapters {
             audit: Arc::new(DynamoDbAuditLog::new(ddb.clone(), table, retention.audit)),
             rates: Arc::new(DynamoDbRateBudget::new(ddb.clone(), table)),
             health: Arc::new(DynamoDbHealthStore::new(ddb.clone(), table)),
+            ops: Arc::new(EventBridgeOpsEvents::new(
+                aws_sdk_eventbridge::Client::new(sdk),
+                resources.event_bus.clone(),
+            )),
             idempotency: Arc::new(DynamoDbIdempotencyStore::new(ddb, table)),
             idempotency_ttl: retention.idempotency,
             secret_values: Arc::new(SecretsManagerValues::new(sm)),

@@ -107,6 +107,9 @@ pub const ADMIN_KEY_SECRET: &str = "SKYHOOK_ADMIN_KEY_SECRET";
 pub const ROTATION_GRACE: &str = "SKYHOOK_SECRET_ROTATION_GRACE";
 pub const AUDIT_RETENTION: &str = "SKYHOOK_AUDIT_RETENTION";
 pub const BREAKER_FAILURES: &str = "SKYHOOK_BREAKER_FAILURES";
+/// The EventBridge bus (name or ARN) that operational events go to; unset, they are only
+/// logged.
+pub const EVENT_BUS: &str = "SKYHOOK_EVENT_BUS";
 pub const BREAKER_COOLDOWN: &str = "SKYHOOK_BREAKER_COOLDOWN";
 pub const BREAKER_MAX_COOLDOWN: &str = "SKYHOOK_BREAKER_MAX_COOLDOWN";
 pub const AUTO_DISABLE_AFTER: &str = "SKYHOOK_AUTO_DISABLE_AFTER";

@@ -612,3 +612,74 @@ mod tests {
         assert_eq!(DeliveryState::parse("done"), None);
     }
 }
+
+/// The `source` of Skyhook's operational events on EventBridge.
+pub const OPS_EVENT_SOURCE: &str = "skyhook";
+
+/// An operational event: something an operator may want an alarm, a chat message or a
+/// webhook of their own for. Put on the stack's EventBridge bus with source `skyhook` and
+/// the kind as `detail-type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsEvent {
+    pub kind: OpsEventKind,
+    pub tenant: TenantId,
+    pub subscriber_id: SubscriberId,
+    pub reason: String,
+    pub event_id: Option<EventId>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpsEventKind {
+    SubscriberDisabled,
+    BreakerOpened,
+    BreakerClosed,
+    DeliveryExhausted,
+}
+
+impl OpsEventKind {
+    /// The `detail-type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpsEventKind::SubscriberDisabled => "subscriber.disabled",
+            OpsEventKind::BreakerOpened => "subscriber.breaker_opened",
+            OpsEventKind::BreakerClosed => "subscriber.breaker_closed",
+            OpsEventKind::DeliveryExhausted => "delivery.exhausted",
+        }
+    }
+}
+
+impl OpsEvent {
+    pub fn new(
+        kind: OpsEventKind,
+        tenant: &TenantId,
+        subscriber_id: &SubscriberId,
+        reason: impl Into<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        OpsEvent {
+            kind,
+            tenant: tenant.clone(),
+            subscriber_id: subscriber_id.clone(),
+            reason: reason.into(),
+            event_id: None,
+            at,
+        }
+    }
+
+    pub fn with_event(mut self, event_id: &EventId) -> Self {
+        self.event_id = Some(event_id.clone());
+        self
+    }
+
+    /// The event's `detail`: `tenant`, `subscriber_id`, `reason`, `event_id` (or null), `at`.
+    pub fn detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "tenant": self.tenant.as_str(),
+            "subscriber_id": self.subscriber_id.as_str(),
+            "reason": self.reason,
+            "event_id": self.event_id.as_ref().map(|e| e.as_str()),
+            "at": format_time(self.at),
+        })
+    }
+}

@@ -12,7 +12,7 @@ use crate::health::Health;
 use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
 use crate::model::{
     ApiKey, AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryMessage, DeliveryStats,
-    DeliveryStatus, EventRecord, Outcome, Subscriber,
+    DeliveryStatus, EventRecord, OpsEvent, Outcome, Subscriber,
 };
 use crate::secret::SigningSecret;
 
@@ -531,4 +531,10 @@ pub trait RateBudget: Send + Sync {
         want: u32,
         limit: u32,
     ) -> Result<bool, StoreError>;
+}
+
+/// Where operational events go (the stack's EventBridge bus).
+#[async_trait]
+pub trait OpsEvents: Send + Sync {
+    async fn emit(&self, event: &OpsEvent) -> Result<(), StoreError>;
 }
