@@ -316,6 +316,7 @@ impl Stack {
             audit: adapters.audit.clone(),
             clock: skyhook_delivery::system_clock(),
             ops: adapters.ops.clone(),
+            metrics_namespace: None,
         };
         let ingest = skyhook_http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
             publisher: publisher.clone(),

@@ -3,6 +3,7 @@
 //! schedule, and after the last attempt the message goes to the dead-letter queue.
 
 pub mod fairness;
+pub mod metrics;
 pub mod resolver;
 pub mod stats;
 
@@ -62,6 +63,9 @@ pub struct Config {
     pub breaker: BreakerPolicy,
     /// Where operational events go (`SKYHOOK_EVENT_BUS`); `None`: only logged.
     pub event_bus: Option<String>,
+    /// The CloudWatch namespace of the per-batch metrics written as EMF log lines
+    /// (`SKYHOOK_METRICS_NAMESPACE`); `None`: no metrics lines.
+    pub metrics_namespace: Option<String>,
 }
 
 impl Config {
@@ -88,6 +92,7 @@ impl Config {
             local_mode: config::flag(env, config::LOCAL_MODE)?,
             breaker: config::breaker_policy(env)?,
             event_bus: config::optional(env, config::EVENT_BUS),
+            metrics_namespace: config::optional(env, config::METRICS_NAMESPACE),
         })
     }
 }
@@ -155,6 +160,8 @@ pub struct Deliverer {
     pub clock: Clock,
     /// Operational events: breaker opened or closed, subscriber disabled, delivery exhausted.
     pub ops: Arc<dyn OpsEvents>,
+    /// Where each batch's metrics go as EMF lines on stdout; `None`: nowhere.
+    pub metrics_namespace: Option<String>,
 }
 
 /// A source of the current time.
@@ -221,6 +228,7 @@ impl Deliverer {
             audit: adapters.audit.clone(),
             clock: system_clock(),
             ops: adapters.ops.clone(),
+            metrics_namespace: config.metrics_namespace.clone(),
         })
     }
 }
@@ -265,10 +273,21 @@ pub async fn handle(
         .zip(messages)
         .map(|(record, message)| deliverer.deliver_parsed(record, message, &view))
         .collect();
-    let results: Vec<RecordResult> = stream::iter(deliveries)
-        .buffered(MAX_CONCURRENT_DELIVERIES)
-        .collect()
+    let tally = metrics::Tally::default();
+    let results: Vec<RecordResult> = tally
+        .scope(
+            stream::iter(deliveries)
+                .buffered(MAX_CONCURRENT_DELIVERIES)
+                .collect(),
+        )
         .await;
+    if let Some(namespace) = &deliverer.metrics_namespace {
+        let now = Utc::now();
+        for (tenant, counts) in tally.tenants() {
+            // Lambda sends stdout to CloudWatch Logs, which reads EMF lines as metrics.
+            println!("{}", metrics::emf(namespace, &tenant, &counts, now));
+        }
+    }
     let mut response = SqsBatchResponse::default();
     for (record, result) in event.payload.records.iter().zip(results) {
         if result == RecordResult::Retry {
@@ -544,6 +563,7 @@ impl Deliverer {
             .post(&subscriber, message, &signing, started_at.timestamp())
             .await;
         let latency_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        metrics::latency(&message.tenant, latency_ms);
         let success = result.status.is_some_and(|s| (200..300).contains(&s));
         let error = if success {
             None
@@ -578,6 +598,7 @@ impl Deliverer {
 
         if success {
             tracing::info!(status = result.status, latency_ms, "delivered");
+            metrics::record(&message.tenant, metrics::Event::Delivered);
             self.log(&record_entry, DeliveryState::Delivered).await;
             if probing || !health.is_healthy() {
                 self.healed(view, message).await;
@@ -586,6 +607,7 @@ impl Deliverer {
         }
 
         let error_text = error.unwrap_or_default();
+        metrics::record(&message.tenant, metrics::Event::Failed);
         let now = (self.clock)();
         if result.status == Some(410) {
             // Gone: the endpoint says it will not come back. Disabled at once; this delivery
@@ -615,6 +637,7 @@ impl Deliverer {
                     "delivery failed; will retry"
                 );
                 self.log(&record_entry, DeliveryState::Retrying).await;
+                metrics::record(&message.tenant, metrics::Event::Retried);
                 self.schedule_retry(record, round, Some(delay)).await
             }
             RetryDecision::GiveUp => {
@@ -770,6 +793,7 @@ impl Deliverer {
                 tracing::error!(error = %e, "could not index the dead letter");
             }
             if reason.starts_with("attempts_exhausted") {
+                metrics::record(&message.tenant, metrics::Event::Exhausted);
                 self.emit(
                     OpsEvent::new(
                         OpsEventKind::DeliveryExhausted,
@@ -968,6 +992,7 @@ impl Deliverer {
             .saturating_add(round.saturating_sub(1));
         match self.queue.send_later(&later, delay).await {
             Ok(()) => {
+                metrics::record(&message.tenant, metrics::Event::Deferred);
                 tracing::debug!(
                     reason = why,
                     delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),

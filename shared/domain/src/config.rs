@@ -110,6 +110,8 @@ pub const BREAKER_FAILURES: &str = "SKYHOOK_BREAKER_FAILURES";
 /// The EventBridge bus (name or ARN) that operational events go to; unset, they are only
 /// logged.
 pub const EVENT_BUS: &str = "SKYHOOK_EVENT_BUS";
+/// The CloudWatch namespace of the delivery function's EMF metrics; unset, none are written.
+pub const METRICS_NAMESPACE: &str = "SKYHOOK_METRICS_NAMESPACE";
 pub const BREAKER_COOLDOWN: &str = "SKYHOOK_BREAKER_COOLDOWN";
 pub const BREAKER_MAX_COOLDOWN: &str = "SKYHOOK_BREAKER_MAX_COOLDOWN";
 pub const AUTO_DISABLE_AFTER: &str = "SKYHOOK_AUTO_DISABLE_AFTER";
