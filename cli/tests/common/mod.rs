@@ -35,10 +35,16 @@ fn free_port() -> u16 {
 /// Starts `skyhook local` on a free port with its own resource prefix and a fast retry
 /// schedule (`1s,1s`: three attempts) and a 1 s secret cache, and waits until it serves.
 pub async fn start_local() -> Runner {
+    start_local_with(&[]).await
+}
+
+/// [`start_local`] with some settings of its own (they win over the ones above).
+pub async fn start_local_with(settings: &[(&str, &str)]) -> Runner {
     let endpoint = sdk_config().await.endpoint_url().unwrap().to_string();
     let port = free_port();
     let prefix = unique("local");
-    let child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .arg("local")
         .env("AWS_ENDPOINT_URL", &endpoint)
         .env("AWS_REGION", "us-east-1")
@@ -53,9 +59,11 @@ pub async fn start_local() -> Runner {
         .env("SKYHOOK_SECRET_CACHE_TTL", "1s")
         .env("SKYHOOK_LOG_FORMAT", "json")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::inherit());
+    for (name, value) in settings {
+        command.env(name, value);
+    }
+    let child = command.spawn().unwrap();
     let runner = Runner {
         child,
         base: format!("http://127.0.0.1:{port}"),
