@@ -39,6 +39,41 @@ async fn dead_letters(stack: &Stack, subscriber: &str) -> Vec<Value> {
         .await
 }
 
+/// Publishes `n` events of type `a.b`; their ids.
+async fn publish_many(stack: &Stack, n: usize) -> Vec<String> {
+    let mut events = Vec::new();
+    for i in 0..n {
+        let published = stack
+            .publish(json!({"type": "a.b", "data": {"n": i}}))
+            .await;
+        events.push(published["id"].as_str().unwrap().to_string());
+    }
+    events
+}
+
+/// Waits until every one of `events` is delivered to `subscriber`; their statuses.
+async fn all_delivered(
+    stack: &Stack,
+    events: &[String],
+    subscriber: &str,
+    timeout: Duration,
+) -> HashMap<String, Value> {
+    eventually(timeout, "every delivery", || async {
+        let s = statuses(stack, events, subscriber).await;
+        (s.len() == events.len() && s.values().all(|d| d["status"] == "delivered")).then_some(s)
+    })
+    .await
+}
+
+/// Creates a subscriber from this body; its view.
+async fn create(stack: &Stack, body: Value) -> Value {
+    let (status, created) = stack
+        .api_call(Method::POST, "/v1/subscribers", Some(&body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
 async fn set_active(stack: &Stack, id: &str, active: bool) {
     let (status, body) = stack
         .api_call(
@@ -223,19 +258,9 @@ async fn a_subscriber_never_has_more_deliveries_in_flight_than_its_max_concurren
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["max_concurrency"], 2);
     let sub = created["id"].as_str().unwrap().to_string();
-    let mut events = Vec::new();
-    for n in 0..6 {
-        let published = stack
-            .publish(json!({"type": "a.b", "data": {"n": n}}))
-            .await;
-        events.push(published["id"].as_str().unwrap().to_string());
-    }
+    let events = publish_many(&stack, 6).await;
     let runner = stack.start_delivery();
-    let delivered = eventually(Duration::from_secs(60), "every delivery", || async {
-        let s = statuses(&stack, &events, &sub).await;
-        (s.len() == events.len() && s.values().all(|d| d["status"] == "delivered")).then_some(s)
-    })
-    .await;
+    let delivered = all_delivered(&stack, &events, &sub, Duration::from_secs(60)).await;
     runner.stop().await;
     // Waiting for a place spent no attempt.
     assert!(
@@ -320,28 +345,15 @@ async fn a_rate_limited_subscriber_gets_no_more_than_its_limit_a_second_and_wait
  {
     let stack = Stack::new().await;
     let receiver = Receiver::always(200).await;
-    let (status, created) = stack
-        .api_call(
-            Method::POST,
-            "/v1/subscribers",
-            Some(&json!({"url": receiver.url("/limited"), "event_types": ["*"], "rate_limit": 5})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let sub = created["id"].as_str().unwrap().to_string();
-    let mut events = Vec::new();
-    for n in 0..20 {
-        let published = stack
-            .publish(json!({"type": "a.b", "data": {"n": n}}))
-            .await;
-        events.push(published["id"].as_str().unwrap().to_string());
-    }
-    let runner = stack.start_delivery();
-    let delivered = eventually(Duration::from_secs(90), "every delivery", || async {
-        let s = statuses(&stack, &events, &sub).await;
-        (s.len() == events.len() && s.values().all(|d| d["status"] == "delivered")).then_some(s)
-    })
+    let created = create(
+        &stack,
+        json!({"url": receiver.url("/limited"), "event_types": ["*"], "rate_limit": 5}),
+    )
     .await;
+    let sub = created["id"].as_str().unwrap().to_string();
+    let events = publish_many(&stack, 20).await;
+    let runner = stack.start_delivery();
+    let delivered = all_delivered(&stack, &events, &sub, Duration::from_secs(90)).await;
     runner.stop().await;
     assert!(
         delivered.values().all(|d| d["attempts"] == 1),
@@ -407,13 +419,7 @@ async fn the_breaker_opens_after_consecutive_failures_holds_deliveries_without_a
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let sub = created["id"].as_str().unwrap().to_string();
     assert_eq!(created["health"]["state"], "closed", "{created}");
-    let mut events = Vec::new();
-    for n in 0..5 {
-        let published = stack
-            .publish(json!({"type": "a.b", "data": {"n": n}}))
-            .await;
-        events.push(published["id"].as_str().unwrap().to_string());
-    }
+    let events = publish_many(&stack, 5).await;
     let runner = stack.start_delivery();
     let open = eventually(Duration::from_secs(30), "the breaker to open", || async {
         let s = subscriber(&stack, &sub).await;
@@ -426,11 +432,7 @@ async fn the_breaker_opens_after_consecutive_failures_holds_deliveries_without_a
     );
     assert!(open["health"]["opened_at"].is_string(), "{open}");
     assert_eq!(open["health"]["last_error"], "HTTP 500", "{open}");
-    let delivered = eventually(Duration::from_secs(60), "every delivery", || async {
-        let s = statuses(&stack, &events, &sub).await;
-        (s.len() == events.len() && s.values().all(|d| d["status"] == "delivered")).then_some(s)
-    })
-    .await;
+    let delivered = all_delivered(&stack, &events, &sub, Duration::from_secs(60)).await;
     runner.stop().await;
     // Three attempts failed; while the breaker was open nothing was sent and no attempt
     // spent: the five deliveries took 5 + 3 attempts in all.

@@ -18,6 +18,8 @@ type Key = (TenantId, SubscriberId);
 #[derive(Debug, Default)]
 pub struct InFlight {
     counts: Mutex<HashMap<Key, u32>>,
+    /// Woken whenever a place is given back.
+    freed: tokio::sync::Notify,
 }
 
 /// One delivery's place under its subscriber's cap; given back when dropped.
@@ -43,6 +45,31 @@ impl InFlight {
         })
     }
 
+    /// A place for one more delivery to this subscriber, waiting up to `patience` for one
+    /// to come free: a fast endpoint's places come back within milliseconds, so only a slow
+    /// one's deliveries end up waiting on the queue.
+    pub async fn claim_within(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        id: &SubscriberId,
+        max: u32,
+        patience: Duration,
+    ) -> Option<Slot> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            // Registered before the check, so a place freed in between is not missed.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(slot) = self.claim(tenant, id, max) {
+                return Some(slot);
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return None;
+            }
+        }
+    }
+
     /// Deliveries in flight to this subscriber now.
     pub fn count(&self, tenant: &TenantId, id: &SubscriberId) -> u32 {
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
@@ -62,10 +89,16 @@ impl Drop for Slot {
                 counts.remove(&self.key);
             }
         }
+        drop(counts);
+        self.owner.freed.notify_waiters();
     }
 }
 
-/// How long a delivery over its subscriber's cap waits: one to three seconds, spread so that
+/// How long a delivery over its subscriber's cap waits in the batch for a place before it
+/// goes back to the queue.
+pub const CAP_PATIENCE: Duration = Duration::from_secs(1);
+
+/// How long a delivery over its subscriber's cap waits on the queue: one to three seconds, spread so that
 /// the ones that waited together do not all come back together.
 pub fn busy_delay() -> Duration {
     Duration::from_secs(rand::random_range(1..=3))
@@ -278,6 +311,32 @@ mod tests {
         assert_eq!(block_size(10), 1);
         assert_eq!(block_size(25), 3);
         assert_eq!(block_size(10_000), 1_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_waits_for_a_place_to_come_free_but_not_longer_than_its_patience() {
+        let inflight = Arc::new(InFlight::default());
+        let tenant = TenantId::default_tenant();
+        let sub = SubscriberId::new();
+        let held = inflight.claim(&tenant, &sub, 1).expect("the one place");
+        let patience = Duration::from_secs(1);
+        assert!(
+            inflight
+                .claim_within(&tenant, &sub, 1, patience)
+                .await
+                .is_none(),
+            "no place came free in time"
+        );
+        let waiter = {
+            let inflight = inflight.clone();
+            let (tenant, sub) = (tenant.clone(), sub.clone());
+            tokio::spawn(async move { inflight.claim_within(&tenant, &sub, 1, patience).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(held);
+        let got = waiter.await.unwrap();
+        assert!(got.is_some(), "the freed place went to the waiter");
+        assert_eq!(inflight.count(&tenant, &sub), 1);
     }
 
     #[test]

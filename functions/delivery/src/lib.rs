@@ -520,11 +520,16 @@ impl Deliverer {
         }
 
         // Over the subscriber's cap: wait a moment, without an attempt.
-        let Some(_slot) = self.inflight.claim(
-            &message.tenant,
-            &message.subscriber_id,
-            subscriber.max_concurrency,
-        ) else {
+        let Some(slot) = self
+            .inflight
+            .claim_within(
+                &message.tenant,
+                &message.subscriber_id,
+                subscriber.max_concurrency,
+                fairness::CAP_PATIENCE,
+            )
+            .await
+        else {
             return self
                 .defer(record, message, round, fairness::busy_delay(), "busy")
                 .await;
@@ -562,6 +567,8 @@ impl Deliverer {
         let result = self
             .post(&subscriber, message, &signing, started_at.timestamp())
             .await;
+        // The cap is on requests to the endpoint; logging the attempt is not one.
+        drop(slot);
         let latency_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
         metrics::latency(&message.tenant, latency_ms);
         let success = result.status.is_some_and(|s| (200..300).contains(&s));

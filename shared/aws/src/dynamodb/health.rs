@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 
@@ -29,6 +30,16 @@ impl DynamoDbHealthStore {
         Self {
             table: Table::new(client, table),
         }
+    }
+
+    /// An update of the subscriber's health item.
+    fn update(&self, tenant: &TenantId, subscriber: &SubscriberId) -> UpdateItemFluentBuilder {
+        self.table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key("pk", s(keys::ledger_pk(tenant, subscriber)))
+            .key("sk", s(keys::HEALTH_SK))
     }
 
     /// Raises the tenant's health version. A failure is logged, not returned: the change it
@@ -143,12 +154,7 @@ impl HealthStore for DynamoDbHealthStore {
         now: DateTime<Utc>,
     ) -> Result<Health, StoreError> {
         let out = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .key("pk", s(keys::ledger_pk(tenant, subscriber)))
-            .key("sk", s(keys::HEALTH_SK))
+            .update(tenant, subscriber)
             .update_expression(
                 "ADD failures :one SET last_error = :error, failing_since = \
                  if_not_exists(failing_since, :now), #state = if_not_exists(#state, :closed)",
@@ -182,12 +188,7 @@ impl HealthStore for DynamoDbHealthStore {
     ) -> Result<bool, StoreError> {
         let until = now + chrono::Duration::from_std(cooldown).unwrap_or(chrono::Duration::MAX);
         let out = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .key("pk", s(keys::ledger_pk(tenant, subscriber)))
-            .key("sk", s(keys::HEALTH_SK))
+            .update(tenant, subscriber)
             .update_expression(
                 "SET #state = :open, opened_at = if_not_exists(opened_at, :now), \
                  retry_at = :until, cooldown_s = :cooldown",
@@ -222,12 +223,7 @@ impl HealthStore for DynamoDbHealthStore {
     ) -> Result<bool, StoreError> {
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         let out = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .key("pk", s(keys::ledger_pk(tenant, subscriber)))
-            .key("sk", s(keys::HEALTH_SK))
+            .update(tenant, subscriber)
             .update_expression("SET #state = :half, retry_at = :until")
             // RFC 3339 times in one format compare as strings.
             .condition_expression("#state IN (:open, :half) AND retry_at <= :now")

@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{SERVICE, Table, is_condition_failure, keys, s};
@@ -57,6 +58,16 @@ impl RateBudget for DynamoDbRateBudget {
 }
 
 impl DynamoDbRateBudget {
+    /// An update of the subscriber's budget item.
+    fn budget_item(&self, pk: &str) -> UpdateItemFluentBuilder {
+        self.table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key("pk", s(pk))
+            .key("sk", s(keys::RATE_SK))
+    }
+
     async fn take_more(
         &self,
         pk: &str,
@@ -65,12 +76,7 @@ impl DynamoDbRateBudget {
         limit: u32,
     ) -> Result<bool, StoreError> {
         let out = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .key("pk", s(pk))
-            .key("sk", s(keys::RATE_SK))
+            .budget_item(pk)
             .update_expression("ADD taken :want")
             .condition_expression("#second = :second AND taken <= :most")
             .expression_attribute_names("#second", "second")
@@ -88,12 +94,7 @@ impl DynamoDbRateBudget {
 
     async fn start_second(&self, pk: &str, second: i64, want: u32) -> Result<bool, StoreError> {
         let out = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .key("pk", s(pk))
-            .key("sk", s(keys::RATE_SK))
+            .budget_item(pk)
             .update_expression("SET #second = :second, taken = :want, expires_at = :expires")
             .condition_expression("attribute_not_exists(#second) OR #second < :second")
             .expression_attribute_names("#second", "second")
