@@ -1,6 +1,7 @@
 # Skyhook — webhook delivery on AWS serverless.
 #   make run    the whole system on this machine (moto on 127.0.0.1:4566, API on 127.0.0.1:3000)
 #   make test   format check, clippy, and every test against an AWS API emulator
+#   make test-stress  make test 5 times in a row with both cores kept busy
 #   make demo   start everything, deliver one verified webhook, stop everything
 #   make build  release bootstraps of the four Lambda functions (mk/deploy.mk; also deploy,
 #               lint-infra, smoke)
@@ -11,7 +12,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run demo test bench lint fmt build-debug emulator-shell clean-local
+.PHONY: run demo test test-stress bench lint fmt build-debug emulator-shell clean-local
 
 run:
 	./scripts/run-local.sh
@@ -21,6 +22,10 @@ demo:
 
 test: lint lint-infra
 	./scripts/with-emulator.sh ./scripts/run-tests.sh
+
+# make test 5 times in a row (STRESS_RUNS) with a CPU hog on every core.
+test-stress:
+	./scripts/stress.sh
 
 # A release build of the bench binary, run against its own emulator.
 bench:
