@@ -28,6 +28,15 @@ async fn statuses(stack: &Stack, events: &[String], subscriber: &str) -> HashMap
     out
 }
 
+/// The distinct `webhook-id`s a receiver got (a duplicate delivery shares its id).
+fn webhook_ids(receiver: &Receiver) -> BTreeSet<String> {
+    receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect()
+}
+
 /// The subscriber's entries in `GET /v1/dlq`.
 async fn dead_letters(stack: &Stack, subscriber: &str) -> Vec<Value> {
     stack
@@ -168,11 +177,7 @@ async fn disabled_subscribers_park_their_deliveries_until_enabled_and_deleted_on
     // Enabling sends what was parked, on its first attempt.
     set_active(&stack, &paused, true).await;
     eventually(Duration::from_secs(30), "the parked deliveries", || async {
-        let ids: BTreeSet<String> = receiver
-            .requests()
-            .iter()
-            .map(|r| r.header("webhook-id").to_string())
-            .collect();
+        let ids: BTreeSet<String> = webhook_ids(&receiver);
         (ids.len() == events.len()).then_some(())
     })
     .await;
@@ -246,16 +251,11 @@ async fn a_subscriber_never_has_more_deliveries_in_flight_than_its_max_concurren
     let stack = Stack::new().await;
     // Each request takes 1.5 s to answer.
     let receiver = Receiver::start(vec![], Reply::Slow(Duration::from_millis(1500), 200)).await;
-    let (status, created) = stack
-        .api_call(
-            Method::POST,
-            "/v1/subscribers",
-            Some(
-                &json!({"url": receiver.url("/slow"), "event_types": ["*"], "max_concurrency": 2}),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let created = create(
+        &stack,
+        json!({"url": receiver.url("/slow"), "event_types": ["*"], "max_concurrency": 2}),
+    )
+    .await;
     assert_eq!(created["max_concurrency"], 2);
     let sub = created["id"].as_str().unwrap().to_string();
     let events = publish_many(&stack, 6).await;
@@ -281,11 +281,7 @@ async fn a_subscriber_never_has_more_deliveries_in_flight_than_its_max_concurren
             "three requests in flight at once: {arrivals:?}"
         );
     }
-    let ids: BTreeSet<String> = receiver
-        .requests()
-        .iter()
-        .map(|r| r.header("webhook-id").to_string())
-        .collect();
+    let ids: BTreeSet<String> = webhook_ids(&receiver);
     assert_eq!(ids, events.iter().cloned().collect::<BTreeSet<_>>());
 }
 
@@ -406,17 +402,12 @@ async fn the_breaker_opens_after_consecutive_failures_holds_deliveries_without_a
         Reply::Status(200),
     )
     .await;
-    let (status, created) = stack
-        .api_call(
-            Method::POST,
-            "/v1/subscribers",
-            // One at a time, so the failures are consecutive.
-            Some(
-                &json!({"url": receiver.url("/flaky"), "event_types": ["*"], "max_concurrency": 1}),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    // One at a time, so the failures are consecutive.
+    let created = create(
+        &stack,
+        json!({"url": receiver.url("/flaky"), "event_types": ["*"], "max_concurrency": 1}),
+    )
+    .await;
     let sub = created["id"].as_str().unwrap().to_string();
     assert_eq!(created["health"]["state"], "closed", "{created}");
     let events = publish_many(&stack, 5).await;
@@ -459,11 +450,7 @@ async fn the_breaker_opens_after_consecutive_failures_holds_deliveries_without_a
     }
     // The requests the receiver saw: 3 failures, then one success per event (and no more
     // than the at-least-once duplicates, which share a webhook-id).
-    let ids: BTreeSet<String> = receiver
-        .requests()
-        .iter()
-        .map(|r| r.header("webhook-id").to_string())
-        .collect();
+    let ids: BTreeSet<String> = webhook_ids(&receiver);
     assert_eq!(ids, events.iter().cloned().collect::<BTreeSet<_>>());
 }
 
@@ -520,11 +507,7 @@ async fn a_410_gone_disables_the_subscriber_at_once_with_an_audit_record_and_kee
         "{disabled}"
     );
     // Exactly one request: a 410 is not retried.
-    let ids: BTreeSet<String> = receiver
-        .requests()
-        .iter()
-        .map(|r| r.header("webhook-id").to_string())
-        .collect();
+    let ids: BTreeSet<String> = webhook_ids(&receiver);
     assert_eq!(ids, BTreeSet::from([event]));
 }
 

@@ -407,12 +407,45 @@ mod tests {
         tenant: TenantId,
     }
 
-    fn fixture() -> Fixture {
-        let store = Arc::new(Counting {
+    fn counting() -> Arc<Counting> {
+        Arc::new(Counting {
             inner: MemorySubscriberStore::default(),
             gets: AtomicUsize::new(0),
             routes: AtomicUsize::new(0),
-        });
+        })
+    }
+
+    impl Fixture {
+        /// The tenant's directory view, as a batch reads it.
+        async fn view(&self) -> DirectoryView {
+            self.directory
+                .view(std::slice::from_ref(&self.tenant))
+                .await
+                .unwrap()
+        }
+
+        /// The subscriber as the next batch sees it.
+        async fn current(&self, id: &SubscriberId) -> Option<Subscriber> {
+            self.directory
+                .fresh_subscriber(&self.tenant, id)
+                .await
+                .unwrap()
+        }
+
+        /// How many secrets sign for this subscriber.
+        async fn signing(&self, sub: &Subscriber) -> usize {
+            self.directory
+                .secrets(sub)
+                .await
+                .unwrap()
+                .unwrap()
+                .signing
+                .len()
+        }
+    }
+
+    fn fixture() -> Fixture {
+        let store = counting();
         let secrets = Arc::new(MemorySecretStore::default());
         let directory = Directory::new(store.clone(), secrets.clone(), Duration::from_secs(3600));
         Fixture {
@@ -428,20 +461,12 @@ mod tests {
         let f = fixture();
         let sub = subscriber(&f.tenant);
         f.store.create(&sub).await.unwrap();
-        let view = f
-            .directory
-            .view(std::slice::from_ref(&f.tenant))
-            .await
-            .unwrap();
+        let view = f.view().await;
         let reads = (0..10).map(|_| f.directory.subscriber(&view, &f.tenant, &sub.id));
         for found in futures::future::join_all(reads).await {
             assert_eq!(found.unwrap().unwrap().id, sub.id);
         }
-        let view = f
-            .directory
-            .view(std::slice::from_ref(&f.tenant))
-            .await
-            .unwrap();
+        let view = f.view().await;
         f.directory
             .subscriber(&view, &f.tenant, &sub.id)
             .await
@@ -454,49 +479,14 @@ mod tests {
         let f = fixture();
         let sub = subscriber(&f.tenant);
         f.store.create(&sub).await.unwrap();
-        let view = f
-            .directory
-            .view(std::slice::from_ref(&f.tenant))
-            .await
-            .unwrap();
-        assert!(
-            f.directory
-                .subscriber(&view, &f.tenant, &sub.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .active
-        );
+        assert!(f.current(&sub.id).await.unwrap().active);
         let mut off = sub.clone();
         off.active = false;
         off.updated_at = sub.updated_at + chrono::Duration::milliseconds(1);
         f.store.replace(&off, sub.updated_at).await.unwrap();
-        let view = f
-            .directory
-            .view(std::slice::from_ref(&f.tenant))
-            .await
-            .unwrap();
-        assert!(
-            !f.directory
-                .subscriber(&view, &f.tenant, &sub.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .active
-        );
+        assert!(!f.current(&sub.id).await.unwrap().active);
         f.store.delete(&f.tenant, &sub.id).await.unwrap();
-        let view = f
-            .directory
-            .view(std::slice::from_ref(&f.tenant))
-            .await
-            .unwrap();
-        assert!(
-            f.directory
-                .subscriber(&view, &f.tenant, &sub.id)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(f.current(&sub.id).await.is_none());
     }
 
     #[tokio::test]
@@ -506,75 +496,24 @@ mod tests {
         f.store.create(&sub).await.unwrap();
         let first = SigningSecret::generate();
         f.secrets.create(&f.tenant, &sub.id, &first).await.unwrap();
-        let view = f
-            .directory
-            .view(std::slice::from_ref(&f.tenant))
-            .await
-            .unwrap();
-        let current = f
-            .directory
-            .subscriber(&view, &f.tenant, &sub.id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            f.directory
-                .secrets(&current)
-                .await
-                .unwrap()
-                .unwrap()
-                .signing
-                .len(),
-            1
-        );
+        let current = f.current(&sub.id).await.unwrap();
+        assert_eq!(f.signing(&current).await, 1);
         // Read again without a rotation: served from the cache.
-        assert_eq!(
-            f.directory
-                .secrets(&current)
-                .await
-                .unwrap()
-                .unwrap()
-                .signing
-                .len(),
-            1
-        );
+        assert_eq!(f.signing(&current).await, 1);
         let reads = f.secrets.gets.load(Ordering::SeqCst);
         f.secrets
             .rotate(&f.tenant, &sub.id, &SigningSecret::generate())
             .await
             .unwrap();
         f.store.secret_changed(&f.tenant, &sub.id).await.unwrap();
-        let view = f
-            .directory
-            .view(std::slice::from_ref(&f.tenant))
-            .await
-            .unwrap();
-        let rotated = f
-            .directory
-            .subscriber(&view, &f.tenant, &sub.id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            f.directory
-                .secrets(&rotated)
-                .await
-                .unwrap()
-                .unwrap()
-                .signing
-                .len(),
-            2
-        );
+        let rotated = f.current(&sub.id).await.unwrap();
+        assert_eq!(f.signing(&rotated).await, 2);
         assert_eq!(f.secrets.gets.load(Ordering::SeqCst), reads + 1);
     }
 
     #[tokio::test]
     async fn publish_targets_are_cached_until_the_directory_changes() {
-        let store = Arc::new(Counting {
-            inner: MemorySubscriberStore::default(),
-            gets: AtomicUsize::new(0),
-            routes: AtomicUsize::new(0),
-        });
+        let store = counting();
         let routes = CachedRoutes::new(store.clone());
         let tenant = TenantId::default_tenant();
         let order = EventType::parse("order.created").unwrap();

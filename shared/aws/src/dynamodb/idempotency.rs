@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::keys;
-use super::{SERVICE, attr, expiry as expiry_secs, n, s};
+use super::{SERVICE, attr, expiry as expiry_secs, is_condition_failure, n, s};
 use crate::sdk_error;
 use skyhook_domain::event_type::EventType;
 use skyhook_domain::ids::{EventId, TenantId};
@@ -84,10 +84,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .await;
         match result {
             Ok(_) => return Ok(IdempotencyClaim::Claimed),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(err) if is_condition_failure(&err) => {}
             Err(err) => return Err(sdk_error(SERVICE, &err)),
         }
         let out = self
@@ -133,13 +130,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                 .await;
             match taken {
                 Ok(_) => Ok(IdempotencyClaim::Resume(existing)),
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(IdempotencyClaim::Busy(existing))
-                }
+                Err(err) if is_condition_failure(&err) => Ok(IdempotencyClaim::Busy(existing)),
                 Err(err) => Err(sdk_error(SERVICE, &err)),
             }
         }
@@ -162,13 +153,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         match result {
             Ok(_) => Ok(()),
             // Completed meanwhile, or gone: nothing to give up.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(err) if is_condition_failure(&err) => Ok(()),
             Err(err) => Err(sdk_error(SERVICE, &err)),
         }
     }
