@@ -2,10 +2,14 @@
 //! subscriber, redrive (all, or one subscriber's) and recover deliver them again under the
 //! same `webhook-id` with a fresh set of attempts, and the log keeps every earlier attempt.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
+use skyhook_domain::model::DeliveryMessage;
+use skyhook_domain::ports::{BatchSendResult, DeadLetter, DeliveryQueue, StoreError};
 use skyhook_tests::{Receiver, Reply, Stack, StackOptions, eventually};
 
 fn two_attempts() -> StackOptions {
@@ -87,7 +91,17 @@ async fn redrive_sends_dead_messages_again_with_the_same_webhook_id_and_fresh_at
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["redriven"], 0);
-    assert_eq!(stack.dlq_messages().await.len(), 2, "both still in the DLQ");
+    assert_eq!(body["complete"], true);
+    // It moved both into this tenant's dead-letter index, where they wait as before.
+    assert!(
+        stack.dlq_messages().await.is_empty(),
+        "moved out of the SQS DLQ"
+    );
+    assert_eq!(
+        dead_list(&stack, "").await.len(),
+        2,
+        "both still dead, and ours"
+    );
 
     // One subscriber's: a gets its third request, with the same webhook-id, and succeeds.
     let (status, body) = stack
@@ -271,4 +285,142 @@ async fn recover_re_enqueues_failed_deliveries_of_a_window_once() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A delivery queue that refuses every send, as SQS does when it is unreachable.
+struct UnreachableQueue;
+
+#[async_trait::async_trait]
+impl DeliveryQueue for UnreachableQueue {
+    async fn send_batch(&self, _: &[DeliveryMessage]) -> Result<BatchSendResult, StoreError> {
+        Err(StoreError::unavailable("SQS", "unreachable in this test"))
+    }
+    async fn retry_after(&self, _: &str, _: Duration) -> Result<(), StoreError> {
+        Err(StoreError::unavailable("SQS", "unreachable in this test"))
+    }
+    async fn send_later(&self, _: &DeliveryMessage, _: Duration) -> Result<(), StoreError> {
+        Err(StoreError::unavailable("SQS", "unreachable in this test"))
+    }
+    async fn dead_letter(&self, _: &str, _: &DeadLetter) -> Result<(), StoreError> {
+        Err(StoreError::unavailable("SQS", "unreachable in this test"))
+    }
+}
+
+/// The delivery of `event` to `sub`, from `GET /v1/events/{id}`.
+async fn delivery_of(stack: &Stack, event: &str, sub: &str) -> Value {
+    let s = stack.event_status(event).await;
+    s["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["subscriber_id"] == sub)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Review finding: a redrive reopened a dead delivery that had no status as `pending`, and
+/// when its send failed the `pending` stayed; the next redrive took `pending` for "sent
+/// again" and deleted the dead message. Now a failed send leaves the delivery `failed`, and
+/// the next redrive sends it.
+#[tokio::test]
+async fn a_redrive_whose_send_fails_loses_nothing_and_the_next_one_sends_it() {
+    let stack = Stack::with(two_attempts()).await;
+    let receiver = Receiver::always(200).await;
+    let (sub, secret) = stack.subscribe(&receiver.url("/r"), &["*"]).await;
+    let event = stack
+        .publish(json!({"type": "order.created", "data": {"n": 7}}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // It dies before any attempt (the queue's redrive policy after crashes): no status.
+    assert_eq!(stack.move_queued_to_dlq().await.len(), 1);
+
+    let mut broken = stack.adapters.clone();
+    broken.queue = Arc::new(UnreachableQueue);
+    let broken_api = stack.api_with(&broken);
+    let (status, body) = stack
+        .api_via(
+            &broken_api,
+            skyhook_tests::ADMIN_KEY,
+            Method::POST,
+            "/v1/dlq/redrive",
+            None,
+        )
+        .await;
+    assert!(status.is_server_error(), "{status} {body}");
+    assert_eq!(body["error"]["code"], "service_unavailable", "{body}");
+    let d = delivery_of(&stack, &event, &sub).await;
+    assert_eq!(
+        d["status"], "failed",
+        "not pending: it was not sent again; {d}"
+    );
+    assert_eq!(dead_list(&stack, "").await.len(), 1, "still listed as dead");
+
+    let (status, body) = stack.api_call(Method::POST, "/v1/dlq/redrive", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["redriven"].as_i64(), body["dropped"].as_i64()),
+        (Some(1), Some(0))
+    );
+    let runner = stack.start_delivery();
+    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
+    runner.stop().await;
+    assert!(got.iter().all(|r| r.header("webhook-id") == event));
+    got[0].verify(&secret).unwrap();
+    assert!(dead_list(&stack, "").await.is_empty());
+}
+
+/// Review finding: a redrive held every other tenant's dead message for 30 s, so a redrive
+/// by another tenant at the same time saw an empty queue and said `complete: true` with its
+/// own messages left behind. Now both move all of their own.
+#[tokio::test]
+async fn concurrent_redrives_of_two_tenants_each_move_all_of_their_own() {
+    let stack = Stack::with(two_attempts()).await;
+    let receiver = Receiver::always(200).await;
+    let (_, acme) = stack.api_key("acme", "admin").await;
+    let (ours, _) = stack.subscribe(&receiver.url("/ours"), &["*"]).await;
+    let (status, body) = stack
+        .api_as(
+            &acme,
+            Method::POST,
+            "/v1/subscribers",
+            Some(&json!({"url": receiver.url("/acme"), "event_types": ["*"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let theirs = body["id"].as_str().unwrap().to_string();
+    const EACH: usize = 12;
+    for n in 0..EACH {
+        stack
+            .publish(json!({"type": "order.created", "data": {"n": n}}))
+            .await;
+        let (status, body) = stack
+            .ingest_as(&acme, &json!({"type": "order.created", "data": {"n": n}}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    assert_eq!(stack.move_queued_to_dlq().await.len(), 2 * EACH);
+
+    let (a, b) = tokio::join!(
+        stack.api_call(Method::POST, "/v1/dlq/redrive", None),
+        stack.api_as(&acme, Method::POST, "/v1/dlq/redrive", None),
+    );
+    for (status, body) in [&a, &b] {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        assert_eq!(body["complete"], true, "{body}");
+        assert_eq!(body["redriven"].as_u64(), Some(EACH as u64), "{body}");
+    }
+    // All of both tenants' deliveries are back in the delivery queue, none left dead.
+    let back = stack.take_queued().await;
+    let mut per_subscriber: HashMap<String, HashSet<String>> = HashMap::new();
+    for body in &back {
+        let m: Value = serde_json::from_str(body).unwrap();
+        per_subscriber
+            .entry(m["subscriber_id"].as_str().unwrap().to_string())
+            .or_default()
+            .insert(m["event_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(per_subscriber[&ours].len(), EACH);
+    assert_eq!(per_subscriber[&theirs].len(), EACH);
 }

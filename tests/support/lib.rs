@@ -173,6 +173,13 @@ pub struct Stack {
     pub deliverer: Deliverer,
     pub ingest: Router,
     pub api: Router,
+    pub api_config: skyhook_api::Config,
+}
+
+fn api_router(adapters: &Adapters, config: &skyhook_api::Config) -> Router {
+    skyhook_http::with_fallbacks(skyhook_api::router(Arc::new(skyhook_api::ApiState::new(
+        adapters, config,
+    ))))
 }
 
 impl Stack {
@@ -282,9 +289,7 @@ impl Stack {
         };
         // The API sends re-enqueued messages straight to SQS, as in AWS; only the delivery
         // side and the ingest record what they ask of the queue.
-        let api = skyhook_http::with_fallbacks(skyhook_api::router(Arc::new(
-            skyhook_api::ApiState::new(&adapters, &api_config),
-        )));
+        let api = api_router(&adapters, &api_config);
         adapters.queue = queue.clone();
         let publisher = adapters.publisher();
         let auth = Arc::new(
@@ -347,7 +352,13 @@ impl Stack {
             deliverer,
             ingest,
             api,
+            api_config,
         }
+    }
+
+    /// The API over other adapters (a queue that fails, say), with the stack's settings.
+    pub fn api_with(&self, adapters: &Adapters) -> Router {
+        api_router(adapters, &self.api_config)
     }
 
     /// Sends one request to a router, as API Gateway would hand it to the Lambda.
@@ -414,13 +425,25 @@ impl Stack {
         path: &str,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
+        self.api_via(&self.api, key, method, path, body).await
+    }
+
+    /// A management call through another router (see [`Stack::api_with`]).
+    pub async fn api_via(
+        &self,
+        router: &Router,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let auth = format!("Bearer {key}");
         let mut headers = vec![("content-type", "application/json")];
         if !key.is_empty() {
             headers.push(("authorization", auth.as_str()));
         }
         Self::send(
-            &self.api,
+            router,
             method,
             path,
             body.map(|b| Body::from(b.to_string())),
@@ -604,6 +627,52 @@ impl Stack {
     }
 
     /// Receives (and leaves) up to 10 messages of the DLQ.
+    /// Takes every message waiting in the delivery queue out of it; returns their bodies.
+    pub async fn take_queued(&self) -> Vec<String> {
+        let mut taken = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.resources.queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .send()
+                .await
+                .expect("receiving from the delivery queue");
+            if out.messages().is_empty() {
+                return taken;
+            }
+            for m in out.messages() {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.resources.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("deleting from the delivery queue");
+                taken.push(m.body().unwrap_or_default().to_string());
+            }
+        }
+    }
+
+    /// Moves every message waiting in the delivery queue to the dead-letter queue without
+    /// attributes, as the queue's redrive policy does when receives run out; returns the
+    /// bodies moved.
+    pub async fn move_queued_to_dlq(&self) -> Vec<String> {
+        let moved = self.take_queued().await;
+        for body in &moved {
+            self.sqs
+                .send_message()
+                .queue_url(&self.resources.dlq_url)
+                .message_body(body)
+                .send()
+                .await
+                .expect("sending to the DLQ");
+        }
+        moved
+    }
+
     pub async fn dlq_messages(&self) -> Vec<aws_sdk_sqs::types::Message> {
         let out = self
             .sqs

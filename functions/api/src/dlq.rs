@@ -1,7 +1,11 @@
 //! The dead-letter queue: list what died, why and for whom (from the DynamoDB index the
 //! delivery function writes), and redrive the caller's dead messages back to the delivery
 //! queue as new messages, so each gets a fresh set of attempts under its old `webhook-id`.
+//!
+//! The SQS dead-letter queue is shared by every tenant; a redrive empties it into the
+//! per-tenant index first, so one tenant's redrive never hides another's messages.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +20,8 @@ use serde_json::json;
 use chrono::Utc;
 use skyhook_domain::ids::{SubscriberId, TenantId};
 use skyhook_domain::model::{
-    DeadLetterEntry, DeliveryMessage, DeliveryState, DeliveryStatus, format_time,
+    DeadLetterEntry, DeliveryMessage, DeliveryState, DeliveryStatus, RECEIVES_EXHAUSTED_REASON,
+    format_time,
 };
 use skyhook_domain::ports::{DeadMessage, PageRequest};
 use skyhook_http::{ApiError, ApiQuery, Principal, Role, read_optional_json};
@@ -26,8 +31,8 @@ use crate::{
     ApiState, BULK_TIME_BUDGET, ListResponse, MAX_BODY_BYTES, audit, authorize, page_limit,
 };
 
-/// How long a redrive holds the messages it received: longer than its own time budget, so a
-/// message is never seen twice by one redrive.
+/// How long a redrive holds a message it received while it moves it into the index; only
+/// a redrive that stops half-way (a crashed function) leaves it hidden this long.
 const HOLD: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize)]
@@ -115,16 +120,17 @@ enum Fate {
 
 /// A dead message is redriven unless its delivery moved on after it died: delivered since,
 /// or already sent again (by a recovery) and now in a newer round of attempts.
+/// `died_after` is the attempts it had made when it died.
 async fn fate(
     state: &ApiState,
     message: &DeliveryMessage,
-    dead: &DeadMessage,
-) -> Result<(Fate, Option<skyhook_domain::model::DeliveryStatus>), ApiError> {
+    died_after: u32,
+) -> Result<(Fate, Option<DeliveryStatus>), ApiError> {
     let status = state
         .log
         .status(&message.tenant, &message.event_id, &message.subscriber_id)
         .await?;
-    let died_after = dead.attempts.unwrap_or(0).max(message.prior_attempts);
+    let died_after = died_after.max(message.prior_attempts);
     let fate = match &status {
         None => Fate::Redrive,
         Some(s) => match s.status {
@@ -142,37 +148,129 @@ async fn fate(
     Ok((fate, status))
 }
 
-/// Handles one received message: `Ok(None)` when it is not the caller's to touch.
-async fn redrive_one(
+/// Sends one dead delivery back to the queue, or drops it when its delivery moved on.
+/// `None` when its status moved while we looked: it is left for a later redrive.
+async fn settle(
+    state: &ApiState,
+    message: &DeliveryMessage,
+    died_after: u32,
+) -> Result<Option<Fate>, ApiError> {
+    let (fate, status) = fate(state, message, died_after).await?;
+    if let Fate::Redrive = fate {
+        let prior = died_after
+            .max(message.prior_attempts)
+            .max(status.as_ref().map_or(0, |s| s.attempts));
+        if let Requeue::Skipped = requeue(state, message.clone(), status.as_ref(), prior).await? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(fate))
+}
+
+/// What one pass over the SQS dead-letter queue did.
+#[derive(Default)]
+struct Sorted {
+    redriven: usize,
+    dropped: usize,
+    complete: bool,
+}
+
+/// Empties the SQS dead-letter queue into the dead-letter index, every tenant's message
+/// into its own tenant's entry, so that no redrive ever holds another tenant's message for
+/// longer than it takes to move it. A message too large for an entry stays in the queue:
+/// the caller's own is redriven from there, another tenant's is released at once.
+///
+/// Complete when a receive brings nothing not yet seen and no reader holds a message (one
+/// being moved by a concurrent redrive is in the index a moment later).
+async fn sort_queue(
+    state: &ApiState,
+    principal: &Principal,
+    only: Option<&SubscriberId>,
+    started: Instant,
+) -> Result<Sorted, ApiError> {
+    let mut done = Sorted::default();
+    let mut seen: HashSet<String> = HashSet::new();
+    loop {
+        if started.elapsed() > BULK_TIME_BUDGET {
+            return Ok(done);
+        }
+        let batch = state.dlq.receive(10, HOLD).await?;
+        let mut fresh = 0;
+        for dead in &batch {
+            if seen.insert(dead.id.clone()) {
+                fresh += 1;
+            }
+            let outcome = sort_one(state, principal, only, dead).await;
+            match outcome {
+                Ok(Sorting::Moved) => {}
+                Ok(Sorting::Settled(Fate::Redrive)) => done.redriven += 1,
+                Ok(Sorting::Settled(Fate::Drop)) => done.dropped += 1,
+                Ok(Sorting::Left) => state.dlq.release(&dead.handle).await?,
+                Err(e) => {
+                    // Visible again for the next redrive, whoever runs it.
+                    if let Err(undo) = state.dlq.release(&dead.handle).await {
+                        tracing::warn!(error = %undo, "could not release a dead letter; it reappears after its visibility timeout");
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        if fresh == 0 {
+            if state.dlq.held().await? == 0 {
+                done.complete = true;
+                return Ok(done);
+            }
+            // Another redrive is moving messages; they are in the index in a moment.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// What became of one message received from the SQS dead-letter queue.
+enum Sorting {
+    /// Moved into its tenant's dead-letter index and deleted from the queue.
+    Moved,
+    /// The caller's, too large for the index: redriven or dropped from the queue.
+    Settled(Fate),
+    /// To be released: unreadable, another tenant's and too large, or status in motion.
+    Left,
+}
+
+async fn sort_one(
     state: &ApiState,
     principal: &Principal,
     only: Option<&SubscriberId>,
     dead: &DeadMessage,
-) -> Result<Option<Fate>, ApiError> {
+) -> Result<Sorting, ApiError> {
     // The body, not the attributes, says whose message this is: it is what gets re-sent.
     let Ok(message) = DeliveryMessage::from_json(&dead.body) else {
-        return Ok(None);
+        return Ok(Sorting::Left);
     };
+    let died_after = dead.attempts.unwrap_or(0).max(message.prior_attempts);
+    if dead.body.len() <= DeadLetterEntry::MAX_MESSAGE_BYTES {
+        let entry = DeadLetterEntry {
+            tenant: message.tenant.clone(),
+            event_id: message.event_id.clone(),
+            subscriber_id: message.subscriber_id.clone(),
+            event_type: message.event_type.clone(),
+            reason: dead
+                .reason
+                .clone()
+                .unwrap_or_else(|| RECEIVES_EXHAUSTED_REASON.to_string()),
+            attempts: died_after,
+            dead_at: dead.dead_at.unwrap_or_else(Utc::now),
+            message: Some(dead.body.clone()),
+        };
+        state.dead_letters.put(&entry).await?;
+        state.dlq.delete(&dead.handle).await?;
+        return Ok(Sorting::Moved);
+    }
     if message.tenant != principal.tenant || only.is_some_and(|s| s != &message.subscriber_id) {
-        return Ok(None);
+        return Ok(Sorting::Left);
     }
-    let (fate, status) = fate(state, &message, dead).await?;
-    match fate {
-        Fate::Drop => {}
-        Fate::Redrive => {
-            let prior = dead
-                .attempts
-                .unwrap_or(0)
-                .max(message.prior_attempts)
-                .max(status.as_ref().map_or(0, |s| s.attempts));
-            if let Requeue::Skipped =
-                requeue(state, message.clone(), status.as_ref(), prior).await?
-            {
-                // Its status moved meanwhile; leave the message for a later look.
-                return Ok(None);
-            }
-        }
-    }
+    let Some(fate) = settle(state, &message, died_after).await? else {
+        return Ok(Sorting::Left);
+    };
     state.dlq.delete(&dead.handle).await?;
     if let Err(e) = state
         .dead_letters
@@ -181,11 +279,15 @@ async fn redrive_one(
     {
         tracing::error!(error = %e, event_id = %message.event_id, "could not remove a dead letter from the index");
     }
-    Ok(Some(fate))
+    Ok(Sorting::Settled(fate))
 }
 
 /// Moves the caller's dead messages (all, or one subscriber's) back to the delivery queue.
-/// Other tenants' messages are held only while this runs and then released untouched.
+///
+/// First the SQS dead-letter queue is emptied into the dead-letter index (every tenant's
+/// message into its own tenant's entries), then the caller's entries that hold a message
+/// are sent again: a parked one when its subscriber is enabled, any other unless its
+/// delivery moved on since. No tenant's messages are hidden from another's redrive.
 pub(crate) async fn redrive(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
@@ -203,47 +305,16 @@ pub(crate) async fn redrive(
         .transpose()?;
     let started = Instant::now();
     let mut result = RedriveResult::default();
-    let mut held: Vec<String> = Vec::new();
     let outcome: Result<bool, ApiError> = async {
-        // One enabled subscriber's: what is still parked from when it was disabled (enabling
-        // sends it, within a time budget; this goes on where that stopped).
-        if let Some(sub) = &only
-            && state
-                .subscribers
-                .get(&principal.tenant, sub)
-                .await?
-                .is_some_and(|s| s.active)
-        {
-            let parked = unpark(&state, &principal.tenant, sub).await?;
-            result.redriven += parked.handled;
-            if !parked.complete {
-                return Ok(false);
-            }
-        }
-        loop {
-            if started.elapsed() > BULK_TIME_BUDGET {
-                return Ok(false);
-            }
-            let batch = state.dlq.receive(10, HOLD).await?;
-            if batch.is_empty() {
-                return Ok(true);
-            }
-            for dead in &batch {
-                match redrive_one(&state, &principal, only.as_ref(), dead).await? {
-                    Some(Fate::Redrive) => result.redriven += 1,
-                    Some(Fate::Drop) => result.dropped += 1,
-                    None => held.push(dead.handle.clone()),
-                }
-            }
-        }
+        let sorted = sort_queue(&state, &principal, only.as_ref(), started).await?;
+        result.redriven += sorted.redriven;
+        result.dropped += sorted.dropped;
+        let indexed = redrive_indexed(&state, &principal.tenant, only.as_ref(), started).await?;
+        result.redriven += indexed.redriven;
+        result.dropped += indexed.dropped;
+        Ok(sorted.complete && indexed.complete)
     }
     .await;
-    // Whatever happened, messages this redrive did not take become visible again now.
-    for handle in &held {
-        if let Err(e) = state.dlq.release(handle).await {
-            tracing::warn!(error = %e, "could not release a held dead letter; it reappears after its visibility timeout");
-        }
-    }
     // Audited before any error is returned: what was moved has been moved.
     audit(
         &state,
@@ -256,6 +327,91 @@ pub(crate) async fn redrive(
     .await;
     result.complete = outcome?;
     Ok(Json(result))
+}
+
+/// Sends again the caller's dead-letter entries that hold their message, oldest first: a
+/// parked delivery when its subscriber is enabled again (a disabled one's stay parked), any
+/// other unless its delivery moved on since.
+async fn redrive_indexed(
+    state: &ApiState,
+    tenant: &TenantId,
+    only: Option<&SubscriberId>,
+    started: Instant,
+) -> Result<Sorted, ApiError> {
+    let mut done = Sorted::default();
+    let mut active: HashMap<SubscriberId, bool> = HashMap::new();
+    let mut cursor = None;
+    loop {
+        if started.elapsed() > BULK_TIME_BUDGET {
+            return Ok(done);
+        }
+        let page = state
+            .dead_letters
+            .list(
+                tenant,
+                only,
+                &PageRequest {
+                    limit: 100,
+                    cursor,
+                    active: None,
+                },
+            )
+            .await?;
+        for entry in page.items {
+            let Some(body) = entry.message.as_deref() else {
+                // Its message is still in the queue (too large to move) or gone.
+                continue;
+            };
+            let Ok(message) = DeliveryMessage::from_json(body) else {
+                tracing::error!(event_id = %entry.event_id, "a dead-letter entry holds a message that does not parse; left in place");
+                continue;
+            };
+            if entry.is_parked() {
+                let enabled = match active.get(&entry.subscriber_id) {
+                    Some(a) => *a,
+                    None => {
+                        let a = state
+                            .subscribers
+                            .get(tenant, &entry.subscriber_id)
+                            .await?
+                            .is_some_and(|s| s.active);
+                        active.insert(entry.subscriber_id.clone(), a);
+                        a
+                    }
+                };
+                if enabled {
+                    state
+                        .publisher
+                        .enqueue(std::slice::from_ref(&message))
+                        .await?;
+                    state
+                        .dead_letters
+                        .remove(tenant, &entry.event_id, &entry.subscriber_id)
+                        .await?;
+                    done.redriven += 1;
+                }
+                continue;
+            }
+            match settle(state, &message, entry.attempts).await? {
+                Some(Fate::Redrive) => done.redriven += 1,
+                Some(Fate::Drop) => {
+                    state
+                        .dead_letters
+                        .remove(tenant, &entry.event_id, &entry.subscriber_id)
+                        .await?;
+                    done.dropped += 1;
+                }
+                None => {}
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => {
+                done.complete = true;
+                return Ok(done);
+            }
+        }
+    }
 }
 
 /// What was done with a subscriber's parked deliveries.

@@ -630,7 +630,8 @@ pub(crate) enum Requeue {
 
 /// Reopens a failed delivery and sends it again as a new message that numbers its attempts
 /// on from `prior_attempts`. The status goes to `pending` first, so the new attempts are
-/// accepted and stats count the delivery once; if the send fails the status goes back.
+/// accepted and stats count the delivery once; if the send fails the status goes back (to
+/// `failed` when there was none).
 pub(crate) async fn requeue(
     state: &ApiState,
     message: DeliveryMessage,
@@ -660,16 +661,30 @@ pub(crate) async fn requeue(
         .enqueue(std::slice::from_ref(&message))
         .await
     {
-        if let Some(previous) = stored
-            && let Err(undo) = state
-                .log
-                .replace_status(
-                    &message.tenant,
-                    &message.event_id,
-                    Some(&reopened),
-                    previous,
-                )
-                .await
+        // Undo the reopening: `pending` would tell the next redrive that this delivery was
+        // sent again, and it would drop the dead message. With no status before, the
+        // delivery is recorded as what it is, failed.
+        let failed;
+        let previous = match stored {
+            Some(previous) => previous,
+            None => {
+                failed = DeliveryStatus {
+                    status: DeliveryState::Failed,
+                    last_error: Some(format!("redrive could not send it again: {e}")),
+                    ..reopened.clone()
+                };
+                &failed
+            }
+        };
+        if let Err(undo) = state
+            .log
+            .replace_status(
+                &message.tenant,
+                &message.event_id,
+                Some(&reopened),
+                previous,
+            )
+            .await
         {
             tracing::error!(error = %undo, event_id = %message.event_id, "could not restore the status of a delivery that was not re-sent");
         }

@@ -34,10 +34,6 @@ use skyhook_domain::signing::delivery_headers;
 /// How much longer than the HTTP timeout a probe holds the breaker's half-open state.
 const PROBE_LEASE_MARGIN: Duration = Duration::from_secs(5);
 
-/// A parked message bigger than this goes to the SQS dead-letter queue rather than into an
-/// item (DynamoDB takes 400 KB an item; the message is stored deflated).
-const MAX_PARKED_MESSAGE_BYTES: usize = 300 * 1024;
-
 /// Response bodies are kept in the attempt log up to this many bytes.
 pub const MAX_LOGGED_BODY_BYTES: usize = 4096;
 pub use skyhook_domain::model::CORRELATION_HEADER;
@@ -1041,7 +1037,7 @@ impl Deliverer {
         message: &DeliveryMessage,
         attempts: u32,
     ) -> RecordResult {
-        if raw_body.len() > MAX_PARKED_MESSAGE_BYTES {
+        if raw_body.len() > DeadLetterEntry::MAX_MESSAGE_BYTES {
             return self
                 .dead_letter_message(raw_body, message, attempts, PARKED_REASON)
                 .await;

@@ -39,8 +39,12 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
             // A short long-poll asks every SQS server, so an empty answer means empty.
             .wait_time_seconds(1)
             .message_attribute_names("skyhook_attempts")
+            .message_attribute_names("skyhook_reason")
             .message_system_attribute_names(
                 aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
             )
             .send()
             .await
@@ -63,10 +67,25 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
                             // This receive counts too; what came before it were the attempts.
                             .map(|n| n.saturating_sub(1))
                     });
+                let reason = m
+                    .message_attributes()
+                    .and_then(|a| a.get("skyhook_reason"))
+                    .and_then(|v| v.string_value())
+                    .map(str::to_string);
+                // Sent to this queue at: by the delivery function, or moved here by the
+                // redrive policy (which keeps the first send's time; near enough).
+                let dead_at = m
+                    .attributes()
+                    .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp))
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .and_then(chrono::DateTime::from_timestamp_millis);
                 Some(DeadMessage {
+                    id: m.message_id()?.to_string(),
                     handle: m.receipt_handle()?.to_string(),
                     body: m.body().unwrap_or_default().to_string(),
                     attempts,
+                    reason,
+                    dead_at,
                 })
             })
             .collect())
@@ -93,5 +112,22 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
             .await
             .map_err(|e| sdk_error(SERVICE, &e))?;
         Ok(())
+    }
+
+    async fn held(&self) -> Result<u64, StoreError> {
+        let name = aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible;
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.dlq_url)
+            .attribute_names(name.clone())
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, &e))?;
+        Ok(out
+            .attributes()
+            .and_then(|a| a.get(&name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 }

@@ -445,8 +445,9 @@ pub struct DeadLetterEntry {
     pub reason: String,
     pub attempts: u32,
     pub dead_at: DateTime<Utc>,
-    /// The delivery message itself (JSON), for a message parked here rather than in the
-    /// SQS dead-letter queue: a disabled subscriber's, which enabling it sends again.
+    /// The delivery message itself (JSON), when the entry holds it rather than the SQS
+    /// dead-letter queue: a disabled subscriber's parked delivery, which enabling it sends
+    /// again, or a dead message a redrive moved out of the queue into its tenant's index.
     pub message: Option<String>,
 }
 
@@ -460,6 +461,21 @@ impl DeadLetterEntry {
             .as_deref()
             .filter(|_| self.reason == PARKED_REASON)
     }
+
+    /// Whether this is a delivery parked for a disabled subscriber.
+    pub fn is_parked(&self) -> bool {
+        self.reason == PARKED_REASON
+    }
+}
+
+/// The reason given to a dead message that carries none: the queue's redrive policy moved
+/// it after its receives ran out, without the delivery function seeing it end.
+pub const RECEIVES_EXHAUSTED_REASON: &str = "receives_exhausted";
+
+impl DeadLetterEntry {
+    /// A message over this size stays in the SQS dead-letter queue rather than in an entry
+    /// (deflated in a DynamoDB item of at most 400 KB).
+    pub const MAX_MESSAGE_BYTES: usize = 300 * 1024;
 }
 
 /// RFC 3339 with millisecond precision and `Z`, the one time format Skyhook writes.

@@ -358,8 +358,15 @@ pub trait DeadLetterStore: Send + Sync {
 /// A message read from the dead-letter queue, held invisible until deleted or released.
 #[derive(Debug, Clone)]
 pub struct DeadMessage {
+    /// The SQS message id: the same message received again has the same id.
+    pub id: String,
     pub handle: String,
     pub body: String,
+    /// Why it died: the `skyhook_reason` attribute the delivery function set; `None` for a
+    /// message the queue's redrive policy moved.
+    pub reason: Option<String>,
+    /// When it arrived in the dead-letter queue.
+    pub dead_at: Option<DateTime<Utc>>,
     /// Attempts made before it died: the `skyhook_attempts` attribute the delivery function
     /// set, else the receive count it arrived with (a message moved by the redrive policy).
     pub attempts: Option<u32>,
@@ -373,6 +380,9 @@ pub trait DeadLetterQueue: Send + Sync {
     async fn delete(&self, handle: &str) -> Result<(), StoreError>;
     /// Makes a held message visible again at once.
     async fn release(&self, handle: &str) -> Result<(), StoreError>;
+    /// How many messages are held right now, by any reader (SQS's approximate count of
+    /// messages not visible).
+    async fn held(&self) -> Result<u64, StoreError>;
 }
 
 /// API keys, looked up by the SHA-256 digest of the key; the key itself is never stored.
