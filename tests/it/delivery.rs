@@ -634,3 +634,78 @@ async fn a_backing_service_failing_retries_and_on_the_last_round_fails_and_dead_
     let (_, listed) = stack.api_call(Method::GET, "/v1/dlq", None).await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
 }
+
+/// Review finding: the delivery client's resolver sees host names only, so an IP-literal
+/// host never met it, and a URL saved in local mode (or written past the API) was sent as
+/// it was. Outside local mode every delivery is held to the strict URL rules first: no
+/// `http://`, no non-public IP literal, and no connection is even opened.
+#[tokio::test]
+async fn outside_local_mode_http_and_private_ip_literals_are_refused_without_a_connection() {
+    let stack = Stack::new().await;
+    // A bare TCP listener: it counts connections, whatever they carry.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    let accepting = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    // Local mode lets the API save all three.
+    let urls = [
+        (format!("http://127.0.0.1:{port}/plain"), "insecure_url"),
+        (
+            format!("https://127.0.0.1:{port}/loopback"),
+            "forbidden_target",
+        ),
+        (
+            format!("https://[::ffff:0:7f00:1]:{port}/translated"),
+            "forbidden_target",
+        ),
+    ];
+    let mut subscribers = Vec::new();
+    for (url, code) in &urls {
+        let (id, _) = stack.subscribe(url, &["*"]).await;
+        subscribers.push((id, *code));
+    }
+    stack.publish(json!({"type": "a.b", "data": {}})).await;
+    let event = receive_exactly(&stack, urls.len()).await;
+
+    let mut strict = stack.deliverer.clone();
+    strict.url_policy = skyhook_domain::url::UrlPolicy::STRICT;
+    let response = skyhook_delivery::handle(&strict, LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), urls.len());
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no connection was opened"
+    );
+    for (id, code) in &subscribers {
+        let attempts = stack
+            .walk(ADMIN_KEY, &format!("/v1/deliveries?subscriber_id={id}"), 10)
+            .await;
+        assert!(!attempts.is_empty(), "{id}: an attempt is logged");
+        for a in &attempts {
+            assert_eq!(a["outcome"], "failure", "{a}");
+            assert!(a["status_code"].is_null(), "{a}");
+            assert!(
+                a["error"].as_str().unwrap_or_default().starts_with(code),
+                "{id}: {a}"
+            );
+        }
+    }
+    // The same messages in local mode do connect: the refusal above was the policy's.
+    let again = receive_exactly(&stack, urls.len()).await;
+    skyhook_delivery::handle(
+        &stack.deliverer,
+        LambdaEvent::new(again, Context::default()),
+    )
+    .await
+    .unwrap();
+    assert!(connections.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    accepting.abort();
+}

@@ -309,6 +309,8 @@ impl Stack {
             log: adapters.log.clone(),
             dead_letters: adapters.dead_letters.clone(),
             http: http_client(options.http_timeout).expect("HTTP client"),
+            // The receivers are on 127.0.0.1 over http, as in `skyhook local`.
+            url_policy: skyhook_domain::url::UrlPolicy::LOCAL,
             http_timeout: options.http_timeout,
             policy: RetryPolicy::new(schedule).with_jitter(options.jitter),
             inflight: Arc::default(),

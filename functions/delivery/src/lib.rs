@@ -30,6 +30,7 @@ use skyhook_domain::ports::{
 };
 use skyhook_domain::retry::{RetryDecision, RetryPolicy, RetrySchedule, parse_retry_after};
 use skyhook_domain::signing::delivery_headers;
+use skyhook_domain::url::{SubscriberUrl, UrlPolicy};
 
 /// How much longer than the HTTP timeout a probe holds the breaker's half-open state.
 const PROBE_LEASE_MARGIN: Duration = Duration::from_secs(5);
@@ -100,6 +101,9 @@ pub const REQUIRED_ENV: &[&str] = &[config::TABLE, config::QUEUE_URL, config::DL
 
 fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
+        // Proxy variables in the environment would send every delivery through a proxy,
+        // which resolves the name itself: past the public-only resolver.
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -139,6 +143,10 @@ pub struct Deliverer {
     /// The index `GET /v1/dlq` lists; written when a message is dead-lettered.
     pub dead_letters: Arc<dyn DeadLetterStore>,
     pub http: reqwest::Client,
+    /// Which URLs a delivery may go to, checked again before every request: outside local
+    /// mode `https` only, and no IP-literal host that is not public (the client's resolver
+    /// sees names only; an IP literal never reaches it).
+    pub url_policy: UrlPolicy,
     /// The timeout `http` was built with, named in the attempt log when it strikes.
     pub http_timeout: Duration,
     pub policy: RetryPolicy,
@@ -214,6 +222,11 @@ impl Deliverer {
             log: adapters.log.clone(),
             dead_letters: adapters.dead_letters.clone(),
             http: http_client_for(config.http_timeout, config.local_mode)?,
+            url_policy: if config.local_mode {
+                UrlPolicy::LOCAL
+            } else {
+                UrlPolicy::STRICT
+            },
             http_timeout: config.http_timeout,
             policy: RetryPolicy::new(config.retry_schedule.clone()),
             inflight: Arc::default(),
@@ -668,6 +681,16 @@ impl Deliverer {
         secrets: &[skyhook_domain::secret::SigningSecret],
         timestamp: i64,
     ) -> HttpResult {
+        // A subscriber saved in local mode, or written past the API, is held to the rules of
+        // this deployment here; no connection is made.
+        if let Err(e) = SubscriberUrl::parse(subscriber.url.as_str(), self.url_policy) {
+            return HttpResult {
+                status: None,
+                error: Some(format!("{}: {e}", e.code())),
+                body: None,
+                retry_after: None,
+            };
+        }
         let body = message.webhook_body();
         let mut request = self
             .http

@@ -187,6 +187,7 @@ fn is_non_global_v6(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation, 2001:db8::/32
         || (s[0] == 0x2001 && s[1] == 0x0002 && s[2] == 0) // benchmarking, 2001:2::/48
         || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only, 100::/64
+        || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 0x0001) // local-use NAT64, 64:ff9b:1::/48
 }
 
 fn embedded_ipv4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
@@ -195,6 +196,8 @@ fn embedded_ipv4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     match s {
         // IPv4-compatible ::a.b.c.d (deprecated) and IPv4-mapped ::ffff:a.b.c.d
         [0, 0, 0, 0, 0, 0 | 0xffff, _, _] => Some(low),
+        // IPv4-translated ::ffff:0:a.b.c.d (SIIT, RFC 7915)
+        [0, 0, 0, 0, 0xffff, 0, _, _] => Some(low),
         // NAT64 well-known prefix 64:ff9b::/96
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
         // 6to4, 2002:a.b.c.d::/48
@@ -377,6 +380,10 @@ mod tests {
             "::127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a00:1",
+            "64:ff9b:1::808:808",
+            "64:ff9b:1:ffff::1",
             "2002:c0a8:101::1",
         ] {
             assert!(is_non_global_ip(ip(addr)), "{addr} should be non-global");
@@ -386,6 +393,7 @@ mod tests {
             "2001:4860:4860::8888",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
+            "::ffff:0:808:808",
             "2002:808:808::1",
         ] {
             assert!(!is_non_global_ip(ip(addr)), "{addr} should be global");
