@@ -118,7 +118,10 @@ async fn operators_manage_subscribers_secrets_and_dead_letters_from_the_cli() {
     )
     .await;
     assert_eq!(updated["description"], "renamed");
-    assert_eq!(updated["headers"]["x-team"], "ops");
+    assert_eq!(
+        updated["headers"]["x-team"], "********",
+        "values are shown masked"
+    );
     assert_eq!(
         json(&runner, &["subscribers", "enable", &off_id]).await["active"],
         true

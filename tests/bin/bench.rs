@@ -12,6 +12,7 @@
 
 mod bench_local;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -135,8 +136,17 @@ impl SecretStore for Counting {
         t: &TenantId,
         id: &SubscriberId,
         s: &SigningSecret,
+        h: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
-        self.inner.create(t, id, s).await
+        self.inner.create(t, id, s, h).await
+    }
+    async fn set_headers(
+        &self,
+        t: &TenantId,
+        id: &SubscriberId,
+        h: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_headers(t, id, h).await
     }
     async fn get(
         &self,

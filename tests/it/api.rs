@@ -32,7 +32,10 @@ async fn creating_a_subscriber_generates_a_whsec_secret_stored_in_secrets_manage
         .send()
         .await
         .unwrap();
-    assert_eq!(stored.secret_string(), Some(secret));
+    let document: serde_json::Value =
+        serde_json::from_str(stored.secret_string().unwrap()).unwrap();
+    assert_eq!(document["secret"], secret);
+    assert_eq!(document["headers"], json!({}));
     // Reading it back never shows the secret.
     let (status, read) = stack
         .api_call(Method::GET, &format!("/v1/subscribers/{id}"), None)
@@ -231,4 +234,57 @@ async fn an_event_shows_one_pending_status_per_subscriber_before_delivery() {
         .api_call(Method::GET, "/v1/events/evt_unknown", None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+/// A secret stored before header values moved to Secrets Manager is the bare `whsec_…`
+/// string: it still signs, and a rotation turns it into the document with the old secret
+/// signing alongside for the grace period.
+#[tokio::test]
+async fn a_bare_secret_from_before_the_document_is_read_and_rotated_into_one() {
+    let stack = Stack::new().await;
+    let (id, _) = stack.subscribe("https://example.com/h", &["*"]).await;
+    let old = skyhook_domain::secret::SigningSecret::generate();
+    stack
+        .secrets_client
+        .put_secret_value()
+        .secret_id(format!("{}default/{id}", stack.secret_prefix))
+        .secret_string(old.expose())
+        .send()
+        .await
+        .unwrap();
+    let tenant = skyhook_domain::ids::TenantId::parse("default").unwrap();
+    let sub = skyhook_domain::ids::SubscriberId::parse(&id).unwrap();
+    let read = stack
+        .adapters
+        .secrets
+        .get(&tenant, &sub)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.signing, vec![old.clone()]);
+    assert!(read.headers.is_none(), "the record holds them");
+    let (status, rotated) = stack
+        .api_call(
+            Method::POST,
+            &format!("/v1/subscribers/{id}/rotate-secret"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let read = stack
+        .adapters
+        .secrets
+        .get(&tenant, &sub)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.signing.len(), 2);
+    assert_eq!(
+        read.signing[0].expose(),
+        rotated["secret"].as_str().unwrap()
+    );
+    assert_eq!(
+        read.signing[1], old,
+        "the bare secret signs through the grace period"
+    );
 }

@@ -7,7 +7,7 @@ pub mod meter;
 pub mod prices;
 pub mod samples;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -598,7 +598,9 @@ impl Stack {
     fn start_delivery_with(&self, poller: SqsPoller) -> DeliveryRunner {
         let (stop, rx) = watch::channel(false);
         let handler = self.delivery_handler();
-        let task = tokio::spawn(async move { poller.run(handler, 2, rx).await });
+        // One consumer: a message is never in two handlers at once, so a test sees each
+        // attempt once (SQS may still redeliver; the tests allow for that by webhook-id).
+        let task = tokio::spawn(async move { poller.run(handler, 1, rx).await });
         DeliveryRunner { stop, task }
     }
 
@@ -745,7 +747,15 @@ impl DeliveryRunner {
     /// Stops polling after in-flight batches finish.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(30), &mut task)
+            .await
+            .is_err()
+        {
+            // Left running, it would race whatever the test checks next.
+            task.abort();
+            panic!("the delivery runner did not stop within 30 s");
+        }
     }
 }
 
@@ -780,22 +790,42 @@ impl Received {
         serde_json::from_slice(&self.body).expect("webhook body is JSON")
     }
 
-    /// Checks the Standard Webhooks signature against `secret`.
+    /// The delivery's id: `webhook-id`, or `x-webhook-id` under the legacy schemes.
+    pub fn id(&self) -> &str {
+        match self.header("webhook-id") {
+            "" => self.header("x-webhook-id"),
+            id => id,
+        }
+    }
+
+    /// Checks the Standard Webhooks signature against `secret`, twice: with Skyhook's own
+    /// code and with the official `standardwebhooks` library, which must agree.
     pub fn verify(&self, secret: &str) -> Result<(), skyhook_domain::signing::VerifyError> {
-        let secret = SigningSecret::parse(secret).expect("secret");
-        skyhook_domain::signing::verify(
-            &secret,
+        let parsed = SigningSecret::parse(secret).expect("secret");
+        let ours = skyhook_domain::signing::verify(
+            &parsed,
             self.header("webhook-id"),
             self.header("webhook-timestamp"),
             self.header("webhook-signature"),
             &self.body,
             chrono::Utc::now().timestamp(),
-        )
+        );
+        let theirs = standardwebhooks::Webhook::new(secret)
+            .expect("the official library takes the secret")
+            .verify(&self.body, &self.headers);
+        assert_eq!(
+            ours.is_ok(),
+            theirs.is_ok(),
+            "Skyhook's verify ({ours:?}) and the standardwebhooks crate ({theirs:?}) disagree"
+        );
+        ours
     }
 }
 
 struct ReceiverState {
     script: Mutex<VecDeque<Reply>>,
+    /// With [`Receiver::per_id`]: how many requests each delivery id made so far.
+    per_id: Mutex<Option<HashMap<String, usize>>>,
     then: Reply,
     requests: Mutex<Vec<Received>>,
     notify: Notify,
@@ -812,6 +842,7 @@ impl Receiver {
     pub async fn start(script: Vec<Reply>, then: Reply) -> Self {
         let state = Arc::new(ReceiverState {
             script: Mutex::new(script.into()),
+            per_id: Mutex::default(),
             then,
             requests: Mutex::default(),
             notify: Notify::new(),
@@ -851,6 +882,72 @@ impl Receiver {
         self.state.requests.lock().unwrap().clone()
     }
 
+    /// A receiver whose script is per delivery: the n-th request carrying a given
+    /// `webhook-id` gets `script[n]`, then `then`. A duplicate of one delivery never takes
+    /// another's reply; with one consumer, the n-th request of an id is its n-th attempt.
+    pub async fn per_id(script: Vec<Reply>, then: Reply) -> Self {
+        let receiver = Self::start(script, then).await;
+        *receiver.state.per_id.lock().unwrap() = Some(HashMap::new());
+        receiver
+    }
+
+    /// The requests so far by delivery id (`webhook-id`), each id's in arrival order.
+    pub fn by_id(&self) -> BTreeMap<String, Vec<Received>> {
+        let mut out: BTreeMap<String, Vec<Received>> = BTreeMap::new();
+        for r in self.requests() {
+            out.entry(r.id().to_string()).or_default().push(r);
+        }
+        out
+    }
+
+    /// Waits until every id in `ids` arrived at least once; returns the requests by id.
+    /// Panics after `timeout`, naming what is missing.
+    pub async fn wait_for_ids(
+        &self,
+        ids: &[&str],
+        timeout: Duration,
+    ) -> BTreeMap<String, Vec<Received>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.state.notify.notified();
+            let got = self.by_id();
+            let missing: Vec<&&str> = ids.iter().filter(|id| !got.contains_key(**id)).collect();
+            if missing.is_empty() {
+                return got;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "receiver still misses {missing:?} after {timeout:?} (got {:?})",
+                got.keys().collect::<Vec<_>>()
+            );
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+
+    /// Waits for the first request that `matches`; panics after `timeout`.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        matches: impl Fn(&Received) -> bool,
+    ) -> Received {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.state.notify.notified();
+            if let Some(r) = self.requests().into_iter().find(|r| matches(r)) {
+                return r;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no request with {what} within {timeout:?} ({} others)",
+                self.requests().len()
+            );
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+
     /// Waits until at least `n` requests arrived; panics after `timeout`.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
         let deadline = Instant::now() + timeout;
@@ -886,12 +983,29 @@ async fn receive(state: Arc<ReceiverState>, req: Request) -> Response {
     let body = axum::body::to_bytes(req.into_body(), usize::MAX)
         .await
         .unwrap_or_default();
-    let reply = state
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| state.then.clone());
+    let reply = {
+        let mut per_id = state.per_id.lock().unwrap();
+        match per_id.as_mut() {
+            Some(seen) => {
+                let id = headers
+                    .get("webhook-id")
+                    .or_else(|| headers.get("x-webhook-id"))
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let n = seen.entry(id).or_insert(0);
+                let reply = state.script.lock().unwrap().get(*n).cloned();
+                *n += 1;
+                reply.unwrap_or_else(|| state.then.clone())
+            }
+            None => state
+                .script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_else(|| state.then.clone()),
+        }
+    };
     state.requests.lock().unwrap().push(Received {
         path,
         headers,

@@ -90,7 +90,12 @@ pub async fn seed_sample_subscribers(
             disabled_reason: None,
         };
         secrets
-            .create(&tenant, &subscriber.id, &SigningSecret::generate())
+            .create(
+                &tenant,
+                &subscriber.id,
+                &SigningSecret::generate(),
+                &Default::default(),
+            )
             .await
             .expect("creating a sample subscriber's secret");
         subscribers

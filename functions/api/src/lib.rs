@@ -375,6 +375,15 @@ impl From<&Health> for HealthView {
 }
 
 impl SubscriberView {
+    /// As `principal` may see it: only admins see the URL's query string, which often
+    /// carries the receiver's token (header values no role sees).
+    pub fn seen_by(mut self, principal: &Principal) -> Self {
+        if principal.require(Role::Admin).is_err() {
+            self.url = skyhook_domain::url::mask_query(&self.url);
+        }
+        self
+    }
+
     /// The subscriber with its health (`None`: healthy).
     pub fn with_health(s: &Subscriber, health: Option<&Health>) -> Self {
         let mut view = SubscriberView::from(s);
@@ -393,7 +402,9 @@ impl From<&Subscriber> for SubscriberView {
             event_types: s.event_types.iter().map(|f| f.to_string()).collect(),
             active: s.active,
             description: s.description.clone(),
-            headers: s.headers.clone(),
+            // Names only: the values are receiver credentials (masked in the record too,
+            // except in one written before they moved to Secrets Manager).
+            headers: skyhook_domain::model::masked_headers(&s.headers),
             signature_scheme: s.signature_scheme,
             max_concurrency: s.max_concurrency,
             rate_limit: s.rate_limit,

@@ -18,8 +18,9 @@ use serde_json::value::RawValue;
 use skyhook_domain::event_type::{EventType, EventTypeFilter};
 use skyhook_domain::ids::{EventId, SubscriberId};
 use skyhook_domain::model::{
-    DeliveryMessage, DeliveryState, DeliveryStatus, DisabledReason, MAX_MAX_CONCURRENCY,
-    MAX_RATE_LIMIT, OpsEvent, OpsEventKind, Outcome, Subscriber, format_time,
+    DeliveryMessage, DeliveryState, DeliveryStatus, DisabledReason, MASKED_VALUE,
+    MAX_MAX_CONCURRENCY, MAX_RATE_LIMIT, OpsEvent, OpsEventKind, Outcome, Subscriber, format_time,
+    masked_headers,
 };
 use skyhook_domain::ports::{AttemptQuery, PageRequest};
 use skyhook_domain::publish::PublishRequest;
@@ -88,6 +89,45 @@ pub fn parse_headers(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, S
         out.insert(lower, value);
     }
     Ok(out)
+}
+
+/// The subscriber's custom header values as stored: with its secret, or in the record of
+/// a subscriber saved before they moved there.
+async fn stored_headers(
+    state: &ApiState,
+    sub: &Subscriber,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    Ok(state
+        .secrets
+        .get(&sub.tenant, &sub.id)
+        .await?
+        .and_then(|s| s.headers)
+        .unwrap_or_else(|| sub.headers.clone()))
+}
+
+/// Puts the stored value in place of every value given as [`MASKED_VALUE`], so a subscriber
+/// read from the API can be sent back as it is.
+fn unmask_headers(
+    given: BTreeMap<String, String>,
+    stored: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    given
+        .into_iter()
+        .map(|(name, value)| {
+            if value != MASKED_VALUE {
+                return Ok((name, value));
+            }
+            match stored.get(&name).filter(|v| v.as_str() != MASKED_VALUE) {
+                Some(v) => Ok((name, v.clone())),
+                None => Err(ApiError::unprocessable(
+                    "invalid_headers",
+                    format!(
+                        "header {name} has no stored value to keep; give its value rather than {MASKED_VALUE:?}"
+                    ),
+                )),
+            }
+        })
+        .collect()
 }
 
 fn check_description(d: &Option<String>) -> Result<(), ApiError> {
@@ -208,7 +248,8 @@ pub(crate) async fn create_subscriber(
         event_types,
         active: true,
         description: req.description,
-        headers,
+        // The values go to Secrets Manager with the signing secret; the record keeps names.
+        headers: masked_headers(&headers),
         signature_scheme,
         created_at: now,
         updated_at: now,
@@ -220,7 +261,7 @@ pub(crate) async fn create_subscriber(
     // The secret goes first: a subscriber that exists is always deliverable.
     state
         .secrets
-        .create(&subscriber.tenant, &subscriber.id, &secret)
+        .create(&subscriber.tenant, &subscriber.id, &secret, &headers)
         .await?;
     if let Err(e) = state.subscribers.create(&subscriber).await {
         if let Err(cleanup) = state
@@ -285,7 +326,7 @@ pub(crate) async fn list_subscribers(
     let ids: Vec<SubscriberId> = page.items.iter().map(|s| s.id.clone()).collect();
     let health = state.health.get_many(&principal.tenant, &ids).await?;
     Ok(ListResponse::of(page, |s| {
-        SubscriberView::with_health(&s, health.get(&s.id))
+        SubscriberView::with_health(&s, health.get(&s.id)).seen_by(&principal)
     }))
 }
 
@@ -297,7 +338,9 @@ pub(crate) async fn get_subscriber(
     let principal = authorize(&state, &headers, Role::Reader).await?;
     let sub = load(&state, &principal, &id).await?;
     let health = state.health.get(&principal.tenant, &sub.id).await?;
-    Ok(Json(SubscriberView::with_health(&sub, health.as_ref())))
+    Ok(Json(
+        SubscriberView::with_health(&sub, health.as_ref()).seen_by(&principal),
+    ))
 }
 
 /// `null` in JSON is `Some(None)`, an absent field `None`: PATCH tells "clear it" from
@@ -407,15 +450,51 @@ pub(crate) async fn patch_subscriber(
     if let Some(d) = req.description {
         sub.description = d;
     }
-    if let Some(h) = new_headers {
-        sub.headers = h;
-    }
+    // New header values go to Secrets Manager first; a value given as the mask keeps what
+    // is stored under that name.
+    let replaced_headers = match new_headers {
+        Some(h) => {
+            let before = stored_headers(&state, &old).await?;
+            let values = unmask_headers(h, &before)?;
+            if !state
+                .secrets
+                .set_headers(&old.tenant, &old.id, &values)
+                .await?
+            {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "secret_missing",
+                    "the subscriber's secret is missing; rotate its secret to make a new one, then set its headers",
+                ));
+            }
+            sub.headers = masked_headers(&values);
+            Some(before)
+        }
+        None => None,
+    };
     if let Some(s) = scheme {
         sub.signature_scheme = s;
     }
     // Strictly later than the stored time, which the next edit's condition compares with.
     sub.updated_at = Utc::now().max(old.updated_at + chrono::Duration::milliseconds(1));
-    state.subscribers.replace(&sub, old.updated_at).await?;
+    if let Err(e) = state.subscribers.replace(&sub, old.updated_at).await {
+        if let Some(before) = &replaced_headers
+            && let Err(undo) = state
+                .secrets
+                .set_headers(&old.tenant, &old.id, before)
+                .await
+        {
+            tracing::error!(error = %undo, subscriber_id = %old.id, "could not restore the header values of a subscriber that was not updated");
+        }
+        return Err(e.into());
+    }
+    if replaced_headers.is_some() {
+        // Deliveries read the secret (and so the header values) again before the next one.
+        state
+            .subscribers
+            .secret_changed(&sub.tenant, &sub.id)
+            .await?;
+    }
     let action = match req.active {
         Some(true) if !old.active => "subscriber.activate",
         Some(false) if old.active => "subscriber.deactivate",
@@ -460,7 +539,9 @@ pub(crate) async fn patch_subscriber(
         }
     }
     let health = state.health.get(&principal.tenant, &sub.id).await?;
-    Ok(Json(SubscriberView::with_health(&sub, health.as_ref())))
+    Ok(Json(
+        SubscriberView::with_health(&sub, health.as_ref()).seen_by(&principal),
+    ))
 }
 
 pub(crate) async fn delete_subscriber(
@@ -530,8 +611,19 @@ pub(crate) async fn rotate_secret(
     let expires = match state.secrets.rotate(&sub.tenant, &sub.id, &secret).await? {
         Some(until) => Some(format_time(until)),
         None => {
-            // The secret was lost (deleted by hand): the new one becomes the only one.
-            state.secrets.create(&sub.tenant, &sub.id, &secret).await?;
+            // The secret was lost (deleted by hand): the new one becomes the only one. Header
+            // values went with it, unless the record still holds them (saved before they
+            // moved); set them again with a PATCH.
+            let kept: BTreeMap<String, String> = sub
+                .headers
+                .iter()
+                .filter(|(_, v)| v.as_str() != MASKED_VALUE)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            state
+                .secrets
+                .create(&sub.tenant, &sub.id, &secret, &kept)
+                .await?;
             None
         }
     };

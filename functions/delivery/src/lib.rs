@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod resolver;
 pub mod stats;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,7 +39,7 @@ const PROBE_LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Response bodies are kept in the attempt log up to this many bytes.
 pub const MAX_LOGGED_BODY_BYTES: usize = 4096;
 pub use skyhook_domain::model::CORRELATION_HEADER;
-use skyhook_domain::model::RESERVED_HEADERS;
+use skyhook_domain::model::{MASKED_VALUE, RESERVED_HEADERS};
 
 /// Settings of the delivery function, read once at start-up.
 #[derive(Debug, Clone)]
@@ -574,7 +575,13 @@ impl Deliverer {
         let started_at = Utc::now();
         let clock = Instant::now();
         let result = self
-            .post(&subscriber, message, &signing, started_at.timestamp())
+            .post(
+                &subscriber,
+                message,
+                &signing,
+                secrets.headers.as_ref(),
+                started_at.timestamp(),
+            )
             .await;
         // The cap is on requests to the endpoint; logging the attempt is not one.
         drop(slot);
@@ -679,6 +686,9 @@ impl Deliverer {
         subscriber: &Subscriber,
         message: &DeliveryMessage,
         secrets: &[skyhook_domain::secret::SigningSecret],
+        // The custom header values, kept with the secret; `None` for a subscriber saved
+        // before they were, whose record holds them.
+        headers: Option<&BTreeMap<String, String>>,
         timestamp: i64,
     ) -> HttpResult {
         // A subscriber saved in local mode, or written past the API, is held to the rules of
@@ -697,8 +707,10 @@ impl Deliverer {
             .post(subscriber.url.as_url().clone())
             .header(http_header::CONTENT_TYPE, "application/json")
             .header(CORRELATION_HEADER, &message.correlation_id);
-        for (name, value) in &subscriber.headers {
-            if !RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        for (name, value) in headers.unwrap_or(&subscriber.headers) {
+            if !RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+                && value != MASKED_VALUE
+            {
                 request = request.header(name, value);
             }
         }

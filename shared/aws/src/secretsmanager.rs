@@ -1,9 +1,15 @@
 //! Secrets Manager adapter: one secret per subscriber, named `{prefix}{tenant}/{subscriber}`.
 //!
-//! A rotation is `PutSecretValue`: the new version takes the `AWSCURRENT` label and the old
-//! one `AWSPREVIOUS`. The current version's creation date is when the rotation happened, so
-//! no extra record is needed to know whether the previous secret is still in its grace period.
+//! Its value is a JSON document: the signing secret, the one a rotation replaced with the
+//! end of its grace period, and the values of the subscriber's custom headers (receiver
+//! credentials, kept out of the table). One `GetSecretValue` gives a delivery all of it.
+//! A rotation or a header change writes a new version with `PutSecretValue`.
+//!
+//! A secret stored before the document is the bare `whsec_…` string; it is still read, and
+//! a rotation of it found the previous secret in the `AWSPREVIOUS` version, whose grace
+//! period starts at the current version's creation. The next write turns it into a document.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,7 +17,9 @@ use aws_sdk_secretsmanager::Client;
 use chrono::{DateTime, Utc};
 
 use super::sdk_error;
+use serde::{Deserialize, Serialize};
 use skyhook_domain::ids::{SubscriberId, TenantId};
+use skyhook_domain::model::{format_time, parse_time};
 use skyhook_domain::ports::{SecretStore, StoreError, SubscriberSecrets};
 use skyhook_domain::secret::SigningSecret;
 
@@ -45,7 +53,7 @@ impl SecretsManagerSecrets {
         &self,
         name: &str,
         stage: &str,
-    ) -> Result<Option<(SigningSecret, Option<DateTime<Utc>>)>, StoreError> {
+    ) -> Result<Option<(Stored, Option<DateTime<Utc>>)>, StoreError> {
         let result = self
             .client
             .get_secret_value()
@@ -67,12 +75,40 @@ impl SecretsManagerSecrets {
         let value = out
             .secret_string()
             .ok_or_else(|| StoreError::Corrupt(format!("secret {name} has no string value")))?;
-        let secret = SigningSecret::parse(value)
+        let stored = Stored::parse(value)
             .map_err(|e| StoreError::Corrupt(format!("secret {name} ({stage}): {e}")))?;
         let created = out
             .created_date()
             .and_then(|d| DateTime::<Utc>::from_timestamp(d.secs(), d.subsec_nanos()));
-        Ok(Some((secret, created)))
+        Ok(Some((stored, created)))
+    }
+
+    async fn write(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriberId,
+        doc: &Document,
+    ) -> Result<bool, StoreError> {
+        let value = serde_json::to_string(doc)
+            .map_err(|e| StoreError::Corrupt(format!("secret document: {e}")))?;
+        let result = self
+            .client
+            .put_secret_value()
+            .secret_id(self.secret_name(tenant, id))
+            .secret_string(value)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err.as_service_error().is_some_and(|e| {
+                    e.is_resource_not_found_exception() || e.is_invalid_request_exception()
+                }) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(sdk_error(SERVICE, &err)),
+        }
     }
 
     pub fn secret_name(&self, tenant: &TenantId, id: &SubscriberId) -> String {
@@ -87,13 +123,24 @@ impl SecretStore for SecretsManagerSecrets {
         tenant: &TenantId,
         id: &SubscriberId,
         secret: &SigningSecret,
+        headers: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
+        let doc = Document {
+            secret: secret.expose(),
+            previous: None,
+            previous_until: None,
+            headers: Some(headers.clone()),
+        };
+        let value = serde_json::to_string(&doc)
+            .map_err(|e| StoreError::Corrupt(format!("secret document: {e}")))?;
         let result = self
             .client
             .create_secret()
             .name(self.secret_name(tenant, id))
-            .description(format!("Skyhook signing secret of subscriber {id}"))
-            .secret_string(secret.expose())
+            .description(format!(
+                "Skyhook signing secret and custom header values of subscriber {id}"
+            ))
+            .secret_string(value)
             .tags(
                 aws_sdk_secretsmanager::types::Tag::builder()
                     .key("skyhook:tenant")
@@ -117,6 +164,20 @@ impl SecretStore for SecretsManagerSecrets {
         }
     }
 
+    async fn set_headers(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriberId,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        let Some(now) = self.get(tenant, id).await? else {
+            return Ok(false);
+        };
+        let mut doc = Document::of(&now);
+        doc.headers = Some(headers.clone());
+        self.write(tenant, id, &doc).await
+    }
+
     async fn get_current(
         &self,
         tenant: &TenantId,
@@ -125,7 +186,10 @@ impl SecretStore for SecretsManagerSecrets {
         Ok(self
             .read_stage(&self.secret_name(tenant, id), "AWSCURRENT")
             .await?
-            .map(|(current, _)| SubscriberSecrets::current(current)))
+            .map(|(stored, _)| match stored {
+                Stored::Document(doc) => doc.secrets(),
+                Stored::Bare(current) => SubscriberSecrets::current(current),
+            }))
     }
 
     async fn get(
@@ -134,9 +198,13 @@ impl SecretStore for SecretsManagerSecrets {
         id: &SubscriberId,
     ) -> Result<Option<SubscriberSecrets>, StoreError> {
         let name = self.secret_name(tenant, id);
-        let Some((current, rotated_at)) = self.read_stage(&name, "AWSCURRENT").await? else {
+        let Some((stored, rotated_at)) = self.read_stage(&name, "AWSCURRENT").await? else {
             // Not found, or scheduled for deletion with its subscriber.
             return Ok(None);
+        };
+        let current = match stored {
+            Stored::Document(doc) => return Ok(Some(doc.secrets())),
+            Stored::Bare(current) => current,
         };
         let grace = chrono::Duration::from_std(self.grace).unwrap_or(chrono::Duration::MAX);
         let until = rotated_at.and_then(|at| at.checked_add_signed(grace));
@@ -145,10 +213,13 @@ impl SecretStore for SecretsManagerSecrets {
         match until {
             Some(until) if Utc::now() < until => {
                 match self.read_stage(&name, "AWSPREVIOUS").await? {
-                    Some((previous, _)) if previous != current => Ok(Some(SubscriberSecrets {
-                        signing: vec![current, previous],
-                        previous_until: Some(until),
-                    })),
+                    Some((Stored::Bare(previous), _)) if previous != current => {
+                        Ok(Some(SubscriberSecrets {
+                            signing: vec![current, previous],
+                            previous_until: Some(until),
+                            headers: None,
+                        }))
+                    }
                     _ => Ok(Some(SubscriberSecrets::current(current))),
                 }
             }
@@ -183,28 +254,110 @@ impl SecretStore for SecretsManagerSecrets {
         id: &SubscriberId,
         secret: &SigningSecret,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let result = self
-            .client
-            .put_secret_value()
-            .secret_id(self.secret_name(tenant, id))
-            .secret_string(secret.expose())
-            .send()
-            .await;
-        match result {
-            Ok(_) => {
-                let grace = chrono::Duration::from_std(self.grace).unwrap_or(chrono::Duration::MAX);
-                Ok(Some(
-                    Utc::now().checked_add_signed(grace).unwrap_or(Utc::now()),
-                ))
-            }
-            Err(err)
-                if err.as_service_error().is_some_and(|e| {
-                    e.is_resource_not_found_exception() || e.is_invalid_request_exception()
-                }) =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(sdk_error(SERVICE, &err)),
+        let Some(now) = self.get(tenant, id).await? else {
+            return Ok(None);
+        };
+        let grace = chrono::Duration::from_std(self.grace).unwrap_or(chrono::Duration::MAX);
+        let until = Utc::now().checked_add_signed(grace).unwrap_or(Utc::now());
+        let doc = Document {
+            secret: secret.expose(),
+            previous: now.signing.first().map(SigningSecret::expose),
+            previous_until: Some(format_time(until)),
+            headers: now.headers,
+        };
+        Ok(self.write(tenant, id, &doc).await?.then_some(until))
+    }
+}
+
+/// A secret's value as stored.
+enum Stored {
+    Document(Parsed),
+    /// A secret stored before the document: the signing secret alone.
+    Bare(SigningSecret),
+}
+
+impl Stored {
+    fn parse(value: &str) -> Result<Self, String> {
+        if value.trim_start().starts_with('{') {
+            let doc: Document = serde_json::from_str(value).map_err(|e| e.to_string())?;
+            doc.parse().map(Stored::Document)
+        } else {
+            SigningSecret::parse(value)
+                .map(Stored::Bare)
+                .map_err(|e| e.to_string())
         }
+    }
+}
+
+/// The JSON value of a subscriber's secret.
+#[derive(Serialize, Deserialize)]
+struct Document {
+    /// The current signing secret, `whsec_…`.
+    secret: String,
+    /// The secret a rotation replaced, signing alongside until `previous_until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_until: Option<String>,
+    /// Custom header values; absent in a document written from a bare secret's rotation
+    /// (the subscriber record still holds them then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    headers: Option<BTreeMap<String, String>>,
+}
+
+/// A document, checked.
+struct Parsed {
+    current: SigningSecret,
+    previous: Option<(SigningSecret, DateTime<Utc>)>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+impl Document {
+    /// What a subscriber's secrets are now, as a document to write back.
+    fn of(now: &SubscriberSecrets) -> Self {
+        let previous = now.signing.get(1).map(SigningSecret::expose);
+        Document {
+            secret: now
+                .signing
+                .first()
+                .map(SigningSecret::expose)
+                .unwrap_or_default(),
+            previous_until: previous.as_ref().and(now.previous_until).map(format_time),
+            previous,
+            headers: now.headers.clone(),
+        }
+    }
+
+    fn parse(self) -> Result<Parsed, String> {
+        let current = SigningSecret::parse(&self.secret).map_err(|e| e.to_string())?;
+        let previous = match (self.previous, self.previous_until) {
+            (None, _) => None,
+            (Some(p), Some(until)) => Some((
+                SigningSecret::parse(&p).map_err(|e| format!("previous: {e}"))?,
+                parse_time(&until).ok_or("previous_until is not a time")?,
+            )),
+            (Some(_), None) => return Err("a previous secret without previous_until".into()),
+        };
+        Ok(Parsed {
+            current,
+            previous,
+            headers: self.headers,
+        })
+    }
+}
+
+impl Parsed {
+    /// The secrets to sign with: the previous one only until its grace period ends.
+    fn secrets(self) -> SubscriberSecrets {
+        let mut out = SubscriberSecrets::current(self.current);
+        if let Some((previous, until)) = self.previous
+            && Utc::now() < until
+            && previous != out.signing[0]
+        {
+            out.signing.push(previous);
+            out.previous_until = Some(until);
+        }
+        out.headers = self.headers;
+        out
     }
 }

@@ -435,7 +435,8 @@ pub async fn idempotency_store(store: &dyn IdempotencyStore) {
     );
 }
 
-/// Signing secrets: create, read, rotate with a grace period, delete.
+/// Signing secrets with the custom header values: create, read, rotate with a grace period
+/// (headers kept), change headers (secrets and grace kept), delete.
 pub async fn secret_store(store: &dyn SecretStore) {
     let tenant = fresh_tenant();
     let id = SubscriberId::new();
@@ -443,11 +444,22 @@ pub async fn secret_store(store: &dyn SecretStore) {
         store.get(&tenant, &id).await.expect("get").is_none(),
         "no secret yet"
     );
+    let headers = BTreeMap::from([("x-api-key".to_string(), "k-1".to_string())]);
     let first = SigningSecret::generate();
-    store.create(&tenant, &id, &first).await.expect("create");
+    store
+        .create(&tenant, &id, &first, &headers)
+        .await
+        .expect("create");
     let read = store.get(&tenant, &id).await.expect("get").expect("stored");
     assert_eq!(read.signing.len(), 1);
     assert_eq!(read.signing[0].expose(), first.expose());
+    assert_eq!(read.headers.as_ref(), Some(&headers));
+    let current = store
+        .get_current(&tenant, &id)
+        .await
+        .expect("get_current")
+        .expect("stored");
+    assert_eq!(current.headers.as_ref(), Some(&headers));
     let second = SigningSecret::generate();
     let until = store.rotate(&tenant, &id, &second).await.expect("rotate");
     assert!(
@@ -459,6 +471,37 @@ pub async fn secret_store(store: &dyn SecretStore) {
         read.signing.iter().map(|s| s.expose()).collect::<Vec<_>>(),
         vec![second.expose(), first.expose()],
         "the new secret first, the old one beside it"
+    );
+    assert_eq!(
+        read.headers.as_ref(),
+        Some(&headers),
+        "a rotation keeps them"
+    );
+    let changed = BTreeMap::from([("authorization".to_string(), "Bearer t".to_string())]);
+    assert!(
+        store
+            .set_headers(&tenant, &id, &changed)
+            .await
+            .expect("set_headers")
+    );
+    let read = store.get(&tenant, &id).await.expect("get").expect("stored");
+    assert_eq!(read.headers.as_ref(), Some(&changed));
+    assert_eq!(
+        read.signing.iter().map(|s| s.expose()).collect::<Vec<_>>(),
+        vec![second.expose(), first.expose()],
+        "a header change keeps both secrets signing"
+    );
+    assert_eq!(
+        read.previous_until.map(|t| t.timestamp()),
+        until.map(|t| t.timestamp()),
+        "and the grace period where it was"
+    );
+    assert!(
+        !store
+            .set_headers(&tenant, &SubscriberId::new(), &changed)
+            .await
+            .expect("set_headers"),
+        "a missing secret says so"
     );
     store.delete(&tenant, &id).await.expect("delete");
     assert!(

@@ -495,7 +495,10 @@ mod tests {
         let sub = subscriber(&f.tenant);
         f.store.create(&sub).await.unwrap();
         let first = SigningSecret::generate();
-        f.secrets.create(&f.tenant, &sub.id, &first).await.unwrap();
+        f.secrets
+            .create(&f.tenant, &sub.id, &first, &Default::default())
+            .await
+            .unwrap();
         let current = f.current(&sub.id).await.unwrap();
         assert_eq!(f.signing(&current).await, 1);
         // Read again without a rotation: served from the cache.

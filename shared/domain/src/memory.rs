@@ -344,7 +344,12 @@ impl IdempotencyStore for MemoryIdempotencyStore {
 }
 
 /// A subscriber's secrets: the current one, and the one it replaced with when that happened.
-type SecretVersions = (SigningSecret, Option<(SigningSecret, DateTime<Utc>)>);
+/// The current secret, the previous one with when it was replaced, and the header values.
+type SecretVersions = (
+    SigningSecret,
+    Option<(SigningSecret, DateTime<Utc>)>,
+    BTreeMap<String, String>,
+);
 
 /// Secrets in memory; `gets` counts reads so tests can prove caching works. The previous
 /// secret of a rotation signs alongside for `grace` (24 h unless set).
@@ -380,6 +385,7 @@ impl SecretStore for MemorySecretStore {
         tenant: &TenantId,
         id: &SubscriberId,
         secret: &SigningSecret,
+        headers: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
         let mut secrets = lock(&self.secrets);
         let key = (tenant.clone(), id.clone());
@@ -388,8 +394,22 @@ impl SecretStore for MemorySecretStore {
                 "a secret for subscriber {id} already exists"
             )));
         }
-        secrets.insert(key, (secret.clone(), None));
+        secrets.insert(key, (secret.clone(), None, headers.clone()));
         Ok(())
+    }
+
+    async fn set_headers(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriberId,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        let mut secrets = lock(&self.secrets);
+        let Some(entry) = secrets.get_mut(&(tenant.clone(), id.clone())) else {
+            return Ok(false);
+        };
+        entry.2 = headers.clone();
+        Ok(true)
     }
 
     async fn get(
@@ -399,17 +419,18 @@ impl SecretStore for MemorySecretStore {
     ) -> Result<Option<SubscriberSecrets>, StoreError> {
         self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = Utc::now();
-        Ok(lock(&self.secrets)
-            .get(&(tenant.clone(), id.clone()))
-            .map(|(current, previous)| match previous {
+        Ok(lock(&self.secrets).get(&(tenant.clone(), id.clone())).map(
+            |(current, previous, headers)| match previous {
                 Some((old, rotated_at)) if now < until(*rotated_at, self.grace) => {
                     SubscriberSecrets {
                         signing: vec![current.clone(), old.clone()],
                         previous_until: Some(until(*rotated_at, self.grace)),
+                        headers: Some(headers.clone()),
                     }
                 }
-                _ => SubscriberSecrets::current(current.clone()),
-            }))
+                _ => SubscriberSecrets::current(current.clone()).with_headers(headers.clone()),
+            },
+        ))
     }
 
     async fn delete(&self, tenant: &TenantId, id: &SubscriberId) -> Result<(), StoreError> {

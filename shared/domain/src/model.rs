@@ -15,6 +15,21 @@ use crate::url::SubscriberUrl;
 /// The header a caller's correlation id arrives in on publish and leaves in on every attempt.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
+/// What the API shows, and the subscriber record keeps, in place of a custom header's
+/// value: the values are receiver credentials, kept with the signing secret in Secrets
+/// Manager. Sent back in a `PATCH`, it keeps the value stored under that name.
+pub const MASKED_VALUE: &str = "********";
+
+/// The header names with every value masked.
+pub fn masked_headers(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    headers
+        .keys()
+        .map(|name| (name.clone(), MASKED_VALUE.to_string()))
+        .collect()
+}
+
 /// Headers Skyhook sets on a delivery itself, or that would break the request: a
 /// subscriber's custom headers may not name them (the API refuses them, and delivery skips
 /// any that got into storage some other way).

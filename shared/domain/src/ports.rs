@@ -1,7 +1,7 @@
 //! Ports: one small trait per capability the functions need from the outside world.
 //! Each has an AWS adapter (`crate::aws`); some have an in-memory twin (`crate::memory`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -464,6 +464,10 @@ pub struct SubscriberSecrets {
     pub signing: Vec<SigningSecret>,
     /// When the secrets after the first stop signing (the end of the rotation grace period).
     pub previous_until: Option<DateTime<Utc>>,
+    /// The values of the subscriber's custom headers, which are receiver credentials and
+    /// so are kept with the signing secret, not in the table. `None` for a secret stored
+    /// before they were: the subscriber record still holds them.
+    pub headers: Option<BTreeMap<String, String>>,
 }
 
 impl SubscriberSecrets {
@@ -472,7 +476,13 @@ impl SubscriberSecrets {
         Self {
             signing: vec![secret],
             previous_until: None,
+            headers: None,
         }
+    }
+
+    pub fn with_headers(mut self, headers: BTreeMap<String, String>) -> Self {
+        self.headers = Some(headers);
+        self
     }
 
     /// The secrets to sign with at `now`: the previous ones drop out once their grace ends,
@@ -494,12 +504,22 @@ pub trait SecretValues: Send + Sync {
 
 #[async_trait]
 pub trait SecretStore: Send + Sync {
+    /// Stores a new subscriber's signing secret with the values of its custom headers.
     async fn create(
         &self,
         tenant: &TenantId,
         id: &SubscriberId,
         secret: &SigningSecret,
+        headers: &BTreeMap<String, String>,
     ) -> Result<(), StoreError>;
+    /// Replaces the values of the subscriber's custom headers, keeping its secrets (and a
+    /// rotation's grace period) as they are. `false` when the subscriber has no secret.
+    async fn set_headers(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriberId,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError>;
     /// `None` when the subscriber has no secret (it was deleted).
     async fn get(
         &self,
@@ -516,8 +536,8 @@ pub trait SecretStore: Send + Sync {
         self.get(tenant, id).await
     }
     async fn delete(&self, tenant: &TenantId, id: &SubscriberId) -> Result<(), StoreError>;
-    /// Makes `secret` the current one; the one it replaces keeps signing alongside for the
-    /// store's grace period. Returns when the grace period ends, or `None` when the subscriber
+    /// Makes `secret` the current one, keeping the headers; the one it replaces keeps
+    /// signing alongside for the store's grace period. Returns when the grace period ends, or `None` when the subscriber
     /// has no secret.
     async fn rotate(
         &self,

@@ -142,6 +142,32 @@ impl<'de> serde::Deserialize<'de> for SubscriberUrl {
 }
 
 /// `localhost` and its subdomains resolve to loopback by convention (RFC 6761), whatever DNS says.
+/// `url` with the value of every query parameter masked (the names kept), for readers who
+/// are not admins: a query string often carries the receiver's token.
+pub fn mask_query(url: &str) -> String {
+    let Ok(mut parsed) = Url::parse(url) else {
+        // Not a URL (it was checked when saved, so this is rare): keep what precedes `?`.
+        return match url.split_once('?') {
+            Some((before, _)) => format!("{before}?{}", crate::model::MASKED_VALUE),
+            None => url.to_string(),
+        };
+    };
+    if parsed.query().is_none() {
+        return url.to_string();
+    }
+    let names: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    if names.is_empty() {
+        parsed.set_query(Some(crate::model::MASKED_VALUE));
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(
+            names
+                .iter()
+                .map(|k| (k.as_str(), crate::model::MASKED_VALUE)),
+        );
+    }
+    parsed.to_string()
+}
+
 fn is_localhost_name(name: &str) -> bool {
     let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
     name == "localhost" || name.ends_with(".localhost")
@@ -301,6 +327,24 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn query_values_are_masked_and_names_kept() {
+        assert_eq!(
+            mask_query("https://h.example/hook?token=abc&x=1"),
+            "https://h.example/hook?token=********&x=********"
+        );
+        assert_eq!(
+            mask_query("https://h.example/hook"),
+            "https://h.example/hook"
+        );
+        assert_eq!(
+            mask_query("https://h.example/hook?secret"),
+            "https://h.example/hook?secret=********"
+        );
+        assert_eq!(mask_query("not a url?k=v"), "not a url?********");
+        assert!(!mask_query("https://h.example/?a=s3cr3t#f").contains("s3cr3t"));
     }
 
     #[test]
