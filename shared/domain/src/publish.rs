@@ -1,6 +1,7 @@
 //! Fan-out: one accepted event becomes one queue message per matching subscriber. The HTTP
 //! ingest and the EventBridge ingest both publish through [`Publisher::publish`].
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,10 +37,17 @@ pub struct PublishRequest {
     pub timestamp: Option<DateTime<Utc>>,
 }
 
+/// Most subscribers one publish may name in `subscriber_ids` (each costs a read).
+pub const MAX_TARGETED_SUBSCRIBERS: usize = 100;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("subscriber {0} does not exist or is not active")]
     UnknownSubscriber(SubscriberId),
+    #[error(
+        "subscriber_ids names {given} subscribers; a publish may name at most {MAX_TARGETED_SUBSCRIBERS}"
+    )]
+    TooManyTargets { given: usize },
     #[error("{0}")]
     InvalidInput(String),
     /// Another publish with the same idempotency key is under way.
@@ -202,23 +210,27 @@ impl Publisher {
     async fn targets(&self, req: &PublishRequest) -> Result<Vec<SubscriberId>, PublishError> {
         match &req.subscriber_ids {
             Some(ids) => {
-                let mut unique: Vec<SubscriberId> = Vec::with_capacity(ids.len());
-                for id in ids {
-                    if !unique.contains(id) {
-                        unique.push(id.clone());
-                    }
+                if ids.len() > MAX_TARGETED_SUBSCRIBERS {
+                    return Err(PublishError::TooManyTargets { given: ids.len() });
                 }
-                let found = stream::iter(unique.clone())
+                let mut seen: HashSet<&SubscriberId> = HashSet::with_capacity(ids.len());
+                let unique: Vec<SubscriberId> =
+                    ids.iter().filter(|id| seen.insert(*id)).cloned().collect();
+                // Looked up in the order given, a few at a time; the first unknown or
+                // inactive one ends the publish, and the reads not yet made are not made.
+                let mut found = stream::iter(unique.clone())
                     .map(|id| {
                         let (store, tenant) = (self.subscribers.clone(), req.tenant.clone());
-                        async move { store.get(&tenant, &id).await }
+                        async move {
+                            let sub = store.get(&tenant, &id).await?;
+                            Ok::<_, StoreError>((id, sub))
+                        }
                     })
-                    .buffered(SEND_CONCURRENCY)
-                    .collect::<Vec<_>>()
-                    .await;
-                for (id, sub) in unique.iter().zip(found) {
-                    if !sub?.is_some_and(|s| s.active) {
-                        return Err(PublishError::UnknownSubscriber(id.clone()));
+                    .buffered(SEND_CONCURRENCY);
+                while let Some(result) = found.next().await {
+                    let (id, sub) = result?;
+                    if !sub.is_some_and(|s| s.active) {
+                        return Err(PublishError::UnknownSubscriber(id));
                     }
                 }
                 Ok(unique)
@@ -553,9 +565,26 @@ mod tests {
         );
         req.subscriber_ids = Some(vec![off.clone()]);
         assert!(matches!(
-            f.publisher.publish(req).await,
+            f.publisher.publish(req.clone()).await,
             Err(PublishError::UnknownSubscriber(id)) if id == off
         ));
+        // The first unknown one, in the order given, is the one named.
+        let unknown = SubscriberId::new();
+        req.subscriber_ids = Some(vec![a.clone(), unknown.clone(), off.clone()]);
+        assert!(matches!(
+            f.publisher.publish(req.clone()).await,
+            Err(PublishError::UnknownSubscriber(id)) if id == unknown
+        ));
+        // At most 100 names, counted before duplicates are dropped; nothing is queued.
+        let sent = f.queue.sent.lock().unwrap().len();
+        req.subscriber_ids = Some(vec![a.clone(); MAX_TARGETED_SUBSCRIBERS + 1]);
+        assert!(matches!(
+            f.publisher.publish(req.clone()).await,
+            Err(PublishError::TooManyTargets { given }) if given == MAX_TARGETED_SUBSCRIBERS + 1
+        ));
+        req.subscriber_ids = Some(vec![a.clone(); MAX_TARGETED_SUBSCRIBERS]);
+        assert_eq!(f.publisher.publish(req).await.unwrap().subscribers, 1);
+        assert_eq!(f.queue.sent.lock().unwrap().len(), sent + 1);
     }
 
     #[tokio::test]

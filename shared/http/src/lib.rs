@@ -10,7 +10,8 @@ use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex as AsyncMutex;
+use tokio::time::Instant;
 
 use skyhook_domain::config::AdminKeySource;
 use skyhook_domain::ids::{ApiKeyId, TenantId};
@@ -104,6 +105,9 @@ impl From<PublishError> for ApiError {
         match err {
             PublishError::UnknownSubscriber(_) => {
                 ApiError::unprocessable("unknown_subscriber", err.to_string())
+            }
+            PublishError::TooManyTargets { .. } => {
+                ApiError::unprocessable("too_many_subscriber_ids", err.to_string())
             }
             PublishError::InvalidInput(m) => ApiError::bad_request("invalid_request", m),
             PublishError::InProgress(_) => ApiError::new(
@@ -303,9 +307,15 @@ pub fn api_key_digest(key: &str) -> [u8; 32] {
 pub struct Authenticator {
     source: AdminKeySource,
     secrets: Option<Arc<dyn SecretValues>>,
-    admin_digest: OnceCell<[u8; 32]>,
+    /// The bootstrap key's digest when it lives in a secret, with when it was read: read
+    /// again after [`ADMIN_KEY_TTL`], so a rotated key takes effect on warm containers.
+    admin_digest: AsyncMutex<Option<([u8; 32], Instant)>>,
     keys: Option<Arc<dyn ApiKeyStore>>,
 }
+
+/// How long a warm container keeps the bootstrap admin key it read from Secrets Manager:
+/// the longest a rotated key keeps working, and the longest a key put back keeps failing.
+pub const ADMIN_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 fn digest(key: &str) -> [u8; 32] {
     api_key_digest(key)
@@ -318,7 +328,7 @@ impl Authenticator {
         Self {
             source,
             secrets,
-            admin_digest: OnceCell::new(),
+            admin_digest: AsyncMutex::new(None),
             keys: None,
         }
     }
@@ -329,28 +339,35 @@ impl Authenticator {
         self
     }
 
-    async fn admin_digest(&self) -> Result<&[u8; 32], ApiError> {
-        self.admin_digest
-            .get_or_try_init(|| async {
-                match &self.source {
-                    AdminKeySource::Value(key) => Ok(digest(key)),
-                    AdminKeySource::Secret(id) => {
-                        let secrets = self.secrets.as_ref().ok_or_else(|| {
-                            ApiError::internal("admin key secret configured without a client")
-                        })?;
-                        let value = secrets.secret_string(id).await.map_err(|e| {
-                            ApiError::unavailable(format!("reading the admin key secret: {e}"))
-                        })?;
-                        let key = value
-                            .as_deref()
-                            .map(str::trim)
-                            .filter(|k| !k.is_empty())
-                            .ok_or_else(|| ApiError::internal("admin key secret is empty"))?;
-                        Ok(digest(key))
-                    }
-                }
-            })
+    /// The bootstrap key's digest: the configured value, or the secret's, read at most once
+    /// per [`ADMIN_KEY_TTL`] (one reader at a time; the others wait for its answer).
+    async fn admin_digest(&self) -> Result<[u8; 32], ApiError> {
+        let id = match &self.source {
+            AdminKeySource::Value(key) => return Ok(digest(key)),
+            AdminKeySource::Secret(id) => id,
+        };
+        let mut cached = self.admin_digest.lock().await;
+        if let Some((d, read_at)) = *cached
+            && read_at.elapsed() < ADMIN_KEY_TTL
+        {
+            return Ok(d);
+        }
+        let secrets = self
+            .secrets
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("admin key secret configured without a client"))?;
+        let value = secrets
+            .secret_string(id)
             .await
+            .map_err(|e| ApiError::unavailable(format!("reading the admin key secret: {e}")))?;
+        let key = value
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::internal("admin key secret is empty"))?;
+        let d = digest(key);
+        *cached = Some((d, Instant::now()));
+        Ok(d)
     }
 
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
@@ -378,8 +395,12 @@ impl Authenticator {
                 )
             })?;
         let presented = digest(key);
-        let admin = self.admin_digest().await?;
-        if bool::from(presented.ct_eq(admin)) {
+        // An issued key does not depend on the bootstrap key: if that cannot be read, issued
+        // keys still work, and only the error is kept for a key that is neither.
+        let admin = self.admin_digest().await;
+        if let Ok(admin) = &admin
+            && bool::from(presented.ct_eq(admin))
+        {
             return Ok(Principal::bootstrap());
         }
         if let Some(keys) = &self.keys
@@ -392,6 +413,7 @@ impl Authenticator {
                 key_id: Some(stored.id),
             });
         }
+        admin?;
         Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_api_key",
@@ -492,6 +514,91 @@ mod tests {
             StatusCode::UNAUTHORIZED,
             "a deleted key stops working"
         );
+    }
+
+    /// A secret that can be changed, or made to fail, as the test goes.
+    #[derive(Default)]
+    struct FakeSecret {
+        value: std::sync::Mutex<Option<String>>,
+        failing: std::sync::atomic::AtomicBool,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl SecretValues for FakeSecret {
+        async fn secret_string(&self, _id: &str) -> Result<Option<String>, StoreError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::unavailable("Secrets Manager", "throttled"));
+            }
+            Ok(self.value.lock().unwrap().clone())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rotated_admin_key_takes_effect_within_the_ttl_and_issued_keys_never_need_it() {
+        use skyhook_domain::memory::MemoryApiKeyStore;
+        let secret = Arc::new(FakeSecret::default());
+        *secret.value.lock().unwrap() = Some("sk_old_0123456789".into());
+        let store = Arc::new(MemoryApiKeyStore::default());
+        let issued = generate_api_key();
+        let stored = skyhook_domain::model::ApiKey {
+            id: ApiKeyId::new(),
+            tenant: TenantId::parse("acme").unwrap(),
+            role: Role::Reader,
+            description: None,
+            created_at: chrono::Utc::now(),
+            created_by: BOOTSTRAP_ACTOR.into(),
+        };
+        store
+            .create(&stored, &api_key_digest(&issued))
+            .await
+            .unwrap();
+        let auth = Authenticator::new(
+            AdminKeySource::Secret("admin".into()),
+            Some(secret.clone() as Arc<dyn SecretValues>),
+        )
+        .with_key_store(store);
+        let old = headers(Some("Bearer sk_old_0123456789"));
+        let new = headers(Some("Bearer sk_new_0123456789"));
+        assert_eq!(auth.authenticate(&old).await.unwrap().role, Role::Admin);
+        assert_eq!(auth.authenticate(&old).await.unwrap().role, Role::Admin);
+        assert_eq!(
+            secret.reads.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "cached"
+        );
+
+        // Rotated: the old key works until the TTL runs out, then only the new one.
+        *secret.value.lock().unwrap() = Some("sk_new_0123456789".into());
+        tokio::time::advance(ADMIN_KEY_TTL - std::time::Duration::from_secs(1)).await;
+        assert!(auth.authenticate(&old).await.is_ok());
+        tokio::time::advance(std::time::Duration::from_secs(2)).await;
+        assert_eq!(
+            auth.authenticate(&old).await.unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(auth.authenticate(&new).await.unwrap().role, Role::Admin);
+
+        // Secrets Manager failing: issued keys still work; the bootstrap key is 503, not 401.
+        secret
+            .failing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::advance(ADMIN_KEY_TTL).await;
+        let p = auth
+            .authenticate(&headers(Some(&format!("Bearer {issued}"))))
+            .await
+            .unwrap();
+        assert_eq!(p.tenant.as_str(), "acme");
+        assert_eq!(
+            auth.authenticate(&new).await.unwrap_err().status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        // Back: read again at once, not after another TTL.
+        secret
+            .failing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(auth.authenticate(&new).await.unwrap().role, Role::Admin);
     }
 
     #[tokio::test]
