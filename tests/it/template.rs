@@ -362,6 +362,15 @@ fn problems(t: &Template) -> Vec<String> {
             "HttpTimeoutSeconds may reach {longest_http} s, not below the delivery timeout {function_timeout} s"
         ));
     }
+    // A retry schedule is refused when it could outlive the queue's retention, which is
+    // only true if the queue keeps messages that long.
+    let retention = number(&t.resource("DeliveryQueue")["Properties"]["MessageRetentionPeriod"]);
+    if retention != skyhook_domain::retry::QUEUE_RETENTION.as_secs() {
+        problems.push(format!(
+            "DeliveryQueue MessageRetentionPeriod {retention} s is not the {} s the retry schedule check assumes",
+            skyhook_domain::retry::QUEUE_RETENTION.as_secs()
+        ));
+    }
     let largest_payload = number(&t.doc["Parameters"]["MaxPayloadBytes"]["MaxValue"]);
     for queue in ["DeliveryQueue", "DeadLetterQueue"] {
         let size = number(&t.resource(queue)["Properties"]["MaximumMessageSize"]);

@@ -1273,6 +1273,12 @@ mod tests {
             Config::from_env(&env).unwrap_err().name,
             config::RETRY_SCHEDULE
         );
+        // 27 × 12 h could outlive the queue's 14-day retention: refused at start-up.
+        let too_long = vec!["12h"; 27].join(",");
+        env.insert("SKYHOOK_RETRY_SCHEDULE", &too_long);
+        let err = Config::from_env(&env).unwrap_err();
+        assert_eq!(err.name, config::RETRY_SCHEDULE);
+        assert!(err.to_string().contains("retention"), "{err}");
     }
 
     #[test]

@@ -101,7 +101,21 @@ pub enum ScheduleError {
         "retry schedule entry {position} ({entry:?}) exceeds 12h, the longest delay SQS can apply"
     )]
     TooLong { position: usize, entry: String },
+    #[error(
+        "retry schedule can keep a message waiting {} h (each delay doubled, as jitter or a receiver's Retry-After may), longer than the {} h a message may wait within the queue's 14-day retention; it would expire without being dead-lettered",
+        .longest.as_secs() / 3600,
+        MAX_TOTAL_WAIT.as_secs() / 3600
+    )]
+    OutlivesRetention { longest: Duration },
 }
+
+/// How long SQS keeps a message at most (the template's `MessageRetentionPeriod`): a
+/// message's attempts all happen within it, since retries hide the same message again.
+pub const QUEUE_RETENTION: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+
+/// The longest a schedule may keep a message waiting: the retention less a day for the
+/// attempts themselves and the receives around them.
+pub const MAX_TOTAL_WAIT: Duration = Duration::from_secs(13 * 24 * 60 * 60);
 
 /// The delays before attempt 2, 3, …: always 1 to 50 of them, each in (0, 12 h].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +159,21 @@ impl RetrySchedule {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { delays })
+        let schedule = Self { delays };
+        let longest = schedule.longest_wait();
+        if longest > MAX_TOTAL_WAIT {
+            return Err(ScheduleError::OutlivesRetention { longest });
+        }
+        Ok(schedule)
+    }
+
+    /// The longest a message can wait between its attempts: every delay doubled (the top of
+    /// the widest jitter band, and the cap on a receiver's `Retry-After`), each at most 12 h.
+    pub fn longest_wait(&self) -> Duration {
+        self.delays
+            .iter()
+            .map(|d| d.saturating_mul(2).min(MAX_DELAY))
+            .sum()
     }
 
     pub fn delays(&self) -> &[Duration] {
@@ -460,6 +488,24 @@ mod tests {
     }
 
     #[test]
+    fn a_schedule_that_outlives_the_queue_retention_is_refused() {
+        // 26 × 12 h = 13 days: the most a schedule may wait.
+        let fits = vec!["12h"; 26].join(",");
+        assert_eq!(schedule(&fits).longest_wait(), MAX_TOTAL_WAIT);
+        let over = vec!["12h"; 27].join(",");
+        assert!(matches!(
+            RetrySchedule::parse(&over),
+            Err(ScheduleError::OutlivesRetention { longest }) if longest == Duration::from_secs(27 * 12 * 3600)
+        ));
+        // Doubling counts: 6h doubles to 12h, so 27 of them are over too.
+        let doubled = vec!["6h"; 27].join(",");
+        assert!(RetrySchedule::parse(&doubled).is_err());
+        assert!(RetrySchedule::parse(&vec!["6h"; 26].join(",")).is_ok());
+        assert!(MAX_TOTAL_WAIT < QUEUE_RETENTION);
+        assert!(RetrySchedule::default().longest_wait() < Duration::from_secs(3 * 24 * 3600));
+    }
+
+    #[test]
     fn jitter_spans_the_band_and_clamps_odd_randoms() {
         let policy = RetryPolicy::new(schedule("100s"));
         assert_eq!(policy.decide(1, None, 0.0), RetryDecision::Retry(secs(80)));
@@ -618,7 +664,13 @@ mod tests {
         #[test]
         fn display_round_trips(delays in proptest::collection::vec(1u64..=43_200_000, 1..=50)) {
             let original = RetrySchedule { delays: delays.into_iter().map(Duration::from_millis).collect() };
-            prop_assert_eq!(RetrySchedule::parse(&original.to_string()), Ok(original));
+            let parsed = RetrySchedule::parse(&original.to_string());
+            if original.longest_wait() > MAX_TOTAL_WAIT {
+                let outlives = matches!(parsed, Err(ScheduleError::OutlivesRetention { .. }));
+                prop_assert!(outlives);
+            } else {
+                prop_assert_eq!(parsed, Ok(original));
+            }
         }
 
         #[test]
