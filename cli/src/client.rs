@@ -58,6 +58,9 @@ impl ApiClient {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(CliError::Usage(format!("{API_URL} must be an http(s) URL")));
         }
+        if let Some(warning) = plaintext_warning(&parsed) {
+            eprintln!("{warning}");
+        }
         let key = key.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
             CliError::Usage(format!(
                 "no API key: set {API_KEY} or pass --api-key (skyhook local prints one)"
@@ -132,6 +135,29 @@ impl ApiClient {
     }
 }
 
+/// A warning for an API URL that would carry the API key in the clear to another machine:
+/// `http://` to anything but this machine's loopback.
+pub fn plaintext_warning(url: &reqwest::Url) -> Option<String> {
+    if url.scheme() != "http" {
+        return None;
+    }
+    let loopback = match url.host()? {
+        url::Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    (!loopback).then(|| {
+        format!(
+            "warning: {API_URL} {url} is plain http to another machine: the API key goes over the network unencrypted. Use https."
+        )
+    })
+}
+
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
@@ -162,6 +188,32 @@ mod tests {
             detail: "d".into(),
         };
         assert_eq!(down.exit_code(), 3);
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_is_warned_about() {
+        let warn = |u: &str| plaintext_warning(&reqwest::Url::parse(u).unwrap()).is_some();
+        for quiet in [
+            "https://api.example.com",
+            "http://127.0.0.1:3000",
+            "http://127.8.0.1",
+            "http://localhost:3000",
+            "http://LOCALHOST.:3000",
+            "http://app.localhost",
+            "http://[::1]:3000",
+            "http://[::ffff:127.0.0.1]:3000",
+        ] {
+            assert!(!warn(quiet), "{quiet}");
+        }
+        for loud in [
+            "http://api.example.com",
+            "http://10.0.0.5:3000",
+            "http://0.0.0.0:3000",
+            "http://[2001:db8::1]",
+            "http://localhost.example.com",
+        ] {
+            assert!(warn(loud), "{loud}");
+        }
     }
 
     #[test]

@@ -119,9 +119,33 @@ async fn a_refused_request_exits_1_with_the_api_message() {
     .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("HTTP 404"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("warning"),
+        "plain http to loopback is not warned about"
+    );
     let req = &api.requests()[0];
     assert_eq!(req.path, "/v1/subscribers/sub_nothere");
     assert_eq!(req.header("authorization"), "Bearer sk_x");
+}
+
+#[test]
+fn an_api_key_about_to_go_over_plain_http_to_another_machine_is_warned_about_first() {
+    // Nothing listens on port 9 of 0.0.0.0 (this machine, but not its loopback name), so
+    // the request fails at once; the warning comes before it.
+    let out = skyhook(&[
+        "subscribers",
+        "list",
+        "--api-url",
+        "http://0.0.0.0:9",
+        "--api-key",
+        "sk_x",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    let warned = err.find("plain http").expect("a warning");
+    let failed = err.find("cannot reach").expect("the request failed");
+    assert!(warned <= failed, "the warning comes first: {err}");
+    assert!(!err.contains("sk_x"), "the key is never printed: {err}");
 }
 
 fn saved(secret: &SigningSecret, scheme: SignatureScheme, ts: i64) -> SavedRequest {
