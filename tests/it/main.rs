@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+mod bad_input;
 mod contract;
 mod deliveries;
 mod delivery;
