@@ -42,15 +42,32 @@ async fn happy_path_delivers_a_signed_standard_webhook_once_per_matching_subscri
     assert!(event_id.starts_with("evt_"));
 
     let runner = stack.start_delivery();
-    let got_a = a.wait_for(1, Duration::from_secs(20)).await;
-    let got_b = b.wait_for(1, Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.wait_for_ids(&[&event_id], Duration::from_secs(20)).await;
+    b.wait_for_ids(&[&event_id], Duration::from_secs(20)).await;
+    // Both deliveries final: nothing more is on its way to anyone.
+    eventually(Duration::from_secs(20), "both delivered", || async {
+        let s = stack.event_status(&event_id).await;
+        s["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] == "delivered")
+            .then_some(())
+    })
+    .await;
     runner.stop().await;
-    assert_eq!(a.requests().len(), 1);
-    assert_eq!(b.requests().len(), 1);
+    let want = std::collections::BTreeSet::from([event_id.clone()]);
+    assert_eq!(a.ids(), want);
+    assert_eq!(b.ids(), want);
     assert!(never.requests().is_empty());
 
-    for (req, secret) in [(&got_a[0], &secret_a), (&got_b[0], &secret_b)] {
+    let (got_a, got_b) = (a.requests(), b.requests());
+    let signed: Vec<(&skyhook_tests::Received, &String)> = got_a
+        .iter()
+        .map(|r| (r, &secret_a))
+        .chain(got_b.iter().map(|r| (r, &secret_b)))
+        .collect();
+    for (req, secret) in signed {
         req.verify(secret).expect("signature verifies");
         assert_eq!(req.header("webhook-id"), event_id);
         assert_eq!(req.header("content-type"), "application/json");
@@ -79,7 +96,10 @@ async fn happy_path_delivers_a_signed_standard_webhook_once_per_matching_subscri
         .find(|d| d["subscriber_id"] == sub_a.as_str())
         .unwrap();
     assert_eq!(for_a["status"], "delivered");
-    assert_eq!(for_a["attempts"], 1);
+    assert_eq!(
+        for_a["attempts"], 1,
+        "one consumer: the first attempt succeeded"
+    );
     assert_eq!(for_a["last_status_code"], 200);
     assert_eq!(stack.queue_depth(&stack.resources.queue_url).await, 0);
 }
@@ -91,7 +111,8 @@ async fn a_receiver_failing_twice_gets_the_event_on_attempt_3_after_the_schedule
         ..StackOptions::default()
     })
     .await;
-    let receiver = Receiver::start(
+    // Each delivery's first request gets 500, its second 503, then 200.
+    let receiver = Receiver::per_id(
         vec![Reply::Status(500), Reply::Status(503)],
         Reply::Status(200),
     )
@@ -103,10 +124,14 @@ async fn a_receiver_failing_twice_gets_the_event_on_attempt_3_after_the_schedule
     let event_id = published["id"].as_str().unwrap().to_string();
 
     let runner = stack.start_delivery();
-    let got = receiver.wait_for(3, Duration::from_secs(30)).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    eventually(Duration::from_secs(30), "delivered", || async {
+        let s = stack.event_status(&event_id).await;
+        (s["deliveries"][0]["status"] == "delivered").then_some(())
+    })
+    .await;
     runner.stop().await;
-    assert_eq!(receiver.requests().len(), 3);
+    let got = receiver.requests();
+    assert_eq!(got.len(), 3, "one consumer: three attempts, each once");
     // Every attempt carries the same id and body, freshly timestamped and signed.
     for r in &got {
         r.verify(&secret).unwrap();
@@ -118,17 +143,12 @@ async fn a_receiver_failing_twice_gets_the_event_on_attempt_3_after_the_schedule
     assert_eq!(delays.len(), 2, "{delays:?}");
     assert!(delays[0] >= Duration::from_millis(800) && delays[0] <= Duration::from_millis(1200));
     assert!(delays[1] >= Duration::from_millis(1600) && delays[1] <= Duration::from_millis(2400));
-    // ...and the receiver saw the waits (visibility timeouts are whole seconds).
+    // ...and the receiver saw the waits (visibility timeouts are whole seconds). No upper
+    // bound: a loaded machine may only be later.
     let gap1 = got[1].at - got[0].at;
     let gap2 = got[2].at - got[1].at;
-    assert!(
-        gap1 >= Duration::from_millis(900) && gap1 < Duration::from_secs(4),
-        "{gap1:?}"
-    );
-    assert!(
-        gap2 >= Duration::from_millis(1900) && gap2 < Duration::from_secs(5),
-        "{gap2:?}"
-    );
+    assert!(gap1 >= Duration::from_millis(900), "{gap1:?}");
+    assert!(gap2 >= Duration::from_millis(1900), "{gap2:?}");
 
     let status = stack.event_status(&event_id).await;
     let d = &status["deliveries"][0];
@@ -176,16 +196,23 @@ async fn a_receiver_that_always_fails_ends_in_the_dlq_with_status_failed() {
     let event_id = published["id"].as_str().unwrap().to_string();
 
     let runner = stack.start_delivery();
-    receiver.wait_for(2, Duration::from_secs(20)).await;
-    let dead = eventually(Duration::from_secs(20), "a message in the DLQ", || async {
+    let dead = eventually(Duration::from_secs(30), "a message in the DLQ", || async {
         let m = stack.dlq_messages().await;
         (!m.is_empty()).then_some(m)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    eventually(Duration::from_secs(10), "status failed", || async {
+        let s = stack.event_status(&event_id).await;
+        (s["deliveries"][0]["status"] == "failed").then_some(())
+    })
+    .await;
     runner.stop().await;
-    // Two attempts (schedule of one entry), then no more.
+    // Two attempts (schedule of one entry), then no more; all of them this one delivery.
     assert_eq!(receiver.requests().len(), 2);
+    assert_eq!(
+        receiver.ids(),
+        std::collections::BTreeSet::from([event_id.clone()])
+    );
     assert_eq!(dead.len(), 1);
     let attrs = dead[0].message_attributes().unwrap();
     assert_eq!(
@@ -227,9 +254,11 @@ async fn a_redirect_is_a_failure_and_is_not_followed() {
     let published = stack.publish(json!({"type": "a.b", "data": {}})).await;
     let runner = stack.start_delivery();
     redirecting.wait_for(1, Duration::from_secs(20)).await;
-    let status = eventually(Duration::from_secs(10), "a retrying status", || async {
+    // Retrying after the 302 (or failed already, on a slow machine).
+    let status = eventually(Duration::from_secs(20), "a failed attempt", || async {
         let s = stack.event_status(published["id"].as_str().unwrap()).await;
-        (s["deliveries"][0]["status"] == "retrying").then_some(s)
+        let st = &s["deliveries"][0]["status"];
+        (st == "retrying" || st == "failed").then_some(s)
     })
     .await;
     runner.stop().await;
@@ -247,7 +276,7 @@ async fn a_timeout_is_a_failure() {
         ..StackOptions::default()
     })
     .await;
-    let receiver = Receiver::start(
+    let receiver = Receiver::per_id(
         vec![Reply::Slow(Duration::from_secs(3), 200)],
         Reply::Status(200),
     )
@@ -256,8 +285,7 @@ async fn a_timeout_is_a_failure() {
     let published = stack.publish(json!({"type": "a.b", "data": {}})).await;
     let event_id = published["id"].as_str().unwrap().to_string();
     let runner = stack.start_delivery();
-    receiver.wait_for(2, Duration::from_secs(20)).await;
-    let status = eventually(Duration::from_secs(10), "delivery on attempt 2", || async {
+    let status = eventually(Duration::from_secs(30), "delivery on attempt 2", || async {
         let s = stack.event_status(&event_id).await;
         (s["deliveries"][0]["status"] == "delivered").then_some(s)
     })
@@ -280,8 +308,9 @@ async fn a_timeout_is_a_failure() {
         first.error.as_deref().unwrap().contains("timed out"),
         "{first:?}"
     );
+    // Cut at the timeout, not after the receiver's 3 s.
     assert!(
-        first.latency_ms >= 450 && first.latency_ms < 3000,
+        first.latency_ms >= 450 && first.latency_ms < 2900,
         "{}",
         first.latency_ms
     );
@@ -294,7 +323,7 @@ async fn retry_after_on_429_is_honoured_instead_of_the_schedule() {
         ..StackOptions::default()
     })
     .await;
-    let receiver = Receiver::start(
+    let receiver = Receiver::per_id(
         vec![Reply::WithHeaders(
             429,
             vec![("retry-after", "1".to_string())],
@@ -305,18 +334,15 @@ async fn retry_after_on_429_is_honoured_instead_of_the_schedule() {
     stack.subscribe(&receiver.url("/busy"), &["*"]).await;
     stack.publish(json!({"type": "a.b", "data": {}})).await;
     let runner = stack.start_delivery();
-    // The schedule alone would wait 16–24 s; Retry-After brings the next attempt to ~1 s.
-    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    // The schedule alone would wait 16–24 s; Retry-After asks SQS for 1 s instead.
+    let got = receiver.wait_for(2, Duration::from_secs(60)).await;
     runner.stop().await;
     assert_eq!(
         stack.queue.delays.lock().unwrap().clone(),
         vec![Duration::from_secs(1)]
     );
     let gap = got[1].at - got[0].at;
-    assert!(
-        gap >= Duration::from_millis(900) && gap < Duration::from_secs(5),
-        "{gap:?}"
-    );
+    assert!(gap >= Duration::from_millis(900), "{gap:?}");
 }
 
 #[tokio::test]
@@ -326,7 +352,7 @@ async fn retry_after_is_capped_at_twice_the_scheduled_delay() {
         ..StackOptions::default()
     })
     .await;
-    let receiver = Receiver::start(
+    let receiver = Receiver::per_id(
         vec![Reply::WithHeaders(
             503,
             vec![("retry-after", "3600".to_string())],
@@ -349,14 +375,19 @@ async fn retry_after_is_capped_at_twice_the_scheduled_delay() {
 /// them as the event source mapping would.
 async fn receive_exactly(stack: &Stack, n: usize) -> SqsEvent {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let mut all = Vec::new();
+    let mut all: Vec<aws_sdk_sqs::types::Message> = Vec::new();
     while all.len() < n {
         assert!(
             std::time::Instant::now() < deadline,
             "only {} of {n} messages arrived",
             all.len()
         );
-        all.extend(receive_some(stack).await);
+        for m in receive_some(stack).await {
+            // A message handed out twice is one message.
+            if !all.iter().any(|a| a.message_id() == m.message_id()) {
+                all.push(m);
+            }
+        }
     }
     let mut event = SqsEvent::default();
     for m in all {
@@ -410,7 +441,6 @@ async fn a_batch_of_10_with_one_failing_record_reports_exactly_that_one() {
         .find(|r| r.body.as_deref().unwrap().contains(&bad_sub))
         .and_then(|r| r.message_id.clone())
         .unwrap();
-    let started = std::time::Instant::now();
     let response = skyhook_delivery::handle(
         &stack.deliverer,
         LambdaEvent::new(event, Context::default()),
@@ -425,7 +455,6 @@ async fn a_batch_of_10_with_one_failing_record_reports_exactly_that_one() {
     assert_eq!(ids, vec![bad_message_id]);
     assert_eq!(good.requests().len(), 9);
     assert_eq!(bad.requests().len(), 1);
-    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[tokio::test]
@@ -439,18 +468,17 @@ async fn a_batch_takes_about_as_long_as_its_slowest_delivery() {
     }
     stack.publish(json!({"type": "a.b", "data": {}})).await;
     let event = receive_exactly(&stack, 5).await;
-    let started = std::time::Instant::now();
     let response = skyhook_delivery::handle(
         &stack.deliverer,
         LambdaEvent::new(event, Context::default()),
     )
     .await
     .unwrap();
-    let took = started.elapsed();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(slow.requests().len(), 5);
-    // Sequential delivery would take at least 5 × 700 ms.
-    assert!(took < Duration::from_millis(2500), "{took:?}");
+    // All five were waiting on the receiver at once: sequential delivery would have kept
+    // one in flight at a time.
+    assert_eq!(slow.peak_in_flight(), 5);
 }
 
 #[tokio::test]

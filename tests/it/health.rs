@@ -339,7 +339,13 @@ async fn delivery_limits_are_validated_and_a_manual_disable_says_so() {
 #[tokio::test]
 async fn a_rate_limited_subscriber_gets_no_more_than_its_limit_a_second_and_waiting_spends_no_attempt()
  {
-    let stack = Stack::new().await;
+    let mut stack = Stack::new().await;
+    // Every take from the shared budget, as the delivery side asked for it.
+    let budget = Arc::new(RecordingBudget {
+        inner: stack.adapters.rates.clone(),
+        granted: Mutex::default(),
+    });
+    stack.deliverer.rates = Arc::new(skyhook_delivery::fairness::RateLimiter::new(budget.clone()));
     let receiver = Receiver::always(200).await;
     let created = create(
         &stack,
@@ -356,16 +362,43 @@ async fn a_rate_limited_subscriber_gets_no_more_than_its_limit_a_second_and_wait
         "{delivered:?}"
     );
     assert!(!stack.queue.deferred.lock().unwrap().is_empty());
-    // Budgets are per wall-clock second, so any two seconds in a row hold at most 2 × 5:
-    // the eleventh request after any one comes more than a second later.
-    let mut arrivals: Vec<_> = receiver.requests().iter().map(|r| r.at).collect();
-    arrivals.sort();
-    for w in arrivals.windows(11) {
-        assert!(
-            w[10] - w[0] >= Duration::from_millis(900),
-            "more than 10 requests within a second: {:?}",
-            w.iter().map(|t| *t - arrivals[0]).collect::<Vec<_>>()
-        );
+    // No wall-clock second was granted more than the limit, and every request sent was
+    // granted: 20 deliveries took at least 4 seconds' budgets.
+    let granted = budget.granted.lock().unwrap().clone();
+    assert!(granted.values().all(|n| *n <= 5), "{granted:?}");
+    assert!(granted.len() >= 4, "{granted:?}");
+    let total: u32 = granted.values().sum();
+    assert!(
+        receiver.requests().len() <= total as usize,
+        "{} requests, {total} granted",
+        receiver.requests().len()
+    );
+}
+
+/// The shared rate-limit budget, with what it granted per second.
+struct RecordingBudget {
+    inner: Arc<dyn skyhook_domain::ports::RateBudget>,
+    granted: Mutex<std::collections::BTreeMap<i64, u32>>,
+}
+
+#[async_trait::async_trait]
+impl skyhook_domain::ports::RateBudget for RecordingBudget {
+    async fn take(
+        &self,
+        tenant: &skyhook_domain::ids::TenantId,
+        subscriber: &skyhook_domain::ids::SubscriberId,
+        second: i64,
+        want: u32,
+        limit: u32,
+    ) -> Result<bool, skyhook_domain::ports::StoreError> {
+        let took = self
+            .inner
+            .take(tenant, subscriber, second, want, limit)
+            .await?;
+        if took {
+            *self.granted.lock().unwrap().entry(second).or_default() += want;
+        }
+        Ok(took)
     }
 }
 
@@ -383,8 +416,9 @@ fn breaker_stack(failures: u32) -> StackOptions {
         jitter: 0.0,
         breaker: BreakerPolicy {
             failures,
-            cooldown: Duration::from_secs(3),
-            max_cooldown: Duration::from_secs(12),
+            // Long enough that a test polling for the open state cannot miss it.
+            cooldown: Duration::from_secs(6),
+            max_cooldown: Duration::from_secs(24),
             ..BreakerPolicy::default()
         },
         ops_bus: true,
@@ -513,7 +547,13 @@ async fn a_410_gone_disables_the_subscriber_at_once_with_an_audit_record_and_kee
 
 #[tokio::test]
 async fn a_subscriber_failing_with_no_success_for_the_whole_period_is_disabled() {
-    let mut stack = Stack::with(breaker_stack(1000)).await;
+    // Twenty retries a second apart: attempts are left to see the clock moved, however
+    // slow the machine.
+    let mut stack = Stack::with(StackOptions {
+        schedule: vec!["1s"; 20].join(","),
+        ..breaker_stack(1000)
+    })
+    .await;
     // The delivery function's clock, moved on by the test.
     let offset = Arc::new(Mutex::new(chrono::Duration::zero()));
     let shifted = offset.clone();

@@ -1,5 +1,6 @@
 //! Publishing: fan-out, batching, idempotency, EventBridge, and bad input.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -9,7 +10,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use skyhook_domain::ids::TenantId;
-use skyhook_tests::{ADMIN_KEY, Receiver, Stack};
+use skyhook_tests::{ADMIN_KEY, Receiver, Stack, eventually};
 
 #[tokio::test]
 async fn fan_out_to_25_subscribers_with_mixed_filters_reaches_exactly_the_matching_ones_in_3_batches()
@@ -50,20 +51,24 @@ async fn fan_out_to_25_subscribers_with_mixed_filters_reaches_exactly_the_matchi
     batches.sort_unstable();
     assert_eq!(batches, vec![2, 10, 10], "SendMessageBatch calls");
 
+    let event_id = published["id"].as_str().unwrap().to_string();
     let runner = stack.start_delivery();
-    let got = receiver.wait_for(22, Duration::from_secs(30)).await;
-    // Nothing more arrives for the non-matching subscribers.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // All 22 final, and nothing left in the queue: nothing more can arrive for anyone.
+    let status = eventually(Duration::from_secs(30), "22 deliveries", || async {
+        let s = stack.event_status(&event_id).await;
+        let d = s["deliveries"].as_array().unwrap();
+        (d.len() == 22 && d.iter().all(|d| d["status"] == "delivered")).then_some(s)
+    })
+    .await;
     runner.stop().await;
-    let mut paths: Vec<String> = receiver.requests().iter().map(|r| r.path.clone()).collect();
-    paths.sort();
-    matching.sort();
-    assert_eq!(paths, matching);
-    assert!(got.len() >= 22);
-    let status = stack.event_status(published["id"].as_str().unwrap()).await;
-    let deliveries = status["deliveries"].as_array().unwrap();
-    assert_eq!(deliveries.len(), 22);
-    assert!(deliveries.iter().all(|d| d["status"] == "delivered"));
+    assert_eq!(stack.queue_depth(&stack.resources.queue_url).await, 0);
+    assert_eq!(status["deliveries"].as_array().unwrap().len(), 22);
+    // Every matching subscriber got the event (a duplicate would carry the same id), and
+    // no other subscriber got anything.
+    let got = receiver.requests();
+    let paths: BTreeSet<String> = got.iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, matching.iter().cloned().collect::<BTreeSet<_>>());
+    assert!(got.iter().all(|r| r.header("webhook-id") == event_id));
 }
 
 #[tokio::test]
@@ -98,15 +103,18 @@ async fn publishing_with_the_same_idempotency_key_delivers_once() {
 
     assert_eq!(stack.queue_depth(&stack.resources.queue_url).await, 2);
     let runner = stack.start_delivery();
-    receiver.wait_for(2, Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    receiver
+        .wait_for_ids(
+            &[&ids[0], a["id"].as_str().unwrap()],
+            Duration::from_secs(20),
+        )
+        .await;
     runner.stop().await;
-    let ids_seen: Vec<String> = receiver
-        .requests()
-        .iter()
-        .map(|r| r.header("webhook-id").to_string())
-        .collect();
-    assert_eq!(ids_seen.len(), 2, "{ids_seen:?}");
+    // Two events, not five: every request is one of the two.
+    assert_eq!(
+        receiver.ids(),
+        BTreeSet::from([ids[0].clone(), a["id"].as_str().unwrap().to_string()])
+    );
 }
 
 fn eventbridge_event(id: &str, detail_type: &str, detail: &str) -> EventBridgeEvent<Box<RawValue>> {
@@ -153,12 +161,14 @@ async fn eventbridge_events_fan_out_through_the_same_code() {
     .unwrap();
     assert_eq!(again["id"], out["id"]);
 
+    let id = out["id"].as_str().unwrap().to_string();
     let runner = stack.start_delivery();
-    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    settled(&stack, &id).await;
     runner.stop().await;
-    assert_eq!(receiver.requests().len(), 1);
-    assert_eq!(got[0].path, "/eb");
+    // One event however often EventBridge sent it: every request carries its id.
+    assert_eq!(receiver.ids(), BTreeSet::from([id.clone()]));
+    let got = receiver.requests();
+    assert!(got.iter().all(|r| r.path == "/eb"));
     got[0].verify(&secret).unwrap();
     let body = got[0].json();
     assert_eq!(body["type"], "order.shipped");
@@ -327,12 +337,27 @@ async fn explicit_subscriber_ids_target_only_those_subscribers() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "unknown_subscriber");
+    let id = out["id"].as_str().unwrap().to_string();
     let runner = stack.start_delivery();
-    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    settled(&stack, &id).await;
     runner.stop().await;
-    assert_eq!(receiver.requests().len(), 1);
-    assert_eq!(got[0].path, "/a");
+    assert_eq!(receiver.ids(), BTreeSet::from([id]));
+    assert!(receiver.requests().iter().all(|r| r.path == "/a"));
+}
+
+/// Waits until every delivery of the event is delivered and the queue is empty: nothing
+/// more of it can arrive anywhere.
+async fn settled(stack: &Stack, event_id: &str) {
+    eventually(Duration::from_secs(30), "every delivery done", || async {
+        let s = stack.event_status(event_id).await;
+        let d = s["deliveries"].as_array()?;
+        (!d.is_empty() && d.iter().all(|d| d["status"] == "delivered")).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(10), "an empty queue", || async {
+        (stack.queue_depth(&stack.resources.queue_url).await == 0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -826,6 +826,9 @@ struct ReceiverState {
     script: Mutex<VecDeque<Reply>>,
     /// With [`Receiver::per_id`]: how many requests each delivery id made so far.
     per_id: Mutex<Option<HashMap<String, usize>>>,
+    /// Requests being answered right now, and the most there ever were at once.
+    in_flight: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
     then: Reply,
     requests: Mutex<Vec<Received>>,
     notify: Notify,
@@ -843,6 +846,8 @@ impl Receiver {
         let state = Arc::new(ReceiverState {
             script: Mutex::new(script.into()),
             per_id: Mutex::default(),
+            in_flight: Default::default(),
+            peak: Default::default(),
             then,
             requests: Mutex::default(),
             notify: Notify::new(),
@@ -889,6 +894,17 @@ impl Receiver {
         let receiver = Self::start(script, then).await;
         *receiver.state.per_id.lock().unwrap() = Some(HashMap::new());
         receiver
+    }
+
+    /// The most requests this receiver was answering at the same moment.
+    pub fn peak_in_flight(&self) -> usize {
+        self.state.peak.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The distinct delivery ids received so far: what a test compares with what it
+    /// expects, since at-least-once delivery may bring any of them twice.
+    pub fn ids(&self) -> std::collections::BTreeSet<String> {
+        self.requests().iter().map(|r| r.id().to_string()).collect()
     }
 
     /// The requests so far by delivery id (`webhook-id`), each id's in arrival order.
@@ -977,6 +993,15 @@ impl Drop for Receiver {
 }
 
 async fn receive(state: Arc<ReceiverState>, req: Request) -> Response {
+    use std::sync::atomic::Ordering::SeqCst;
+    let now = state.in_flight.fetch_add(1, SeqCst) + 1;
+    state.peak.fetch_max(now, SeqCst);
+    let response = answer(&state, req).await;
+    state.in_flight.fetch_sub(1, SeqCst);
+    response
+}
+
+async fn answer(state: &ReceiverState, req: Request) -> Response {
     let at = Instant::now();
     let path = req.uri().path().to_string();
     let headers = req.headers().clone();
