@@ -311,8 +311,9 @@ async fn listen_verifies_prints_saves_and_exits_after_n_deliveries() {
         .unwrap()
         .unwrap();
     assert!(status.success());
+    // Everything it printed: the channel closes once its stdout is read to the end.
     let mut printed = Vec::new();
-    while let Ok(line) = out.try_recv() {
+    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(10), out.recv()).await {
         printed.push(line);
     }
     let printed = printed.join("\n");

@@ -24,24 +24,17 @@ impl Drop for Runner {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts `skyhook local` on a free port with its own resource prefix and a fast retry
 /// schedule (`1s,1s`: three attempts) and a 1 s secret cache, and waits until it serves.
 pub async fn start_local() -> Runner {
     start_local_with(&[]).await
 }
 
-/// [`start_local`] with some settings of its own (they win over the ones above).
+/// [`start_local`] with some settings of its own (they win over the ones above). It binds
+/// port 0 and reads the address it got from its banner, so no two runners can meet on one
+/// port.
 pub async fn start_local_with(settings: &[(&str, &str)]) -> Runner {
     let endpoint = sdk_config().await.endpoint_url().unwrap().to_string();
-    let port = free_port();
     let prefix = unique("local");
     let mut command = Command::new(BIN);
     command
@@ -50,7 +43,7 @@ pub async fn start_local_with(settings: &[(&str, &str)]) -> Runner {
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("SKYHOOK_LOCAL_ADDR", format!("127.0.0.1:{port}"))
+        .env("SKYHOOK_LOCAL_ADDR", "127.0.0.1:0")
         .env("SKYHOOK_LOCAL_PREFIX", &prefix)
         .env("SKYHOOK_ADMIN_KEY", KEY)
         .env("SKYHOOK_RETRY_SCHEDULE", "1s,1s")
@@ -58,16 +51,44 @@ pub async fn start_local_with(settings: &[(&str, &str)]) -> Runner {
         // Short, so a rotated secret reaches deliveries within a test's patience.
         .env("SKYHOOK_SECRET_CACHE_TTL", "1s")
         .env("SKYHOOK_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (name, value) in settings {
         command.env(name, value);
     }
-    let child = command.spawn().unwrap();
-    let runner = Runner {
+    let mut child = command.spawn().unwrap();
+    // The banner's `API  http://…` line, read on a thread that then drains the rest.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(url) = line.trim().strip_prefix("API") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let mut runner = Runner {
         child,
-        base: format!("http://127.0.0.1:{port}"),
+        base: String::new(),
         prefix,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    runner.base = loop {
+        if let Ok(url) = rx.try_recv() {
+            break url;
+        }
+        if let Some(exit) = runner.child.try_wait().unwrap() {
+            panic!("skyhook local exited before it served: {exit}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "skyhook local printed no API address within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let http = reqwest::Client::new();
     eventually(
