@@ -561,3 +561,32 @@ async fn every_management_change_is_in_the_audit_trail_with_who_what_and_which()
         "no secrets in the trail"
     );
 }
+
+/// As deployed: the bootstrap key lives in a Secrets Manager secret, which both the API and
+/// the HTTP ingest read (and issued keys keep working beside it).
+#[tokio::test]
+async fn the_bootstrap_key_kept_in_secrets_manager_works_for_the_api_and_the_ingest() {
+    let stack = Stack::with(skyhook_tests::StackOptions {
+        admin_key_in_secret: true,
+        ..skyhook_tests::StackOptions::default()
+    })
+    .await;
+    let (status, body) = stack.api_call(Method::GET, "/v1/subscribers", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = stack
+        .ingest_as(ADMIN_KEY, &json!({"type": "a.b", "data": {}}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, _) = stack
+        .ingest_as(
+            "sk_not_the_admin_key_0123456789",
+            &json!({"type": "a.b", "data": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, publisher) = stack.api_key("default", "publisher").await;
+    let (status, body) = stack
+        .ingest_as(&publisher, &json!({"type": "a.b", "data": {}}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}

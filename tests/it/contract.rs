@@ -10,16 +10,22 @@ async fn the_dynamodb_subscriber_store_keeps_the_contract() {
     contract::subscriber_store(stack.adapters.subscribers.as_ref()).await;
 }
 
+/// Through both ingest functions' clients: they are the ones that store events (with
+/// spill-over chunks for a fan-out above 1,000) and claim idempotency keys in AWS.
 #[tokio::test]
 async fn the_dynamodb_event_store_keeps_the_contract() {
     let stack = Stack::new().await;
-    contract::event_store(stack.adapters.events.as_ref()).await;
+    for adapters in [&stack.ingest_adapters, &stack.events_adapters] {
+        contract::event_store(adapters.events.as_ref()).await;
+    }
 }
 
 #[tokio::test]
 async fn the_dynamodb_idempotency_store_keeps_the_contract() {
     let stack = Stack::new().await;
-    contract::idempotency_store(stack.adapters.idempotency.as_ref()).await;
+    for adapters in [&stack.ingest_adapters, &stack.events_adapters] {
+        contract::idempotency_store(adapters.idempotency.as_ref()).await;
+    }
 }
 
 #[tokio::test]

@@ -100,7 +100,7 @@ fn assert_unique(items: &[(String, String, u64)]) {
 #[tokio::test]
 async fn the_attempt_log_filters_and_pages_without_losing_or_repeating_anything() {
     let stack = Stack::new().await;
-    let log = stack.deliverer.log.clone();
+    let log = stack.adapters.log.clone();
     let default = TenantId::default_tenant();
     let acme = TenantId::parse("acme").unwrap();
     let (s1, _) = stack.subscribe("https://example.com/1", &["*"]).await;
@@ -337,7 +337,7 @@ async fn the_attempt_log_filters_and_pages_without_losing_or_repeating_anything(
 #[tokio::test]
 async fn stats_count_each_finished_delivery_once_and_average_its_attempts() {
     let stack = Stack::new().await;
-    let log = stack.deliverer.log.clone();
+    let log = stack.adapters.log.clone();
     let tenant = TenantId::default_tenant();
     let (s1, _) = stack.subscribe("https://example.com/1", &["*"]).await;
     let (s2, _) = stack.subscribe("https://example.com/2", &["*"]).await;
@@ -482,7 +482,7 @@ async fn every_finished_delivery_is_counted_once_even_when_reported_twice() {
         let a = attempt(&tenant, &EventId::new(), &sub, 1, outcome, Utc::now());
         for _ in 0..2 {
             stack
-                .deliverer
+                .adapters
                 .log
                 .record(&a, &status(&sub, state, 1))
                 .await

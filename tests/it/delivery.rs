@@ -157,7 +157,7 @@ async fn a_receiver_failing_twice_gets_the_event_on_attempt_3_after_the_schedule
     assert_eq!(d["attempts"], 3);
     // The attempt log holds all three, with outcomes and status codes.
     let attempts = stack
-        .deliverer
+        .adapters
         .log
         .attempts(
             &skyhook_domain::ids::TenantId::default_tenant(),
@@ -293,7 +293,7 @@ async fn a_timeout_is_a_failure() {
     runner.stop().await;
     assert_eq!(status["deliveries"][0]["attempts"], 2);
     let attempts = stack
-        .deliverer
+        .adapters
         .log
         .attempts(
             &skyhook_domain::ids::TenantId::default_tenant(),
@@ -593,7 +593,7 @@ async fn a_long_error_body_is_truncated_to_4_kib_in_the_attempt_log() {
     .await
     .unwrap();
     let attempts = stack
-        .deliverer
+        .adapters
         .log
         .attempts(
             &skyhook_domain::ids::TenantId::default_tenant(),

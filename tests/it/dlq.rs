@@ -437,3 +437,32 @@ async fn concurrent_redrives_of_two_tenants_each_move_all_of_their_own() {
     assert_eq!(per_subscriber[&ours].len(), EACH);
     assert_eq!(per_subscriber[&theirs].len(), EACH);
 }
+
+/// A message in the DLQ that is no delivery message at all (put there by hand, say) is
+/// nobody's to redrive: it is left where it is, visible, and the redrive still completes.
+#[tokio::test]
+async fn an_unreadable_dead_message_is_left_in_the_queue_and_the_redrive_completes() {
+    let stack = Stack::new().await;
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.resources.dlq_url)
+        .message_body("not a delivery message")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = stack.api_call(Method::POST, "/v1/dlq/redrive", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            body["redriven"].as_i64(),
+            body["dropped"].as_i64(),
+            body["complete"].as_bool()
+        ),
+        (Some(0), Some(0), Some(true))
+    );
+    // Released at once, not held: the next reader sees it straight away.
+    let left = stack.dlq_messages().await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].body(), Some("not a delivery message"));
+}

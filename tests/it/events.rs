@@ -91,7 +91,7 @@ async fn the_eventbridge_sample_publishes_once_however_often_it_arrives() {
         let event: EventBridgeEvent<Box<RawValue>> =
             serde_json::from_str(&raw).expect("an EventBridge event");
         let out = skyhook_ingest::handle_eventbridge(
-            &stack.publisher,
+            &stack.events_publisher,
             &TenantId::default_tenant(),
             LambdaEvent::new(event, Context::default()),
         )

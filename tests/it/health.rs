@@ -644,3 +644,34 @@ async fn an_exhausted_delivery_is_announced_on_the_bus_with_its_event() {
         "{exhausted}"
     );
 }
+
+/// A person disabling a subscriber is told to operators too: `subscriber.disabled` with
+/// reason `manual` on the stack's bus, put there by the API.
+#[tokio::test]
+async fn disabling_a_subscriber_by_hand_puts_subscriber_disabled_on_the_bus() {
+    let stack = Stack::with(StackOptions {
+        ops_bus: true,
+        ..StackOptions::default()
+    })
+    .await;
+    let (sub, _) = stack.subscribe("https://example.com/h", &["*"]).await;
+    let (status, body) = stack
+        .api_call(
+            Method::PATCH,
+            &format!("/v1/subscribers/{sub}"),
+            Some(&json!({"active": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let event = eventually(Duration::from_secs(10), "subscriber.disabled", || async {
+        stack
+            .ops_events()
+            .await
+            .into_iter()
+            .find(|e| e["detail-type"] == "subscriber.disabled")
+    })
+    .await;
+    assert_eq!(event["source"], "skyhook", "{event}");
+    assert_eq!(event["detail"]["reason"], "manual", "{event}");
+    assert_eq!(event["detail"]["subscriber_id"], sub.as_str(), "{event}");
+}

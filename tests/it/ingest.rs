@@ -143,7 +143,7 @@ async fn eventbridge_events_fan_out_through_the_same_code() {
     let tenant = TenantId::default_tenant();
     let event = eventbridge_event("eb-1", "order.shipped", r#"{"order": 9}"#);
     let out = skyhook_ingest::handle_eventbridge(
-        &stack.publisher,
+        &stack.events_publisher,
         &tenant,
         LambdaEvent::new(event.clone(), Context::default()),
     )
@@ -153,7 +153,7 @@ async fn eventbridge_events_fan_out_through_the_same_code() {
     assert_eq!(out["type"], "order.shipped");
     // Redelivery of the same EventBridge event is deduplicated by its id.
     let again = skyhook_ingest::handle_eventbridge(
-        &stack.publisher,
+        &stack.events_publisher,
         &tenant,
         LambdaEvent::new(event, Context::default()),
     )
@@ -180,7 +180,7 @@ async fn eventbridge_events_fan_out_through_the_same_code() {
 async fn eventbridge_detail_types_that_are_not_event_types_are_rejected_clearly() {
     let stack = Stack::new().await;
     let err = skyhook_ingest::handle_eventbridge(
-        &stack.publisher,
+        &stack.events_publisher,
         &TenantId::default_tenant(),
         LambdaEvent::new(eventbridge_event("eb-2", " ** ", "{}"), Context::default()),
     )
@@ -406,4 +406,130 @@ async fn a_second_publish_while_the_first_holds_the_key_is_409_and_resumes_later
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["id"], first.as_str());
     assert_eq!(stack.queue_depth(&stack.resources.queue_url).await, 1);
+}
+
+/// Review finding: the ingest roles could not take over or give up an idempotency lease, so
+/// after a failed publish with a key, every retry would be refused for 24 h in AWS. A retry
+/// resumes under the same event id and the event is delivered, by HTTP and by EventBridge.
+#[tokio::test]
+async fn a_publish_that_failed_is_retried_under_the_same_key_and_delivered_once() {
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    stack.subscribe(&receiver.url("/r"), &["*"]).await;
+
+    // HTTP: the queue refuses the first try.
+    let mut failing = stack.ingest_adapters.clone();
+    failing.queue = std::sync::Arc::new(Unreachable);
+    let failing_ingest = skyhook_http::with_fallbacks(skyhook_ingest::router(std::sync::Arc::new(
+        skyhook_ingest::IngestState {
+            publisher: failing.publisher(),
+            auth: std::sync::Arc::new(
+                skyhook_http::Authenticator::new(
+                    skyhook_domain::config::AdminKeySource::Value(ADMIN_KEY.to_string()),
+                    None,
+                )
+                .with_key_store(stack.ingest_adapters.keys.clone()),
+            ),
+            max_payload_bytes: 256 * 1024,
+        },
+    )));
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("idempotency-key", "retry-me"),
+    ];
+    let body = json!({"type": "a.b", "data": {"n": 1}}).to_string();
+    let publish = async |router: &axum::Router| {
+        Stack::send(
+            router,
+            Method::POST,
+            "/v1/events",
+            Some(Body::from(body.clone())),
+            &headers,
+        )
+        .await
+    };
+    let (status, body) = publish(&failing_ingest).await;
+    assert!(status.is_server_error(), "{status} {body}");
+    let (status, body) = publish(&stack.ingest).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let http_id = body["id"].as_str().unwrap().to_string();
+
+    // EventBridge: the same, through the events function's publisher.
+    let tenant = TenantId::default_tenant();
+    let event = eventbridge_event("eb-retry", "a.b", r#"{"n": 2}"#);
+    let mut failing_events = stack.events_publisher.clone();
+    failing_events.queue = std::sync::Arc::new(Unreachable);
+    assert!(
+        skyhook_ingest::handle_eventbridge(
+            &failing_events,
+            &tenant,
+            LambdaEvent::new(event.clone(), Context::default()),
+        )
+        .await
+        .is_err()
+    );
+    let out = skyhook_ingest::handle_eventbridge(
+        &stack.events_publisher,
+        &tenant,
+        LambdaEvent::new(event, Context::default()),
+    )
+    .await
+    .unwrap();
+    let eb_id = out["id"].as_str().unwrap().to_string();
+
+    let runner = stack.start_delivery();
+    receiver
+        .wait_for_ids(&[&http_id, &eb_id], Duration::from_secs(20))
+        .await;
+    settled(&stack, &http_id).await;
+    settled(&stack, &eb_id).await;
+    runner.stop().await;
+    assert_eq!(receiver.ids(), BTreeSet::from([http_id, eb_id]));
+}
+
+/// A delivery queue that refuses every send.
+struct Unreachable;
+
+#[async_trait::async_trait]
+impl skyhook_domain::ports::DeliveryQueue for Unreachable {
+    async fn send_batch(
+        &self,
+        _: &[skyhook_domain::model::DeliveryMessage],
+    ) -> Result<skyhook_domain::ports::BatchSendResult, skyhook_domain::ports::StoreError> {
+        Err(skyhook_domain::ports::StoreError::unavailable(
+            "SQS",
+            "unreachable in this test",
+        ))
+    }
+    async fn retry_after(
+        &self,
+        _: &str,
+        _: Duration,
+    ) -> Result<(), skyhook_domain::ports::StoreError> {
+        Err(skyhook_domain::ports::StoreError::unavailable(
+            "SQS",
+            "unreachable in this test",
+        ))
+    }
+    async fn send_later(
+        &self,
+        _: &skyhook_domain::model::DeliveryMessage,
+        _: Duration,
+    ) -> Result<(), skyhook_domain::ports::StoreError> {
+        Err(skyhook_domain::ports::StoreError::unavailable(
+            "SQS",
+            "unreachable in this test",
+        ))
+    }
+    async fn dead_letter(
+        &self,
+        _: &str,
+        _: &skyhook_domain::ports::DeadLetter,
+    ) -> Result<(), skyhook_domain::ports::StoreError> {
+        Err(skyhook_domain::ports::StoreError::unavailable(
+            "SQS",
+            "unreachable in this test",
+        ))
+    }
 }

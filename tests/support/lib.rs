@@ -3,9 +3,14 @@
 //! parallel), a scriptable webhook receiver on `127.0.0.1:0`, and a delivery runner that
 //! polls SQS like Lambda's event source mapping and calls the real delivery handler.
 
+use recorder::CallRecorder;
+
+pub mod iam;
 pub mod meter;
 pub mod prices;
+pub mod recorder;
 pub mod samples;
+pub mod template;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -82,11 +87,34 @@ pub fn unique(prefix: &str) -> String {
 /// Records what the fan-out and delivery code asked of the real SQS queue.
 pub struct RecordingQueue {
     inner: SqsDeliveryQueue,
-    pub batch_sizes: Mutex<Vec<usize>>,
-    pub delays: Mutex<Vec<Duration>>,
-    pub dead_letters: Mutex<Vec<DeadLetter>>,
+    pub batch_sizes: Arc<Mutex<Vec<usize>>>,
+    pub delays: Arc<Mutex<Vec<Duration>>>,
+    pub dead_letters: Arc<Mutex<Vec<DeadLetter>>>,
     /// Deliveries sent again to wait (deferred), with their delay.
-    pub deferred: Mutex<Vec<(DeliveryMessage, Duration)>>,
+    pub deferred: Arc<Mutex<Vec<(DeliveryMessage, Duration)>>>,
+}
+
+impl RecordingQueue {
+    fn new(inner: SqsDeliveryQueue) -> Self {
+        Self {
+            inner,
+            batch_sizes: Arc::default(),
+            delays: Arc::default(),
+            dead_letters: Arc::default(),
+            deferred: Arc::default(),
+        }
+    }
+
+    /// Another function's queue client, recording into the same lists.
+    fn sharing(&self, inner: SqsDeliveryQueue) -> Self {
+        Self {
+            inner,
+            batch_sizes: self.batch_sizes.clone(),
+            delays: self.delays.clone(),
+            dead_letters: self.dead_letters.clone(),
+            deferred: self.deferred.clone(),
+        }
+    }
 }
 
 #[async_trait]
@@ -135,6 +163,9 @@ pub struct StackOptions {
     /// An EventBridge bus for operational events, with a rule that copies them to a queue
     /// the test reads ([`Stack::ops_events`]).
     pub ops_bus: bool,
+    /// The bootstrap admin key in a Secrets Manager secret, as a deployment keeps it,
+    /// rather than in the functions' settings.
+    pub admin_key_in_secret: bool,
 }
 
 impl Default for StackOptions {
@@ -148,6 +179,7 @@ impl Default for StackOptions {
             endpoint: None,
             breaker: skyhook_domain::health::BreakerPolicy::default(),
             ops_bus: false,
+            admin_key_in_secret: false,
         }
     }
 }
@@ -174,6 +206,17 @@ pub struct Stack {
     pub ingest: Router,
     pub api: Router,
     pub api_config: skyhook_api::Config,
+    /// The EventBridge ingest's publisher (`skyhook_ingest::handle_eventbridge`).
+    pub events_publisher: Publisher,
+    /// The adapters of the HTTP ingest and of the EventBridge ingest, as those functions
+    /// hold them (their calls are theirs in the IAM record).
+    pub ingest_adapters: Adapters,
+    pub events_adapters: Adapters,
+    /// The stats function's counters, and the delivery event source's queue client.
+    stats_counters: Arc<dyn skyhook_domain::ports::StatsCounters>,
+    delivery_sqs: aws_sdk_sqs::Client,
+    /// Records what each function does in AWS (with `SKYHOOK_IAM_RECORD`).
+    pub recorder: Option<CallRecorder>,
 }
 
 fn api_router(adapters: &Adapters, config: &skyhook_api::Config) -> Router {
@@ -246,34 +289,94 @@ impl Stack {
         } else {
             None
         };
-        // The same wiring as the functions and `skyhook local`, with the delivery side's
-        // queue recorded.
-        let mut adapters = Adapters::from_sdk(
-            &sdk,
-            &Resources {
-                table: resources.table.clone(),
-                stats_table: Some(resources.stats_table.clone()),
-                queue_url: resources.queue_url.clone(),
-                dlq_url: Some(resources.dlq_url.clone()),
-                secret_prefix: secret_prefix.clone(),
-                event_bus: ops.as_ref().map(|(bus, _)| bus.clone()),
-            },
-            &Retention {
-                // Inside moto's view: it hides expired items on read.
-                log: Duration::from_secs(3600),
-                audit: Duration::from_secs(3600),
-                rotation_grace: options.rotation_grace,
-                idempotency: Duration::from_secs(24 * 3600),
-            },
+        let admin_secret = if options.admin_key_in_secret {
+            let name = format!("{prefix}/admin-key");
+            secrets_client
+                .create_secret()
+                .name(&name)
+                .secret_string(ADMIN_KEY)
+                .send()
+                .await
+                .expect("storing the admin key");
+            Some(name)
+        } else {
+            None
+        };
+        let admin_key = || match &admin_secret {
+            Some(name) => AdminKeySource::Secret(name.clone()),
+            None => AdminKeySource::Value(ADMIN_KEY.to_string()),
+        };
+        // With SKYHOOK_IAM_RECORD set, each function's clients go through a recorder under
+        // credentials of their own, so the suite learns what each function does in AWS.
+        let recorder = match std::env::var_os(recorder::RECORD_DIR) {
+            Some(dir) => Some(
+                CallRecorder::start(
+                    sdk.endpoint_url().expect("the emulator's endpoint"),
+                    std::path::Path::new(&dir),
+                    recorder::StackNames {
+                        table: resources.table.clone(),
+                        stats_table: resources.stats_table.clone(),
+                        queue_url: resources.queue_url.clone(),
+                        dlq_url: resources.dlq_url.clone(),
+                        stream_arn: resources.stream_arn.clone(),
+                        secret_prefix: secret_prefix.clone(),
+                        admin_key_secret: admin_secret.clone(),
+                        event_bus: ops.as_ref().map(|(bus, _)| bus.clone()),
+                    },
+                )
+                .await,
+            ),
+            None => None,
+        };
+        let function_sdk = |function: &str| match &recorder {
+            Some(r) => sdk
+                .to_builder()
+                .endpoint_url(&r.url)
+                .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
+                    Credentials::new(
+                        recorder::access_key(function),
+                        "testing",
+                        None,
+                        None,
+                        "skyhook-tests",
+                    ),
+                ))
+                .build(),
+            None => sdk.clone(),
+        };
+        // The same wiring as the functions and `skyhook local`, one set of adapters per
+        // function; the delivery side's and the ingests' queue calls are recorded.
+        let resources_config = Resources {
+            table: resources.table.clone(),
+            stats_table: Some(resources.stats_table.clone()),
+            queue_url: resources.queue_url.clone(),
+            dlq_url: Some(resources.dlq_url.clone()),
+            secret_prefix: secret_prefix.clone(),
+            event_bus: ops.as_ref().map(|(bus, _)| bus.clone()),
+        };
+        let retention = Retention {
+            // Inside moto's view: it hides expired items on read.
+            log: Duration::from_secs(3600),
+            audit: Duration::from_secs(3600),
+            rotation_grace: options.rotation_grace,
+            idempotency: Duration::from_secs(24 * 3600),
+        };
+        let adapters_of = |sdk: &SdkConfig| Adapters::from_sdk(sdk, &resources_config, &retention);
+        let queue_of = |sdk: &SdkConfig| {
+            SqsDeliveryQueue::new(aws_sdk_sqs::Client::new(sdk), &resources.queue_url)
+                .with_dead_letter_queue(&resources.dlq_url)
+        };
+        let (ingest_sdk, events_sdk, api_sdk, delivery_sdk, stats_sdk) = (
+            function_sdk("ingest-http"),
+            function_sdk("ingest-events"),
+            function_sdk("api"),
+            function_sdk("delivery"),
+            function_sdk("stats"),
         );
-        let queue = Arc::new(RecordingQueue {
-            inner: SqsDeliveryQueue::new(sqs.clone(), &resources.queue_url)
-                .with_dead_letter_queue(&resources.dlq_url),
-            batch_sizes: Mutex::default(),
-            delays: Mutex::default(),
-            dead_letters: Mutex::default(),
-            deferred: Mutex::default(),
-        });
+        let queue = Arc::new(RecordingQueue::new(queue_of(&delivery_sdk)));
+        // The test's own view of everything, outside any function.
+        let mut adapters = adapters_of(&sdk);
+        adapters.queue = Arc::new(queue.sharing(queue_of(&sdk)));
         let api_config = skyhook_api::Config {
             table: resources.table.clone(),
             stats_table: resources.stats_table.clone(),
@@ -283,31 +386,36 @@ impl Stack {
             log_retention: Duration::from_secs(3600),
             audit_retention: Duration::from_secs(3600),
             rotation_grace: options.rotation_grace,
-            admin_key: AdminKeySource::Value(ADMIN_KEY.to_string()),
+            admin_key: admin_key(),
             local_mode: true,
             event_bus: ops.as_ref().map(|(bus, _)| bus.clone()),
         };
         // The API sends re-enqueued messages straight to SQS, as in AWS; only the delivery
-        // side and the ingest record what they ask of the queue.
-        let api = api_router(&adapters, &api_config);
-        adapters.queue = queue.clone();
-        let publisher = adapters.publisher();
+        // side and the ingests record what they ask of the queue.
+        let api = api_router(&adapters_of(&api_sdk), &api_config);
+        let mut ingest_adapters = adapters_of(&ingest_sdk);
+        ingest_adapters.queue = Arc::new(queue.sharing(queue_of(&ingest_sdk)));
+        let publisher = ingest_adapters.publisher();
+        let mut events_adapters = adapters_of(&events_sdk);
+        events_adapters.queue = Arc::new(queue.sharing(queue_of(&events_sdk)));
+        let events_publisher = events_adapters.publisher();
         let auth = Arc::new(
-            Authenticator::new(AdminKeySource::Value(ADMIN_KEY.to_string()), None)
-                .with_key_store(adapters.keys.clone()),
+            Authenticator::new(admin_key(), Some(ingest_adapters.secret_values.clone()))
+                .with_key_store(ingest_adapters.keys.clone()),
         );
+        let delivery = adapters_of(&delivery_sdk);
         let deliverer = Deliverer {
             directory: Arc::new(
                 Directory::new(
-                    adapters.subscribers.clone(),
-                    adapters.secrets.clone(),
+                    delivery.subscribers.clone(),
+                    delivery.secrets.clone(),
                     options.secret_cache_ttl,
                 )
-                .with_health(adapters.health.clone()),
+                .with_health(delivery.health.clone()),
             ),
             queue: queue.clone(),
-            log: adapters.log.clone(),
-            dead_letters: adapters.dead_letters.clone(),
+            log: delivery.log.clone(),
+            dead_letters: delivery.dead_letters.clone(),
             http: http_client(options.http_timeout).expect("HTTP client"),
             // The receivers are on 127.0.0.1 over http, as in `skyhook local`.
             url_policy: skyhook_domain::url::UrlPolicy::LOCAL,
@@ -315,14 +423,14 @@ impl Stack {
             policy: RetryPolicy::new(schedule).with_jitter(options.jitter),
             inflight: Arc::default(),
             rates: Arc::new(skyhook_delivery::fairness::RateLimiter::new(
-                adapters.rates.clone(),
+                delivery.rates.clone(),
             )),
-            health: adapters.health.clone(),
+            health: delivery.health.clone(),
             breaker: options.breaker,
-            subscribers: adapters.subscribers.clone(),
-            audit: adapters.audit.clone(),
+            subscribers: delivery.subscribers.clone(),
+            audit: delivery.audit.clone(),
             clock: skyhook_delivery::system_clock(),
-            ops: adapters.ops.clone(),
+            ops: delivery.ops.clone(),
             metrics_namespace: None,
         };
         let ingest = skyhook_http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
@@ -330,18 +438,26 @@ impl Stack {
             auth,
             max_payload_bytes: 256 * 1024,
         })));
-        let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+        // Lambda's stream and queue event sources read with their function's role.
+        let stats_counters = adapters_of(&stats_sdk).stats;
         let stream = StreamPoller::start(
-            streams,
+            aws_sdk_dynamodbstreams::Client::new(&stats_sdk),
             &resources.stream_arn,
             StartingPosition::TrimHorizon,
         )
         .await
         .expect("reading the table's stream");
+        let delivery_sqs = aws_sdk_sqs::Client::new(&delivery_sdk);
         Stack {
             sdk,
             invocations: Arc::default(),
             adapters,
+            stats_counters,
+            delivery_sqs,
+            events_publisher,
+            ingest_adapters,
+            events_adapters,
+            recorder,
             stream: tokio::sync::Mutex::new(stream),
             resources,
             ops_queue_url: ops.map(|(_, url)| url),
@@ -558,14 +674,14 @@ impl Stack {
     }
 
     pub fn poller(&self) -> SqsPoller {
-        SqsPoller::new(self.sqs.clone(), &self.resources.queue_url)
+        SqsPoller::new(self.delivery_sqs.clone(), &self.resources.queue_url)
             .with_wait_time(Duration::from_secs(1))
     }
 
     /// Runs the stats consumer over everything the table's stream holds now, as Lambda's
     /// stream event source would shortly after; returns how many records it read.
     pub async fn settle_stats(&self) -> usize {
-        let counters = self.adapters.stats.clone();
+        let counters = self.stats_counters.clone();
         let handler = stream_handler(move |event| {
             let counters = counters.clone();
             async move { skyhook_delivery::stats::handle(&counters, event).await }

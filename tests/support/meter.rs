@@ -281,14 +281,14 @@ struct Tally {
 }
 
 /// How a request named its operation.
-struct Call {
-    service: Service,
-    operation: String,
-    how: &'static str,
+pub struct Call {
+    pub service: Service,
+    pub operation: String,
+    pub how: &'static str,
 }
 
 /// Headers that belong to one connection, not to the request; the client sets its own.
-fn is_hop_header(name: &HeaderName) -> bool {
+pub fn is_hop_header(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
         "host"
@@ -322,7 +322,7 @@ fn form_pairs(text: &str) -> Vec<(String, String)> {
 impl Call {
     /// JSON-protocol calls name their operation in `X-Amz-Target`; query-protocol calls in
     /// an `Action=` parameter, with the service only in the signature's credential scope.
-    fn identify(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Call {
+    pub fn identify(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Call {
         if let Some((prefix, op)) = header(headers, "x-amz-target").and_then(|t| t.split_once('.'))
         {
             return Call {

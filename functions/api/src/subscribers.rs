@@ -234,6 +234,18 @@ pub(crate) async fn create_subscriber(
         None => SignatureScheme::Standard,
     };
     let headers = parse_headers(req.headers.unwrap_or_default())?;
+    if let Some(name) = headers
+        .iter()
+        .find(|(_, v)| v.as_str() == MASKED_VALUE)
+        .map(|(k, _)| k)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_headers",
+            format!(
+                "header {name} is {MASKED_VALUE:?}, which the API shows in place of a value; give its value"
+            ),
+        ));
+    }
     let max_concurrency = req
         .max_concurrency
         .map(check_max_concurrency)

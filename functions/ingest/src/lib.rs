@@ -156,6 +156,7 @@ pub fn router(state: Arc<IngestState>) -> Router {
         .fold(Router::new(), |r, (_, path, handler)| {
             r.route(path, handler)
         })
+        .route_layer(axum::middleware::from_fn(skyhook_http::require_api_key))
         .with_state(state)
 }
 

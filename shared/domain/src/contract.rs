@@ -430,8 +430,29 @@ pub async fn idempotency_store(store: &dyn IdempotencyStore) {
     store.abandon(&tenant, "k2").await.expect("abandon");
     assert_eq!(
         claim("k2", EventId::new(), now).await,
-        IdempotencyClaim::Resume(second),
+        IdempotencyClaim::Resume(second.clone()),
         "an abandoned lease is taken over at once"
+    );
+    // A refused publish releases its key; only the claim's own event id can.
+    let third = EventId::new();
+    assert_eq!(
+        claim("k3", third.clone(), now).await,
+        IdempotencyClaim::Claimed
+    );
+    store
+        .release(&tenant, "k3", &EventId::new())
+        .await
+        .expect("release");
+    assert_eq!(
+        claim("k3", EventId::new(), now).await,
+        IdempotencyClaim::Busy(third.clone()),
+        "another event id releases nothing"
+    );
+    store.release(&tenant, "k3", &third).await.expect("release");
+    assert_eq!(
+        claim("k3", EventId::new(), now).await,
+        IdempotencyClaim::Claimed,
+        "a released key is as if never used"
     );
 }
 

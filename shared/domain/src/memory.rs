@@ -341,10 +341,24 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         }
         Ok(())
     }
+
+    async fn release(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        event_id: &EventId,
+    ) -> Result<(), StoreError> {
+        let mut keys = lock(&self.keys);
+        let entry = (tenant.clone(), key.to_string());
+        if matches!(keys.get(&entry), Some((IdemState::Pending(id, _), _)) if id == event_id) {
+            keys.remove(&entry);
+        }
+        Ok(())
+    }
 }
 
-/// A subscriber's secrets: the current one, and the one it replaced with when that happened.
-/// The current secret, the previous one with when it was replaced, and the header values.
+/// A subscriber's secrets: the current one, the one it replaced with when that happened,
+/// and the header values.
 type SecretVersions = (
     SigningSecret,
     Option<(SigningSecret, DateTime<Utc>)>,

@@ -456,6 +456,14 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Gives up the lease of an unfinished publish (it failed), so a retry resumes at once.
     async fn abandon(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError>;
+    /// Removes the claim `event_id` holds on `key`, for a publish refused before it wrote
+    /// anything: the key is as if never used. A claim completed or taken over since stays.
+    async fn release(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        event_id: &EventId,
+    ) -> Result<(), StoreError>;
 }
 
 /// The secrets a delivery is signed with: the current one first, then any still in grace.

@@ -142,12 +142,25 @@ impl Publisher {
             }
             IdempotencyClaim::Resume(existing) => (existing, true),
         };
-        let result = self.publish_as(&req, event_id, resume, now).await;
-        if result.is_err()
-            && let Err(e) = self.idempotency.abandon(&req.tenant, &key).await
-        {
-            // The lease then runs out by itself; a retry waits for it.
-            tracing::warn!(error = %e, "could not give up the idempotency lease");
+        let result = self.publish_as(&req, event_id.clone(), resume, now).await;
+        match &result {
+            Ok(_) => {}
+            // Refused before anything was written: the key was never used.
+            Err(
+                PublishError::UnknownSubscriber(_)
+                | PublishError::TooManyTargets { .. }
+                | PublishError::InvalidInput(_),
+            ) if !resume => {
+                if let Err(e) = self.idempotency.release(&req.tenant, &key, &event_id).await {
+                    tracing::warn!(error = %e, "could not release the idempotency key of a refused publish");
+                }
+            }
+            Err(_) => {
+                if let Err(e) = self.idempotency.abandon(&req.tenant, &key).await {
+                    // The lease then runs out by itself; a retry waits for it.
+                    tracing::warn!(error = %e, "could not give up the idempotency lease");
+                }
+            }
         }
         result
     }

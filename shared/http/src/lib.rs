@@ -218,13 +218,102 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "request body is empty; expected a JSON object",
         ));
     }
+    // Every body is an object: serde would also fill a struct from an array, by position.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(v) => ApiError::unprocessable(
+                "invalid_body",
+                format!("request body must be a JSON object, not {}", json_kind(&v)),
+            ),
+            Err(e) => ApiError::bad_request(
+                "malformed_json",
+                format!("request body is not valid JSON: {e}"),
+            ),
+        });
+    }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::unprocessable("invalid_body", e.to_string()),
+        serde_json::error::Category::Data => {
+            ApiError::unprocessable("invalid_body", redact_values(&e.to_string()))
+        }
         _ => ApiError::bad_request(
             "malformed_json",
             format!("request body is not valid JSON: {e}"),
         ),
     })
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// serde's message without the values it quotes from the request (`invalid type: string
+/// "Bearer s3cr3t", expected a map` → `invalid type: string, expected a map`): a value sent
+/// in the wrong place may be a credential, and error messages end up in logs.
+pub fn redact_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(" \"") {
+        let Some(len) = rest[start + 2..].find("\", ") else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        rest = &rest[start + 2 + len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The key of `Authorization: Bearer <key>`; `401` when there is none or it is malformed.
+pub fn bearer_key(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing API key: send Authorization: Bearer <key>",
+        ));
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "malformed Authorization header: expected Bearer <key>",
+            )
+        })
+}
+
+/// Routes anyone may call without an API key.
+pub const PUBLIC_PATHS: &[&str] = &["/v1/health"];
+
+/// A route layer: a request to a route that needs an API key and carries none (or a
+/// malformed `Authorization` header) is `401` before its path or query is parsed, so a
+/// caller without a key learns nothing from a `400`.
+pub async fn require_api_key(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if PUBLIC_PATHS.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    match bearer_key(req.headers()) {
+        Ok(_) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Who is calling: a tenant, a role, and which key (`None` for the bootstrap key).
@@ -371,29 +460,7 @@ impl Authenticator {
     }
 
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing API key: send Authorization: Bearer <key>",
-            ));
-        };
-        let key = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "malformed Authorization header: expected Bearer <key>",
-                )
-            })?;
+        let key = bearer_key(headers)?;
         let presented = digest(key);
         // An issued key does not depend on the bootstrap key: if that cannot be read, issued
         // keys still work, and only the error is kept for a key that is neither.
@@ -601,6 +668,35 @@ mod tests {
         assert_eq!(auth.authenticate(&new).await.unwrap().role, Role::Admin);
     }
 
+    #[test]
+    fn bodies_are_objects_and_errors_do_not_quote_values() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct B {
+            name: String,
+            headers: Option<std::collections::BTreeMap<String, String>>,
+        }
+        let err = parse_json::<B>(br#"["a", null]"#).unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+        );
+        assert!(err.message.contains("an array"), "{}", err.message);
+        let err = parse_json::<B>(br#"{"name": "a", "headers": "x-api-key: s3cr3t"}"#).unwrap_err();
+        assert_eq!(err.code, "invalid_body");
+        assert!(!err.message.contains("s3cr3t"), "{}", err.message);
+        assert!(err.message.contains("expected a map"), "{}", err.message);
+        assert_eq!(
+            parse_json::<B>(b"{nope").unwrap_err().code,
+            "malformed_json"
+        );
+        assert!(parse_json::<B>(br#"{"name": "a"}"#).is_ok());
+        assert_eq!(
+            redact_values(r#"invalid value: string "a \" b", expected x"#),
+            "invalid value: string, expected x"
+        );
+    }
+
     #[tokio::test]
     async fn bad_query_strings_are_400_in_the_error_shape() {
         use axum::extract::FromRequestParts;
@@ -648,10 +744,13 @@ mod tests {
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert_eq!(err.code, "unreadable_body");
         assert_eq!(read_body(Body::from("ok"), 1024).await.unwrap(), "ok");
-        let empty: Option<u32> = read_optional_json(Body::from(" \n"), 1024).await.unwrap();
-        assert_eq!(empty, None);
-        let given: Option<u32> = read_optional_json(Body::from("7"), 1024).await.unwrap();
-        assert_eq!(given, Some(7));
+        type Fields = std::collections::BTreeMap<String, u32>;
+        let empty: Fields = read_optional_json(Body::from(" \n"), 1024).await.unwrap();
+        assert!(empty.is_empty());
+        let given: Fields = read_optional_json(Body::from(r#"{"n": 7}"#), 1024)
+            .await
+            .unwrap();
+        assert_eq!(given["n"], 7);
     }
 
     #[test]

@@ -158,6 +158,32 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         }
     }
 
+    async fn release(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        event_id: &EventId,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(Self::pk(tenant, key)))
+            .key("sk", s(keys::IDEMPOTENCY_SK))
+            .condition_expression("#state = :pending AND event_id = :ours")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":ours", s(event_id.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Completed or taken over meanwhile, or gone: not ours to remove.
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(sdk_error(SERVICE, &err)),
+        }
+    }
+
     async fn complete(
         &self,
         tenant: &TenantId,
