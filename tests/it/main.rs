@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod bad_input;
 mod contract;
+mod contract_rules;
 mod deliveries;
 mod delivery;
 mod dlq;
