@@ -2,6 +2,8 @@
 #   make run    the whole system on this machine (moto on 127.0.0.1:4566, API on 127.0.0.1:3000)
 #   make test   format check, clippy, and every test against an AWS API emulator
 #   make test-stress  make test 5 times in a row with both cores kept busy
+#   make soak   the chaos run at 5,000 deliveries (mk/soak.mk); make fuzz  property tests
+#               for FUZZ_SECONDS (mk/fuzz.mk)
 #   make demo   start everything, deliver one verified webhook, stop everything
 #   make build  release bootstraps of the four Lambda functions (mk/deploy.mk; also deploy,
 #               lint-infra, smoke)

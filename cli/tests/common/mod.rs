@@ -34,8 +34,14 @@ pub async fn start_local() -> Runner {
 /// port 0 and reads the address it got from its banner, so no two runners can meet on one
 /// port.
 pub async fn start_local_with(settings: &[(&str, &str)]) -> Runner {
+    start_local_named(&unique("local"), settings).await
+}
+
+/// [`start_local_with`] on the resources of `prefix`: a second runner with the same prefix
+/// (after the first was killed, say) goes on with the same table and queues.
+pub async fn start_local_named(prefix: &str, settings: &[(&str, &str)]) -> Runner {
     let endpoint = sdk_config().await.endpoint_url().unwrap().to_string();
-    let prefix = unique("local");
+    let prefix = prefix.to_string();
     let mut command = Command::new(BIN);
     command
         .arg("local")
