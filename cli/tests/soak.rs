@@ -182,6 +182,10 @@ async fn start_chaos(chaos: Arc<Chaos>, seed: u64) -> u16 {
 /// The settings every `skyhook local` of the run gets.
 const SETTINGS: &[(&str, &str)] = &[
     ("SKYHOOK_HTTP_TIMEOUT", "2s"),
+    // One failure in five trips the breaker now and then (five in a row); it stays in the
+    // run, with a cool-down short enough that a run of failed probes cannot outlast it.
+    ("SKYHOOK_BREAKER_COOLDOWN", "5s"),
+    ("SKYHOOK_BREAKER_MAX_COOLDOWN", "20s"),
     ("SKYHOOK_RETRY_SCHEDULE", "1s,1s,2s,2s,5s"),
     ("SKYHOOK_LOG_FORMAT", "json"),
     ("RUST_LOG", "warn"),

@@ -498,10 +498,13 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// An RFC 3339 time, in UTC. Years outside 1–9999 (in UTC) are refused: they would not
+/// be written back in RFC 3339 (`-0001-…`, `+10000-…`), so what is read is what is written.
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+        .filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)))
 }
 
 pub mod rfc3339 {

@@ -121,6 +121,15 @@ impl Publisher {
         if let Some(id) = &req.correlation_id {
             validate_correlation_id(id).map_err(PublishError::InvalidInput)?;
         }
+        // An EventBridge `time` may be anything a PutEvents caller set; one that RFC 3339
+        // cannot write would give a message the delivery function could not read.
+        if let Some(t) = req.timestamp
+            && !(1..=9999).contains(&chrono::Datelike::year(&t))
+        {
+            return Err(PublishError::InvalidInput(format!(
+                "the event time {t} is outside the years 1 to 9999"
+            )));
+        }
         let now = Utc::now();
         let new_id = EventId::new();
         self.check_size(&req, &new_id)?;
@@ -447,6 +456,30 @@ mod tests {
             correlation_id: None,
             timestamp: None,
         }
+    }
+
+    #[tokio::test]
+    async fn an_event_time_rfc_3339_cannot_write_is_refused_before_anything_is_queued() {
+        let f = fixture();
+        add(&f, "default", &["*"], true).await;
+        for raw in ["0000-01-01T00:00:00+00:01", "9999-12-31T23:59:59-01:00"] {
+            let t = chrono::DateTime::parse_from_rfc3339(raw)
+                .unwrap()
+                .with_timezone(&Utc);
+            let mut req = request("a.b");
+            req.timestamp = Some(t);
+            assert!(
+                matches!(
+                    f.publisher.publish(req).await,
+                    Err(PublishError::InvalidInput(_))
+                ),
+                "{raw}"
+            );
+        }
+        assert!(f.queue.sent.lock().unwrap().is_empty());
+        // parse_time refuses them too, so no message holds a time it cannot write.
+        assert!(crate::model::parse_time("9999-12-31T23:59:59-01:00").is_none());
+        assert!(crate::model::parse_time("9999-12-31T23:59:59Z").is_some());
     }
 
     #[tokio::test]

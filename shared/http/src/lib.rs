@@ -258,15 +258,31 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 /// in the wrong place may be a credential, and error messages end up in logs.
 pub fn redact_values(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(start) = rest.find(" \"") {
-        let Some(len) = rest[start + 2..].find("\", ") else {
-            break;
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        // serde quotes a string value as ` "…"` (escaped as Rust does) and names an
+        // unknown variant as `` `…` ``; both are the caller's input.
+        let closing = match c {
+            ' ' if chars.peek() == Some(&'"') => '"',
+            '`' if out.ends_with("variant `") => '`',
+            _ => continue,
         };
-        out.push_str(&rest[..start]);
-        rest = &rest[start + 2 + len + 1..];
+        if closing == '"' {
+            chars.next();
+            out.pop();
+        } else {
+            out.truncate(out.len() - 2);
+        }
+        let mut escaped = false;
+        for q in chars.by_ref() {
+            match (escaped, q) {
+                (false, '\\') => escaped = true,
+                (false, q) if q == closing => break,
+                _ => escaped = false,
+            }
+        }
     }
-    out.push_str(rest);
     out
 }
 
@@ -694,6 +710,14 @@ mod tests {
         assert_eq!(
             redact_values(r#"invalid value: string "a \" b", expected x"#),
             "invalid value: string, expected x"
+        );
+        assert_eq!(
+            redact_values(r#"invalid type: string "\", TOKEN", expected a map"#),
+            "invalid type: string, expected a map"
+        );
+        assert_eq!(
+            redact_values("unknown variant `s3cr3t`, expected one of `a`, `b`"),
+            "unknown variant, expected one of `a`, `b`"
         );
     }
 

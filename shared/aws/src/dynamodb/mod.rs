@@ -232,6 +232,12 @@ impl SortRange {
         Self::between(prefix, format!("{prefix}~"))
     }
 
+    /// Whether `sk` lies within the range: DynamoDB refuses a start key outside a query's
+    /// key condition, so a cursor holding one is a bad cursor, not a failed read.
+    pub fn contains(&self, sk: &str) -> bool {
+        self.lo.as_deref().is_none_or(|lo| sk >= lo) && self.hi.as_deref().is_none_or(|hi| sk <= hi)
+    }
+
     fn apply(&self, query: QueryFluentBuilder, pk: &str) -> QueryFluentBuilder {
         let query = query.expression_attribute_values(":pk", s(pk));
         match (&self.lo, &self.hi) {
@@ -288,6 +294,9 @@ impl Filter {
     }
 }
 
+/// DynamoDB's limit on a sort key.
+const MAX_SORT_KEY_BYTES: usize = 1024;
+
 /// A query over one partition of the base table: the sort key range, a filter, the order
 /// and the read consistency.
 #[derive(Debug, Clone)]
@@ -334,6 +343,14 @@ impl PartitionQuery {
     ) -> Result<(Vec<Item>, Option<String>), StoreError> {
         const MAX_READS: usize = 10;
         let limit = limit.max(1);
+        // A cursor's position is checked before it reaches DynamoDB as a start key: empty,
+        // longer than a key may be, or outside the range, it could only fail the read.
+        if let Some(sk) = &after
+            && (sk.is_empty() || sk.len() > MAX_SORT_KEY_BYTES || !self.range.contains(sk))
+        {
+            return Err(StoreError::BadCursor);
+        }
+        let from_cursor = after.is_some();
         let per_read = if self.filter.is_empty() {
             limit
         } else {
@@ -354,7 +371,17 @@ impl PartitionQuery {
                     .exclusive_start_key("pk", s(&self.pk))
                     .exclusive_start_key("sk", s(sk));
             }
-            let out = query.send().await.map_err(|e| sdk_error(SERVICE, &e))?;
+            let out = query.send().await.map_err(|e| {
+                // Whatever else DynamoDB finds wrong with a start key a cursor gave.
+                if from_cursor
+                    && aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
+                        == Some("ValidationException")
+                {
+                    StoreError::BadCursor
+                } else {
+                    sdk_error(SERVICE, &e)
+                }
+            })?;
             let more = out
                 .last_evaluated_key
                 .as_ref()
@@ -451,4 +478,26 @@ pub(crate) fn inflate(bytes: &[u8], what: &str) -> Result<Vec<u8>, StoreError> {
         .read_to_end(&mut out)
         .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sort_range_holds_its_bounds_and_nothing_outside_them() {
+        let r = SortRange::prefix("SUB#");
+        assert!(r.contains("SUB#"));
+        assert!(r.contains("SUB#sub_01"));
+        assert!(r.contains("SUB#~"));
+        assert!(!r.contains("SUB#~~"), "past the upper bound");
+        assert!(!r.contains("SUA#x"));
+        assert!(!r.contains(""));
+        assert!(SortRange::default().contains("anything"));
+        let upper = SortRange {
+            lo: None,
+            hi: Some("b".into()),
+        };
+        assert!(upper.contains("a") && !upper.contains("c"));
+    }
 }
