@@ -14,6 +14,9 @@ Cost (behaviour unchanged):
   period is read from the queue directly instead.
 - Every request lists moto's package folder on disk to match the host to a service; the
   list does not change while the server runs, so it is read once.
+- A DynamoDB query of a table's own keys filters every item of the table on its partition
+  key: each query costs the table's size, which a long run (the chaos run, the local bench)
+  grows to tens of thousands of items. The partition is looked up instead.
 
 - Each message's visibility is checked by building two datetimes, and every receive builds
   the list of all visible messages: the clock is read once per receive instead.
@@ -36,11 +39,13 @@ Arguments are moto_server's own (`-H 127.0.0.1 -p PORT`).
 
 import copy
 import functools
+import inspect
 import sys
 import threading
 import time
 
 from moto import backends
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.server import main
@@ -219,6 +224,25 @@ def _change_message_visibility(self, queue_name, receipt_handle, visibility_time
 
 _dynamodb_lock = threading.RLock()
 
+_table_query = Table.query
+
+
+def _query_one_partition(self, *args, **kwargs):
+    # moto reads a partition by filtering every item of the table on its hash key, so a
+    # query costs the table's size. A base-table query of a table with a sort key now
+    # looks its partition up instead; the rest of the query is moto's own. Safe because
+    # DynamoDB requests run one at a time (below).
+    bound = inspect.signature(_table_query).bind(self, *args, **kwargs)
+    hash_key = bound.arguments.get("hash_key")
+    if bound.arguments.get("index_name") or hash_key is None or not self.range_key_attr:
+        return _table_query(self, *args, **kwargs)
+    partition = self.items.get(hash_key, {})
+    self.all_items = lambda: sorted(partition.values(), key=lambda item: item.range_key)
+    try:
+        return _table_query(self, *args, **kwargs)
+    finally:
+        del self.all_items
+
 
 def _one_at_a_time(call_action):
     @functools.wraps(call_action)
@@ -239,6 +263,7 @@ sqs.Queue.messages = property(_visible_messages)
 sqs.Queue.delete_message = _delete_message
 sqs.SQSBackend.receive_message = _receive
 sqs.SQSBackend.change_message_visibility = _change_message_visibility
+Table.query = _query_one_partition
 DynamoHandler.call_action = _one_at_a_time(DynamoHandler.call_action)
 DynamoDBStreamsHandler.call_action = _one_at_a_time(DynamoDBStreamsHandler.call_action)
 

@@ -8,6 +8,7 @@
 //! for `make test`; `PROPTEST_CASES` raises them (the binary runs stay few), and failures are
 //! never persisted to files.
 
+use skyhook_domain::fuzzing::config;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -22,19 +23,11 @@ use skyhook_domain::signing::{SignatureScheme, VerifyError, delivery_headers};
 
 const BIN: &str = env!("CARGO_BIN_EXE_skyhook");
 
-/// `PROPTEST_CASES` when set (so `make fuzz` can raise it), else `default`, at most `cap`;
-/// failing cases are reported, never written into the source tree.
-fn config(default: u32, cap: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-        .min(cap);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+/// [`config`] with at most `cap` cases, however many `PROPTEST_CASES` asks for.
+fn capped(default: u32, cap: u32) -> ProptestConfig {
+    let mut c = config(default);
+    c.cases = c.cases.min(cap);
+    c
 }
 
 fn secret() -> impl Strategy<Value = SigningSecret> {
@@ -230,7 +223,7 @@ fn no_secret_in(text: &str, secrets: &[SigningSecret]) -> Result<(), TestCaseErr
 }
 
 proptest! {
-    #![proptest_config(config(256, u32::MAX))]
+    #![proptest_config(capped(256, u32::MAX))]
 
     /// Any saved request against any secrets and clock: `Unchecked` without secrets, a
     /// genuine request within the tolerance verifies, an altered one does not, and the
@@ -323,7 +316,7 @@ fn saved_file(case: Case) -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config(256, u32::MAX))]
+    #![proptest_config(capped(256, u32::MAX))]
 
     /// `read_saved` on any file: a request with lower-case header names, or a message that
     /// names the file.
@@ -357,8 +350,8 @@ fn secret_args(case: &Case) -> impl Strategy<Value = Vec<String>> + use<> {
 /// other `PROPTEST_*` settings, the seed among them, still apply.
 #[test]
 fn fuzz_verify_binary() {
-    let mut settings = proptest::test_runner::contextualize_config(config(6, 24));
-    settings.cases = config(6, 24).cases;
+    let mut settings = proptest::test_runner::contextualize_config(capped(6, 24));
+    settings.cases = capped(6, 24).cases;
     let strategy = (
         case_at(chrono::Utc::now().timestamp()).prop_flat_map(|c| {
             let files = saved_file(c.clone());

@@ -209,11 +209,15 @@ async fn api(base: &str, method: reqwest::Method, path: &str, body: Option<Value
     }
 }
 
-/// Every item of a list route, page by page.
-async fn walk(base: &str, path: &str) -> Vec<Value> {
+/// Every item of a list route, page by page, within the run's time.
+async fn walk(base: &str, path: &str, deadline: Instant) -> Vec<Value> {
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
+        assert!(
+            Instant::now() < deadline,
+            "reading {path} did not finish within SKYHOOK_SOAK_MINUTES"
+        );
         let sep = if path.contains('?') { '&' } else { '?' };
         let url = match &cursor {
             Some(c) => format!("{path}{sep}limit=100&cursor={c}"),
@@ -389,7 +393,7 @@ async fn chaos_soak_loses_nothing_through_faults_and_two_sigkills() {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
-    let listed: BTreeSet<(String, String)> = walk(&base_now, "/v1/dlq")
+    let listed: BTreeSet<(String, String)> = walk(&base_now, "/v1/dlq", deadline)
         .await
         .iter()
         .map(|d| {
@@ -485,15 +489,23 @@ async fn chaos_soak_loses_nothing_through_faults_and_two_sigkills() {
         "requests the standardwebhooks crate did not verify"
     );
 
-    // Every pair's attempts are in the log, a success last for a delivered one.
+    // Every pair's attempts are in the log (read once, all of it), with a success for a
+    // delivered one.
+    let log = walk(&base_now, "/v1/deliveries", deadline).await;
+    let mut logged: HashMap<(String, String), Vec<&Value>> = HashMap::new();
+    for a in &log {
+        logged
+            .entry((
+                a["event_id"].as_str().unwrap_or_default().to_string(),
+                a["subscriber_id"].as_str().unwrap_or_default().to_string(),
+            ))
+            .or_default()
+            .push(a);
+    }
     for event in accepted.keys() {
-        let log = walk(&base_now, &format!("/v1/deliveries?event_id={event}")).await;
         for sub in sub_paths.keys() {
             let pair = (event.clone(), sub.clone());
-            let mine: Vec<&Value> = log
-                .iter()
-                .filter(|a| a["subscriber_id"] == sub.as_str())
-                .collect();
+            let mine = logged.get(&pair).map(Vec::as_slice).unwrap_or_default();
             if in_sqs_dlq.contains(&pair) && mine.is_empty() {
                 // Its receives all went to killed runners: nothing was attempted.
                 continue;

@@ -79,6 +79,34 @@ pub async fn sdk_config_at(endpoint: Option<&str>) -> SdkConfig {
         .await
 }
 
+/// Serves `app` on `127.0.0.1:0` until the sender is used or dropped; returns the port, the
+/// sender and the server's task. The meter, the recorder and the receivers start this way.
+pub(crate) async fn serve_on_loopback(
+    app: Router,
+    what: &str,
+) -> (
+    u16,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("binding the {what} to 127.0.0.1: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("the {what}'s address: {e}"))
+        .port();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    (port, tx, task)
+}
+
 pub fn unique(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}-{}", &id[..12])
@@ -973,16 +1001,7 @@ impl Receiver {
             let state = app_state.clone();
             async move { receive(state, req).await }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let (port, tx, _) = serve_on_loopback(app, "receiver").await;
         Receiver {
             port,
             state,

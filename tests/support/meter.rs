@@ -200,18 +200,7 @@ impl AwsMeter {
             let meter = app_meter.clone();
             async move { meter.handle(req).await }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding the meter to 127.0.0.1");
-        let port = listener.local_addr().expect("meter address").port();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let (port, tx, task) = crate::serve_on_loopback(app, "meter").await;
         AwsMeter {
             url: format!("http://127.0.0.1:{port}"),
             meter,

@@ -360,18 +360,7 @@ impl CallRecorder {
             let state = app_state.clone();
             async move { state.handle(req).await }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding the recorder to 127.0.0.1");
-        let port = listener.local_addr().expect("recorder address").port();
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let (port, tx, _) = crate::serve_on_loopback(app, "recorder").await;
         CallRecorder {
             url: format!("http://127.0.0.1:{port}"),
             state,

@@ -17,8 +17,8 @@
 //! Every test is named `fuzz_…` (`make fuzz` selects them). Case counts default low enough
 //! for `make test`; `PROPTEST_CASES` raises them, and failures are never persisted to files.
 
+use skyhook_domain::fuzzing::{block_on, config, is_snake_case, json_value};
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +31,6 @@ use axum::body::Body;
 use chrono::Utc;
 use http::{Method, Request, StatusCode};
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -48,40 +47,6 @@ use skyhook_domain::ports::{ApiKeyStore, SecretStore, SubscriberStore};
 use skyhook_domain::secret::SigningSecret;
 use skyhook_domain::signing::SignatureScheme;
 use skyhook_domain::url::{SubscriberUrl, UrlPolicy};
-
-/// `PROPTEST_CASES` when set (so `make fuzz` can raise it), else `default`; failing cases
-/// are reported, never written into the source tree.
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    thread_local! {
-        static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-    }
-    RT.with(|rt| rt.block_on(f))
-}
-
-fn is_snake_case(code: &str) -> bool {
-    !code.is_empty()
-        && code.starts_with(|c: char| c.is_ascii_lowercase())
-        && !code.ends_with('_')
-        && !code.contains("__")
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
 
 const ADMIN_KEY: &str = "sk_fuzz_admin_0123456789";
 const READER_KEY: &str = "sk_fuzz_reader_0123456789";
@@ -339,32 +304,12 @@ fn check_answer(
     Ok(())
 }
 
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
-            .map(Value::Number)),
-        "\\PC{0,12}".prop_map(Value::String),
-        any::<String>().prop_map(Value::String),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec(("\\PC{0,8}", inner), 0..4)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
-
 /// A field value: the right kind most of the time (from `good`), else any JSON.
 fn field(good: BoxedStrategy<Value>) -> BoxedStrategy<Option<Value>> {
     prop_oneof![
         24 => good.prop_map(Some),
         8 => Just(None),
-        1 => json_value().prop_map(Some),
+        1 => json_value(3, 4).prop_map(Some),
     ]
     .boxed()
 }
@@ -420,7 +365,7 @@ fn headers_value() -> BoxedStrategy<Value> {
         1 => (1020usize..1030)
             .prop_map(|n| Value::String("v".repeat(n)))
             .boxed(),
-        1 => json_value().boxed(),
+        1 => json_value(3, 4).boxed(),
     ];
     prop_oneof![
         6 => prop::collection::vec((name, value), 0..3)
@@ -553,7 +498,7 @@ fn noisy_subscriber_body(patch: bool) -> BoxedStrategy<Vec<u8>> {
         if patch {
             field(good)
         } else {
-            prop_oneof![12 => good.prop_map(Some), 1 => Just(None), 1 => json_value().prop_map(Some)].boxed()
+            prop_oneof![12 => good.prop_map(Some), 1 => Just(None), 1 => json_value(3, 4).prop_map(Some)].boxed()
         }
     };
     let fields = (
@@ -578,7 +523,7 @@ fn noisy_subscriber_body(patch: bool) -> BoxedStrategy<Vec<u8>> {
         field(count_value(100)),
         field(count_value(10_000)),
         field(any::<bool>().prop_map(Value::Bool).boxed()),
-        prop::option::weighted(0.1, ("\\PC{0,10}", json_value())),
+        prop::option::weighted(0.1, ("\\PC{0,10}", json_value(3, 4))),
     )
         .prop_map(
             move |(url, et, desc, secret, headers, scheme, mc, rl, active, extra)| {
@@ -607,7 +552,7 @@ fn noisy_subscriber_body(patch: bool) -> BoxedStrategy<Vec<u8>> {
 fn raw_or(structured: impl Strategy<Value = Vec<u8>> + 'static) -> BoxedStrategy<Vec<u8>> {
     prop_oneof![
         16 => structured,
-        1 => json_value().prop_map(|v| v.to_string().into_bytes()),
+        1 => json_value(3, 4).prop_map(|v| v.to_string().into_bytes()),
         1 => prop::collection::vec(any::<u8>(), 0..40),
         1 => Just(Vec::new()),
         1 => Just(format!("{{\"description\":\"{}\"}}", "x".repeat(64 * 1024)).into_bytes()),
@@ -760,7 +705,7 @@ fn call() -> impl Strategy<Value = Call> {
         (
             field(time_value()),
             field(time_value()),
-            prop::option::of(("\\PC{0,6}", json_value())),
+            prop::option::of(("\\PC{0,6}", json_value(3, 4))),
         )
             .prop_map(|(since, until, extra)| {
                 object(vec![("since", since), ("until", until)], extra)
@@ -1014,7 +959,7 @@ fn position() -> impl Strategy<Value = Value> {
         )
             .prop_map(|(e, s, k)| json!({"e": e, "s": s, "k": k})),
         ("\\PC{0,12}", "\\PC{0,12}").prop_map(|(s, k)| json!({"s": s, "k": k})),
-        json_value().boxed(),
+        json_value(3, 4).boxed(),
     ]
 }
 

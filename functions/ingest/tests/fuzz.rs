@@ -7,8 +7,8 @@
 //! Every test is named `fuzz_…` (`make fuzz` selects them). Case counts default low enough
 //! for `make test`; `PROPTEST_CASES` raises them, and failures are never persisted to files.
 
+use skyhook_domain::fuzzing::{block_on, config, is_snake_case, json_value};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,6 @@ use chrono::Utc;
 use http::{HeaderValue, Method, Request, StatusCode};
 use lambda_runtime::{Context, LambdaEvent};
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -38,40 +37,6 @@ use skyhook_domain::signing::SignatureScheme;
 use skyhook_domain::url::{SubscriberUrl, UrlPolicy};
 use skyhook_http::Authenticator;
 use skyhook_ingest::{EventBridgeError, IngestState, event_type_from_detail_type};
-
-/// `PROPTEST_CASES` when set (so `make fuzz` can raise it), else `default`; failing cases
-/// are reported, never written into the source tree.
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    thread_local! {
-        static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-    }
-    RT.with(|rt| rt.block_on(f))
-}
-
-fn is_snake_case(code: &str) -> bool {
-    !code.is_empty()
-        && code.starts_with(|c: char| c.is_ascii_lowercase())
-        && !code.ends_with('_')
-        && !code.contains("__")
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
 
 const ADMIN_KEY: &str = "sk_fuzz_admin_0123456789";
 const READER_KEY: &str = "sk_fuzz_reader_0123456789";
@@ -146,32 +111,12 @@ fn world(max_payload_bytes: usize) -> World {
     }
 }
 
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
-            .map(Value::Number)),
-        "\\PC{0,12}".prop_map(Value::String),
-        any::<String>().prop_map(Value::String),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((any::<String>(), inner), 0..4)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
-
 /// `data` as JSON text, kept as sent: any value, odd spacing, numbers no float holds, deep
 /// nesting.
 fn data_text() -> impl Strategy<Value = String> {
     prop_oneof![
-        6 => json_value().prop_map(|v| v.to_string()),
-        1 => json_value().prop_map(|v| serde_json::to_string_pretty(&v).unwrap()),
+        6 => json_value(3, 4).prop_map(|v| v.to_string()),
+        1 => json_value(3, 4).prop_map(|v| serde_json::to_string_pretty(&v).unwrap()),
         1 => Just("1e999".to_string()),
         1 => Just("123456789012345678901234567890.50".to_string()),
         1 => Just("{\"a\" :  [1 , 2.50]}".to_string()),
@@ -201,7 +146,7 @@ fn publish_body() -> impl Strategy<Value = (Vec<u8>, Option<String>)> {
                 Just(Value::String("active".into())),
                 "sub_[0-9A-Z]{26}".prop_map(Value::String),
                 "\\PC{0,10}".prop_map(Value::String),
-                json_value(),
+                json_value(3, 4),
             ],
             0..4
         ),
@@ -219,8 +164,8 @@ fn publish_body() -> impl Strategy<Value = (Vec<u8>, Option<String>)> {
             ],
         ),
         prop::option::weighted(0.3, ids),
-        prop::option::weighted(0.05, ("\\PC{0,6}", json_value())),
-        prop::option::weighted(0.05, json_value()),
+        prop::option::weighted(0.05, ("\\PC{0,6}", json_value(3, 4))),
+        prop::option::weighted(0.05, json_value(3, 4)),
     )
         .prop_map(|(ty, data, id, ids, extra, wrong_type)| {
             let mut parts = Vec::new();
@@ -243,7 +188,7 @@ fn publish_body() -> impl Strategy<Value = (Vec<u8>, Option<String>)> {
         });
     prop_oneof![
         12 => structured,
-        1 => json_value().prop_map(|v| (v.to_string().into_bytes(), None)),
+        1 => json_value(3, 4).prop_map(|v| (v.to_string().into_bytes(), None)),
         1 => prop::collection::vec(any::<u8>(), 0..40).prop_map(|b| (b, None)),
         1 => Just((Vec::new(), None)),
     ]

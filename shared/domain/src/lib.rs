@@ -8,6 +8,8 @@ pub mod config;
 pub mod contract;
 pub mod directory;
 pub mod event_type;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod health;
 pub mod ids;
 pub mod ledger;

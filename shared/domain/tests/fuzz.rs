@@ -6,6 +6,7 @@
 //! Every test is named `fuzz_…` (`make fuzz` selects them). Case counts default low enough
 //! for `make test`; `PROPTEST_CASES` raises them, and failures are never persisted to files.
 
+use skyhook_domain::fuzzing::{config, is_snake_case, json_value};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,7 +14,6 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use base64::engine::{DecodePaddingMode, general_purpose};
 use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
 use serde_json::Value;
 
 use skyhook_domain::event_type::{EventType, EventTypeError, EventTypeFilter, MAX_EVENT_TYPE_LEN};
@@ -32,52 +32,6 @@ use skyhook_domain::signing::{
     verify_legacy_with_tolerance, verify_with_tolerance,
 };
 use skyhook_domain::url::{MAX_URL_LEN, SubscriberUrl, UrlPolicy, is_non_global_ip, mask_query};
-
-/// `PROPTEST_CASES` when set (so `make fuzz` can raise it), else `default`; failing cases
-/// are reported, never written into the source tree.
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
-fn is_snake_case(code: &str) -> bool {
-    !code.is_empty()
-        && code.starts_with(|c: char| c.is_ascii_lowercase())
-        && !code.ends_with('_')
-        && !code.contains("__")
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-/// Any JSON value: unicode and control characters in strings and keys, extreme numbers,
-/// nesting.
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
-            .map(Value::Number)),
-        "\\PC{0,16}".prop_map(Value::String),
-        any::<String>().prop_map(Value::String),
-    ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((any::<String>(), inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
 
 /// JSON text `serde_json::Value` cannot hold: numbers past every integer and float type,
 /// and nesting far past serde_json's recursion limit.
@@ -144,7 +98,7 @@ fn field(valid: BoxedStrategy<String>) -> BoxedStrategy<Option<String>> {
     prop_oneof![
         6 => valid.prop_map(Some),
         1 => Just(None),
-        1 => json_value().prop_map(|v| Some(v.to_string())),
+        1 => json_value(4, 6).prop_map(|v| Some(v.to_string())),
         1 => raw_json_oddity().prop_map(Some),
     ]
     .boxed()
@@ -180,13 +134,13 @@ fn delivery_message_text() -> impl Strategy<Value = String> {
             "\\PC{0,140}"
         ])),
         field(quoted(prop_oneof![rfc3339_text(), "\\PC{0,40}"])),
-        field(json_value().prop_map(|v| v.to_string()).boxed()),
+        field(json_value(4, 6).prop_map(|v| v.to_string()).boxed()),
         field(quoted(any::<String>())),
         field(prop_oneof![any::<u32>().prop_map(|n| n.to_string()), Just("0".into())].boxed()),
     );
     (
         fields,
-        prop::option::of(("\\PC{0,12}", json_value())),
+        prop::option::of(("\\PC{0,12}", json_value(4, 6))),
         any::<bool>(),
         any::<bool>(),
     )
@@ -245,7 +199,7 @@ proptest! {
     fn fuzz_delivery_message_from_arbitrary_text(s in prop_oneof![
         any::<String>(),
         raw_json_oddity(),
-        json_value().prop_map(|v| v.to_string()),
+        json_value(4, 6).prop_map(|v| v.to_string()),
     ]) {
         match DeliveryMessage::from_json(&s) {
             Ok(m) => prop_assert_eq!(m.v, MESSAGE_FORMAT_VERSION),

@@ -6,8 +6,8 @@
 //! Every test is named `fuzz_…` (`make fuzz` selects them). Case counts default low enough
 //! for `make test`; `PROPTEST_CASES` raises them, and failures are never persisted to files.
 
+use skyhook_domain::fuzzing::{block_on, config, is_snake_case, json_value};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -15,7 +15,6 @@ use axum::extract::FromRequestParts;
 use axum::response::IntoResponse;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -29,40 +28,6 @@ use skyhook_http::{
     ApiError, ApiQuery, Authenticator, api_key_digest, parse_json, read_body, read_json,
     read_optional_json,
 };
-
-/// `PROPTEST_CASES` when set (so `make fuzz` can raise it), else `default`; failing cases
-/// are reported, never written into the source tree.
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    thread_local! {
-        static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-    }
-    RT.with(|rt| rt.block_on(f))
-}
-
-fn is_snake_case(code: &str) -> bool {
-    !code.is_empty()
-        && code.starts_with(|c: char| c.is_ascii_lowercase())
-        && !code.ends_with('_')
-        && !code.contains("__")
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
 
 /// The error as a response: its status, and a body of exactly the SPEC shape carrying its
 /// code and message.
@@ -88,26 +53,6 @@ fn check_shape(err: &ApiError) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
-            .map(Value::Number)),
-        "\\PC{0,12}".prop_map(Value::String),
-        any::<String>().prop_map(Value::String),
-    ];
-    leaf.prop_recursive(3, 32, 5, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::vec((any::<String>(), inner), 0..5)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
-
 /// Request bodies: JSON of every shape, with the fields a route reads or not, and bytes
 /// that are not JSON or not UTF-8.
 fn body_bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -119,7 +64,7 @@ fn body_bytes() -> impl Strategy<Value = Vec<u8>> {
                 Just("headers".to_string()),
                 "\\PC{0,6}"
             ],
-            json_value(),
+            json_value(3, 5),
         ),
         0..4,
     )
@@ -130,7 +75,7 @@ fn body_bytes() -> impl Strategy<Value = Vec<u8>> {
     });
     prop_oneof![
         4 => fields,
-        2 => json_value().prop_map(|v| v.to_string().into_bytes()),
+        2 => json_value(3, 5).prop_map(|v| v.to_string().into_bytes()),
         1 => prop::collection::vec(any::<u8>(), 0..64),
         1 => "[ \t\r\n]{0,4}".prop_map(String::into_bytes),
         1 => (1usize..300).prop_map(|n| format!("{}{}", "{\"n\":".repeat(n), "}".repeat(n)).into_bytes()),
