@@ -22,7 +22,7 @@ use skyhook_domain::ids::TenantId;
 use skyhook_domain::publish::Publisher;
 
 use crate::esm::{SqsPoller, handler};
-use crate::streams::{StartingPosition, StreamPoller, stream_handler};
+use crate::streams::{Checkpoint, StartingPosition, StreamPoller, stream_handler};
 
 pub const LOCAL_ADDR: &str = "SKYHOOK_LOCAL_ADDR";
 pub const LOCAL_PREFIX: &str = "SKYHOOK_LOCAL_PREFIX";
@@ -347,12 +347,20 @@ pub async fn run(
     let api_state = skyhook_api::ApiState::new(&adapters, &api_cfg);
     let deliverer = skyhook_delivery::Deliverer::new(&adapters, &delivery_cfg)
         .map_err(|e| LocalError::Provision(format!("cannot build the HTTP client: {e}")))?;
-    // Changes from now on: a runner restarted on kept state must not count the stream's
-    // last day again.
-    let stream = StreamPoller::start(
+    // From where the last runner on this state got to (its checkpoint in the stats table),
+    // as Lambda's event source goes on after a crash; on new state, changes from now on.
+    let checkpoint = Checkpoint::load(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        resources.stats_table.clone(),
+        &resources.stream_arn,
+    )
+    .await
+    .map_err(|e| LocalError::Provision(e.to_string()))?;
+    let stream = StreamPoller::resume(
         aws_sdk_dynamodbstreams::Client::new(&sdk),
         &resources.stream_arn,
         StartingPosition::Latest,
+        checkpoint,
     )
     .await
     .map_err(|e| LocalError::Provision(e.to_string()))?

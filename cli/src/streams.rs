@@ -69,7 +69,82 @@ pub struct StreamPoller {
     /// The next iterator of each open shard; a record batch not yet handled keeps the
     /// iterator it was read with, so it is read again.
     shards: HashMap<String, Option<String>>,
-    pending: Vec<Record>,
+    /// Records read and not yet handled, each with its shard.
+    pending: Vec<(String, Record)>,
+    checkpoint: Option<Checkpoint>,
+}
+
+/// Where a poller has got to, kept in a table (the stats table, for `skyhook local`) so
+/// that one started again on the same state (after a crash, say) goes on from the last
+/// record handled, as Lambda's event source does: the last sequence number handled of
+/// each shard, written after every batch. A runner killed between handling a batch and
+/// writing its checkpoint hands that batch over again.
+pub struct Checkpoint {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    /// Shard id → the last sequence number handled.
+    positions: HashMap<String, String>,
+}
+
+impl Checkpoint {
+    const SK: &'static str = "CHECKPOINT";
+
+    fn pk(stream_arn: &str) -> String {
+        format!("STREAM#{stream_arn}")
+    }
+
+    /// The checkpoint kept in `table` for `stream_arn`, empty when there is none yet.
+    pub async fn load(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        stream_arn: &str,
+    ) -> Result<Self, StreamError> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let table = table.into();
+        let out = client
+            .get_item()
+            .table_name(&table)
+            .key("pk", AttributeValue::S(Self::pk(stream_arn)))
+            .key("sk", AttributeValue::S(Self::SK.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| stream_error("GetItem (checkpoint)", e))?;
+        let positions = out
+            .item()
+            .and_then(|i| i.get("shards"))
+            .and_then(|v| v.as_m().ok())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_s().ok()?.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            client,
+            table,
+            positions,
+        })
+    }
+
+    async fn save(&self, stream_arn: &str) -> Result<(), StreamError> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let shards = self
+            .positions
+            .iter()
+            .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
+            .collect();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(Self::pk(stream_arn)))
+            .item("sk", AttributeValue::S(Self::SK.into()))
+            .item("shards", AttributeValue::M(shards))
+            .send()
+            .await
+            .map_err(|e| stream_error("PutItem (checkpoint)", e))?;
+        Ok(())
+    }
 }
 
 impl StreamPoller {
@@ -86,8 +161,38 @@ impl StreamPoller {
             window: Duration::from_secs(5),
             shards: HashMap::new(),
             pending: Vec::new(),
+            checkpoint: None,
         };
         poller.discover(position).await?;
+        Ok(poller)
+    }
+
+    /// A poller that goes on from `checkpoint` (and keeps it up to date): each shard it
+    /// names after its last handled record, any other from its start. With an empty
+    /// checkpoint, `position` decides, as for [`StreamPoller::start`].
+    pub async fn resume(
+        client: Client,
+        stream_arn: impl Into<String>,
+        position: StartingPosition,
+        checkpoint: Checkpoint,
+    ) -> Result<Self, StreamError> {
+        let fresh = checkpoint.positions.is_empty();
+        let mut poller = StreamPoller {
+            client,
+            stream_arn: stream_arn.into(),
+            batch_size: 10_000,
+            window: Duration::from_secs(5),
+            shards: HashMap::new(),
+            pending: Vec::new(),
+            checkpoint: Some(checkpoint),
+        };
+        poller
+            .discover(if fresh {
+                position
+            } else {
+                StartingPosition::TrimHorizon
+            })
+            .await?;
         Ok(poller)
     }
 
@@ -114,9 +219,15 @@ impl StreamPoller {
             if self.shards.contains_key(id) {
                 continue;
             }
-            let kind = match position {
-                StartingPosition::Latest => ShardIteratorType::Latest,
-                StartingPosition::TrimHorizon => ShardIteratorType::TrimHorizon,
+            let after = self
+                .checkpoint
+                .as_ref()
+                .and_then(|c| c.positions.get(id))
+                .cloned();
+            let kind = match (&after, position) {
+                (Some(_), _) => ShardIteratorType::AfterSequenceNumber,
+                (None, StartingPosition::Latest) => ShardIteratorType::Latest,
+                (None, StartingPosition::TrimHorizon) => ShardIteratorType::TrimHorizon,
             };
             let it = self
                 .client
@@ -124,6 +235,7 @@ impl StreamPoller {
                 .stream_arn(&self.stream_arn)
                 .shard_id(id)
                 .shard_iterator_type(kind)
+                .set_sequence_number(after)
                 .send()
                 .await
                 .map_err(|e| stream_error("GetShardIterator", e))?;
@@ -149,7 +261,8 @@ impl StreamPoller {
                 .await
                 .map_err(|e| stream_error("GetRecords", e))?;
             got += out.records().len();
-            self.pending.extend(out.records().iter().cloned());
+            self.pending
+                .extend(out.records().iter().map(|r| (id.clone(), r.clone())));
             self.shards.insert(id, out.next_shard_iterator);
         }
         Ok(got)
@@ -163,11 +276,19 @@ impl StreamPoller {
             let mut event = Event::default();
             event.records = self.pending[..n]
                 .iter()
-                .map(|r| self.to_record(r))
+                .map(|(_, r)| self.to_record(r))
                 .collect();
             handler(LambdaEvent::new(event, Context::default())).await?;
-            self.pending.drain(..n);
+            let done: Vec<(String, Record)> = self.pending.drain(..n).collect();
             handled += n;
+            if let Some(checkpoint) = self.checkpoint.as_mut() {
+                for (shard, r) in &done {
+                    if let Some(seq) = r.dynamodb().and_then(|c| c.sequence_number()) {
+                        checkpoint.positions.insert(shard.clone(), seq.to_string());
+                    }
+                }
+                checkpoint.save(&self.stream_arn).await?;
+            }
         }
         Ok(handled)
     }
