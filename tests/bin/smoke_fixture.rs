@@ -63,6 +63,9 @@ async fn main() -> anyhow::Result<()> {
         (config::SECRET_PREFIX, secret_prefix),
         (config::ADMIN_KEY_SECRET, admin_secret_arn.to_string()),
         (config::LOG_RETENTION, "1d".to_string()),
+        // The receivers are on 127.0.0.1 over http, which only local mode may reach:
+        // outside it every delivery re-checks its URL and refuses both.
+        (config::LOCAL_MODE, "true".to_string()),
     ];
     // The functions reach the same emulator with the same settings as this process.
     for name in [
