@@ -82,19 +82,21 @@ pub async fn start_local_named(prefix: &str, settings: &[(&str, &str)]) -> Runne
         base: String::new(),
         prefix,
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    runner.base = loop {
-        if let Ok(url) = rx.try_recv() {
-            break url;
+    // The reader thread ends (and the channel with it) when skyhook local closes stdout.
+    let printed = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    runner.base = match printed {
+        Ok(url) => url,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            panic!(
+                "skyhook local exited before it served: {:?}",
+                runner.child.wait()
+            )
         }
-        if let Some(exit) = runner.child.try_wait().unwrap() {
-            panic!("skyhook local exited before it served: {exit}");
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("skyhook local printed no API address within 60 s")
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "skyhook local printed no API address within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let http = reqwest::Client::new();
     eventually(
