@@ -150,6 +150,7 @@ fn check_timestamp(
 #[derive(
     serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SignatureScheme {
     /// Standard Webhooks; what every official verifier library expects.
     #[default]
