@@ -8,6 +8,8 @@
 #   make build  release bootstraps of the four Lambda functions (mk/deploy.mk; also deploy,
 #               lint-infra, smoke)
 #   make build-debug  debug build of the workspace
+#   make openapi  regenerate the OpenAPI document (mk/openapi.mk; also openapi-check,
+#               api-fuzz: Schemathesis against skyhook local)
 #   make bench  speed figures (signing, fan-out, batch delivery, secret cache) on this machine,
 #               and AWS cost per delivery
 
@@ -22,7 +24,7 @@ run:
 demo:
 	./scripts/demo.sh
 
-test: lint lint-infra
+test: lint lint-infra openapi-check
 	./scripts/with-emulator.sh ./scripts/run-tests.sh
 
 # make test 5 times in a row (STRESS_RUNS) with a CPU hog on every core.

@@ -1370,7 +1370,7 @@ async fn bad_input_on_every_route_is_a_4xx_in_the_error_shape_and_writes_and_sen
         assert!(
             cases.iter().any(|c| c.to == to
                 && (c.method == method || c.status == 405)
-                && matches_route(template, &c.path)),
+                && matches_route(&template, &c.path)),
             "no bad-input case for {method} {template}"
         );
     }

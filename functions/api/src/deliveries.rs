@@ -6,56 +6,28 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::IntoResponse;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
-use skyhook_domain::ids::{EventId, SubscriberId};
-use skyhook_domain::model::{AttemptRecord, DeliveryStatus, Outcome, format_time};
+use skyhook_api_types::deliveries::{AttemptView, StatsView};
+use skyhook_api_types::events::EventView;
+use skyhook_api_types::query::{DeliveriesQuery, StatsQuery, limit_or_default};
+use skyhook_api_types::{ErrorBody, ListResponse};
+use skyhook_domain::ids::EventId;
+use skyhook_domain::model::{DeliveryStatus, format_time};
 use skyhook_domain::ports::AttemptQuery;
+use skyhook_http::responses::{AuthErrors, NotFound, QueryErrors};
 use skyhook_http::{ApiError, ApiPath, ApiQuery, Role};
 
-use crate::{ApiState, ListResponse, authorize, page_limit, parse_time_param};
+use crate::{ApiState, authorize};
 
-#[derive(Serialize)]
-struct EventView {
-    id: String,
-    #[serde(rename = "type")]
-    event_type: String,
-    timestamp: String,
-    data: Option<Box<RawValue>>,
-    correlation_id: String,
-    deliveries: Vec<DeliveryStatusView>,
-}
-
-#[derive(Serialize)]
-struct DeliveryStatusView {
-    subscriber_id: String,
-    status: &'static str,
-    attempts: u32,
-    last_status_code: Option<u16>,
-    last_error: Option<String>,
-    updated_at: Option<String>,
-}
-
-impl From<DeliveryStatus> for DeliveryStatusView {
-    fn from(s: DeliveryStatus) -> Self {
-        DeliveryStatusView {
-            subscriber_id: s.subscriber_id.to_string(),
-            status: s.status.as_str(),
-            attempts: s.attempts,
-            last_status_code: s.last_status_code,
-            last_error: s.last_error,
-            updated_at: s.updated_at.map(format_time),
-        }
-    }
-}
-
+/// An event and its delivery status per subscriber (`pending` until first attempted).
+#[utoipa::path(get, path = "/v1/events/{id}", tag = "events",
+    params(("id" = String, Path, description = "The event's id (`evt_…`).")),
+    responses((status = 200, description = "The event, with one status per subscriber.", body = EventView), NotFound, AuthErrors))]
 pub(crate) async fn get_event(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<EventView>, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
     let id = EventId::parse(&id).map_err(|_| ApiError::not_found("event"))?;
     let event = state
@@ -90,88 +62,18 @@ pub(crate) async fn get_event(
     }))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct DeliveriesQuery {
-    subscriber_id: Option<String>,
-    event_id: Option<String>,
-    outcome: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
-/// One attempt as `GET /v1/deliveries` shows it.
-#[derive(Serialize)]
-struct AttemptView {
-    event_id: String,
-    subscriber_id: String,
-    event_type: String,
-    attempt: u32,
-    outcome: &'static str,
-    status_code: Option<u16>,
-    latency_ms: u64,
-    error: Option<String>,
-    response_body: Option<String>,
-    url: String,
-    started_at: String,
-    finished_at: String,
-}
-
-impl From<AttemptRecord> for AttemptView {
-    fn from(a: AttemptRecord) -> Self {
-        AttemptView {
-            event_id: a.event_id.to_string(),
-            subscriber_id: a.subscriber_id.to_string(),
-            event_type: a.event_type.to_string(),
-            attempt: a.attempt,
-            outcome: a.outcome.as_str(),
-            status_code: a.status_code,
-            latency_ms: a.latency_ms,
-            error: a.error,
-            response_body: a.response_body,
-            url: a.url,
-            started_at: format_time(a.started_at),
-            finished_at: format_time(a.finished_at),
-        }
-    }
-}
-
-fn query_subscriber(raw: Option<&str>) -> Result<Option<SubscriberId>, ApiError> {
-    raw.map(|s| {
-        SubscriberId::parse(s)
-            .map_err(|e| ApiError::bad_request("invalid_subscriber_id", e.to_string()))
-    })
-    .transpose()
-}
-
-/// The attempt log, newest first (by subscriber and attempt when filtered to one event).
+/// The attempt log.
+///
+/// Newest first (by subscriber and attempt when filtered to one event). Only admins see a URL's query string: it often carries the receiver's token.
+#[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries", params(DeliveriesQuery),
+    responses((status = 200, description = "A page of attempts.", body = ListResponse<AttemptView>), QueryErrors, AuthErrors))]
 pub(crate) async fn list_deliveries(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<DeliveriesQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<ListResponse<AttemptView>>, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
-    let subscriber_id = query_subscriber(q.subscriber_id.as_deref())?;
-    let event_id = q
-        .event_id
-        .as_deref()
-        .map(|e| {
-            EventId::parse(e).map_err(|e| ApiError::bad_request("invalid_event_id", e.to_string()))
-        })
-        .transpose()?;
-    let outcome = q
-        .outcome
-        .as_deref()
-        .map(|o| {
-            Outcome::parse(o).ok_or_else(|| {
-                ApiError::bad_request("invalid_outcome", "outcome must be success or failure")
-            })
-        })
-        .transpose()?;
-    let since = parse_time_param("since", q.since.as_deref())?;
-    let until = parse_time_param("until", q.until.as_deref())?;
-    if let (Some(a), Some(b)) = (since, until)
+    if let (Some(a), Some(b)) = (q.since, q.until)
         && b < a
     {
         return Err(ApiError::bad_request(
@@ -184,55 +86,38 @@ pub(crate) async fn list_deliveries(
         .list(
             &principal.tenant,
             &AttemptQuery {
-                subscriber_id,
-                event_id,
-                outcome,
-                since,
-                until,
-                limit: page_limit(q.limit.as_deref())?,
-                cursor: q.cursor,
+                subscriber_id: q.subscriber_id,
+                event_id: q.event_id,
+                outcome: q.outcome,
+                since: q.since.map(|t| t.0),
+                until: q.until.map(|t| t.0),
+                limit: limit_or_default(q.limit),
+                cursor: q.cursor.map(String::from),
             },
         )
         .await?;
-    // Only admins see a URL's query string: it often carries the receiver's token.
     let admin = principal.require(Role::Admin).is_ok();
-    Ok(ListResponse::of(page, |a| {
+    Ok(Json(ListResponse::of(page, |a| {
         let mut view = AttemptView::from(a);
         if !admin {
             view.url = skyhook_domain::url::mask_query(&view.url);
         }
         view
-    }))
-}
-
-#[derive(Deserialize)]
-pub(crate) struct StatsQuery {
-    subscriber_id: Option<String>,
-}
-
-#[derive(Serialize)]
-struct StatsView {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subscriber_id: Option<String>,
-    /// Finished deliveries: delivered plus failed.
-    total: i64,
-    success: i64,
-    failure: i64,
-    /// Attempts per finished delivery.
-    avg_attempts: f64,
-    /// Attempts the finished deliveries took, in all.
-    attempts: i64,
+    })))
 }
 
 /// Totals over finished deliveries, of the tenant or of one subscriber.
+#[utoipa::path(get, path = "/v1/stats", tag = "deliveries", params(StatsQuery),
+    responses((status = 200, description = "The totals.", body = StatsView),
+        (status = 404, description = "No such subscriber (`not_found`).", body = ErrorBody),
+        QueryErrors, AuthErrors))]
 pub(crate) async fn stats(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<StatsQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<StatsView>, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
-    let subscriber_id = query_subscriber(q.subscriber_id.as_deref())?;
-    if let Some(id) = &subscriber_id
+    if let Some(id) = &q.subscriber_id
         && state
             .subscribers
             .get(&principal.tenant, id)
@@ -243,14 +128,10 @@ pub(crate) async fn stats(
     }
     let totals = state
         .log
-        .stats(&principal.tenant, subscriber_id.as_ref())
+        .stats(&principal.tenant, q.subscriber_id.as_ref())
         .await?;
-    Ok(Json(StatsView {
-        subscriber_id: subscriber_id.map(|s| s.to_string()),
-        total: totals.total(),
-        success: totals.success,
-        failure: totals.failure,
-        avg_attempts: totals.avg_attempts(),
-        attempts: totals.attempts,
-    }))
+    Ok(Json(StatsView::new(
+        q.subscriber_id.map(|s| s.to_string()),
+        &totals,
+    )))
 }

@@ -13,103 +13,52 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::IntoResponse;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use chrono::Utc;
+use skyhook_api_types::ListResponse;
+use skyhook_api_types::dlq::{DeadView, Redrive, RedriveResult};
+use skyhook_api_types::query::{DlqQuery, limit_or_default};
 use skyhook_domain::ids::{SubscriberId, TenantId};
 use skyhook_domain::model::{
     DeadLetterEntry, DeliveryMessage, DeliveryState, DeliveryStatus, RECEIVES_EXHAUSTED_REASON,
-    format_time,
 };
 use skyhook_domain::ports::{DeadMessage, PageRequest};
+use skyhook_http::responses::{AuthErrors, BodyErrors, QueryErrors};
 use skyhook_http::{ApiError, ApiQuery, Principal, Role, read_optional_json};
 
 use crate::subscribers::{Requeue, requeue};
-use crate::{
-    ApiState, BULK_TIME_BUDGET, ListResponse, MAX_BODY_BYTES, audit, authorize, page_limit,
-};
+use crate::{ApiState, BULK_TIME_BUDGET, MAX_BODY_BYTES, audit, authorize};
 
 /// How long a redrive holds a message it received while it moves it into the index; only
 /// a redrive that stops half-way (a crashed function) leaves it hidden this long.
 const HOLD: Duration = Duration::from_secs(30);
 
-#[derive(Deserialize)]
-pub(crate) struct DlqQuery {
-    subscriber_id: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
-#[derive(Serialize)]
-struct DeadView {
-    event_id: String,
-    subscriber_id: String,
-    event_type: String,
-    reason: String,
-    attempts: u32,
-    dead_at: String,
-}
-
-impl From<DeadLetterEntry> for DeadView {
-    fn from(e: DeadLetterEntry) -> Self {
-        DeadView {
-            event_id: e.event_id.to_string(),
-            subscriber_id: e.subscriber_id.to_string(),
-            event_type: e.event_type.to_string(),
-            reason: e.reason,
-            attempts: e.attempts,
-            dead_at: format_time(e.dead_at),
-        }
-    }
-}
-
-fn subscriber_filter(raw: Option<&str>) -> Result<Option<SubscriberId>, ApiError> {
-    raw.map(|s| {
-        SubscriberId::parse(s)
-            .map_err(|e| ApiError::bad_request("invalid_subscriber_id", e.to_string()))
-    })
-    .transpose()
-}
-
+/// The dead-letter queue.
+///
+/// The caller's dead deliveries: out of attempts, or parked while their subscriber is
+/// disabled.
+#[utoipa::path(get, path = "/v1/dlq", tag = "dlq", params(DlqQuery),
+    responses((status = 200, description = "A page of dead deliveries.", body = ListResponse<DeadView>), QueryErrors, AuthErrors))]
 pub(crate) async fn list_dead(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<DlqQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<ListResponse<DeadView>>, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
-    let subscriber = subscriber_filter(q.subscriber_id.as_deref())?;
     let page = state
         .dead_letters
         .list(
             &principal.tenant,
-            subscriber.as_ref(),
+            q.subscriber_id.as_ref(),
             &PageRequest {
-                limit: page_limit(q.limit.as_deref())?,
-                cursor: q.cursor,
+                limit: limit_or_default(q.limit),
+                cursor: q.cursor.map(String::from),
                 active: None,
             },
         )
         .await?;
-    Ok(ListResponse::of(page, DeadView::from))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RedriveBody {
-    #[serde(default)]
-    subscriber_id: Option<String>,
-}
-
-#[derive(Serialize, Default)]
-struct RedriveResult {
-    /// Sent back to the delivery queue.
-    redriven: usize,
-    /// Removed from the DLQ without sending: the delivery succeeded or was recovered since.
-    dropped: usize,
-    /// False when the time budget ran out first; call again to go on.
-    complete: bool,
+    Ok(Json(ListResponse::of(page, DeadView::from)))
 }
 
 /// What to do with one of the caller's dead messages.
@@ -282,19 +231,23 @@ async fn sort_one(
     Ok(Sorting::Settled(fate))
 }
 
-/// Moves the caller's dead messages (all, or one subscriber's) back to the delivery queue.
+/// Sends dead deliveries back for a fresh set of attempts.
 ///
+/// Moves the caller's dead messages (all, or one subscriber's) back to the delivery queue.
 /// First the SQS dead-letter queue is emptied into the dead-letter index (every tenant's
 /// message into its own tenant's entries), then the caller's entries that hold a message
 /// are sent again: a parked one when its subscriber is enabled, any other unless its
 /// delivery moved on since. No tenant's messages are hidden from another's redrive.
+#[utoipa::path(post, path = "/v1/dlq/redrive", tag = "dlq",
+    request_body(content = Option<Redrive>, description = "Optional: no body redrives every subscriber's."),
+    responses((status = 200, description = "What this call moved; call again while `complete` is false.", body = RedriveResult), BodyErrors, AuthErrors))]
 pub(crate) async fn redrive(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<RedriveResult>, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
-    let req: RedriveBody = read_optional_json(body, MAX_BODY_BYTES).await?;
+    let req: Redrive = read_optional_json(body, MAX_BODY_BYTES).await?;
     let only = req
         .subscriber_id
         .as_deref()
@@ -415,7 +368,7 @@ async fn redrive_indexed(
 }
 
 /// What was done with a subscriber's parked deliveries.
-#[derive(Serialize, Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Parked {
     /// Deliveries handled (sent again, or ended).
     pub handled: usize,

@@ -7,64 +7,32 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use skyhook_api_types::ListResponse;
+use skyhook_api_types::keys::{AuditView, CreateKey, KeyView};
+use skyhook_api_types::query::{PageQuery, limit_or_default};
 use skyhook_domain::ids::{ApiKeyId, TenantId};
-use skyhook_domain::model::{ApiKey, AuditRecord, format_time};
+use skyhook_domain::model::ApiKey;
 use skyhook_domain::ports::PageRequest;
+use skyhook_http::responses::{AuthErrors, BodyErrors, NotFound, QueryErrors};
 use skyhook_http::{
     ApiError, ApiPath, ApiQuery, Role, api_key_digest, generate_api_key, read_json,
 };
 
-use crate::{ApiState, ListResponse, MAX_BODY_BYTES, audit, authorize, page_limit};
+use crate::{ApiState, MAX_BODY_BYTES, audit, authorize};
 
 const MAX_KEY_DESCRIPTION_CHARS: usize = 256;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateKey {
-    #[serde(default)]
-    tenant: Option<String>,
-    role: String,
-    #[serde(default)]
-    description: Option<String>,
-}
-
-#[derive(Serialize)]
-struct KeyView {
-    id: String,
-    tenant: String,
-    role: &'static str,
-    description: Option<String>,
-    created_at: String,
-    created_by: String,
-    /// Only in the answer to the create: the key itself is never stored.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<String>,
-}
-
-impl From<&ApiKey> for KeyView {
-    fn from(k: &ApiKey) -> Self {
-        KeyView {
-            id: k.id.to_string(),
-            tenant: k.tenant.to_string(),
-            role: k.role.as_str(),
-            description: k.description.clone(),
-            created_at: format_time(k.created_at),
-            created_by: k.created_by.clone(),
-            key: None,
-        }
-    }
-}
-
+/// Creates a key; the answer is the only place the key itself appears.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateKey,
+    responses((status = 201, description = "The key, with the key itself shown this once.", body = KeyView), BodyErrors, AuthErrors))]
 pub(crate) async fn create_key(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<KeyView>), ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let req: CreateKey = read_json(body, MAX_BODY_BYTES).await?;
     let tenant = match &req.tenant {
@@ -129,37 +97,38 @@ pub(crate) async fn create_key(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct PageQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
+/// The tenant's keys, never the keys themselves.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", params(PageQuery),
+    responses((status = 200, description = "A page of keys.", body = ListResponse<KeyView>), QueryErrors, AuthErrors))]
 pub(crate) async fn list_keys(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<PageQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<ListResponse<KeyView>>, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let page = state
         .keys
         .list(
             &principal.tenant,
             &PageRequest {
-                limit: page_limit(q.limit.as_deref())?,
-                cursor: q.cursor,
+                limit: limit_or_default(q.limit),
+                cursor: q.cursor.map(String::from),
                 active: None,
             },
         )
         .await?;
-    Ok(ListResponse::of(page, |k| KeyView::from(&k)))
+    Ok(Json(ListResponse::of(page, |k| KeyView::from(&k))))
 }
 
+/// Revokes a key at once.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",
+    params(("id" = String, Path, description = "The key's id (`key_…`).")),
+    responses((status = 204, description = "Revoked."), NotFound, AuthErrors))]
 pub(crate) async fn delete_key(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<StatusCode, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let id = ApiKeyId::parse(&id).map_err(|_| ApiError::not_found("API key"))?;
     if !state.keys.delete(&principal.tenant, &id).await? {
@@ -177,44 +146,25 @@ pub(crate) async fn delete_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
-struct AuditView {
-    at: String,
-    actor: String,
-    action: String,
-    resource: String,
-    detail: Option<serde_json::Value>,
-}
-
-impl From<AuditRecord> for AuditView {
-    fn from(r: AuditRecord) -> Self {
-        AuditView {
-            at: format_time(r.at),
-            actor: r.actor,
-            action: r.action,
-            resource: r.resource,
-            detail: r.detail,
-        }
-    }
-}
-
 /// The tenant's audit trail, newest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(PageQuery),
+    responses((status = 200, description = "A page of the audit trail.", body = ListResponse<AuditView>), QueryErrors, AuthErrors))]
 pub(crate) async fn list_audit(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<PageQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<ListResponse<AuditView>>, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let page = state
         .audit
         .list(
             &principal.tenant,
             &PageRequest {
-                limit: page_limit(q.limit.as_deref())?,
-                cursor: q.cursor,
+                limit: limit_or_default(q.limit),
+                cursor: q.cursor.map(String::from),
                 active: None,
             },
         )
         .await?;
-    Ok(ListResponse::of(page, AuditView::from))
+    Ok(Json(ListResponse::of(page, AuditView::from)))
 }

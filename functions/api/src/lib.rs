@@ -3,27 +3,25 @@
 //! OpenAPI document. The `api` binary runs this router in Lambda; the local runner serves it
 //! on a TCP port beside the ingest router.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderMap, Method};
-use axum::routing::{MethodRouter, delete, get, patch, post};
 use chrono::Utc;
-use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use skyhook_api_types::subscribers::SubscriberView;
 use skyhook_aws::{Adapters, Resources, Retention};
 use skyhook_domain::config::{self, AdminKeySource, ConfigError, Env};
-use skyhook_domain::health::{BreakerState, Health};
 use skyhook_domain::ids::TenantId;
-use skyhook_domain::model::{AuditRecord, Subscriber, format_time, parse_time};
+use skyhook_domain::model::{AuditRecord, parse_time};
 use skyhook_domain::ports::{
     ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, EventStore, HealthStore,
     OpsEvents, SecretStore, SubscriberStore,
 };
 use skyhook_domain::publish::Publisher;
-use skyhook_domain::signing::SignatureScheme;
 use skyhook_domain::url::UrlPolicy;
 use skyhook_http::{ApiError, Authenticator, Principal, Role};
 
@@ -37,8 +35,6 @@ pub use subscribers::{parse_event_types, parse_headers};
 
 /// Management requests are small; this bounds what a caller can make us buffer.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-pub const DEFAULT_PAGE_SIZE: usize = 50;
-pub const MAX_PAGE_SIZE: usize = 250;
 /// Bulk routes (redrive, recover) stop after this long and report `complete: false`, well
 /// inside API Gateway's 29-second limit; calling them again carries on where they stopped.
 pub const BULK_TIME_BUDGET: Duration = Duration::from_secs(20);
@@ -174,84 +170,41 @@ impl ApiState {
     }
 }
 
-type Handler = MethodRouter<Arc<ApiState>>;
-
-/// Every route of the management API with its handler. [`router`] is built from this list
-/// and [`routes`] reads it, so the OpenAPI test compares the document with what is served.
-fn route_table() -> Vec<(Method, &'static str, Handler)> {
-    vec![
-        (
-            Method::GET,
-            "/v1/subscribers",
-            get(subscribers::list_subscribers),
-        ),
-        (
-            Method::POST,
-            "/v1/subscribers",
-            post(subscribers::create_subscriber),
-        ),
-        (
-            Method::GET,
-            "/v1/subscribers/{id}",
-            get(subscribers::get_subscriber),
-        ),
-        (
-            Method::PATCH,
-            "/v1/subscribers/{id}",
-            patch(subscribers::patch_subscriber),
-        ),
-        (
-            Method::DELETE,
-            "/v1/subscribers/{id}",
-            delete(subscribers::delete_subscriber),
-        ),
-        (
-            Method::POST,
-            "/v1/subscribers/{id}/rotate-secret",
-            post(subscribers::rotate_secret),
-        ),
-        (
-            Method::POST,
-            "/v1/subscribers/{id}/test",
-            post(subscribers::send_test),
-        ),
-        (
-            Method::POST,
-            "/v1/subscribers/{id}/recover",
-            post(subscribers::recover),
-        ),
-        (Method::GET, "/v1/events/{id}", get(deliveries::get_event)),
-        (
-            Method::GET,
-            "/v1/deliveries",
-            get(deliveries::list_deliveries),
-        ),
-        (Method::GET, "/v1/stats", get(deliveries::stats)),
-        (Method::GET, "/v1/dlq", get(dlq::list_dead)),
-        (Method::POST, "/v1/dlq/redrive", post(dlq::redrive)),
-        (Method::GET, "/v1/api-keys", get(keys::list_keys)),
-        (Method::POST, "/v1/api-keys", post(keys::create_key)),
-        (
-            Method::DELETE,
-            "/v1/api-keys/{id}",
-            delete(keys::delete_key),
-        ),
-        (Method::GET, "/v1/audit", get(keys::list_audit)),
-        (Method::GET, "/v1/openapi.json", get(openapi::serve)),
-    ]
+/// Every route of the management API with its handler and its OpenAPI operation (from the
+/// handler's `#[utoipa::path]`). [`router`] serves them and [`openapi::paths`] describes
+/// them, so what is documented is what is served.
+fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(
+            subscribers::list_subscribers,
+            subscribers::create_subscriber
+        ))
+        .routes(routes!(
+            subscribers::get_subscriber,
+            subscribers::patch_subscriber,
+            subscribers::delete_subscriber
+        ))
+        .routes(routes!(subscribers::rotate_secret))
+        .routes(routes!(subscribers::send_test))
+        .routes(routes!(subscribers::recover))
+        .routes(routes!(deliveries::get_event))
+        .routes(routes!(deliveries::list_deliveries))
+        .routes(routes!(deliveries::stats))
+        .routes(routes!(dlq::list_dead))
+        .routes(routes!(dlq::redrive))
+        .routes(routes!(keys::list_keys, keys::create_key))
+        .routes(routes!(keys::delete_key))
+        .routes(routes!(keys::list_audit))
+        .routes(routes!(openapi::serve))
 }
 
-/// The (method, path) pairs [`router`] serves.
-pub fn routes() -> Vec<(Method, &'static str)> {
-    route_table().into_iter().map(|(m, p, _)| (m, p)).collect()
+/// The (method, path) pairs [`router`] serves, methods in upper case.
+pub fn routes() -> Vec<(Method, String)> {
+    openapi::operations(&api_routes().into_openapi())
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
-    route_table()
-        .into_iter()
-        .fold(Router::new(), |r, (_, path, handler)| {
-            r.route(path, handler)
-        })
+    Router::from(api_routes())
         .route_layer(axum::middleware::from_fn(skyhook_http::require_api_key))
         .with_state(state)
 }
@@ -264,20 +217,6 @@ pub(crate) async fn authorize(
     let principal = state.auth.authenticate(headers).await?;
     principal.require(role)?;
     Ok(principal)
-}
-
-/// `limit` of a list route: 1 to [`MAX_PAGE_SIZE`], [`DEFAULT_PAGE_SIZE`] when absent.
-pub(crate) fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
-    match raw {
-        None => Ok(DEFAULT_PAGE_SIZE),
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
-            _ => Err(ApiError::bad_request(
-                "invalid_limit",
-                format!("limit must be a number from 1 to {MAX_PAGE_SIZE}"),
-            )),
-        },
-    }
 }
 
 /// An RFC 3339 time from a query or body field, or a `400` naming the field.
@@ -335,107 +274,13 @@ pub(crate) async fn audit(
     }
 }
 
-/// A subscriber as the API shows it (the secret only once, at creation).
-#[derive(Serialize)]
-pub struct SubscriberView {
-    pub id: String,
-    pub url: String,
-    pub event_types: Vec<String>,
-    pub active: bool,
-    pub description: Option<String>,
-    pub headers: BTreeMap<String, String>,
-    pub signature_scheme: SignatureScheme,
-    pub max_concurrency: u32,
-    pub rate_limit: Option<u32>,
-    pub disabled_reason: Option<&'static str>,
-    pub health: HealthView,
-    pub created_at: String,
-    pub updated_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-}
-
-/// A subscriber's endpoint health as the API shows it.
-#[derive(Serialize)]
-pub struct HealthView {
-    pub state: BreakerState,
-    pub consecutive_failures: u32,
-    pub opened_at: Option<String>,
-    pub last_error: Option<String>,
-}
-
-impl From<&Health> for HealthView {
-    fn from(h: &Health) -> Self {
-        HealthView {
-            state: h.state,
-            consecutive_failures: h.consecutive_failures,
-            opened_at: h.opened_at.map(format_time),
-            last_error: h.last_error.clone(),
-        }
+/// `view` as `principal` may see it: only admins see the URL's query string, which often
+/// carries the receiver's token (header values no role sees).
+pub fn seen_by(mut view: SubscriberView, principal: &Principal) -> SubscriberView {
+    if principal.require(Role::Admin).is_err() {
+        view.url = skyhook_domain::url::mask_query(&view.url);
     }
-}
-
-impl SubscriberView {
-    /// As `principal` may see it: only admins see the URL's query string, which often
-    /// carries the receiver's token (header values no role sees).
-    pub fn seen_by(mut self, principal: &Principal) -> Self {
-        if principal.require(Role::Admin).is_err() {
-            self.url = skyhook_domain::url::mask_query(&self.url);
-        }
-        self
-    }
-
-    /// The subscriber with its health (`None`: healthy).
-    pub fn with_health(s: &Subscriber, health: Option<&Health>) -> Self {
-        let mut view = SubscriberView::from(s);
-        if let Some(h) = health {
-            view.health = HealthView::from(h);
-        }
-        view
-    }
-}
-
-impl From<&Subscriber> for SubscriberView {
-    fn from(s: &Subscriber) -> Self {
-        SubscriberView {
-            id: s.id.to_string(),
-            url: s.url.to_string(),
-            event_types: s.event_types.iter().map(|f| f.to_string()).collect(),
-            active: s.active,
-            description: s.description.clone(),
-            // Names only: the values are receiver credentials (masked in the record too,
-            // except in one written before they moved to Secrets Manager).
-            headers: skyhook_domain::model::masked_headers(&s.headers),
-            signature_scheme: s.signature_scheme,
-            max_concurrency: s.max_concurrency,
-            rate_limit: s.rate_limit,
-            disabled_reason: s.disabled_reason.map(|r| r.as_str()),
-            health: HealthView::from(&Health::healthy()),
-            created_at: format_time(s.created_at),
-            updated_at: format_time(s.updated_at),
-            secret: None,
-        }
-    }
-}
-
-/// `{"data": [...], "next_cursor": ...}`, the shape of every list.
-#[derive(Serialize)]
-pub(crate) struct ListResponse<T> {
-    pub data: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
-impl<T> ListResponse<T> {
-    /// A store's page, each item shown through its view.
-    pub(crate) fn of<U>(
-        page: skyhook_domain::ports::Page<U>,
-        view: impl Fn(U) -> T,
-    ) -> axum::Json<Self> {
-        axum::Json(ListResponse {
-            data: page.items.into_iter().map(view).collect(),
-            next_cursor: page.next_cursor,
-        })
-    }
+    view
 }
 
 #[cfg(test)]
@@ -474,12 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn limits_and_times_are_checked() {
-        assert_eq!(page_limit(None).unwrap(), DEFAULT_PAGE_SIZE);
-        assert_eq!(page_limit(Some("250")).unwrap(), 250);
-        for bad in ["0", "251", "x", "-1"] {
-            assert_eq!(page_limit(Some(bad)).unwrap_err().code, "invalid_limit");
-        }
+    fn times_are_checked() {
         assert!(
             parse_time_param("since", Some("2026-01-02T03:04:05Z"))
                 .unwrap()

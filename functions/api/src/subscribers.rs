@@ -9,12 +9,17 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
 
+use skyhook_api_types::ListResponse;
+use skyhook_api_types::events::PublishReceiptView;
+use skyhook_api_types::query::{SubscribersQuery, limit_or_default};
+use skyhook_api_types::subscribers::{
+    CreateSubscriber, Recover, RecoverResult, RotateSecret, RotatedSecret, SubscriberView,
+    UpdateSubscriber,
+};
 use skyhook_domain::event_type::{EventType, EventTypeFilter};
 use skyhook_domain::ids::{EventId, SubscriberId};
 use skyhook_domain::model::{
@@ -27,11 +32,11 @@ use skyhook_domain::publish::PublishRequest;
 use skyhook_domain::secret::SigningSecret;
 use skyhook_domain::signing::SignatureScheme;
 use skyhook_domain::url::SubscriberUrl;
+use skyhook_http::responses::{AuthErrors, BodyErrors, Conflict, NotFound, QueryErrors};
 use skyhook_http::{ApiError, ApiPath, ApiQuery, Principal, Role, read_json, read_optional_json};
 
 use crate::{
-    ApiState, BULK_TIME_BUDGET, ListResponse, MAX_BODY_BYTES, SubscriberView, audit, authorize,
-    page_limit, parse_time_param,
+    ApiState, BULK_TIME_BUDGET, MAX_BODY_BYTES, audit, authorize, parse_time_param, seen_by,
 };
 
 const MAX_EVENT_TYPES: usize = skyhook_domain::event_type::MAX_FILTERS;
@@ -158,6 +163,15 @@ pub(crate) fn subscriber_id(raw: &str) -> Result<SubscriberId, ApiError> {
     SubscriberId::parse(raw).map_err(|_| ApiError::not_found("subscriber"))
 }
 
+/// The `{id}` of a subscriber route.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Read by the OpenAPI document only; handlers take the id as text.
+pub(crate) struct SubscriberPath {
+    /// The subscriber's id (`sub_…`).
+    id: String,
+}
+
 /// The caller's subscriber, or `404`: another tenant's id is as unknown as a made-up one.
 pub(crate) async fn load(
     state: &ApiState,
@@ -170,25 +184,6 @@ pub(crate) async fn load(
         .get(&principal.tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("subscriber"))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateSubscriber {
-    url: String,
-    event_types: Vec<String>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    secret: Option<String>,
-    #[serde(default)]
-    headers: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    signature_scheme: Option<String>,
-    #[serde(default)]
-    max_concurrency: Option<u32>,
-    #[serde(default)]
-    rate_limit: Option<u32>,
 }
 
 /// Checks `max_concurrency`: 1 to 100 deliveries in flight.
@@ -215,11 +210,14 @@ fn check_rate_limit(n: u32) -> Result<u32, ApiError> {
     }
 }
 
+/// Creates a subscriber; the answer is the only place its signing secret appears.
+#[utoipa::path(post, path = "/v1/subscribers", tag = "subscribers", request_body = CreateSubscriber,
+    responses((status = 201, description = "Created; the answer holds its signing secret, shown this once.", body = SubscriberView), BodyErrors, AuthErrors))]
 pub(crate) async fn create_subscriber(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<SubscriberView>), ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let req: CreateSubscriber = read_json(body, MAX_BODY_BYTES).await?;
     let url = parse_url(&state, &req.url)?;
@@ -299,97 +297,68 @@ pub(crate) async fn create_subscriber(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
-    active: Option<String>,
-}
-
+/// The tenant's subscribers, oldest first, each with its health.
+#[utoipa::path(get, path = "/v1/subscribers", tag = "subscribers", params(SubscribersQuery),
+    responses((status = 200, description = "A page of subscribers.", body = ListResponse<SubscriberView>), QueryErrors, AuthErrors))]
 pub(crate) async fn list_subscribers(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+    ApiQuery(q): ApiQuery<SubscribersQuery>,
+) -> Result<Json<ListResponse<SubscriberView>>, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
-    let limit = page_limit(q.limit.as_deref())?;
-    let active = match q.active.as_deref() {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_active",
-                "active must be true or false",
-            ));
-        }
-    };
     let page = state
         .subscribers
         .list(
             &principal.tenant,
             &PageRequest {
-                limit,
-                cursor: q.cursor,
-                active,
+                limit: limit_or_default(q.limit),
+                cursor: q.cursor.map(String::from),
+                active: q.active,
             },
         )
         .await?;
     let ids: Vec<SubscriberId> = page.items.iter().map(|s| s.id.clone()).collect();
     let health = state.health.get_many(&principal.tenant, &ids).await?;
-    Ok(ListResponse::of(page, |s| {
-        SubscriberView::with_health(&s, health.get(&s.id)).seen_by(&principal)
-    }))
+    Ok(Json(ListResponse::of(page, |s| {
+        seen_by(
+            SubscriberView::with_health(&s, health.get(&s.id)),
+            &principal,
+        )
+    })))
 }
 
+/// One subscriber with its health, never its secret.
+#[utoipa::path(get, path = "/v1/subscribers/{id}", tag = "subscribers", params(SubscriberPath),
+    responses((status = 200, description = "The subscriber.", body = SubscriberView), NotFound, AuthErrors))]
 pub(crate) async fn get_subscriber(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<SubscriberView>, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
     let sub = load(&state, &principal, &id).await?;
     let health = state.health.get(&principal.tenant, &sub.id).await?;
-    Ok(Json(
-        SubscriberView::with_health(&sub, health.as_ref()).seen_by(&principal),
-    ))
+    Ok(Json(seen_by(
+        SubscriberView::with_health(&sub, health.as_ref()),
+        &principal,
+    )))
 }
 
-/// `null` in JSON is `Some(None)`, an absent field `None`: PATCH tells "clear it" from
-/// "leave it".
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PatchSubscriber {
-    #[serde(default)]
-    url: Option<String>,
-    #[serde(default)]
-    event_types: Option<Vec<String>>,
-    #[serde(default)]
-    active: Option<bool>,
-    #[serde(default, deserialize_with = "present")]
-    description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    headers: Option<Option<BTreeMap<String, String>>>,
-    #[serde(default)]
-    signature_scheme: Option<String>,
-    #[serde(default)]
-    max_concurrency: Option<u32>,
-    #[serde(default, deserialize_with = "present")]
-    rate_limit: Option<Option<u32>>,
-}
-
+/// Changes a subscriber.
+///
+/// Only the fields given change, validated as on create. Disabling keeps the subscriber's
+/// deliveries waiting; enabling sends them.
+#[utoipa::path(patch, path = "/v1/subscribers/{id}", tag = "subscribers", params(SubscriberPath),
+    request_body = UpdateSubscriber,
+    responses((status = 200, description = "The subscriber.", body = SubscriberView), BodyErrors, NotFound, Conflict, AuthErrors))]
 pub(crate) async fn patch_subscriber(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<SubscriberView>, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
-    let req: PatchSubscriber = read_json(body, MAX_BODY_BYTES).await?;
+    let req: UpdateSubscriber = read_json(body, MAX_BODY_BYTES).await?;
     // Everything is validated before anything is read or written, as on create.
     let url = req
         .url
@@ -419,21 +388,7 @@ pub(crate) async fn patch_subscriber(
         .rate_limit
         .map(|r| r.map(check_rate_limit).transpose())
         .transpose()?;
-    let mut changed: Vec<&str> = Vec::new();
-    for (name, set) in [
-        ("url", url.is_some()),
-        ("event_types", event_types.is_some()),
-        ("active", req.active.is_some()),
-        ("description", req.description.is_some()),
-        ("headers", new_headers.is_some()),
-        ("signature_scheme", scheme.is_some()),
-        ("max_concurrency", max_concurrency.is_some()),
-        ("rate_limit", rate_limit.is_some()),
-    ] {
-        if set {
-            changed.push(name);
-        }
-    }
+    let changed = req.fields();
     if changed.is_empty() {
         return Err(ApiError::unprocessable(
             "empty_update",
@@ -551,16 +506,23 @@ pub(crate) async fn patch_subscriber(
         }
     }
     let health = state.health.get(&principal.tenant, &sub.id).await?;
-    Ok(Json(
-        SubscriberView::with_health(&sub, health.as_ref()).seen_by(&principal),
-    ))
+    Ok(Json(seen_by(
+        SubscriberView::with_health(&sub, health.as_ref()),
+        &principal,
+    )))
 }
 
+/// Deletes a subscriber.
+///
+/// Its secret is scheduled for deletion; its waiting deliveries end as
+/// `subscriber_deleted`.
+#[utoipa::path(delete, path = "/v1/subscribers/{id}", tag = "subscribers", params(SubscriberPath),
+    responses((status = 204, description = "Deleted."), NotFound, AuthErrors))]
 pub(crate) async fn delete_subscriber(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<StatusCode, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let id = subscriber_id(&id)?;
     if !state.subscribers.delete(&principal.tenant, &id).await? {
@@ -590,31 +552,23 @@ pub(crate) async fn delete_subscriber(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RotateBody {
-    #[serde(default)]
-    secret: Option<String>,
-}
-
-#[derive(Serialize)]
-struct RotateResponse {
-    id: String,
-    secret: String,
-    previous_secret_expires_at: Option<String>,
-}
-
+/// Rotates the signing secret.
+///
 /// Makes a new signing secret current (given, or generated); the old one keeps signing for
 /// the grace period, so receivers can switch without dropping a delivery.
+#[utoipa::path(post, path = "/v1/subscribers/{id}/rotate-secret", tag = "subscribers",
+    params(SubscriberPath),
+    request_body(content = Option<RotateSecret>, description = "Optional: no body rotates to a generated secret."),
+    responses((status = 200, description = "The new secret, shown this once.", body = RotatedSecret), BodyErrors, NotFound, AuthErrors))]
 pub(crate) async fn rotate_secret(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<RotatedSecret>, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
     // The body is optional: no body rotates to a generated secret.
-    let req: RotateBody = read_optional_json(body, MAX_BODY_BYTES).await?;
+    let req: RotateSecret = read_optional_json(body, MAX_BODY_BYTES).await?;
     let secret = match &req.secret {
         Some(s) => parse_secret(s)?,
         None => SigningSecret::generate(),
@@ -653,27 +607,21 @@ pub(crate) async fn rotate_secret(
         None,
     )
     .await;
-    Ok(Json(RotateResponse {
+    Ok(Json(RotatedSecret {
         id: sub.id.to_string(),
         secret: secret.expose(),
         previous_secret_expires_at: expires,
     }))
 }
 
-#[derive(Serialize)]
-struct PublishResponse {
-    id: String,
-    #[serde(rename = "type")]
-    event_type: String,
-    subscribers: usize,
-}
-
 /// Sends a `skyhook.test` event to this subscriber only, through the normal pipeline.
+#[utoipa::path(post, path = "/v1/subscribers/{id}/test", tag = "subscribers", params(SubscriberPath),
+    responses((status = 202, description = "The test event was published.", body = PublishReceiptView), NotFound, Conflict, AuthErrors))]
 pub(crate) async fn send_test(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<PublishReceiptView>), ApiError> {
     let principal = authorize(&state, &headers, Role::Publisher).await?;
     let sub = load(&state, &principal, &id).await?;
     if !sub.active {
@@ -703,27 +651,8 @@ pub(crate) async fn send_test(
         .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(PublishResponse {
-            id: receipt.id.to_string(),
-            event_type: receipt.event_type.to_string(),
-            subscribers: receipt.subscribers,
-        }),
+        Json(PublishReceiptView::from(receipt)),
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecoverBody {
-    since: Option<String>,
-    #[serde(default)]
-    until: Option<String>,
-}
-
-#[derive(Serialize, Default)]
-pub(crate) struct BulkResult {
-    pub recovered: usize,
-    pub skipped: usize,
-    pub complete: bool,
 }
 
 /// What became of one candidate for recovery or redrive.
@@ -826,17 +755,22 @@ async fn recover_one(
     requeue(state, message, Some(&status), status.attempts).await
 }
 
+/// Recovers failed deliveries of a time window.
+///
 /// Re-enqueues this subscriber's deliveries that failed for good and had a failed attempt
 /// in `[since, until]`, rebuilt from the stored events. Deliveries that are no longer failed
 /// (delivered since, or already recovered) are skipped, so calling it again is safe.
+#[utoipa::path(post, path = "/v1/subscribers/{id}/recover", tag = "subscribers",
+    params(SubscriberPath), request_body = Recover,
+    responses((status = 200, description = "What this call recovered; call again while `complete` is false.", body = RecoverResult), BodyErrors, NotFound, AuthErrors))]
 pub(crate) async fn recover(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<RecoverResult>, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
-    let req: RecoverBody = read_json(body, MAX_BODY_BYTES).await?;
+    let req: Recover = read_json(body, MAX_BODY_BYTES).await?;
     let since = parse_time_param("since", req.since.as_deref())?
         .ok_or_else(|| ApiError::unprocessable("invalid_time", "since is required"))?;
     let until: Option<DateTime<Utc>> = parse_time_param("until", req.until.as_deref())?;
@@ -848,7 +782,7 @@ pub(crate) async fn recover(
     }
     let sub = load(&state, &principal, &id).await?;
     let started = Instant::now();
-    let mut result = BulkResult::default();
+    let mut result = RecoverResult::default();
     let mut seen: HashSet<EventId> = HashSet::new();
     let mut query = AttemptQuery {
         subscriber_id: Some(sub.id.clone()),
@@ -923,11 +857,21 @@ mod tests {
 
     #[test]
     fn patch_tells_null_from_absent() {
-        let p: PatchSubscriber = serde_json::from_str(r#"{"description": null}"#).unwrap();
+        let p: UpdateSubscriber = serde_json::from_str(r#"{"description": null}"#).unwrap();
         assert_eq!(p.description, Some(None));
         assert!(p.headers.is_none());
-        let p: PatchSubscriber = serde_json::from_str(r#"{"headers": {"x-a": "1"}}"#).unwrap();
+        assert_eq!(p.fields(), ["description"]);
+        let p: UpdateSubscriber = serde_json::from_str(r#"{"headers": {"x-a": "1"}}"#).unwrap();
         assert_eq!(p.headers.unwrap().unwrap().len(), 1);
-        assert!(serde_json::from_str::<PatchSubscriber>(r#"{"secret": "whsec_x"}"#).is_err());
+        assert!(serde_json::from_str::<UpdateSubscriber>(r#"{"secret": "whsec_x"}"#).is_err());
+        // What the CLI sends is what the API reads: null stays null, absent stays absent.
+        let clear = UpdateSubscriber {
+            rate_limit: Some(None),
+            ..UpdateSubscriber::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&clear).unwrap(),
+            r#"{"rate_limit":null}"#
+        );
     }
 }

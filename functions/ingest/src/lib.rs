@@ -7,19 +7,20 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use lambda_runtime::LambdaEvent;
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use skyhook_api_types::HealthStatus;
+use skyhook_api_types::events::{PublishEvent, PublishReceiptView};
 use skyhook_aws::{Adapters, Resources, Retention};
 use skyhook_domain::config::{self, AdminKeySource, ConfigError, Env};
 use skyhook_domain::event_type::EventType;
 use skyhook_domain::ids::{SubscriberId, TenantId};
-use skyhook_domain::ports::PublishReceipt;
 use skyhook_domain::publish::{PublishError, PublishRequest, Publisher};
+use skyhook_http::responses::{AuthErrors, BodyErrors, Conflict};
 pub use skyhook_http::with_fallbacks;
 use skyhook_http::{ApiError, Authenticator, Role, read_json};
 
@@ -134,64 +135,49 @@ impl IngestState {
     }
 }
 
-/// Every route of this router, with its handler; [`router`] and [`routes`] both read it, so
-/// the OpenAPI document can be checked against what is really served.
-fn route_table() -> Vec<(http::Method, &'static str, MethodRouter<Arc<IngestState>>)> {
-    vec![
-        (http::Method::POST, "/v1/events", post(publish_event)),
-        (http::Method::GET, "/v1/health", get(health)),
-    ]
+/// Every route of this router with its handler and its OpenAPI operation; [`router`] serves
+/// them and [`openapi`] describes them.
+fn ingest_routes() -> OpenApiRouter<Arc<IngestState>> {
+    OpenApiRouter::new()
+        .routes(routes!(publish_event))
+        .routes(routes!(health))
+}
+
+/// This router's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ingest_routes().into_openapi()
 }
 
 /// The (method, path) pairs [`router`] serves.
-pub fn routes() -> Vec<(http::Method, &'static str)> {
-    route_table().into_iter().map(|(m, p, _)| (m, p)).collect()
+pub fn routes() -> Vec<(http::Method, String)> {
+    let doc = openapi();
+    let mut out = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        for (method, op) in [
+            (http::Method::GET, &item.get),
+            (http::Method::POST, &item.post),
+        ] {
+            if op.is_some() {
+                out.push((method, path.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// `POST /v1/events` and `GET /v1/health`; unknown routes answer in the API's error shape
 /// once wrapped in [`with_fallbacks`].
 pub fn router(state: Arc<IngestState>) -> Router {
-    route_table()
-        .into_iter()
-        .fold(Router::new(), |r, (_, path, handler)| {
-            r.route(path, handler)
-        })
+    Router::from(ingest_routes())
         .route_layer(axum::middleware::from_fn(skyhook_http::require_api_key))
         .with_state(state)
 }
 
-pub async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok", "version": skyhook_domain::VERSION}))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishBody {
-    #[serde(rename = "type")]
-    event_type: String,
-    data: Box<RawValue>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    subscriber_ids: Option<Vec<String>>,
-}
-
-#[derive(Serialize)]
-struct PublishResponse {
-    id: String,
-    #[serde(rename = "type")]
-    event_type: String,
-    subscribers: usize,
-}
-
-impl From<PublishReceipt> for PublishResponse {
-    fn from(r: PublishReceipt) -> Self {
-        PublishResponse {
-            id: r.id.to_string(),
-            event_type: r.event_type.to_string(),
-            subscribers: r.subscribers,
-        }
-    }
+/// Whether the service is up; needs no key.
+#[utoipa::path(get, path = "/v1/health", tag = "meta", security(()),
+    responses((status = 200, description = "The service is up.", body = HealthStatus)))]
+pub async fn health() -> Json<HealthStatus> {
+    Json(HealthStatus::ok())
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
@@ -205,11 +191,21 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
         .transpose()
 }
 
+/// Publishes an event.
+///
+/// It goes to every subscriber whose filters match its type (or to the ones named). An `Idempotency-Key` header (or the body's `id`) makes repeats within 24 h answer
+/// with the first event.
+#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = PublishEvent,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeats within 24 h with the same key answer with the first event."),
+        ("X-Correlation-Id" = Option<String>, Header, description = "Sent on every delivery as `x-correlation-id`."),
+    ),
+    responses((status = 202, description = "Published: the event and how many subscribers it goes to.", body = PublishReceiptView), BodyErrors, Conflict, AuthErrors))]
 async fn publish_event(
     State(state): State<Arc<IngestState>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<PublishReceiptView>), ApiError> {
     let principal = state.auth.authenticate(&headers).await?;
     principal.require(Role::Publisher)?;
     if let Some(len) = header_str(&headers, "content-length")?.and_then(|v| v.parse::<usize>().ok())
@@ -217,7 +213,7 @@ async fn publish_event(
     {
         return Err(ApiError::payload_too_large(state.max_payload_bytes));
     }
-    let body: PublishBody = read_json(body, state.max_payload_bytes).await?;
+    let body: PublishEvent = read_json(body, state.max_payload_bytes).await?;
     let event_type = EventType::parse(&body.event_type)
         .map_err(|e| ApiError::unprocessable("invalid_event_type", e.to_string()))?;
     let subscriber_ids = body
@@ -246,7 +242,10 @@ async fn publish_event(
             timestamp: None,
         })
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(PublishResponse::from(receipt))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(PublishReceiptView::from(receipt)),
+    ))
 }
 
 /// Why an EventBridge event could not be published.

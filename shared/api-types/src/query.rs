@@ -295,8 +295,16 @@ mod tests {
         assert_eq!(q.outcome, Some(Outcome::Failure));
         assert_eq!(q.since.unwrap().to_string(), "2026-01-02T03:04:05.000Z");
         assert_eq!(q.subscriber_id.unwrap().as_str(), "sub_01ABC");
-        for bad in ["outcome=maybe", "since=yesterday", "until=+10000-01-01T00:00:00Z", "event_id=sub_1"] {
-            assert!(serde_urlencoded::from_str::<DeliveriesQuery>(bad).is_err(), "{bad}");
+        for bad in [
+            "outcome=maybe",
+            "since=yesterday",
+            "until=+10000-01-01T00:00:00Z",
+            "event_id=sub_1",
+        ] {
+            assert!(
+                serde_urlencoded::from_str::<DeliveriesQuery>(bad).is_err(),
+                "{bad}"
+            );
         }
     }
 

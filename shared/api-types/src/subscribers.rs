@@ -16,14 +16,19 @@ use skyhook_domain::signing::SignatureScheme;
 pub struct CreateSubscriber {
     /// Where deliveries are POSTed: `https` with a public host (local mode also allows `http`
     /// and loopback or private hosts).
-    #[schema(example = "https://example.com/webhooks")]
+    #[schema(
+        example = "https://example.com/webhooks",
+        format = "uri",
+        max_length = 2048
+    )]
     pub url: String,
-    /// 1 to 100 filters: an exact type (`order.created`), a trailing wildcard (`order.*`) or
+    /// 1 to 48 filters: an exact type (`order.created`), a trailing wildcard (`order.*`) or
     /// `*` for every type.
-    #[schema(example = json!(["order.*"]))]
+    #[schema(example = json!(["order.*"]), min_items = 1, max_items = 48)]
     pub event_types: Vec<String>,
     /// Up to 1024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
     /// `whsec_` and base64 of 24 to 64 bytes; generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,9 +62,11 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Optio
 #[serde(deny_unknown_fields)]
 pub struct UpdateSubscriber {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uri", max_length = 2048)]
     pub url: Option<String>,
-    /// Replaces the filters.
+    /// Replaces the filters (1 to 48).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 48)]
     pub event_types: Option<Vec<String>>,
     /// `false` disables it (its deliveries are kept and wait); `true` enables it and sends
     /// what waited.
@@ -71,6 +78,7 @@ pub struct UpdateSubscriber {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(max_length = 1024)]
     pub description: Option<Option<String>>,
     /// Replaces the custom headers; `null` removes them all. A value given as `"********"`
     /// (as the API shows it) keeps the stored value.

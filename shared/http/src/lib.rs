@@ -19,6 +19,8 @@ pub use skyhook_domain::model::Role;
 use skyhook_domain::ports::{ApiKeyStore, SecretValues, StoreError};
 use skyhook_domain::publish::PublishError;
 
+pub mod responses;
+
 /// Every error a route returns: `{"error": {"code", "message"}}` with a fitting status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -82,7 +84,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let body = skyhook_api_types::ErrorBody {
+            error: skyhook_api_types::ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -139,9 +146,30 @@ pub fn with_fallbacks(router: axum::Router) -> axum::Router {
         })
 }
 
-/// axum's `Query`, with its rejection in the API's error shape (`400 invalid_query`) rather
-/// than axum's plain text.
+/// A query string parsed into `T`, with a rejection in the API's error shape: `400` with the
+/// code of the parameter that failed ([`skyhook_api_types::query::error_code`]: `invalid_limit`,
+/// `invalid_time`, …; `invalid_query` for the query as a whole, such as a repeated parameter)
+/// and a message that names it.
 pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned> ApiQuery<T> {
+    /// Parses a raw query string (without the `?`).
+    pub fn parse(query: &str) -> Result<T, ApiError> {
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let param = e.path().to_string();
+            let inner = redact_values(&e.inner().to_string());
+            if param == "." {
+                ApiError::bad_request("invalid_query", format!("query string: {inner}"))
+            } else {
+                ApiError::bad_request(
+                    skyhook_api_types::query::error_code(&param),
+                    format!("query parameter {param}: {inner}"),
+                )
+            }
+        })
+    }
+}
 
 impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
@@ -150,9 +178,7 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
         parts: &mut http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map(|q| ApiQuery(q.0))
-            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+        Self::parse(parts.uri.query().unwrap_or_default()).map(ApiQuery)
     }
 }
 
