@@ -123,58 +123,6 @@ impl ApiClient {
             .map(|_| ())
     }
 
-    /// Sends one request; a non-2xx answer becomes [`CliError::Api`] with the API's code and
-    /// message. Returns `Value::Null` for an empty body (e.g. `204`).
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        headers: &[(&str, &str)],
-    ) -> Result<Value, CliError> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.key);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.map_err(|e| CliError::Unreachable {
-            url: self.base.clone(),
-            detail: error_chain(&e),
-        })?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| CliError::Unreachable {
-            url: self.base.clone(),
-            detail: error_chain(&e),
-        })?;
-        let value: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        if (200..300).contains(&status) {
-            return Ok(value);
-        }
-        let code = value["error"]["code"]
-            .as_str()
-            .unwrap_or("http_error")
-            .to_string();
-        let message = value["error"]["message"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("the API answered HTTP {status}"));
-        Err(CliError::Api {
-            status,
-            code,
-            message,
-        })
-    }
-
     /// Sends one request and returns the answer's text; a non-2xx answer becomes
     /// [`CliError::Api`] with the API's code and message.
     async fn request(

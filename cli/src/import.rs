@@ -3,7 +3,8 @@
 //! requests. Every entry is checked before anything is sent.
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+
+use skyhook_api_types::subscribers::{CreateSubscriber, UpdateSubscriber};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,12 +32,15 @@ fn enabled_by_default() -> bool {
 }
 
 /// What importing one entry takes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Plan {
     /// `POST /v1/subscribers`, then (when disabled) a `PATCH` setting `active: false`.
-    Create { body: Value, enabled: bool },
+    Create {
+        body: CreateSubscriber,
+        enabled: bool,
+    },
     /// `PATCH /v1/subscribers/{id}`: an entry with an id updates that subscriber.
-    Update { id: String, body: Value },
+    Update { id: String, body: UpdateSubscriber },
 }
 
 /// Parses the file and plans every entry; an error names the entry (1-based) at fault.
@@ -66,32 +70,28 @@ pub fn plan(yaml: &str) -> Result<Vec<(Endpoint, Plan)>, String> {
                 Some(id) => {
                     skyhook_domain::ids::SubscriberId::parse(id)
                         .map_err(|err| format!("endpoint {n}: {err}"))?;
-                    let mut body = json!({
-                        "url": e.url,
-                        "event_types": e.events,
-                        "active": e.enabled,
-                    });
-                    if let Some(d) = &e.description {
-                        body["description"] = json!(d);
-                    }
+                    // An existing subscriber keeps its secret: rotation is its own command.
                     Plan::Update {
                         id: id.clone(),
-                        body,
+                        body: UpdateSubscriber {
+                            url: Some(e.url.clone()),
+                            event_types: Some(e.events.clone()),
+                            active: Some(e.enabled),
+                            description: e.description.clone().map(Some),
+                            ..UpdateSubscriber::default()
+                        },
                     }
                 }
-                None => {
-                    let mut body = json!({"url": e.url, "event_types": e.events});
-                    if let Some(d) = &e.description {
-                        body["description"] = json!(d);
-                    }
-                    if let Some(s) = &e.secret {
-                        body["secret"] = json!(s);
-                    }
-                    Plan::Create {
-                        body,
-                        enabled: e.enabled,
-                    }
-                }
+                None => Plan::Create {
+                    body: CreateSubscriber {
+                        url: e.url.clone(),
+                        event_types: e.events.clone(),
+                        description: e.description.clone(),
+                        secret: e.secret.clone(),
+                        ..CreateSubscriber::default()
+                    },
+                    enabled: e.enabled,
+                },
             };
             Ok((e, plan))
         })
@@ -121,17 +121,30 @@ endpoints:
         match &plans[0].1 {
             Plan::Create { body, enabled } => {
                 assert!(*enabled);
-                assert_eq!(body["event_types"], json!(["order.*"]));
-                assert_eq!(body["secret"], "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
-                assert_eq!(body["description"], "Orders");
+                assert_eq!(body.url, "https://example.com/orders");
+                assert_eq!(body.event_types, ["order.*"]);
+                assert_eq!(
+                    body.secret.as_deref(),
+                    Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                );
+                assert_eq!(body.description.as_deref(), Some("Orders"));
             }
             other => panic!("{other:?}"),
         }
         match &plans[1].1 {
             Plan::Update { id, body } => {
                 assert_eq!(id, "sub_01ABC");
-                assert_eq!(body["active"], false);
-                assert!(body.get("secret").is_none());
+                assert_eq!(body.active, Some(false));
+                assert_eq!(body.fields(), ["url", "event_types", "active"]);
+                // The same JSON the API reads: no description given, none sent (or cleared).
+                assert_eq!(
+                    serde_json::to_value(body).unwrap(),
+                    serde_json::json!({
+                        "url": "https://example.com/all",
+                        "event_types": ["*"],
+                        "active": false,
+                    })
+                );
             }
             other => panic!("{other:?}"),
         }

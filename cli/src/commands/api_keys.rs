@@ -1,11 +1,13 @@
 //! `skyhook api-keys …` and `skyhook audit`: the tenant's keys and its management changes.
 
 use reqwest::Method;
-use serde_json::json;
 
+use skyhook_api_types::ListResponse;
+use skyhook_api_types::keys::{AuditView, CreateKey, KeyView};
+use skyhook_api_types::query::PageQuery;
 use skyhook_cli::client::CliError;
 
-use super::output::field;
+use super::limit;
 use crate::{ApiArgs, ApiKeyCommand};
 
 pub async fn run(json_mode: bool, cmd: ApiKeyCommand) -> Result<(), CliError> {
@@ -16,52 +18,53 @@ pub async fn run(json_mode: bool, cmd: ApiKeyCommand) -> Result<(), CliError> {
             tenant,
             description,
         } => {
-            let mut body = json!({"role": role});
-            if let Some(t) = tenant {
-                body["tenant"] = json!(t);
-            }
-            if let Some(d) = description {
-                body["description"] = json!(d);
-            }
+            let body = CreateKey {
+                tenant,
+                role,
+                description,
+            };
             let out = api
                 .client()?
-                .call(Method::POST, "/v1/api-keys", Some(&body), &[])
+                .send::<_, KeyView>(Method::POST, "/v1/api-keys", Some(&body), &[])
                 .await?;
             if json_mode {
-                println!("{out}");
+                println!("{}", out.json());
             } else {
-                println!("id      {}", field(&out, "id"));
-                println!("tenant  {}", field(&out, "tenant"));
-                println!("role    {}", field(&out, "role"));
-                println!("key     {}   (shown only now)", field(&out, "key"));
+                let k = &out.body;
+                println!("id      {}", k.id);
+                println!("tenant  {}", k.tenant);
+                println!("role    {}", k.role.as_str());
+                println!(
+                    "key     {}   (shown only now)",
+                    k.key.as_deref().unwrap_or("")
+                );
             }
             Ok(())
         }
         ApiKeyCommand::List { api } => {
+            // The first page, as the API's default size has it.
             let out = api
                 .client()?
-                .call(Method::GET, "/v1/api-keys", None, &[])
+                .get::<ListResponse<KeyView>>("/v1/api-keys", &PageQuery::default())
                 .await?;
             if json_mode {
-                println!("{out}");
+                println!("{}", out.json());
             } else {
-                for k in out["data"].as_array().cloned().unwrap_or_default() {
+                for k in &out.body.data {
                     println!(
                         "{}  {:<10}  {:<9}  {}  {}",
-                        field(&k, "id"),
-                        field(&k, "tenant"),
-                        field(&k, "role"),
-                        field(&k, "created_at"),
-                        field(&k, "description"),
+                        k.id,
+                        k.tenant,
+                        k.role.as_str(),
+                        k.created_at,
+                        k.description.as_deref().unwrap_or(""),
                     );
                 }
             }
             Ok(())
         }
         ApiKeyCommand::Delete { api, id } => {
-            api.client()?
-                .call(Method::DELETE, &format!("/v1/api-keys/{id}"), None, &[])
-                .await?;
+            api.client()?.delete(&format!("/v1/api-keys/{id}")).await?;
             if !json_mode {
                 println!("deleted {id}");
             }
@@ -71,21 +74,22 @@ pub async fn run(json_mode: bool, cmd: ApiKeyCommand) -> Result<(), CliError> {
 }
 
 /// The newest `limit` management changes: one page.
-pub async fn audit(json_mode: bool, api: &ApiArgs, limit: u32) -> Result<(), CliError> {
-    let page = api
-        .client()?
-        .call(Method::GET, &format!("/v1/audit?limit={limit}"), None, &[])
+pub async fn audit(json_mode: bool, api: &ApiArgs, n: u32) -> Result<(), CliError> {
+    let client = api.client()?;
+    let query = PageQuery {
+        limit: Some(limit(n)?),
+        cursor: None,
+    };
+    let page = client
+        .get::<ListResponse<AuditView>>("/v1/audit", &query)
         .await?;
     if json_mode {
-        println!("{page}");
+        println!("{}", page.json());
     } else {
-        for r in page["data"].as_array().cloned().unwrap_or_default() {
+        for r in &page.body.data {
             println!(
                 "{}  {:<12}  {:<22}  {}",
-                r["at"].as_str().unwrap_or(""),
-                r["actor"].as_str().unwrap_or(""),
-                r["action"].as_str().unwrap_or(""),
-                r["resource"].as_str().unwrap_or("")
+                r.at, r.actor, r.action, r.resource
             );
         }
     }

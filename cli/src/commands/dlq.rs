@@ -3,10 +3,14 @@
 use reqwest::Method;
 use serde_json::json;
 
-use skyhook_cli::client::CliError;
+use skyhook_api_types::Limit;
+use skyhook_api_types::dlq::{DeadView, Redrive, RedriveResult};
+use skyhook_api_types::query::DlqQuery;
+use skyhook_cli::client::{ApiClient, CliError};
 use skyhook_cli::progress::Progress;
 
-use super::output::{field, list_pages, print_rows};
+use super::output::{list_pages, print_rows};
+use super::{limit, subscriber_id};
 use crate::DlqCommand;
 
 pub async fn run(json_mode: bool, cmd: DlqCommand) -> Result<(), CliError> {
@@ -14,71 +18,65 @@ pub async fn run(json_mode: bool, cmd: DlqCommand) -> Result<(), CliError> {
         DlqCommand::List {
             api,
             subscriber,
-            limit,
+            limit: n,
             all,
         } => {
-            let (rows, cursor) = list_pages(
-                &api.client()?,
-                "/v1/dlq",
-                &[("subscriber_id", subscriber)],
-                limit,
-                None,
-                all,
-            )
-            .await?;
-            print_rows(json_mode, &rows, &cursor, |d| {
+            let client = api.client()?;
+            let query = DlqQuery {
+                subscriber_id: subscriber_id(subscriber)?,
+                limit: Some(limit(n)?),
+                cursor: None,
+            };
+            let rows = list_pages::<DeadView, _>(&client, "/v1/dlq", query, all).await?;
+            print_rows(json_mode, &rows, |d| {
                 format!(
                     "{}  {}  {}  {}  attempts {}  {}",
-                    field(d, "dead_at"),
-                    field(d, "event_id"),
-                    field(d, "subscriber_id"),
-                    field(d, "event_type"),
-                    d["attempts"],
-                    field(d, "reason"),
+                    d.dead_at, d.event_id, d.subscriber_id, d.event_type, d.attempts, d.reason,
                 )
             });
             Ok(())
         }
         DlqCommand::Redrive { api, subscriber } => {
-            let client = api.client()?;
-            // Count first, so the bar has a total.
-            let (dead, _) = list_pages(
-                &client,
-                "/v1/dlq",
-                &[("subscriber_id", subscriber.clone())],
-                250,
-                None,
-                true,
-            )
-            .await?;
-            let body = match &subscriber {
-                Some(id) => json!({"subscriber_id": id}),
-                None => json!({}),
-            };
-            let mut progress = Progress::new("redriving", Some(dead.len()));
-            let (mut redriven, mut dropped) = (0u64, 0u64);
-            for _ in 0..10_000 {
-                let out = client
-                    .call(Method::POST, "/v1/dlq/redrive", Some(&body), &[])
-                    .await?;
-                let (r, d) = (
-                    out["redriven"].as_u64().unwrap_or(0),
-                    out["dropped"].as_u64().unwrap_or(0),
-                );
-                redriven += r;
-                dropped += d;
-                progress.advance(usize::try_from(r + d).unwrap_or(usize::MAX));
-                if out["complete"] != false {
-                    break;
-                }
-            }
-            progress.finish();
-            if json_mode {
-                println!("{}", json!({"redriven": redriven, "dropped": dropped}));
-            } else {
-                println!("redriven {redriven}; {dropped} already delivered or recovered, removed");
-            }
-            Ok(())
+            redrive(json_mode, &api.client()?, subscriber).await
         }
     }
+}
+
+/// Calls the redrive route until it reports the DLQ done, adding up what each call did.
+async fn redrive(
+    json_mode: bool,
+    client: &ApiClient,
+    subscriber: Option<String>,
+) -> Result<(), CliError> {
+    // Count first, so the bar has a total.
+    let query = DlqQuery {
+        subscriber_id: subscriber_id(subscriber.clone())?,
+        limit: Some(Limit::MAX),
+        cursor: None,
+    };
+    let dead = list_pages::<DeadView, _>(client, "/v1/dlq", query, true).await?;
+    let body = Redrive {
+        subscriber_id: subscriber,
+    };
+    let mut progress = Progress::new("redriving", Some(dead.items.len()));
+    let (mut redriven, mut dropped) = (0usize, 0usize);
+    for _ in 0..10_000 {
+        let out = client
+            .send::<_, RedriveResult>(Method::POST, "/v1/dlq/redrive", Some(&body), &[])
+            .await?
+            .body;
+        redriven += out.redriven;
+        dropped += out.dropped;
+        progress.advance(out.redriven.saturating_add(out.dropped));
+        if out.complete {
+            break;
+        }
+    }
+    progress.finish();
+    if json_mode {
+        println!("{}", json!({"redriven": redriven, "dropped": dropped}));
+    } else {
+        println!("redriven {redriven}; {dropped} already delivered or recovered, removed");
+    }
+    Ok(())
 }

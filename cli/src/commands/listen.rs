@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use reqwest::Method;
-use serde_json::json;
 
+use skyhook_api_types::subscribers::{CreateSubscriber, SubscriberView};
 use skyhook_cli::client::CliError;
 use skyhook_cli::listen::{ListenOptions, Listener, Verdict, describe, read_saved, verify_request};
 use skyhook_domain::secret::SigningSecret;
@@ -41,34 +41,34 @@ pub async fn listen(args: ListenArgs) -> Result<(), CliError> {
     let url = format!("http://{}{}", listener.addr, args.path);
     let mut subscription = None;
     if let Some(client) = &client {
+        let body = CreateSubscriber {
+            url: url.clone(),
+            event_types: args.subscribe.clone(),
+            description: Some("skyhook listen".into()),
+            ..CreateSubscriber::default()
+        };
         let created = client
-            .call(
-                Method::POST,
-                "/v1/subscribers",
-                Some(&json!({"url": url, "event_types": args.subscribe, "description": "skyhook listen"})),
-                &[],
-            )
-            .await?;
-        let secret = created["secret"]
-            .as_str()
+            .send::<_, SubscriberView>(Method::POST, "/v1/subscribers", Some(&body), &[])
+            .await?
+            .body;
+        let secret = created
+            .secret
+            .as_deref()
             .and_then(|s| SigningSecret::parse(s).ok())
             .ok_or_else(|| CliError::Failed("the API returned no usable secret".into()))?;
         listener.add_secret(secret).await;
-        let id = created["id"].as_str().unwrap_or("").to_string();
         println!(
-            "Subscribed {id} to {}; deliveries are verified with its secret.",
+            "Subscribed {} to {}; deliveries are verified with its secret.",
+            created.id,
             args.subscribe.join(", ")
         );
-        subscription = Some(id);
+        subscription = Some(created.id);
     }
     println!("Listening on {url} (Ctrl-C to stop)");
     listener.wait(interrupted()).await;
     if let (Some(client), Some(id)) = (&client, subscription) {
-        match client
-            .call(Method::DELETE, &format!("/v1/subscribers/{id}"), None, &[])
-            .await
-        {
-            Ok(_) => println!("Unsubscribed {id}."),
+        match client.delete(&format!("/v1/subscribers/{id}")).await {
+            Ok(()) => println!("Unsubscribed {id}."),
             Err(e) => eprintln!("could not delete subscriber {id}: {e}"),
         }
     }

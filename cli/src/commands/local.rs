@@ -1,7 +1,7 @@
 //! `skyhook local`: the environment's configuration, the runner, and its banner on stdout.
 
 use skyhook_cli::client::CliError;
-use skyhook_cli::local::{LocalConfig, banner};
+use skyhook_cli::local::{LocalConfig, LocalError, banner};
 use skyhook_domain::config::ProcessEnv;
 
 use super::interrupted;
@@ -16,7 +16,7 @@ pub async fn run() -> Result<(), CliError> {
     })
     .await
     .map_err(|e| match e {
-        skyhook_cli::local::LocalError::Config(c) => CliError::Usage(c.to_string()),
+        LocalError::Config(c) => CliError::Usage(c.to_string()),
         other => CliError::Failed(other.to_string()),
     })
 }

@@ -1,11 +1,15 @@
 //! What every command shares: printing an answer (as the API wrote it with `--json`, as
 //! text otherwise) and reading a list a page at a time.
 
-use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use skyhook_api_types::query::{DeliveriesQuery, DlqQuery, PageQuery, SubscribersQuery};
+use skyhook_api_types::{Cursor, ListResponse};
 use skyhook_cli::client::{ApiClient, CliError};
 
+/// Prints JSON compact on one line with `--json`, indented otherwise.
 pub fn print_value(json_mode: bool, value: &Value) {
     if json_mode {
         println!("{value}");
@@ -17,70 +21,75 @@ pub fn print_value(json_mode: bool, value: &Value) {
     }
 }
 
-/// Percent-encodes a query value (timestamps carry `:` and `+`).
-pub fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// The query of a list route, whose cursor moves on page by page.
+pub trait Paged: Serialize {
+    fn cursor_mut(&mut self) -> &mut Option<Cursor>;
 }
 
-/// Reads a paginated list: one page, or every page with `all`. `query` holds the filters
-/// as `(name, value)`; returns the rows and the cursor of the next page, if any.
-pub async fn list_pages(
+macro_rules! paged {
+    ($($query:ty),*) => {
+        $(impl Paged for $query {
+            fn cursor_mut(&mut self) -> &mut Option<Cursor> {
+                &mut self.cursor
+            }
+        })*
+    };
+}
+
+paged!(SubscribersQuery, DeliveriesQuery, DlqQuery, PageQuery);
+
+/// The rows of one page or of every page: decoded for the text output, and as the API wrote
+/// them for `--json`.
+pub struct Rows<T> {
+    pub items: Vec<T>,
+    pub json: Vec<Value>,
+    /// The cursor of the page after the last one read; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// Reads a paginated list from where `query`'s cursor points: one page, or with `all` every
+/// page to the end.
+pub async fn list_pages<T: DeserializeOwned, Q: Paged>(
     client: &ApiClient,
     path: &str,
-    query: &[(&str, Option<String>)],
-    limit: u32,
-    cursor: Option<String>,
+    mut query: Q,
     all: bool,
-) -> Result<(Vec<Value>, Option<String>), CliError> {
-    let mut cursor = cursor;
-    let mut rows = Vec::new();
+) -> Result<Rows<T>, CliError> {
+    let mut rows = Rows {
+        items: Vec::new(),
+        json: Vec::new(),
+        next_cursor: None,
+    };
     // A bound on pages, so a misbehaving server cannot keep the command looping forever.
     for _ in 0..100_000 {
-        let mut url = format!("{path}?limit={limit}");
-        for (name, value) in query {
-            if let Some(v) = value {
-                url.push_str(&format!("&{name}={}", encode(v)));
-            }
-        }
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={}", encode(c)));
-        }
-        let page = client.call(Method::GET, &url, None, &[]).await?;
-        rows.extend(page["data"].as_array().cloned().unwrap_or_default());
-        cursor = page["next_cursor"].as_str().map(str::to_string);
-        if !all || cursor.is_none() {
-            break;
+        let page = client.get::<ListResponse<T>>(path, &query).await?;
+        let as_sent: ListResponse<Value> = serde_json::from_str(page.raw())
+            .map_err(|e| CliError::Failed(format!("unexpected answer from GET {path}: {e}")))?;
+        rows.items.extend(page.body.data);
+        rows.json.extend(as_sent.data);
+        rows.next_cursor = page.body.next_cursor;
+        match &rows.next_cursor {
+            Some(c) if all => *query.cursor_mut() = Some(Cursor(c.clone())),
+            _ => break,
         }
     }
-    Ok((rows, cursor))
+    Ok(rows)
 }
 
-pub fn print_rows(
-    json_mode: bool,
-    rows: &[Value],
-    cursor: &Option<String>,
-    line: impl Fn(&Value) -> String,
-) {
+/// With `--json`, `{"data": [...], "next_cursor": ...}` of every row read; otherwise one
+/// line per row, and the cursor to go on from when there is more.
+pub fn print_rows<T>(json_mode: bool, rows: &Rows<T>, line: impl Fn(&T) -> String) {
     if json_mode {
-        println!("{}", json!({"data": rows, "next_cursor": cursor}));
+        println!(
+            "{}",
+            json!({"data": rows.json, "next_cursor": rows.next_cursor})
+        );
     } else {
-        for r in rows {
+        for r in &rows.items {
             println!("{}", line(r));
         }
-        if let Some(c) = cursor {
+        if let Some(c) = &rows.next_cursor {
             println!("more: --cursor {c}");
         }
     }
-}
-
-pub fn field<'a>(v: &'a Value, name: &str) -> &'a str {
-    v[name].as_str().unwrap_or("")
 }

@@ -1,14 +1,25 @@
 //! `skyhook subscribers …`: create, list, show, change, delete, rotate, test, recover and
 //! import subscribers.
 
-use reqwest::Method;
-use serde_json::{Value, json};
+use std::path::Path;
 
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::json;
+
+use skyhook_api_types::Cursor;
+use skyhook_api_types::events::PublishReceiptView;
+use skyhook_api_types::query::SubscribersQuery;
+use skyhook_api_types::subscribers::{
+    CreateSubscriber, Recover, RecoverResult, RotateSecret, RotatedSecret, SubscriberView,
+    UpdateSubscriber,
+};
 use skyhook_cli::client::{ApiClient, CliError};
-use skyhook_cli::import::Plan;
+use skyhook_cli::import::{Endpoint, Plan};
 use skyhook_cli::progress::Progress;
 
-use super::output::{field, list_pages, print_rows, print_value};
+use super::limit;
+use super::output::{list_pages, print_rows, print_value};
 use crate::{ApiArgs, SubscriberCommand};
 
 pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError> {
@@ -24,94 +35,44 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
             max_concurrency,
             rate_limit,
         } => {
-            let mut body = json!({"url": url, "event_types": event_types});
-            if let Some(n) = max_concurrency {
-                body["max_concurrency"] = json!(n);
-            }
-            if let Some(n) = rate_limit {
-                body["rate_limit"] = json!(n);
-            }
-            if let Some(d) = description {
-                body["description"] = json!(d);
-            }
-            if let Some(s) = secret {
-                body["secret"] = json!(s);
-            }
-            if !headers.is_empty() {
-                body["headers"] = json!(
-                    headers
-                        .into_iter()
-                        .collect::<std::collections::BTreeMap<String, String>>()
-                );
-            }
-            if let Some(s) = signature_scheme {
-                body["signature_scheme"] = json!(s);
-            }
-            let created = api
-                .client()?
-                .call(Method::POST, "/v1/subscribers", Some(&body), &[])
-                .await?;
-            if json_mode {
-                println!("{created}");
-            } else {
-                println!("id      {}", created["id"].as_str().unwrap_or(""));
-                println!("url     {}", created["url"].as_str().unwrap_or(""));
-                println!(
-                    "secret  {}   (shown only now)",
-                    created["secret"].as_str().unwrap_or("")
-                );
-            }
-            Ok(())
+            let body = CreateSubscriber {
+                url,
+                event_types,
+                description,
+                secret,
+                headers: (!headers.is_empty()).then(|| headers.into_iter().collect()),
+                signature_scheme,
+                max_concurrency,
+                rate_limit,
+            };
+            create(json_mode, &api.client()?, &body).await
         }
         SubscriberCommand::List {
             api,
-            limit,
+            limit: n,
             active,
             cursor,
             all,
         } => {
-            let (rows, cursor) = list_pages(
-                &api.client()?,
-                "/v1/subscribers",
-                &[("active", active.map(|a| a.to_string()))],
-                limit,
-                cursor,
-                all,
-            )
-            .await?;
-            print_rows(json_mode, &rows, &cursor, |s| {
-                format!(
-                    "{}  {:<8}  {}  [{}]",
-                    field(s, "id"),
-                    if s["active"] == true {
-                        "active"
-                    } else {
-                        "inactive"
-                    },
-                    field(s, "url"),
-                    s["event_types"]
-                        .as_array()
-                        .map(|a| a
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join(", "))
-                        .unwrap_or_default()
-                )
-            });
-            Ok(())
+            let client = api.client()?;
+            let query = SubscribersQuery {
+                limit: Some(limit(n)?),
+                cursor: cursor.map(Cursor),
+                active,
+            };
+            list(json_mode, &client, query, all).await
         }
         SubscriberCommand::Get { api, id } => {
             let s = api
                 .client()?
-                .call(Method::GET, &format!("/v1/subscribers/{id}"), None, &[])
+                .get::<SubscriberView>(&format!("/v1/subscribers/{id}"), &())
                 .await?;
-            print_value(json_mode, &s);
+            print_value(json_mode, &s.json());
             Ok(())
         }
         SubscriberCommand::Delete { api, id } => {
             api.client()?
-                .call(Method::DELETE, &format!("/v1/subscribers/{id}"), None, &[])
+                .delete(&format!("/v1/subscribers/{id}"))
                 .await?;
             if !json_mode {
                 println!("deleted {id}");
@@ -132,97 +93,54 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
             rate_limit,
             no_rate_limit,
         } => {
-            let mut body = serde_json::Map::new();
-            if let Some(n) = max_concurrency {
-                body.insert("max_concurrency".into(), json!(n));
-            }
-            if let Some(n) = rate_limit {
-                body.insert("rate_limit".into(), json!(n));
-            } else if no_rate_limit {
-                body.insert("rate_limit".into(), Value::Null);
-            }
-            if let Some(u) = url {
-                body.insert("url".into(), json!(u));
-            }
-            if !event_types.is_empty() {
-                body.insert("event_types".into(), json!(event_types));
-            }
-            if let Some(a) = active {
-                body.insert("active".into(), json!(a));
-            }
-            if let Some(d) = description {
-                body.insert("description".into(), json!(d));
-            }
-            if clear_headers {
-                body.insert("headers".into(), Value::Null);
-            } else if !headers.is_empty() {
-                body.insert(
-                    "headers".into(),
-                    json!(
-                        headers
-                            .into_iter()
-                            .collect::<std::collections::BTreeMap<String, String>>()
-                    ),
-                );
-            }
-            if let Some(s) = signature_scheme {
-                body.insert("signature_scheme".into(), json!(s));
-            }
-            if body.is_empty() {
+            let body = UpdateSubscriber {
+                url,
+                event_types: (!event_types.is_empty()).then_some(event_types),
+                active,
+                description: description.map(Some),
+                headers: if clear_headers {
+                    Some(None)
+                } else {
+                    (!headers.is_empty()).then(|| Some(headers.into_iter().collect()))
+                },
+                signature_scheme,
+                max_concurrency,
+                rate_limit: match rate_limit {
+                    Some(n) => Some(Some(n)),
+                    None => no_rate_limit.then_some(None),
+                },
+            };
+            if body.fields().is_empty() {
                 return Err(CliError::Usage(
                     "nothing to change: give at least one option".into(),
                 ));
             }
-            patch_subscriber(json_mode, &api, &id, Value::Object(body)).await
+            patch(json_mode, &api, &id, &body).await
         }
         SubscriberCommand::Enable { api, id } => {
-            patch_subscriber(json_mode, &api, &id, json!({"active": true})).await
+            patch(json_mode, &api, &id, &UpdateSubscriber::active(true)).await
         }
         SubscriberCommand::Disable { api, id } => {
-            patch_subscriber(json_mode, &api, &id, json!({"active": false})).await
+            patch(json_mode, &api, &id, &UpdateSubscriber::active(false)).await
         }
         SubscriberCommand::RotateSecret { api, id, secret } => {
-            let body = secret
-                .map(|s| json!({"secret": s}))
-                .unwrap_or_else(|| json!({}));
-            let out = api
-                .client()?
-                .call(
-                    Method::POST,
-                    &format!("/v1/subscribers/{id}/rotate-secret"),
-                    Some(&body),
-                    &[],
-                )
-                .await?;
-            if json_mode {
-                println!("{out}");
-            } else {
-                println!("secret  {}   (shown only now)", field(&out, "secret"));
-                println!(
-                    "the previous secret keeps signing until {}",
-                    field(&out, "previous_secret_expires_at")
-                );
-            }
-            Ok(())
+            rotate_secret(json_mode, &api.client()?, &id, &RotateSecret { secret }).await
         }
         SubscriberCommand::Test { api, id } => {
+            // The route takes no body: the test event is made by the API.
             let out = api
                 .client()?
-                .call(
+                .send::<(), PublishReceiptView>(
                     Method::POST,
                     &format!("/v1/subscribers/{id}/test"),
-                    Some(&json!({})),
+                    None,
                     &[],
                 )
                 .await?;
             if json_mode {
-                println!("{out}");
+                println!("{}", out.json());
             } else {
-                println!(
-                    "sent {} ({}) to {id}",
-                    field(&out, "id"),
-                    field(&out, "type")
-                );
+                println!("sent {} ({}) to {id}", out.body.id, out.body.event_type);
             }
             Ok(())
         }
@@ -232,47 +150,14 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
             since,
             until,
         } => {
-            let client = api.client()?;
-            let mut body = json!({"since": since});
-            if let Some(u) = until {
-                body["until"] = json!(u);
-            }
-            let mut progress = Progress::new(&format!("recovering {id}"), None);
-            let (mut recovered, mut skipped) = (0u64, 0u64);
-            // Each call does a bounded slice of the work; `complete` says when it is all done.
-            for _ in 0..10_000 {
-                let out = client
-                    .call(
-                        Method::POST,
-                        &format!("/v1/subscribers/{id}/recover"),
-                        Some(&body),
-                        &[],
-                    )
-                    .await?;
-                let (r, k) = (
-                    out["recovered"].as_u64().unwrap_or(0),
-                    out["skipped"].as_u64().unwrap_or(0),
-                );
-                recovered += r;
-                skipped += k;
-                progress.advance(usize::try_from(r + k).unwrap_or(usize::MAX));
-                if out["complete"] != false {
-                    break;
-                }
-            }
-            progress.finish();
-            if json_mode {
-                println!("{}", json!({"recovered": recovered, "skipped": skipped}));
-            } else {
-                println!("recovered {recovered} deliveries ({skipped} no longer failed, skipped)");
-            }
-            Ok(())
+            let body = Recover {
+                since: Some(since),
+                until,
+            };
+            recover(json_mode, &api.client()?, &id, &body).await
         }
         SubscriberCommand::Import { api, file, dry_run } => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| CliError::Usage(format!("reading {}: {e}", file.display())))?;
-            let plans = skyhook_cli::import::plan(&text)
-                .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+            let plans = read_plan(&file)?;
             if dry_run {
                 for (i, (endpoint, plan)) in plans.iter().enumerate() {
                     let action = match plan {
@@ -288,30 +173,172 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
     }
 }
 
-async fn patch_subscriber(
+async fn create(
+    json_mode: bool,
+    client: &ApiClient,
+    body: &CreateSubscriber,
+) -> Result<(), CliError> {
+    let created = client
+        .send::<_, SubscriberView>(Method::POST, "/v1/subscribers", Some(body), &[])
+        .await?;
+    if json_mode {
+        println!("{}", created.json());
+    } else {
+        let s = &created.body;
+        println!("id      {}", s.id);
+        println!("url     {}", s.url);
+        println!(
+            "secret  {}   (shown only now)",
+            s.secret.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+async fn list(
+    json_mode: bool,
+    client: &ApiClient,
+    query: SubscribersQuery,
+    all: bool,
+) -> Result<(), CliError> {
+    let rows = list_pages::<SubscriberView, _>(client, "/v1/subscribers", query, all).await?;
+    print_rows(json_mode, &rows, |s| {
+        format!(
+            "{}  {:<8}  {}  [{}]",
+            s.id,
+            if s.active { "active" } else { "inactive" },
+            s.url,
+            s.event_types.join(", ")
+        )
+    });
+    Ok(())
+}
+
+/// `PATCH /v1/subscribers/{id}`; prints the subscriber as it now is.
+async fn patch(
     json_mode: bool,
     api: &ApiArgs,
     id: &str,
-    body: Value,
+    body: &UpdateSubscriber,
 ) -> Result<(), CliError> {
     let out = api
         .client()?
-        .call(
+        .send::<_, SubscriberView>(
             Method::PATCH,
             &format!("/v1/subscribers/{id}"),
-            Some(&body),
+            Some(body),
             &[],
         )
         .await?;
-    print_value(json_mode, &out);
+    print_value(json_mode, &out.json());
     Ok(())
+}
+
+async fn rotate_secret(
+    json_mode: bool,
+    client: &ApiClient,
+    id: &str,
+    body: &RotateSecret,
+) -> Result<(), CliError> {
+    let out = client
+        .send::<_, RotatedSecret>(
+            Method::POST,
+            &format!("/v1/subscribers/{id}/rotate-secret"),
+            Some(body),
+            &[],
+        )
+        .await?;
+    if json_mode {
+        println!("{}", out.json());
+    } else {
+        println!("secret  {}   (shown only now)", out.body.secret);
+        println!(
+            "the previous secret keeps signing until {}",
+            out.body.previous_secret_expires_at.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// Calls the recover route until it reports the window done, adding up what each call did.
+async fn recover(
+    json_mode: bool,
+    client: &ApiClient,
+    id: &str,
+    body: &Recover,
+) -> Result<(), CliError> {
+    let path = format!("/v1/subscribers/{id}/recover");
+    let mut progress = Progress::new(&format!("recovering {id}"), None);
+    let (mut recovered, mut skipped) = (0usize, 0usize);
+    // Each call does a bounded slice of the work; `complete` says when it is all done.
+    for _ in 0..10_000 {
+        let out = client
+            .send::<_, RecoverResult>(Method::POST, &path, Some(body), &[])
+            .await?
+            .body;
+        recovered += out.recovered;
+        skipped += out.skipped;
+        progress.advance(out.recovered.saturating_add(out.skipped));
+        if out.complete {
+            break;
+        }
+    }
+    progress.finish();
+    if json_mode {
+        println!("{}", json!({"recovered": recovered, "skipped": skipped}));
+    } else {
+        println!("recovered {recovered} deliveries ({skipped} no longer failed, skipped)");
+    }
+    Ok(())
+}
+
+/// Reads and checks the whole import file before anything is sent.
+fn read_plan(file: &Path) -> Result<Vec<(Endpoint, Plan)>, CliError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::Usage(format!("reading {}: {e}", file.display())))?;
+    skyhook_cli::import::plan(&text)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))
+}
+
+/// What became of one import entry, as `--json` prints it. `secret` and `note` are present
+/// (maybe `null`) exactly for the actions that have them.
+#[derive(Serialize)]
+struct Imported {
+    url: String,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    /// The created subscriber's secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<Option<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl Imported {
+    fn new(url: String, action: &'static str) -> Self {
+        Imported {
+            url,
+            action,
+            id: None,
+            secret: None,
+            note: None,
+            error: None,
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.action == "failed" || self.error.is_some()
+    }
 }
 
 /// Applies an import plan entry by entry; a failed entry is reported and the rest go on.
 async fn import(
     json_mode: bool,
     client: &ApiClient,
-    plans: Vec<(skyhook_cli::import::Endpoint, Plan)>,
+    plans: Vec<(Endpoint, Plan)>,
 ) -> Result<(), CliError> {
     let mut progress = Progress::new("importing", Some(plans.len()));
     let mut results = Vec::new();
@@ -319,36 +346,35 @@ async fn import(
         let result = match plan {
             Plan::Create { body, enabled } => {
                 match client
-                    .call(Method::POST, "/v1/subscribers", Some(&body), &[])
+                    .send::<_, SubscriberView>(Method::POST, "/v1/subscribers", Some(&body), &[])
                     .await
                 {
                     Ok(created) => {
-                        let id = field(&created, "id").to_string();
+                        let created = created.body;
                         let disabled = if enabled {
                             Ok(())
                         } else {
                             client
-                                .call(
+                                .send::<_, SubscriberView>(
                                     Method::PATCH,
-                                    &format!("/v1/subscribers/{id}"),
-                                    Some(&json!({"active": false})),
+                                    &format!("/v1/subscribers/{}", created.id),
+                                    Some(&UpdateSubscriber::active(false)),
                                     &[],
                                 )
                                 .await
                                 .map(|_| ())
                         };
-                        match disabled {
-                            Ok(()) => {
-                                json!({"url": endpoint.url, "action": "created", "id": id, "secret": created["secret"]})
-                            }
-                            Err(e) => {
-                                json!({"url": endpoint.url, "action": "created", "id": id, "secret": created["secret"], "error": format!("could not disable it: {e}")})
-                            }
+                        Imported {
+                            id: Some(created.id),
+                            secret: Some(created.secret),
+                            error: disabled.err().map(|e| format!("could not disable it: {e}")),
+                            ..Imported::new(endpoint.url, "created")
                         }
                     }
-                    Err(e) => {
-                        json!({"url": endpoint.url, "action": "failed", "error": e.to_string()})
-                    }
+                    Err(e) => Imported {
+                        error: Some(e.to_string()),
+                        ..Imported::new(endpoint.url, "failed")
+                    },
                 }
             }
             Plan::Update { id, body } => {
@@ -357,7 +383,7 @@ async fn import(
                     .as_ref()
                     .map(|_| "secret ignored for an existing subscriber; use rotate-secret");
                 match client
-                    .call(
+                    .send::<_, SubscriberView>(
                         Method::PATCH,
                         &format!("/v1/subscribers/{id}"),
                         Some(&body),
@@ -365,12 +391,16 @@ async fn import(
                     )
                     .await
                 {
-                    Ok(_) => {
-                        json!({"url": endpoint.url, "action": "updated", "id": id, "note": note})
-                    }
-                    Err(e) => {
-                        json!({"url": endpoint.url, "action": "failed", "id": id, "error": e.to_string()})
-                    }
+                    Ok(_) => Imported {
+                        id: Some(id),
+                        note: Some(note),
+                        ..Imported::new(endpoint.url, "updated")
+                    },
+                    Err(e) => Imported {
+                        id: Some(id),
+                        error: Some(e.to_string()),
+                        ..Imported::new(endpoint.url, "failed")
+                    },
                 }
             }
         };
@@ -378,25 +408,23 @@ async fn import(
         progress.advance(1);
     }
     progress.finish();
-    let failed = results
-        .iter()
-        .filter(|r| r["action"] == "failed" || r.get("error").is_some_and(|e| !e.is_null()))
-        .count();
+    let failed = results.iter().filter(|r| r.failed()).count();
     if json_mode {
         println!("{}", json!({"results": results}));
     } else {
         for r in &results {
             println!(
                 "{:<8}  {:<30}  {}{}{}",
-                field(r, "action"),
-                field(r, "id"),
-                field(r, "url"),
-                r["secret"]
-                    .as_str()
+                r.action,
+                r.id.as_deref().unwrap_or(""),
+                r.url,
+                r.secret
+                    .as_ref()
+                    .and_then(|s| s.as_deref())
                     .map(|s| format!("  secret {s}"))
                     .unwrap_or_default(),
-                r["error"]
-                    .as_str()
+                r.error
+                    .as_deref()
                     .map(|e| format!("  error: {e}"))
                     .unwrap_or_default(),
             );
@@ -409,5 +437,42 @@ async fn import(
         )))
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_results_keep_their_json_shape() {
+        let created = Imported {
+            id: Some("sub_1".into()),
+            secret: Some(None),
+            ..Imported::new("https://a.example".into(), "created")
+        };
+        assert_eq!(
+            serde_json::to_string(&created).unwrap(),
+            r#"{"url":"https://a.example","action":"created","id":"sub_1","secret":null}"#
+        );
+        assert!(!created.failed());
+        let updated = Imported {
+            id: Some("sub_2".into()),
+            note: Some(None),
+            ..Imported::new("https://b.example".into(), "updated")
+        };
+        assert_eq!(
+            serde_json::to_string(&updated).unwrap(),
+            r#"{"url":"https://b.example","action":"updated","id":"sub_2","note":null}"#
+        );
+        let failed = Imported {
+            error: Some("no".into()),
+            ..Imported::new("https://c.example".into(), "failed")
+        };
+        assert_eq!(
+            serde_json::to_string(&failed).unwrap(),
+            r#"{"url":"https://c.example","action":"failed","error":"no"}"#
+        );
+        assert!(failed.failed());
     }
 }
