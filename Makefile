@@ -10,7 +10,7 @@
 #   make build-debug  debug build of the workspace
 #   make openapi  regenerate the OpenAPI document (mk/openapi.mk; also openapi-check,
 #               api-fuzz: Schemathesis against skyhook local)
-#   make bench  speed figures (signing, fan-out, batch delivery, secret cache) on this machine,
+#   make bench  speed figures (signing, a jq transform, fan-out, batch delivery, secret cache) on this machine,
 #               and AWS cost per delivery
 
 SHELL := /bin/bash
@@ -33,6 +33,7 @@ test-stress:
 
 # A release build of the bench binary, run against its own emulator.
 bench:
+	$(CARGO) build --release -q -p skyhook-tests --bin skyhook-bench --bin skyhook-jq-worker
 	./scripts/with-emulator.sh $(CARGO) run --release -q -p skyhook-tests --bin skyhook-bench
 
 lint:

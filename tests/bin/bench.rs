@@ -64,6 +64,81 @@ fn bench_signing() {
     println!("signing      sign 1 KiB: {per_sign:?}/op   verify: {per_verify:?}/op   ({N} each)");
 }
 
+/// A typical transform: a 10-line program over a 1 KiB event. The CPU cost of the run
+/// itself (compiled once, as a worker keeps it), and the round trip through a sandbox
+/// worker process, which is what a delivery pays.
+async fn bench_transform() {
+    const PROGRAM: &str = r#"{
+  event: .type,
+  at: .timestamp,
+  order_id: .data.order.id,
+  customer: (.data.customer.first + " " + .data.customer.last),
+  email: .data.customer.email | ascii_downcase,
+  total_cents: ([.data.order.lines[] | .qty * .unit_cents] | add),
+  skus: [.data.order.lines[].sku],
+  express: (.data.order.shipping == "express"),
+  note: (.data.order.note // "")
+}"#;
+    let lines: Vec<serde_json::Value> = (0..8)
+        .map(|i| serde_json::json!({"sku": format!("SKU-{i:04}"), "qty": i + 1, "unit_cents": 1299 + i}))
+        .collect();
+    let mut event = serde_json::json!({
+        "type": "order.created",
+        "timestamp": "2026-11-30T00:00:00.000Z",
+        "data": {
+            "order": {"id": "ord_0001", "lines": lines, "shipping": "express", "note": null},
+            "customer": {"first": "Ada", "last": "Lovelace", "email": "ADA@EXAMPLE.COM"},
+        }
+    });
+    // Pad to 1 KiB with a field the program does not read.
+    let size = event.to_string().len();
+    event["data"]["padding"] = serde_json::json!("x".repeat(1024usize.saturating_sub(size + 14)));
+    let input = event.to_string();
+    let program =
+        skyhook_domain::jq::Program::compile(PROGRAM).expect("the bench program compiles");
+    const N: u32 = 20_000;
+    let started = Instant::now();
+    for _ in 0..N {
+        program
+            .run(input.as_bytes(), 256 * 1024)
+            .expect("the bench program runs");
+    }
+    let per_run = started.elapsed() / N;
+    let worker = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("skyhook-jq-worker")))
+        .filter(|p| p.exists());
+    let Some(worker) = worker else {
+        println!(
+            "transform    10-line program, {} B event: {per_run:?}/run in process (build skyhook-jq-worker for the sandbox figure)",
+            input.len()
+        );
+        return;
+    };
+    let sandbox = skyhook_domain::jq::Sandbox::with_command(
+        worker,
+        Vec::new(),
+        skyhook_domain::jq::SandboxLimits::default(),
+    );
+    sandbox
+        .run(PROGRAM, &input)
+        .await
+        .expect("the sandbox runs");
+    const M: u32 = 2_000;
+    let started = Instant::now();
+    for _ in 0..M {
+        sandbox
+            .run(PROGRAM, &input)
+            .await
+            .expect("the sandbox runs");
+    }
+    let per_sandboxed = started.elapsed() / M;
+    println!(
+        "transform    10-line program, {} B event: {per_run:?}/run in process, {per_sandboxed:?}/run through a sandbox worker ({N} and {M} runs)",
+        input.len()
+    );
+}
+
 async fn bench_fan_out() {
     let stack = Stack::new().await;
     let receiver = Receiver::always(200).await;
@@ -250,6 +325,9 @@ async fn main() {
     let run = |name: &str| only.is_empty() || only.split(',').any(|s| s.trim() == name);
     if run("signing") {
         bench_signing();
+    }
+    if run("transform") {
+        bench_transform().await;
     }
     if run("fan-out") {
         bench_fan_out().await;

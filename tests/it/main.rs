@@ -12,6 +12,7 @@ mod dlq;
 mod events;
 mod health;
 mod ingest;
+mod jq;
 mod openapi;
 mod subscribers;
 mod template;
