@@ -113,6 +113,8 @@ enum SubscriberCommand {
         /// Most deliveries a second across all instances (1–10000); unlimited when omitted.
         #[arg(long)]
         rate_limit: Option<u32>,
+        #[command(flatten)]
+        transform: TransformArgs,
     },
     /// List subscribers, a page at a time or all of them.
     List {
@@ -173,6 +175,26 @@ enum SubscriberCommand {
         /// Removes the rate limit.
         #[arg(long)]
         no_rate_limit: bool,
+        #[command(flatten)]
+        transform: TransformArgs,
+        /// Removes the transform: events are sent as they are.
+        #[arg(long, conflicts_with_all = ["transform", "transform_file"])]
+        no_transform: bool,
+    },
+    /// Show the body a delivery of a sample event would send, through the subscriber's
+    /// transform (or the one given, which is not saved).
+    PreviewTransform {
+        #[command(flatten)]
+        api: ApiArgs,
+        id: String,
+        /// The sample event's type.
+        #[arg(long = "type", default_value = "skyhook.preview")]
+        event_type: String,
+        /// The sample event's data as JSON.
+        #[arg(long, default_value = "{}")]
+        data: String,
+        #[command(flatten)]
+        transform: TransformArgs,
     },
     /// Resume deliveries to a subscriber (what was parked while it was disabled is sent).
     Enable {
@@ -224,6 +246,17 @@ enum SubscriberCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// A jq program that maps `{"type", "timestamp", "data"}` to the body sent.
+#[derive(Args, Clone, Default)]
+pub(crate) struct TransformArgs {
+    /// The transform, a jq program, e.g. '{kind: .type, order: .data.id}'.
+    #[arg(long, conflicts_with = "transform_file")]
+    pub(crate) transform: Option<String>,
+    /// A file holding the transform (`-` for standard input).
+    #[arg(long)]
+    pub(crate) transform_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -403,10 +436,22 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // `skyhook local` runs transforms in worker processes of this binary: started as one,
+    // serve that, before any runtime starts.
+    skyhook_domain::jq::serve_if_worker();
     let cli = Cli::parse();
-    match run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -303,3 +303,81 @@ fn json_ok(runner: &Runner, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--transform` on create and update, `preview-transform`, and a delivery through
+/// `skyhook local` shaped by the transform: its workers are the `skyhook` binary itself.
+#[tokio::test]
+async fn transforms_are_set_previewed_and_applied_from_the_cli() {
+    let runner = start_local_with(&[]).await;
+    let receiver = Receiver::always(200).await;
+    let url = receiver.url("/shaped");
+    let created = json(
+        &runner,
+        &[
+            "subscribers",
+            "create",
+            "--url",
+            &url,
+            "--event-type",
+            "order.*",
+            "--transform",
+            "{kind: .type, order: .data.id}",
+        ],
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["transform"], "{kind: .type, order: .data.id}");
+
+    let preview = json(
+        &runner,
+        &[
+            "subscribers",
+            "preview-transform",
+            &id,
+            "--type",
+            "order.created",
+            "--data",
+            r#"{"id": 9}"#,
+        ],
+    )
+    .await;
+    assert_eq!(
+        preview["body"],
+        serde_json::json!({"kind": "order.created", "order": 9})
+    );
+
+    // A program that does not compile is refused with the compiler's words.
+    let out = run(
+        &runner,
+        &["subscribers", "update", &id, "--transform", "{kind: "],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid_transform"), "{err}");
+
+    let sent = json(
+        &runner,
+        &[
+            "events",
+            "send",
+            "--type",
+            "order.created",
+            "--data",
+            r#"{"id": 11}"#,
+        ],
+    )
+    .await;
+    let event_id = sent["id"].as_str().unwrap().to_string();
+    receiver
+        .wait_for_ids(&[&event_id], Duration::from_secs(30))
+        .await;
+    for req in receiver.requests() {
+        assert_eq!(
+            req.json(),
+            serde_json::json!({"kind": "order.created", "order": 11})
+        );
+    }
+
+    let removed = json(&runner, &["subscribers", "update", &id, "--no-transform"]).await;
+    assert!(removed["transform"].is_null(), "{removed}");
+}

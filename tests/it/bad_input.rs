@@ -975,6 +975,46 @@ async fn bad_input_on_every_route_is_a_4xx_in_the_error_shape_and_writes_and_sen
         )
         .key(&admin)
         .expect(404, "not_found"),
+        // POST /v1/subscribers/{id}/transform/preview
+        api("preview without a key", post.clone(), format!("{s}/transform/preview"))
+            .json(json!({"type": "a.b", "data": {}}))
+            .expect(401, "unauthorized"),
+        api("preview as a reader", post.clone(), format!("{s}/transform/preview"))
+            .key(&reader)
+            .json(json!({"type": "a.b", "data": {}}))
+            .expect(403, "forbidden"),
+        api("preview without a type", post.clone(), format!("{s}/transform/preview"))
+            .key(&admin)
+            .json(json!({"data": {}}))
+            .expect(422, "invalid_body"),
+        api("preview a bad event type", post.clone(), format!("{s}/transform/preview"))
+            .key(&admin)
+            .json(json!({"type": "a b", "data": {}}))
+            .expect(422, "invalid_event_type"),
+        api("preview a program that does not compile", post.clone(), format!("{s}/transform/preview"))
+            .key(&admin)
+            .json(json!({"type": "a.b", "data": {}, "transform": "{"}))
+            .expect(422, "invalid_transform"),
+        api("preview, malformed JSON", post.clone(), format!("{s}/transform/preview"))
+            .key(&admin)
+            .raw(r#"{"type": "#)
+            .expect(400, "malformed_json"),
+        api(
+            "preview on another tenant's subscriber",
+            post.clone(),
+            format!("/v1/subscribers/{other_sub}/transform/preview"),
+        )
+        .key(&admin)
+        .json(json!({"type": "a.b", "data": {}}))
+        .expect(404, "not_found"),
+        api("create with a transform that does not compile", post.clone(), "/v1/subscribers")
+            .key(&admin)
+            .json(create(json!({"transform": ".a |"})))
+            .expect(422, "invalid_transform"),
+        api("update to a transform that does not compile", patch.clone(), s.clone())
+            .key(&admin)
+            .json(json!({"transform": "nosuchfn(1)"}))
+            .expect(422, "invalid_transform"),
         // POST /v1/subscribers/{id}/rotate-secret
         api("rotate to a secret without whsec_", post.clone(), format!("{s}/rotate-secret"))
             .key(&admin)

@@ -99,3 +99,185 @@ async fn runs_share_a_few_workers() {
         assert_eq!(out, Ok((7 + i).to_string()));
     }
 }
+
+mod transforms {
+    //! Subscribers' transforms through the API and the delivery function.
+
+    use std::time::Duration;
+
+    use http::{Method, StatusCode};
+    use serde_json::json;
+    use skyhook_tests::{Receiver, Stack, eventually};
+
+    #[tokio::test]
+    async fn a_transform_shapes_the_body_and_the_signature_covers_it() {
+        let stack = Stack::new().await;
+        let receiver = Receiver::always(200).await;
+        let (status, created) = stack
+            .api_call(
+                Method::POST,
+                "/v1/subscribers",
+                Some(&json!({
+                    "url": receiver.url("/hook"),
+                    "event_types": ["order.*"],
+                    "transform": "{kind: .type, order: .data.id, units: ([.data.items[].qty] | add)}",
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert_eq!(
+            created["transform"],
+            "{kind: .type, order: .data.id, units: ([.data.items[].qty] | add)}"
+        );
+        let secret = created["secret"].as_str().unwrap().to_string();
+        let published = stack
+            .publish(json!({"type": "order.created", "data": {"id": 7, "items": [{"qty": 2}, {"qty": 3}]}}))
+            .await;
+        let event_id = published["id"].as_str().unwrap().to_string();
+        let runner = stack.start_delivery();
+        receiver
+            .wait_for_ids(&[&event_id], Duration::from_secs(20))
+            .await;
+        runner.stop().await;
+        for req in receiver.requests() {
+            assert_eq!(
+                req.json(),
+                json!({"kind": "order.created", "order": 7, "units": 5})
+            );
+            req.verify(&secret)
+                .expect("the signature covers the transformed body");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_transform_ends_the_delivery_once_and_dead_letters_it() {
+        let stack = Stack::new().await;
+        let receiver = Receiver::always(200).await;
+        let (id, _) = stack.subscribe(&receiver.url("/hook"), &["order.*"]).await;
+        let (status, body) = stack
+            .api_call(
+                Method::PATCH,
+                &format!("/v1/subscribers/{id}"),
+                Some(&json!({"transform": r#"if .data.ok then . else error("not ok") end"#})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let published = stack
+            .publish(json!({"type": "order.created", "data": {"ok": false}}))
+            .await;
+        let event_id = published["id"].as_str().unwrap().to_string();
+        let runner = stack.start_delivery();
+        let delivery = eventually(Duration::from_secs(20), "the delivery fails", || async {
+            let s = stack.event_status(&event_id).await;
+            let d = s["deliveries"][0].clone();
+            (d["status"] == "failed").then_some(d)
+        })
+        .await;
+        runner.stop().await;
+        assert_eq!(delivery["attempts"], 1, "{delivery}");
+        let error = delivery["last_error"].as_str().unwrap();
+        assert!(
+            error.starts_with("transform_failed: ") && error.contains("not ok"),
+            "{error}"
+        );
+        assert!(receiver.requests().is_empty(), "nothing is sent");
+        let (_, dead) = stack.api_call(Method::GET, "/v1/dlq", None).await;
+        let dead = dead["data"].as_array().unwrap();
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert!(
+            dead[0]["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("transform_failed")
+        );
+        let (_, log) = stack
+            .api_call(
+                Method::GET,
+                &format!("/v1/deliveries?event_id={event_id}"),
+                None,
+            )
+            .await;
+        assert_eq!(log["data"].as_array().unwrap().len(), 1, "{log}");
+    }
+
+    #[tokio::test]
+    async fn transforms_are_checked_when_saved_and_previewed_on_a_sample() {
+        let stack = Stack::new().await;
+        let (status, body) = stack
+            .api_call(
+                Method::POST,
+                "/v1/subscribers",
+                Some(&json!({"url": "http://127.0.0.1:9/x", "event_types": ["*"], "transform": "{a: .b"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_transform");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("line 1"),
+            "{body}"
+        );
+
+        let (id, _) = stack.subscribe("http://127.0.0.1:9/x", &["*"]).await;
+        let preview = |body: serde_json::Value| {
+            let stack = &stack;
+            let id = id.clone();
+            async move {
+                stack
+                    .api_call(
+                        Method::POST,
+                        &format!("/v1/subscribers/{id}/transform/preview"),
+                        Some(&body),
+                    )
+                    .await
+            }
+        };
+        // No transform: the event as it is.
+        let (status, out) =
+            preview(json!({"type": "a.b", "data": {"x": 1}, "timestamp": "2026-01-02T03:04:05Z"}))
+                .await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        assert_eq!(
+            out["body"],
+            json!({"type": "a.b", "timestamp": "2026-01-02T03:04:05.000Z", "data": {"x": 1}})
+        );
+        // A program to try, not saved.
+        let (status, out) =
+            preview(json!({"type": "a.b", "data": {"x": 1}, "transform": "{x: (.data.x + 1)}"}))
+                .await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        assert_eq!(out["body"], json!({"x": 2}));
+        let (_, sub) = stack
+            .api_call(Method::GET, &format!("/v1/subscribers/{id}"), None)
+            .await;
+        assert!(sub["transform"].is_null(), "{sub}");
+        // A program that fails on the sample says why.
+        let (status, out) =
+            preview(json!({"type": "a.b", "data": {}, "transform": "def f: f; f"})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+        assert_eq!(out["error"]["code"], "transform_failed");
+        // Removing it with null.
+        let (status, sub) = stack
+            .api_call(
+                Method::PATCH,
+                &format!("/v1/subscribers/{id}"),
+                Some(&json!({"transform": ".data"})),
+            )
+            .await;
+        assert_eq!(
+            (status, &sub["transform"]),
+            (StatusCode::OK, &json!(".data"))
+        );
+        let (status, sub) = stack
+            .api_call(
+                Method::PATCH,
+                &format!("/v1/subscribers/{id}"),
+                Some(&json!({"transform": null})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(sub["transform"].is_null(), "{sub}");
+    }
+}

@@ -417,6 +417,7 @@ impl Stack {
             admin_key: admin_key(),
             local_mode: true,
             event_bus: ops.as_ref().map(|(bus, _)| bus.clone()),
+            transform: jq_sandbox(),
         };
         // The API sends re-enqueued messages straight to SQS, as in AWS; only the delivery
         // side and the ingests record what they ask of the queue.
@@ -460,6 +461,7 @@ impl Stack {
             clock: skyhook_delivery::system_clock(),
             ops: delivery.ops.clone(),
             metrics_namespace: None,
+            sandbox: Arc::new(jq_sandbox().sandbox()),
         };
         let ingest = skyhook_http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
             publisher: publisher.clone(),
@@ -1263,4 +1265,24 @@ async fn ops_bus(sdk: &SdkConfig, prefix: &str) -> (String, String) {
         .await
         .expect("the target");
     (bus, queue_url)
+}
+
+/// The jq sandbox of the in-process functions: a test binary cannot be its own worker, so
+/// they use `skyhook-jq-worker`, built beside the test binaries (in `target/<profile>/`,
+/// while the test binaries sit in its `deps/`).
+pub fn jq_sandbox() -> skyhook_domain::jq::SandboxSettings {
+    let worker = std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .skip(1)
+                .take(2)
+                .map(|dir| dir.join("skyhook-jq-worker"))
+                .find(|p| p.exists())
+        })
+        .unwrap_or_else(|| std::path::PathBuf::from("skyhook-jq-worker"));
+    skyhook_domain::jq::SandboxSettings {
+        limits: skyhook_domain::jq::SandboxLimits::default(),
+        worker: Some(worker),
+    }
 }

@@ -88,6 +88,7 @@ pub async fn seed_sample_subscribers(
             max_concurrency: skyhook_domain::model::DEFAULT_MAX_CONCURRENCY,
             rate_limit: None,
             disabled_reason: None,
+            transform: None,
         };
         secrets
             .create(

@@ -12,7 +12,7 @@ use skyhook_api_types::events::PublishReceiptView;
 use skyhook_api_types::query::SubscribersQuery;
 use skyhook_api_types::subscribers::{
     CreateSubscriber, Recover, RecoverResult, RotateSecret, RotatedSecret, SubscriberView,
-    UpdateSubscriber,
+    TransformPreview, TransformPreviewResult, UpdateSubscriber,
 };
 use skyhook_cli::client::{ApiClient, CliError};
 use skyhook_cli::import::{Endpoint, Plan};
@@ -34,6 +34,7 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
             signature_scheme,
             max_concurrency,
             rate_limit,
+            transform,
         } => {
             let body = CreateSubscriber {
                 url,
@@ -44,6 +45,7 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
                 signature_scheme,
                 max_concurrency,
                 rate_limit,
+                transform: read_transform(transform)?,
             };
             create(json_mode, &api.client()?, &body).await
         }
@@ -92,7 +94,10 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
             max_concurrency,
             rate_limit,
             no_rate_limit,
+            transform,
+            no_transform,
         } => {
+            let transform = read_transform(transform)?;
             let body = UpdateSubscriber {
                 url,
                 event_types: (!event_types.is_empty()).then_some(event_types),
@@ -109,6 +114,10 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
                     Some(n) => Some(Some(n)),
                     None => no_rate_limit.then_some(None),
                 },
+                transform: match transform {
+                    Some(t) => Some(Some(t)),
+                    None => no_transform.then_some(None),
+                },
             };
             if body.fields().is_empty() {
                 return Err(CliError::Usage(
@@ -116,6 +125,33 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
                 ));
             }
             patch(json_mode, &api, &id, &body).await
+        }
+        SubscriberCommand::PreviewTransform {
+            api,
+            id,
+            event_type,
+            data,
+            transform,
+        } => {
+            let data: serde_json::Value = serde_json::from_str(&data)
+                .map_err(|e| CliError::Usage(format!("--data is not JSON: {e}")))?;
+            let body = TransformPreview {
+                event_type,
+                data,
+                timestamp: None,
+                transform: read_transform(transform)?,
+            };
+            let out = api
+                .client()?
+                .send::<_, TransformPreviewResult>(
+                    Method::POST,
+                    &format!("/v1/subscribers/{id}/transform/preview"),
+                    Some(&body),
+                    &[],
+                )
+                .await?;
+            print_value(json_mode, &out.json());
+            Ok(())
         }
         SubscriberCommand::Enable { api, id } => {
             patch(json_mode, &api, &id, &UpdateSubscriber::active(true)).await
@@ -170,6 +206,20 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
             }
             import(json_mode, &api.client()?, plans).await
         }
+    }
+}
+
+/// The program of `--transform`, or read from `--transform-file` (`-`: standard input).
+fn read_transform(args: crate::TransformArgs) -> Result<Option<String>, CliError> {
+    match (args.transform, args.transform_file) {
+        (Some(t), _) => Ok(Some(t)),
+        (None, Some(f)) if f.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())
+            .map(Some)
+            .map_err(|e| CliError::Usage(format!("reading stdin: {e}"))),
+        (None, Some(f)) => std::fs::read_to_string(&f)
+            .map(Some)
+            .map_err(|e| CliError::Usage(format!("reading {}: {e}", f.display()))),
+        (None, None) => Ok(None),
     }
 }
 

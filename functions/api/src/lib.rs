@@ -16,6 +16,7 @@ use skyhook_api_types::subscribers::SubscriberView;
 use skyhook_aws::{Adapters, Resources, Retention};
 use skyhook_domain::config::{self, AdminKeySource, ConfigError, Env};
 use skyhook_domain::ids::TenantId;
+use skyhook_domain::jq::{Sandbox, SandboxSettings};
 use skyhook_domain::model::{AuditRecord, parse_time};
 use skyhook_domain::ports::{
     ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, EventStore, HealthStore,
@@ -59,6 +60,8 @@ pub struct Config {
     pub local_mode: bool,
     /// Where operational events go (`SKYHOOK_EVENT_BUS`); `None`: only logged.
     pub event_bus: Option<String>,
+    /// The jq sandbox that previews transforms.
+    pub transform: SandboxSettings,
 }
 
 impl Config {
@@ -84,6 +87,7 @@ impl Config {
             admin_key: config::admin_key_source(env)?,
             local_mode: config::flag(env, config::LOCAL_MODE)?,
             event_bus: config::optional(env, config::EVENT_BUS),
+            transform: SandboxSettings::from_env(env)?,
         })
     }
 }
@@ -106,6 +110,8 @@ pub struct ApiState {
     pub health: Arc<dyn HealthStore>,
     /// Operational events: a person disabling a subscriber is one.
     pub ops: Arc<dyn OpsEvents>,
+    /// Runs transform previews.
+    pub sandbox: Arc<Sandbox>,
 }
 
 impl Config {
@@ -166,6 +172,7 @@ impl ApiState {
             audit: adapters.audit.clone(),
             health: adapters.health.clone(),
             ops: adapters.ops.clone(),
+            sandbox: Arc::new(config.transform.sandbox()),
         }
     }
 }
@@ -187,6 +194,7 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(subscribers::rotate_secret))
         .routes(routes!(subscribers::send_test))
         .routes(routes!(subscribers::recover))
+        .routes(routes!(subscribers::preview_transform))
         .routes(routes!(deliveries::get_event))
         .routes(routes!(deliveries::list_deliveries))
         .routes(routes!(deliveries::stats))

@@ -5,8 +5,16 @@ use std::sync::Arc;
 use skyhook_api::{ApiState, Config, router};
 use skyhook_domain::config::ProcessEnv;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+fn main() -> Result<(), lambda_http::Error> {
+    // Started as a transform worker: serve that, before any runtime starts.
+    skyhook_domain::jq::serve_if_worker();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), lambda_http::Error> {
     skyhook_domain::telemetry::init()?;
     let config = Config::from_env(&ProcessEnv)?;
     let sdk = skyhook_aws::load_sdk_config().await;

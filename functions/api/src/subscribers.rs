@@ -18,7 +18,7 @@ use skyhook_api_types::events::PublishReceiptView;
 use skyhook_api_types::query::{SubscribersQuery, limit_or_default};
 use skyhook_api_types::subscribers::{
     CreateSubscriber, Recover, RecoverResult, RotateSecret, RotatedSecret, SubscriberView,
-    UpdateSubscriber,
+    TransformPreview, TransformPreviewResult, UpdateSubscriber,
 };
 use skyhook_domain::event_type::{EventType, EventTypeFilter};
 use skyhook_domain::ids::{EventId, SubscriberId};
@@ -155,6 +155,14 @@ fn parse_scheme(raw: &str) -> Result<SignatureScheme, ApiError> {
         .map_err(|e| ApiError::unprocessable("invalid_signature_scheme", e.to_string()))
 }
 
+/// Compiles a transform as it will run; a program that does not compile is a `422` with
+/// the compiler's message.
+fn check_transform(raw: &str) -> Result<String, ApiError> {
+    skyhook_domain::jq::Program::compile(raw)
+        .map(|p| p.source().to_string())
+        .map_err(|e| ApiError::unprocessable("invalid_transform", e.to_string()))
+}
+
 fn parse_secret(raw: &str) -> Result<SigningSecret, ApiError> {
     SigningSecret::parse(raw).map_err(|e| ApiError::unprocessable("invalid_secret", e.to_string()))
 }
@@ -250,6 +258,7 @@ pub(crate) async fn create_subscriber(
         .transpose()?
         .unwrap_or(skyhook_domain::model::DEFAULT_MAX_CONCURRENCY);
     let rate_limit = req.rate_limit.map(check_rate_limit).transpose()?;
+    let transform = req.transform.as_deref().map(check_transform).transpose()?;
     let now = Utc::now();
     let subscriber = Subscriber {
         id: SubscriberId::new(),
@@ -267,6 +276,7 @@ pub(crate) async fn create_subscriber(
         max_concurrency,
         rate_limit,
         disabled_reason: None,
+        transform,
     };
     // The secret goes first: a subscriber that exists is always deliverable.
     state
@@ -388,11 +398,16 @@ pub(crate) async fn patch_subscriber(
         .rate_limit
         .map(|r| r.map(check_rate_limit).transpose())
         .transpose()?;
+    let transform = req
+        .transform
+        .as_ref()
+        .map(|t| t.as_deref().map(check_transform).transpose())
+        .transpose()?;
     let changed = req.fields();
     if changed.is_empty() {
         return Err(ApiError::unprocessable(
             "empty_update",
-            "give at least one of url, event_types, active, description, headers, signature_scheme, max_concurrency, rate_limit",
+            "give at least one of url, event_types, active, description, headers, signature_scheme, max_concurrency, rate_limit, transform",
         ));
     }
     let old = load(&state, &principal, &id).await?;
@@ -413,6 +428,9 @@ pub(crate) async fn patch_subscriber(
     }
     if let Some(r) = rate_limit {
         sub.rate_limit = r;
+    }
+    if let Some(t) = transform {
+        sub.transform = t;
     }
     if let Some(d) = req.description {
         sub.description = d;
@@ -653,6 +671,45 @@ pub(crate) async fn send_test(
         StatusCode::ACCEPTED,
         Json(PublishReceiptView::from(receipt)),
     ))
+}
+
+/// Runs the subscriber's transform (or the one given) on a sample event, in the same sandbox
+/// and limits as a delivery, and answers with the body a delivery would send.
+#[utoipa::path(post, path = "/v1/subscribers/{id}/transform/preview", tag = "subscribers",
+    params(SubscriberPath), request_body = TransformPreview,
+    responses((status = 200, description = "The body a delivery of the sample would send.", body = TransformPreviewResult),
+        BodyErrors, NotFound, AuthErrors))]
+pub(crate) async fn preview_transform(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    body: Body,
+) -> Result<Json<TransformPreviewResult>, ApiError> {
+    let principal = authorize(&state, &headers, Role::Admin).await?;
+    let req: TransformPreview = read_json(body, MAX_BODY_BYTES).await?;
+    let event_type = EventType::parse(&req.event_type)
+        .map_err(|e| ApiError::unprocessable("invalid_event_type", e.to_string()))?;
+    let timestamp =
+        parse_time_param("timestamp", req.timestamp.as_deref())?.unwrap_or_else(Utc::now);
+    let given = req.transform.as_deref().map(check_transform).transpose()?;
+    let sub = load(&state, &principal, &id).await?;
+    let event = json!({
+        "type": event_type.as_str(),
+        "timestamp": format_time(timestamp),
+        "data": req.data,
+    });
+    let body = match given.or(sub.transform) {
+        None => event,
+        Some(program) => {
+            let out = state
+                .sandbox
+                .run(&program, &event.to_string())
+                .await
+                .map_err(|e| ApiError::unprocessable("transform_failed", e.to_string()))?;
+            serde_json::from_str(&out).map_err(ApiError::internal)?
+        }
+    };
+    Ok(Json(TransformPreviewResult { body }))
 }
 
 /// What became of one candidate for recovery or redrive.

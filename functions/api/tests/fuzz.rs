@@ -147,6 +147,7 @@ fn world(local_mode: bool, active: bool) -> World {
         max_concurrency: 10,
         rate_limit: None,
         disabled_reason: None,
+        transform: None,
     };
     let secret = SigningSecret::generate();
     block_on(async {

@@ -21,6 +21,7 @@ use skyhook_aws::{Adapters, Resources, Retention};
 use skyhook_domain::config::{self, ConfigError, Env};
 use skyhook_domain::directory::{Directory, DirectoryView};
 use skyhook_domain::health::{BreakerPolicy, BreakerState, Gate, Health, PROBE_WAIT};
+use skyhook_domain::jq::{JqError, Sandbox, SandboxSettings};
 use skyhook_domain::model::{
     AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryMessage, DeliveryState, DeliveryStatus,
     DisabledReason, OpsEvent, OpsEventKind, Outcome, PARKED_REASON, Subscriber,
@@ -64,6 +65,9 @@ pub struct Config {
     /// The CloudWatch namespace of the per-batch metrics written as EMF log lines
     /// (`SKYHOOK_METRICS_NAMESPACE`); `None`: no metrics lines.
     pub metrics_namespace: Option<String>,
+    /// The jq sandbox of subscribers' transforms (`SKYHOOK_TRANSFORM_TIMEOUT`,
+    /// `SKYHOOK_TRANSFORM_MEMORY_MB`).
+    pub transform: SandboxSettings,
 }
 
 impl Config {
@@ -91,6 +95,7 @@ impl Config {
             breaker: config::breaker_policy(env)?,
             event_bus: config::optional(env, config::EVENT_BUS),
             metrics_namespace: config::optional(env, config::METRICS_NAMESPACE),
+            transform: SandboxSettings::from_env(env)?,
         })
     }
 }
@@ -167,6 +172,8 @@ pub struct Deliverer {
     pub ops: Arc<dyn OpsEvents>,
     /// Where each batch's metrics go as EMF lines on stdout; `None`: nowhere.
     pub metrics_namespace: Option<String>,
+    /// Runs subscribers' transforms, each in a worker process with bounded time and memory.
+    pub sandbox: Arc<Sandbox>,
 }
 
 /// A source of the current time.
@@ -239,9 +246,13 @@ impl Deliverer {
             clock: system_clock(),
             ops: adapters.ops.clone(),
             metrics_namespace: config.metrics_namespace.clone(),
+            sandbox: Arc::new(config.transform.sandbox()),
         })
     }
 }
+
+/// The reason a delivery ends with when its subscriber's transform fails.
+pub const TRANSFORM_FAILED: &str = "transform_failed";
 
 /// What became of one SQS record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -478,6 +489,25 @@ impl Deliverer {
         };
         let signing = secrets.at(Utc::now());
 
+        // The body sent: the event, or what the subscriber's transform makes of it. A
+        // transform that fails ends the delivery (retrying would fail the same way); it is
+        // dead-lettered, so a redrive after the program is fixed sends it.
+        let body = match &subscriber.transform {
+            None => message.webhook_body(),
+            Some(program) => match self
+                .sandbox
+                .run(program, &String::from_utf8_lossy(&message.webhook_body()))
+                .await
+            {
+                Ok(body) => body.into_bytes(),
+                Err(e) => {
+                    return self
+                        .transform_failed(raw_body, message, &subscriber, attempt, &e)
+                        .await;
+                }
+            },
+        };
+
         // The subscriber's breaker: open, its deliveries wait without an attempt; after the
         // cool-down, one probe goes through.
         let now = (self.clock)();
@@ -578,6 +608,7 @@ impl Deliverer {
             .post(
                 &subscriber,
                 message,
+                body,
                 &signing,
                 secrets.headers.as_ref(),
                 started_at.timestamp(),
@@ -685,6 +716,7 @@ impl Deliverer {
         &self,
         subscriber: &Subscriber,
         message: &DeliveryMessage,
+        body: Vec<u8>,
         secrets: &[skyhook_domain::secret::SigningSecret],
         // The custom header values, kept with the secret; `None` for a subscriber saved
         // before they were, whose record holds them.
@@ -704,7 +736,6 @@ impl Deliverer {
                 retry_after: None,
             };
         }
-        let body = message.webhook_body();
         let mut request = self
             .http
             .post(subscriber.url.as_url().clone())
@@ -750,6 +781,40 @@ impl Deliverer {
             body: Some(body).filter(|b| !b.is_empty()),
             retry_after,
         }
+    }
+
+    /// Ends a delivery whose transform failed: the attempt is logged (no request was made),
+    /// the status is `failed` with reason `transform_failed`, and the message goes to the
+    /// dead-letter queue.
+    async fn transform_failed(
+        &self,
+        raw_body: &str,
+        message: &DeliveryMessage,
+        subscriber: &Subscriber,
+        attempt: u32,
+        err: &JqError,
+    ) -> RecordResult {
+        let reason = format!("{TRANSFORM_FAILED}: {err}");
+        tracing::warn!(error = %err, "the subscriber's transform failed; dead-lettering");
+        let now = Utc::now();
+        let entry = AttemptRecord {
+            event_id: message.event_id.clone(),
+            tenant: message.tenant.clone(),
+            subscriber_id: message.subscriber_id.clone(),
+            event_type: message.event_type.clone(),
+            attempt,
+            outcome: Outcome::Failure,
+            status_code: None,
+            latency_ms: 0,
+            error: Some(reason.clone()),
+            response_body: None,
+            url: subscriber.url.to_string(),
+            started_at: now,
+            finished_at: now,
+        };
+        self.log(&entry, DeliveryState::Failed).await;
+        self.dead_letter_message(raw_body, message, attempt, &reason)
+            .await
     }
 
     async fn log(&self, entry: &AttemptRecord, state: DeliveryState) {

@@ -5,8 +5,16 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use skyhook_delivery::{Config, Deliverer, handle};
 use skyhook_domain::config::ProcessEnv;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> Result<(), lambda_runtime::Error> {
+    // Started as a transform worker: serve that, before any runtime starts.
+    skyhook_domain::jq::serve_if_worker();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), lambda_runtime::Error> {
     skyhook_domain::telemetry::init()?;
     let config = Config::from_env(&ProcessEnv)?;
     let sdk = skyhook_aws::load_sdk_config().await;

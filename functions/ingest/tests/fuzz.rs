@@ -78,6 +78,7 @@ fn world(max_payload_bytes: usize) -> World {
         max_concurrency: 10,
         rate_limit: None,
         disabled_reason: None,
+        transform: None,
     };
     let (on, off) = (subscriber(true), subscriber(false));
     block_on(async {

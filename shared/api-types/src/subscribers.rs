@@ -49,6 +49,12 @@ pub struct CreateSubscriber {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 10000)]
     pub rate_limit: Option<u32>,
+    /// A jq program mapping `{"type", "timestamp", "data"}` to the body sent; the signature
+    /// covers what it produces. Checked when saved: one that does not compile is
+    /// `422 invalid_transform` with the compiler's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 16384, example = "{kind: .type, order: .data.id}")]
+    pub transform: Option<String>,
 }
 
 /// `null` in JSON is `Some(None)`, an absent field `None`: an update tells "clear it" from
@@ -102,6 +108,14 @@ pub struct UpdateSubscriber {
     )]
     #[schema(minimum = 1, maximum = 10000)]
     pub rate_limit: Option<Option<u32>>,
+    /// Replaces the transform; `null` removes it (the event is sent as it is).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(max_length = 16384)]
+    pub transform: Option<Option<String>>,
 }
 
 impl UpdateSubscriber {
@@ -124,6 +138,7 @@ impl UpdateSubscriber {
             ("signature_scheme", self.signature_scheme.is_some()),
             ("max_concurrency", self.max_concurrency.is_some()),
             ("rate_limit", self.rate_limit.is_some()),
+            ("transform", self.transform.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
@@ -149,6 +164,8 @@ pub struct SubscriberView {
     /// Why it is inactive: `manual` (a person), `gone` (it answered 410), `failing` (no
     /// success for the auto-disable period).
     pub disabled_reason: Option<DisabledReason>,
+    /// The jq program that shapes the body sent, if any.
+    pub transform: Option<String>,
     pub health: HealthView,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: String,
@@ -206,6 +223,7 @@ impl From<&Subscriber> for SubscriberView {
             max_concurrency: s.max_concurrency,
             rate_limit: s.rate_limit,
             disabled_reason: s.disabled_reason,
+            transform: s.transform.clone(),
             health: HealthView::from(&Health::healthy()),
             created_at: format_time(s.created_at),
             updated_at: format_time(s.updated_at),
@@ -256,4 +274,34 @@ pub struct RecoverResult {
     /// No longer failed (delivered or recovered since).
     pub skipped: usize,
     pub complete: bool,
+}
+
+/// `POST /v1/subscribers/{id}/transform/preview`: a sample event, and optionally a program to
+/// try instead of the stored one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransformPreview {
+    #[serde(rename = "type")]
+    #[schema(example = "order.created")]
+    pub event_type: String,
+    /// The sample event's data.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// RFC 3339; now when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub timestamp: Option<String>,
+    /// A program to try (not saved); the subscriber's own when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 16384)]
+    pub transform: Option<String>,
+}
+
+/// What a delivery of the sample event would send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TransformPreviewResult {
+    /// The body, as the receiver would get it (the transform's output, or the event as it is
+    /// when there is no transform).
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
 }

@@ -90,6 +90,12 @@ pub fn flag(env: &dyn Env, name: &str) -> Result<bool, ConfigError> {
 }
 
 pub const TABLE: &str = "SKYHOOK_TABLE";
+/// How long one run of a subscriber's transform may take (default `250ms`, at most `10s`).
+pub const TRANSFORM_TIMEOUT: &str = "SKYHOOK_TRANSFORM_TIMEOUT";
+/// The address space of a transform's worker process, in MiB (default 256, 32 to 4096).
+pub const TRANSFORM_MEMORY_MB: &str = "SKYHOOK_TRANSFORM_MEMORY_MB";
+/// The binary run as a transform worker; by default the running binary itself.
+pub const JQ_WORKER_BIN: &str = "SKYHOOK_JQ_WORKER_BIN";
 /// The small table of stats counters, apart from the ledger so its writes stay off the
 /// ledger's stream.
 pub const STATS_TABLE: &str = "SKYHOOK_STATS_TABLE";

@@ -50,6 +50,8 @@ fn subscriber(tenant: &TenantId, filters: &[&str], active: bool) -> Subscriber {
         max_concurrency: crate::model::DEFAULT_MAX_CONCURRENCY,
         rate_limit: None,
         disabled_reason: None,
+        // Kept and read back as written, like every other field.
+        transform: Some("{kind: .type, order: .data.id}".into()),
     }
 }
 

@@ -397,6 +397,7 @@ mod tests {
             max_concurrency: crate::model::DEFAULT_MAX_CONCURRENCY,
             rate_limit: None,
             disabled_reason: None,
+            transform: None,
         }
     }
 

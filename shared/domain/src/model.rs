@@ -75,6 +75,9 @@ pub struct Subscriber {
     pub rate_limit: Option<u32>,
     /// Why it is disabled, when it is.
     pub disabled_reason: Option<DisabledReason>,
+    /// A jq program mapping `{"type", "timestamp", "data"}` to the body sent (see
+    /// [`crate::jq`]); `None` sends that object as it is.
+    pub transform: Option<String>,
 }
 
 /// The default of a subscriber's `max_concurrency`.

@@ -67,6 +67,8 @@ struct SubscriberItem {
     rate_limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     disabled_reason: Option<DisabledReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transform: Option<String>,
 }
 
 fn default_max_concurrency() -> u32 {
@@ -97,6 +99,7 @@ impl SubscriberItem {
             max_concurrency: sub.max_concurrency,
             rate_limit: sub.rate_limit,
             disabled_reason: sub.disabled_reason,
+            transform: sub.transform.clone(),
         }
     }
 
@@ -128,6 +131,7 @@ impl SubscriberItem {
             max_concurrency: self.max_concurrency,
             rate_limit: self.rate_limit,
             disabled_reason: self.disabled_reason,
+            transform: self.transform,
         })
     }
 }

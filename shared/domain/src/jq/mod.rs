@@ -12,7 +12,7 @@
 mod sandbox;
 mod worker;
 
-pub use sandbox::{Sandbox, SandboxLimits};
+pub use sandbox::{Sandbox, SandboxLimits, SandboxSettings};
 pub use worker::{WORKER_ENV, serve, serve_if_worker};
 
 use std::fmt;

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use super::worker::{Reply, Request};
 use super::{JqError, WORKER_ENV};
+use crate::config::{self, ConfigError, Env};
 
 /// What one run may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,54 @@ impl Default for SandboxLimits {
             max_output: 256 * 1024,
             workers: 4,
         }
+    }
+}
+
+/// How a function builds its sandbox: the limits, and the worker binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSettings {
+    pub limits: SandboxLimits,
+    /// `None`: the running binary, which calls [`super::serve_if_worker`] first in `main`.
+    pub worker: Option<PathBuf>,
+}
+
+impl SandboxSettings {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let defaults = SandboxLimits::default();
+        let time = config::parsed(env, config::TRANSFORM_TIMEOUT, defaults.time, |v| {
+            match crate::retry::parse_duration(v).map_err(|e| e.to_string())? {
+                d if d.is_zero() => Err("must be more than zero".to_string()),
+                d if d > Duration::from_secs(10) => Err("must be at most 10s".to_string()),
+                d => Ok(d),
+            }
+        })?;
+        let memory_mib = config::parsed(
+            env,
+            config::TRANSFORM_MEMORY_MB,
+            defaults.memory_mib,
+            |v| match v.parse::<u64>() {
+                Ok(n) if (32..=4096).contains(&n) => Ok(n),
+                _ => Err("expected a number of MiB from 32 to 4096"),
+            },
+        )?;
+        Ok(SandboxSettings {
+            limits: SandboxLimits {
+                time,
+                memory_mib,
+                ..defaults
+            },
+            worker: config::optional(env, config::JQ_WORKER_BIN).map(PathBuf::from),
+        })
+    }
+
+    /// The sandbox these settings describe; it starts no worker until a program runs.
+    pub fn sandbox(&self) -> Sandbox {
+        let worker = self
+            .worker
+            .clone()
+            .or_else(|| std::env::current_exe().ok())
+            .unwrap_or_else(|| PathBuf::from("skyhook"));
+        Sandbox::with_command(worker, Vec::new(), self.limits)
     }
 }
 
