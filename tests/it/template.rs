@@ -61,6 +61,10 @@ const FUNCTIONS: &[Function] = &[
 /// the function's configuration, so the template gives `SKYHOOK_ADMIN_KEY_SECRET` instead.
 const FORBIDDEN_IN_AWS: &[&str] = &[config::ADMIN_KEY];
 
+/// Settings a deployment leaves unset, because their default is what Lambda needs: a
+/// function is its own jq worker.
+const DEFAULT_IN_AWS: &[&str] = &[config::JQ_WORKER_BIN];
+
 /// The template with parameter values (defaults unless overridden) to evaluate against.
 struct Template {
     doc: Value,
@@ -250,7 +254,10 @@ fn problems(t: &Template) -> Vec<String> {
             }
         }
         for name in settings_read(f) {
-            if !env.contains_key(&name) && !FORBIDDEN_IN_AWS.contains(&name.as_str()) {
+            if !env.contains_key(&name)
+                && !FORBIDDEN_IN_AWS.contains(&name.as_str())
+                && !DEFAULT_IN_AWS.contains(&name.as_str())
+            {
                 problems.push(format!(
                     "{} ({}) does not wire {name}, which its Config reads",
                     f.logical_id, f.binary

@@ -300,8 +300,7 @@ pub struct TransformPreview {
 /// What a delivery of the sample event would send.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TransformPreviewResult {
-    /// The body, as the receiver would get it (the transform's output, or the event as it is
-    /// when there is no transform).
-    #[schema(value_type = Object)]
+    /// The body, as the receiver would get it (the transform's output, any JSON value, or the
+    /// event as it is when there is no transform).
     pub body: serde_json::Value,
 }

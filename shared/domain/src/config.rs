@@ -92,7 +92,7 @@ pub fn flag(env: &dyn Env, name: &str) -> Result<bool, ConfigError> {
 pub const TABLE: &str = "SKYHOOK_TABLE";
 /// How long one run of a subscriber's transform may take (default `250ms`, at most `10s`).
 pub const TRANSFORM_TIMEOUT: &str = "SKYHOOK_TRANSFORM_TIMEOUT";
-/// The address space of a transform's worker process, in MiB (default 256, 32 to 4096).
+/// The address space of a transform's worker process, in MiB (default 64, 32 to 4096).
 pub const TRANSFORM_MEMORY_MB: &str = "SKYHOOK_TRANSFORM_MEMORY_MB";
 /// The binary run as a transform worker; by default the running binary itself.
 pub const JQ_WORKER_BIN: &str = "SKYHOOK_JQ_WORKER_BIN";

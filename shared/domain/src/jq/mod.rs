@@ -197,6 +197,15 @@ fn snippet(part: &str) -> String {
     }
 }
 
+/// A lex or parse error: what was expected, where, and what came instead.
+fn expected_at(source: &str, expected: &str, found: &str) -> String {
+    format!(
+        "expected {expected} at {} (found {})",
+        at(source, found),
+        snippet(found)
+    )
+}
+
 fn describe_load_errors<P>(source: &str, errs: &jaq_core::load::Errors<&str, P>) -> String {
     use jaq_core::load::Error;
     let mut out = Vec::new();
@@ -207,26 +216,16 @@ fn describe_load_errors<P>(source: &str, errs: &jaq_core::load::Errors<&str, P>)
                     out.push(format!("cannot load module {path:?}: {e}"));
                 }
             }
-            Error::Lex(items) => {
-                for (expected, found) in items {
-                    out.push(format!(
-                        "expected {} at {} (found {})",
-                        expected.as_str(),
-                        at(source, found),
-                        snippet(found)
-                    ));
-                }
-            }
-            Error::Parse(items) => {
-                for (expected, found) in items {
-                    out.push(format!(
-                        "expected {} at {} (found {})",
-                        expected.as_str(),
-                        at(source, found),
-                        snippet(found)
-                    ));
-                }
-            }
+            Error::Lex(items) => out.extend(
+                items
+                    .iter()
+                    .map(|(expected, found)| expected_at(source, expected.as_str(), found)),
+            ),
+            Error::Parse(items) => out.extend(
+                items
+                    .iter()
+                    .map(|(expected, found)| expected_at(source, expected.as_str(), found)),
+            ),
         }
     }
     out.join("; ")

@@ -31,7 +31,8 @@ impl Default for SandboxLimits {
     fn default() -> Self {
         SandboxLimits {
             time: Duration::from_millis(250),
-            memory_mib: 256,
+            // Beside the function itself, inside the template's 128 MB Lambda.
+            memory_mib: 64,
             max_output: 256 * 1024,
             workers: 4,
         }
