@@ -153,18 +153,7 @@ impl StreamPoller {
         stream_arn: impl Into<String>,
         position: StartingPosition,
     ) -> Result<Self, StreamError> {
-        let mut poller = StreamPoller {
-            client,
-            stream_arn: stream_arn.into(),
-            // As the template's event source: up to 10,000 records a batch.
-            batch_size: 10_000,
-            window: Duration::from_secs(5),
-            shards: HashMap::new(),
-            pending: Vec::new(),
-            checkpoint: None,
-        };
-        poller.discover(position).await?;
-        Ok(poller)
+        Self::open(client, stream_arn.into(), position, None).await
     }
 
     /// A poller that goes on from `checkpoint` (and keeps it up to date): each shard it
@@ -176,23 +165,31 @@ impl StreamPoller {
         position: StartingPosition,
         checkpoint: Checkpoint,
     ) -> Result<Self, StreamError> {
-        let fresh = checkpoint.positions.is_empty();
+        let position = if checkpoint.positions.is_empty() {
+            position
+        } else {
+            StartingPosition::TrimHorizon
+        };
+        Self::open(client, stream_arn.into(), position, Some(checkpoint)).await
+    }
+
+    async fn open(
+        client: Client,
+        stream_arn: String,
+        position: StartingPosition,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<Self, StreamError> {
         let mut poller = StreamPoller {
             client,
-            stream_arn: stream_arn.into(),
+            stream_arn,
+            // As the template's event source: up to 10,000 records a batch.
             batch_size: 10_000,
             window: Duration::from_secs(5),
             shards: HashMap::new(),
             pending: Vec::new(),
-            checkpoint: Some(checkpoint),
+            checkpoint,
         };
-        poller
-            .discover(if fresh {
-                position
-            } else {
-                StartingPosition::TrimHorizon
-            })
-            .await?;
+        poller.discover(position).await?;
         Ok(poller)
     }
 

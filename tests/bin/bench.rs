@@ -117,7 +117,6 @@ async fn bench_transform() {
     };
     let sandbox = skyhook_domain::jq::Sandbox::with_command(
         worker,
-        Vec::new(),
         skyhook_domain::jq::SandboxLimits::default(),
     );
     sandbox

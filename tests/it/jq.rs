@@ -13,7 +13,6 @@ const EVENT: &str = r#"{"type":"order.created","timestamp":"2026-11-30T00:00:00.
 fn sandbox(limits: SandboxLimits) -> Sandbox {
     Sandbox::with_command(
         PathBuf::from(env!("CARGO_BIN_EXE_skyhook-jq-worker")),
-        Vec::new(),
         limits,
     )
 }

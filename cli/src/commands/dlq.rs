@@ -1,6 +1,5 @@
 //! `skyhook dlq list` and `skyhook dlq redrive`.
 
-use reqwest::Method;
 use serde_json::json;
 
 use skyhook_api_types::Limit;
@@ -9,7 +8,7 @@ use skyhook_api_types::query::DlqQuery;
 use skyhook_cli::client::{ApiClient, CliError};
 use skyhook_cli::progress::Progress;
 
-use super::output::{list_pages, print_rows};
+use super::output::{list_pages, print_rows, until_complete};
 use super::{limit, subscriber_id};
 use crate::DlqCommand;
 
@@ -59,20 +58,14 @@ async fn redrive(
         subscriber_id: subscriber,
     };
     let mut progress = Progress::new("redriving", Some(dead.items.len()));
-    let (mut redriven, mut dropped) = (0usize, 0usize);
-    for _ in 0..10_000 {
-        let out = client
-            .send::<_, RedriveResult>(Method::POST, "/v1/dlq/redrive", Some(&body), &[])
-            .await?
-            .body;
-        redriven += out.redriven;
-        dropped += out.dropped;
-        progress.advance(out.redriven.saturating_add(out.dropped));
-        if out.complete {
-            break;
-        }
-    }
-    progress.finish();
+    let (redriven, dropped) = until_complete(
+        client,
+        "/v1/dlq/redrive",
+        &body,
+        &mut progress,
+        |out: &RedriveResult| (out.redriven, out.dropped, out.complete),
+    )
+    .await?;
     if json_mode {
         println!("{}", json!({"redriven": redriven, "dropped": dropped}));
     } else {

@@ -1,6 +1,7 @@
 //! What every command shares: printing an answer (as the API wrote it with `--json`, as
 //! text otherwise) and reading a list a page at a time.
 
+use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -8,6 +9,7 @@ use serde_json::{Value, json};
 use skyhook_api_types::query::{DeliveriesQuery, DlqQuery, PageQuery, SubscribersQuery};
 use skyhook_api_types::{Cursor, ListResponse};
 use skyhook_cli::client::{ApiClient, CliError};
+use skyhook_cli::progress::Progress;
 
 /// Prints JSON compact on one line with `--json`, indented otherwise.
 pub fn print_value(json_mode: bool, value: &Value) {
@@ -92,4 +94,33 @@ pub fn print_rows<T>(json_mode: bool, rows: &Rows<T>, line: impl Fn(&T) -> Strin
             println!("more: --cursor {c}");
         }
     }
+}
+
+/// Calls a bulk route (redrive, recover) until it answers `complete`: each call does a
+/// bounded slice of the work. `counts` reads an answer's two counts and `complete`; the
+/// bar advances by their sum, and the sums of both are returned.
+pub async fn until_complete<B: Serialize, T: DeserializeOwned>(
+    client: &ApiClient,
+    path: &str,
+    body: &B,
+    progress: &mut Progress,
+    counts: impl Fn(&T) -> (usize, usize, bool),
+) -> Result<(usize, usize), CliError> {
+    let (mut first, mut second) = (0usize, 0usize);
+    // A bound on calls, so a misbehaving server cannot keep the command looping forever.
+    for _ in 0..10_000 {
+        let out = client
+            .send::<_, T>(Method::POST, path, Some(body), &[])
+            .await?
+            .body;
+        let (a, b, complete) = counts(&out);
+        first += a;
+        second += b;
+        progress.advance(a.saturating_add(b));
+        if complete {
+            break;
+        }
+    }
+    progress.finish();
+    Ok((first, second))
 }

@@ -19,7 +19,7 @@ use skyhook_cli::import::{Endpoint, Plan};
 use skyhook_cli::progress::Progress;
 
 use super::limit;
-use super::output::{list_pages, print_rows, print_value};
+use super::output::{list_pages, print_rows, print_value, until_complete};
 use crate::{ApiArgs, SubscriberCommand};
 
 pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError> {
@@ -319,21 +319,11 @@ async fn recover(
 ) -> Result<(), CliError> {
     let path = format!("/v1/subscribers/{id}/recover");
     let mut progress = Progress::new(&format!("recovering {id}"), None);
-    let (mut recovered, mut skipped) = (0usize, 0usize);
-    // Each call does a bounded slice of the work; `complete` says when it is all done.
-    for _ in 0..10_000 {
-        let out = client
-            .send::<_, RecoverResult>(Method::POST, &path, Some(body), &[])
-            .await?
-            .body;
-        recovered += out.recovered;
-        skipped += out.skipped;
-        progress.advance(out.recovered.saturating_add(out.skipped));
-        if out.complete {
-            break;
-        }
-    }
-    progress.finish();
+    let (recovered, skipped) =
+        until_complete(client, &path, body, &mut progress, |out: &RecoverResult| {
+            (out.recovered, out.skipped, out.complete)
+        })
+        .await?;
     if json_mode {
         println!("{}", json!({"recovered": recovered, "skipped": skipped}));
     } else {

@@ -208,7 +208,9 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
 
 /// The (method, path) pairs [`router`] serves, methods in upper case.
 pub fn routes() -> Vec<(Method, String)> {
-    openapi::operations(&api_routes().into_openapi())
+    skyhook_http::documented_routes(
+        &serde_json::to_value(api_routes().into_openapi()).unwrap_or_default(),
+    )
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -137,28 +137,6 @@ pub fn to_json(doc: &OpenApi) -> String {
     let mut text = serde_json::to_string_pretty(doc).unwrap_or_default();
     text.push('\n');
     text
-}
-
-/// The (method, path) pairs a document describes.
-pub fn operations(doc: &OpenApi) -> Vec<(Method, String)> {
-    let mut out = Vec::new();
-    for (path, item) in &doc.paths.paths {
-        for (method, op) in [
-            (Method::GET, &item.get),
-            (Method::PUT, &item.put),
-            (Method::POST, &item.post),
-            (Method::DELETE, &item.delete),
-            (Method::OPTIONS, &item.options),
-            (Method::HEAD, &item.head),
-            (Method::PATCH, &item.patch),
-            (Method::TRACE, &item.trace),
-        ] {
-            if op.is_some() {
-                out.push((method, path.clone()));
-            }
-        }
-    }
-    out
 }
 
 /// This document.

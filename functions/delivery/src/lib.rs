@@ -489,25 +489,6 @@ impl Deliverer {
         };
         let signing = secrets.at(Utc::now());
 
-        // The body sent: the event, or what the subscriber's transform makes of it. A
-        // transform that fails ends the delivery (retrying would fail the same way); it is
-        // dead-lettered, so a redrive after the program is fixed sends it.
-        let body = match &subscriber.transform {
-            None => message.webhook_body(),
-            Some(program) => match self
-                .sandbox
-                .run(program, &String::from_utf8_lossy(&message.webhook_body()))
-                .await
-            {
-                Ok(body) => body.into_bytes(),
-                Err(e) => {
-                    return self
-                        .transform_failed(raw_body, message, &subscriber, attempt, &e)
-                        .await;
-                }
-            },
-        };
-
         // The subscriber's breaker: open, its deliveries wait without an attempt; after the
         // cool-down, one probe goes through.
         let now = (self.clock)();
@@ -601,6 +582,27 @@ impl Deliverer {
                 }
             }
         }
+
+        // The body sent: the event, or what the subscriber's transform makes of it, made only
+        // once the delivery is going out (a deferred one would make it again). A transform
+        // that fails ends the delivery (retrying would fail the same way); it is
+        // dead-lettered, so a redrive after the program is fixed sends it. A probe that ends
+        // so leaves the breaker half-open until its lease runs out, then another probes.
+        let body = match &subscriber.transform {
+            None => message.webhook_body(),
+            Some(program) => match self
+                .sandbox
+                .run(program, &String::from_utf8_lossy(&message.webhook_body()))
+                .await
+            {
+                Ok(body) => body.into_bytes(),
+                Err(e) => {
+                    return self
+                        .transform_failed(raw_body, message, &subscriber, attempt, &e)
+                        .await;
+                }
+            },
+        };
 
         let started_at = Utc::now();
         let clock = Instant::now();

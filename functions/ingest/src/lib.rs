@@ -150,19 +150,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The (method, path) pairs [`router`] serves.
 pub fn routes() -> Vec<(http::Method, String)> {
-    let doc = openapi();
-    let mut out = Vec::new();
-    for (path, item) in &doc.paths.paths {
-        for (method, op) in [
-            (http::Method::GET, &item.get),
-            (http::Method::POST, &item.post),
-        ] {
-            if op.is_some() {
-                out.push((method, path.clone()));
-            }
-        }
-    }
-    out
+    skyhook_http::documented_routes(&serde_json::to_value(openapi()).unwrap_or_default())
 }
 
 /// `POST /v1/events` and `GET /v1/health`; unknown routes answer in the API's error shape
@@ -193,8 +181,9 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
 
 /// Publishes an event.
 ///
-/// It goes to every subscriber whose filters match its type (or to the ones named). An `Idempotency-Key` header (or the body's `id`) makes repeats within 24 h answer
-/// with the first event.
+/// It goes to every subscriber whose filters match its type (or to the ones named). An
+/// `Idempotency-Key` header (or the body's `id`) makes repeats within 24 h answer with the
+/// first event.
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = PublishEvent,
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "Repeats within 24 h with the same key answer with the first event."),

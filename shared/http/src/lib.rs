@@ -133,6 +133,28 @@ impl From<PublishError> for ApiError {
     }
 }
 
+/// The (method, path) pairs an OpenAPI document describes, methods in upper case. It reads
+/// the document as JSON, as a client does, so it serves the generated document, a router's
+/// own part of it, and the file that is served alike.
+pub fn documented_routes(doc: &serde_json::Value) -> Vec<(http::Method, String)> {
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+    let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) else {
+        return Vec::new();
+    };
+    paths
+        .iter()
+        .flat_map(|(path, item)| {
+            METHODS
+                .iter()
+                .filter(|m| item.get(**m).is_some_and(|op| op.is_object()))
+                .filter_map(|m| http::Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
+                .map(move |m| (m, path.clone()))
+        })
+        .collect()
+}
+
 /// JSON `404`/`405` for routes no router claims; shared by every Skyhook HTTP surface.
 pub fn with_fallbacks(router: axum::Router) -> axum::Router {
     router

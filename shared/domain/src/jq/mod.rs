@@ -117,8 +117,8 @@ impl Program {
     }
 
     /// Runs the program on `input` (JSON text) and returns its one output as JSON text of at
-    /// most `max_output` bytes. It runs on the caller's thread with no time limit: see
-    /// [`Program::run_bounded`].
+    /// most `max_output` bytes. It runs on the caller's thread with no limit on time or
+    /// memory, so only a sandbox worker calls it on programs from outside: see [`Sandbox`].
     pub fn run(&self, input: &[u8], max_output: usize) -> Result<String, JqError> {
         let input =
             jaq_json::read::parse_single(input).map_err(|e| JqError::Input(e.to_string()))?;

@@ -83,14 +83,13 @@ impl SandboxSettings {
             .clone()
             .or_else(|| std::env::current_exe().ok())
             .unwrap_or_else(|| PathBuf::from("skyhook"));
-        Sandbox::with_command(worker, Vec::new(), self.limits)
+        Sandbox::with_command(worker, self.limits)
     }
 }
 
 /// Runs jq programs in worker processes (see the module's documentation).
 pub struct Sandbox {
     program: PathBuf,
-    args: Vec<String>,
     limits: SandboxLimits,
     slots: Semaphore,
     idle: Mutex<Vec<Worker>>,
@@ -103,34 +102,18 @@ struct Worker {
 }
 
 impl Sandbox {
-    /// Workers are this very binary, which must call [`super::serve_if_worker`] first in
-    /// `main`.
-    pub fn current_exe(limits: SandboxLimits) -> std::io::Result<Self> {
-        Ok(Self::with_command(
-            std::env::current_exe()?,
-            Vec::new(),
-            limits,
-        ))
-    }
-
-    /// Workers are `program args…`, a binary that calls [`super::serve_if_worker`].
-    pub fn with_command(program: PathBuf, args: Vec<String>, limits: SandboxLimits) -> Self {
+    /// Workers are `program`, a binary that calls [`super::serve_if_worker`] first in `main`.
+    pub fn with_command(program: PathBuf, limits: SandboxLimits) -> Self {
         Sandbox {
             program,
-            args,
             slots: Semaphore::new(limits.workers.max(1)),
             limits,
             idle: Mutex::new(Vec::new()),
         }
     }
 
-    pub fn limits(&self) -> SandboxLimits {
-        self.limits
-    }
-
     fn spawn(&self) -> Result<Worker, JqError> {
         let mut child = Command::new(&self.program)
-            .args(&self.args)
             .env(WORKER_ENV, self.limits.memory_mib.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
