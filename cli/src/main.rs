@@ -115,6 +115,8 @@ enum SubscriberCommand {
         rate_limit: Option<u32>,
         #[command(flatten)]
         transform: TransformArgs,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// List subscribers, a page at a time or all of them.
     List {
@@ -180,6 +182,11 @@ enum SubscriberCommand {
         /// Removes the transform: events are sent as they are.
         #[arg(long, conflicts_with_all = ["transform", "transform_file"])]
         no_transform: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Removes the content filter: every event its types match is sent.
+        #[arg(long, conflicts_with_all = ["filter", "filter_file"])]
+        no_filter: bool,
     },
     /// Show the body a delivery of a sample event would send, through the subscriber's
     /// transform (or the one given, which is not saved).
@@ -257,6 +264,18 @@ pub(crate) struct TransformArgs {
     /// A file holding the transform (`-` for standard input).
     #[arg(long)]
     pub(crate) transform_file: Option<PathBuf>,
+}
+
+/// A jq expression over `{"type", "timestamp", "data"}`: an event goes to the subscriber
+/// only when it gives `true`.
+#[derive(Args, Clone, Default)]
+pub(crate) struct FilterArgs {
+    /// The content filter, a jq expression, e.g. '.data.total >= 100'.
+    #[arg(long, conflicts_with = "filter_file")]
+    pub(crate) filter: Option<String>,
+    /// A file holding the content filter (`-` for standard input).
+    #[arg(long)]
+    pub(crate) filter_file: Option<PathBuf>,
 }
 
 #[derive(Args)]

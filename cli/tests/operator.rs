@@ -304,10 +304,11 @@ fn json_ok(runner: &Runner, args: &[&str]) {
     );
 }
 
-/// `--transform` on create and update, `preview-transform`, and a delivery through
-/// `skyhook local` shaped by the transform: its workers are the `skyhook` binary itself.
+/// `--transform` on create and update, `preview-transform`, a delivery through `skyhook
+/// local` shaped by the transform, and `--filter`/`--no-filter` deciding at fan-out: the
+/// workers are the `skyhook` binary itself.
 #[tokio::test]
-async fn transforms_are_set_previewed_and_applied_from_the_cli() {
+async fn transforms_and_filters_are_set_previewed_and_applied_from_the_cli() {
     let runner = start_local_with(&[]).await;
     let receiver = Receiver::always(200).await;
     let url = receiver.url("/shaped");
@@ -377,6 +378,35 @@ async fn transforms_are_set_previewed_and_applied_from_the_cli() {
             serde_json::json!({"kind": "order.created", "order": 11})
         );
     }
+
+    // A content filter, run at fan-out by the local ingest's workers.
+    let filtered = json(
+        &runner,
+        &["subscribers", "update", &id, "--filter", ".data.id > 20"],
+    )
+    .await;
+    assert_eq!(filtered["filter"], ".data.id > 20");
+    let send = |id: u32| {
+        let data = format!(r#"{{"id": {id}}}"#);
+        let runner = &runner;
+        async move {
+            json(
+                runner,
+                &["events", "send", "--type", "order.created", "--data", &data],
+            )
+            .await
+        }
+    };
+    let skipped = send(5).await;
+    assert_eq!(skipped["subscribers"], 0, "{skipped}");
+    let passed = send(25).await;
+    assert_eq!(passed["subscribers"], 1, "{passed}");
+    receiver
+        .wait_for_ids(&[passed["id"].as_str().unwrap()], Duration::from_secs(30))
+        .await;
+    let unfiltered = json(&runner, &["subscribers", "update", &id, "--no-filter"]).await;
+    assert!(unfiltered["filter"].is_null(), "{unfiltered}");
+    assert_eq!(send(5).await["subscribers"], 1);
 
     let removed = json(&runner, &["subscribers", "update", &id, "--no-transform"]).await;
     assert!(removed["transform"].is_null(), "{removed}");

@@ -1015,6 +1015,18 @@ async fn bad_input_on_every_route_is_a_4xx_in_the_error_shape_and_writes_and_sen
             .key(&admin)
             .json(json!({"transform": "nosuchfn(1)"}))
             .expect(422, "invalid_transform"),
+        api("create with a filter that does not compile", post.clone(), "/v1/subscribers")
+            .key(&admin)
+            .json(create(json!({"filter": ".total >"})))
+            .expect(422, "invalid_filter"),
+        api("update to a filter that is too long", patch.clone(), s.clone())
+            .key(&admin)
+            .json(json!({"filter": "true or ".repeat(3000) + "true"}))
+            .expect(422, "invalid_filter"),
+        api("update to a filter that is not a string", patch.clone(), s.clone())
+            .key(&admin)
+            .json(json!({"filter": 5}))
+            .expect(422, "invalid_body"),
         // POST /v1/subscribers/{id}/rotate-secret
         api("rotate to a secret without whsec_", post.clone(), format!("{s}/rotate-secret"))
             .key(&admin)

@@ -422,7 +422,8 @@ async fn a_publish_that_failed_is_retried_under_the_same_key_and_delivered_once(
     failing.queue = std::sync::Arc::new(Unreachable);
     let failing_ingest = skyhook_http::with_fallbacks(skyhook_ingest::router(std::sync::Arc::new(
         skyhook_ingest::IngestState {
-            publisher: failing.publisher(),
+            publisher: failing
+                .publisher(std::sync::Arc::new(skyhook_tests::jq_sandbox().sandbox())),
             auth: std::sync::Arc::new(
                 skyhook_http::Authenticator::new(
                     skyhook_domain::config::AdminKeySource::Value(ADMIN_KEY.to_string()),

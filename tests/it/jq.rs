@@ -280,3 +280,150 @@ mod transforms {
         assert!(sub["transform"].is_null(), "{sub}");
     }
 }
+
+mod filters {
+    //! Subscribers' content filters, checked at fan-out.
+
+    use std::collections::BTreeSet;
+
+    use http::{Method, StatusCode};
+    use serde_json::{Value, json};
+    use skyhook_tests::Stack;
+
+    async fn subscriber(stack: &Stack, filter: Option<&str>) -> String {
+        let mut body = json!({"url": "http://127.0.0.1:9/hook", "event_types": ["order.*"]});
+        if let Some(f) = filter {
+            body["filter"] = json!(f);
+        }
+        let (status, created) = stack
+            .api_call(Method::POST, "/v1/subscribers", Some(&body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert_eq!(created["filter"], json!(filter));
+        created["id"].as_str().unwrap().to_string()
+    }
+
+    /// The (subscriber, event) pairs waiting in the delivery queue, taken out of it.
+    async fn queued(stack: &Stack) -> BTreeSet<(String, String)> {
+        stack
+            .take_queued()
+            .await
+            .iter()
+            .map(|body| {
+                let m: Value = serde_json::from_str(body).unwrap();
+                (
+                    m["subscriber_id"].as_str().unwrap().to_string(),
+                    m["event_id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_event_goes_only_where_the_filter_says_true_and_costs_no_message_elsewhere() {
+        let stack = Stack::new().await;
+        let big = subscriber(
+            &stack,
+            Some(".data.total >= 100 and .type == \"order.created\""),
+        )
+        .await;
+        let all = subscriber(&stack, None).await;
+        // Neither an error nor a value other than `true` sends anything.
+        let failing = subscriber(&stack, Some(r#"error("no")"#)).await;
+        let truthy = subscriber(&stack, Some(".data.total")).await;
+        let looping = subscriber(&stack, Some("def f: f; f")).await;
+
+        let large = stack
+            .publish(json!({"type": "order.created", "data": {"total": 150}}))
+            .await;
+        assert_eq!(large["subscribers"], 2, "{large}");
+        let small = stack
+            .publish(json!({"type": "order.created", "data": {"total": 5}}))
+            .await;
+        assert_eq!(small["subscribers"], 1, "{small}");
+        let (large, small) = (
+            large["id"].as_str().unwrap().to_string(),
+            small["id"].as_str().unwrap().to_string(),
+        );
+        assert_eq!(
+            queued(&stack).await,
+            BTreeSet::from([
+                (big.clone(), large.clone()),
+                (all.clone(), large.clone()),
+                (all.clone(), small.clone()),
+            ]),
+            "one message per passing subscriber, none for the others ({failing}, {truthy}, {looping})"
+        );
+        let status = stack.event_status(&large).await;
+        let mut listed: Vec<&str> = status["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["subscriber_id"].as_str().unwrap())
+            .collect();
+        listed.sort_unstable();
+        let mut want = vec![big.as_str(), all.as_str()];
+        want.sort_unstable();
+        assert_eq!(listed, want, "{status}");
+
+        // Removing the filter sends every event its types match; naming a subscriber
+        // explicitly passes its filter by, as for a test send.
+        let (status, sub) = stack
+            .api_call(
+                Method::PATCH,
+                &format!("/v1/subscribers/{big}"),
+                Some(&json!({"filter": null})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{sub}");
+        assert!(sub["filter"].is_null(), "{sub}");
+        let next = stack
+            .publish(json!({"type": "order.created", "data": {"total": 1}}))
+            .await;
+        let named = stack
+            .publish(
+                json!({"type": "order.created", "data": {"total": 1}, "subscriber_ids": [failing]}),
+            )
+            .await;
+        let (next, named) = (
+            next["id"].as_str().unwrap().to_string(),
+            named["id"].as_str().unwrap().to_string(),
+        );
+        assert_eq!(
+            queued(&stack).await,
+            BTreeSet::from([
+                (big.clone(), next.clone()),
+                (all.clone(), next.clone()),
+                (failing.clone(), named.clone()),
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_filter_is_checked_when_saved() {
+        let stack = Stack::new().await;
+        let (status, body) = stack
+            .api_call(
+                Method::POST,
+                "/v1/subscribers",
+                Some(&json!({"url": "http://127.0.0.1:9/x", "event_types": ["*"], "filter": ".data.total >="})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_filter");
+        let id = subscriber(&stack, None).await;
+        let (status, body) = stack
+            .api_call(
+                Method::PATCH,
+                &format!("/v1/subscribers/{id}"),
+                Some(&json!({"filter": "nosuchfunction(1)"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_filter");
+        let (_, sub) = stack
+            .api_call(Method::GET, &format!("/v1/subscribers/{id}"), None)
+            .await;
+        assert!(sub["filter"].is_null(), "nothing was saved: {sub}");
+    }
+}

@@ -424,10 +424,10 @@ impl Stack {
         let api = api_router(&adapters_of(&api_sdk), &api_config);
         let mut ingest_adapters = adapters_of(&ingest_sdk);
         ingest_adapters.queue = Arc::new(queue.sharing(queue_of(&ingest_sdk)));
-        let publisher = ingest_adapters.publisher();
+        let publisher = ingest_adapters.publisher(Arc::new(jq_sandbox().sandbox()));
         let mut events_adapters = adapters_of(&events_sdk);
         events_adapters.queue = Arc::new(queue.sharing(queue_of(&events_sdk)));
-        let events_publisher = events_adapters.publisher();
+        let events_publisher = events_adapters.publisher(Arc::new(jq_sandbox().sandbox()));
         let auth = Arc::new(
             Authenticator::new(admin_key(), Some(ingest_adapters.secret_values.clone()))
                 .with_key_store(ingest_adapters.keys.clone()),

@@ -89,6 +89,7 @@ pub async fn seed_sample_subscribers(
             rate_limit: None,
             disabled_reason: None,
             transform: None,
+            filter: None,
         };
         secrets
             .create(

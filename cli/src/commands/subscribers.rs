@@ -35,6 +35,7 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
             max_concurrency,
             rate_limit,
             transform,
+            filter,
         } => {
             let body = CreateSubscriber {
                 url,
@@ -46,6 +47,7 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
                 max_concurrency,
                 rate_limit,
                 transform: read_transform(transform)?,
+                filter: read_filter(filter)?,
             };
             create(json_mode, &api.client()?, &body).await
         }
@@ -96,8 +98,11 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
             no_rate_limit,
             transform,
             no_transform,
+            filter,
+            no_filter,
         } => {
             let transform = read_transform(transform)?;
+            let filter = read_filter(filter)?;
             let body = UpdateSubscriber {
                 url,
                 event_types: (!event_types.is_empty()).then_some(event_types),
@@ -117,6 +122,10 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
                 transform: match transform {
                     Some(t) => Some(Some(t)),
                     None => no_transform.then_some(None),
+                },
+                filter: match filter {
+                    Some(f) => Some(Some(f)),
+                    None => no_filter.then_some(None),
                 },
             };
             if body.fields().is_empty() {
@@ -211,7 +220,19 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
 
 /// The program of `--transform`, or read from `--transform-file` (`-`: standard input).
 fn read_transform(args: crate::TransformArgs) -> Result<Option<String>, CliError> {
-    match (args.transform, args.transform_file) {
+    read_program(args.transform, args.transform_file)
+}
+
+/// The expression of `--filter`, or read from `--filter-file` (`-`: standard input).
+fn read_filter(args: crate::FilterArgs) -> Result<Option<String>, CliError> {
+    read_program(args.filter, args.filter_file)
+}
+
+fn read_program(
+    inline: Option<String>,
+    file: Option<std::path::PathBuf>,
+) -> Result<Option<String>, CliError> {
+    match (inline, file) {
         (Some(t), _) => Ok(Some(t)),
         (None, Some(f)) if f.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())
             .map(Some)

@@ -110,7 +110,7 @@ pub struct ApiState {
     pub health: Arc<dyn HealthStore>,
     /// Operational events: a person disabling a subscriber is one.
     pub ops: Arc<dyn OpsEvents>,
-    /// Runs transform previews.
+    /// Runs transform previews (and, for the publisher, content filters).
     pub sandbox: Arc<Sandbox>,
 }
 
@@ -148,6 +148,7 @@ impl ApiState {
             .dlq
             .clone()
             .unwrap_or_else(|| adapters.dead_letter_queue(&config.dlq_url));
+        let sandbox = Arc::new(config.transform.sandbox());
         ApiState {
             subscribers: adapters.subscribers.clone(),
             secrets: adapters.secrets.clone(),
@@ -165,14 +166,14 @@ impl ApiState {
             } else {
                 UrlPolicy::STRICT
             },
-            publisher: adapters.publisher(),
+            publisher: adapters.publisher(sandbox.clone()),
             dlq,
             dead_letters: adapters.dead_letters.clone(),
             keys: adapters.keys.clone(),
             audit: adapters.audit.clone(),
             health: adapters.health.clone(),
             ops: adapters.ops.clone(),
-            sandbox: Arc::new(config.transform.sandbox()),
+            sandbox,
         }
     }
 }

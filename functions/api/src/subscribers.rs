@@ -158,9 +158,18 @@ fn parse_scheme(raw: &str) -> Result<SignatureScheme, ApiError> {
 /// Compiles a transform as it will run; a program that does not compile is a `422` with
 /// the compiler's message.
 fn check_transform(raw: &str) -> Result<String, ApiError> {
+    check_program(raw, "invalid_transform")
+}
+
+/// Compiles a content filter as fan-out will run it; the same rules as a transform.
+fn check_filter(raw: &str) -> Result<String, ApiError> {
+    check_program(raw, "invalid_filter")
+}
+
+fn check_program(raw: &str, code: &'static str) -> Result<String, ApiError> {
     skyhook_domain::jq::Program::compile(raw)
         .map(|p| p.source().to_string())
-        .map_err(|e| ApiError::unprocessable("invalid_transform", e.to_string()))
+        .map_err(|e| ApiError::unprocessable(code, e.to_string()))
 }
 
 fn parse_secret(raw: &str) -> Result<SigningSecret, ApiError> {
@@ -259,6 +268,7 @@ pub(crate) async fn create_subscriber(
         .unwrap_or(skyhook_domain::model::DEFAULT_MAX_CONCURRENCY);
     let rate_limit = req.rate_limit.map(check_rate_limit).transpose()?;
     let transform = req.transform.as_deref().map(check_transform).transpose()?;
+    let filter = req.filter.as_deref().map(check_filter).transpose()?;
     let now = Utc::now();
     let subscriber = Subscriber {
         id: SubscriberId::new(),
@@ -277,6 +287,7 @@ pub(crate) async fn create_subscriber(
         rate_limit,
         disabled_reason: None,
         transform,
+        filter,
     };
     // The secret goes first: a subscriber that exists is always deliverable.
     state
@@ -403,11 +414,16 @@ pub(crate) async fn patch_subscriber(
         .as_ref()
         .map(|t| t.as_deref().map(check_transform).transpose())
         .transpose()?;
+    let filter = req
+        .filter
+        .as_ref()
+        .map(|f| f.as_deref().map(check_filter).transpose())
+        .transpose()?;
     let changed = req.fields();
     if changed.is_empty() {
         return Err(ApiError::unprocessable(
             "empty_update",
-            "give at least one of url, event_types, active, description, headers, signature_scheme, max_concurrency, rate_limit, transform",
+            "give at least one of url, event_types, active, description, headers, signature_scheme, max_concurrency, rate_limit, transform, filter",
         ));
     }
     let old = load(&state, &principal, &id).await?;
@@ -431,6 +447,9 @@ pub(crate) async fn patch_subscriber(
     }
     if let Some(t) = transform {
         sub.transform = t;
+    }
+    if let Some(f) = filter {
+        sub.filter = f;
     }
     if let Some(d) = req.description {
         sub.description = d;

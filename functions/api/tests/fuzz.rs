@@ -148,6 +148,7 @@ fn world(local_mode: bool, active: bool) -> World {
         rate_limit: None,
         disabled_reason: None,
         transform: None,
+        filter: None,
     };
     let secret = SigningSecret::generate();
     block_on(async {

@@ -19,6 +19,7 @@ use skyhook_aws::{Adapters, Resources, Retention};
 use skyhook_domain::config::{self, AdminKeySource, ConfigError, Env};
 use skyhook_domain::event_type::EventType;
 use skyhook_domain::ids::{SubscriberId, TenantId};
+use skyhook_domain::jq::SandboxSettings;
 use skyhook_domain::publish::{PublishError, PublishRequest, Publisher};
 use skyhook_http::responses::{AuthErrors, BodyErrors, Conflict};
 pub use skyhook_http::with_fallbacks;
@@ -37,6 +38,9 @@ pub struct Config {
     /// Needed by `ingest-http` only; `None` for `ingest-events`.
     pub admin_key: Option<AdminKeySource>,
     pub eventbridge_tenant: TenantId,
+    /// The jq sandbox of subscribers' content filters (the limits of transforms:
+    /// `SKYHOOK_TRANSFORM_TIMEOUT`, `SKYHOOK_TRANSFORM_MEMORY_MB`).
+    pub sandbox: SandboxSettings,
 }
 
 impl Config {
@@ -61,6 +65,7 @@ impl Config {
                 TenantId::default_tenant(),
                 TenantId::parse,
             )?,
+            sandbox: SandboxSettings::from_env(env)?,
         })
     }
 }
@@ -98,7 +103,9 @@ impl Config {
 
 /// Builds the publisher over DynamoDB and SQS.
 pub fn publisher(sdk: &aws_config::SdkConfig, config: &Config) -> Publisher {
-    config.adapters(sdk).publisher()
+    config
+        .adapters(sdk)
+        .publisher(Arc::new(config.sandbox.sandbox()))
 }
 
 /// The authenticator of `ingest-http`: the bootstrap key and the API keys issued through
@@ -128,7 +135,7 @@ impl IngestState {
     /// The state over these adapters.
     pub fn new(adapters: &Adapters, config: &Config) -> Option<Self> {
         Some(IngestState {
-            publisher: adapters.publisher(),
+            publisher: adapters.publisher(Arc::new(config.sandbox.sandbox())),
             auth: Arc::new(authenticator(adapters, config)?),
             max_payload_bytes: config.max_payload_bytes,
         })

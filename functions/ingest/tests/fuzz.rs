@@ -61,6 +61,11 @@ fn world(max_payload_bytes: usize) -> World {
         queue: queue.clone(),
         idempotency: Arc::new(MemoryIdempotencyStore::default()),
         idempotency_ttl: Duration::from_secs(24 * 3600),
+        // No subscriber here has a content filter, so no worker ever starts.
+        filters: Arc::new(skyhook_domain::jq::Sandbox::with_command(
+            "skyhook-no-jq-worker".into(),
+            skyhook_domain::jq::SandboxLimits::default(),
+        )),
     };
     let now = Utc::now();
     let subscriber = |active: bool| Subscriber {
@@ -79,6 +84,7 @@ fn world(max_payload_bytes: usize) -> World {
         rate_limit: None,
         disabled_reason: None,
         transform: None,
+        filter: None,
     };
     let (on, off) = (subscriber(true), subscriber(false));
     block_on(async {

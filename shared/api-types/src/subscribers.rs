@@ -55,6 +55,13 @@ pub struct CreateSubscriber {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 16384, example = "{kind: .type, order: .data.id}")]
     pub transform: Option<String>,
+    /// A jq expression over `{"type", "timestamp", "data"}`, checked at fan-out: the event
+    /// goes to this subscriber only when it gives `true` (anything else, or an error, sends
+    /// nothing and costs no queue message). Checked when saved: one that does not compile is
+    /// `422 invalid_filter` with the compiler's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 16384, example = ".data.total >= 100")]
+    pub filter: Option<String>,
 }
 
 /// `null` in JSON is `Some(None)`, an absent field `None`: an update tells "clear it" from
@@ -116,6 +123,14 @@ pub struct UpdateSubscriber {
     )]
     #[schema(max_length = 16384)]
     pub transform: Option<Option<String>>,
+    /// Replaces the content filter; `null` removes it (every event its types match is sent).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(max_length = 16384)]
+    pub filter: Option<Option<String>>,
 }
 
 impl UpdateSubscriber {
@@ -139,6 +154,7 @@ impl UpdateSubscriber {
             ("max_concurrency", self.max_concurrency.is_some()),
             ("rate_limit", self.rate_limit.is_some()),
             ("transform", self.transform.is_some()),
+            ("filter", self.filter.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
@@ -166,6 +182,8 @@ pub struct SubscriberView {
     pub disabled_reason: Option<DisabledReason>,
     /// The jq program that shapes the body sent, if any.
     pub transform: Option<String>,
+    /// The jq expression that decides at fan-out whether an event goes to it, if any.
+    pub filter: Option<String>,
     pub health: HealthView,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: String,
@@ -224,6 +242,7 @@ impl From<&Subscriber> for SubscriberView {
             rate_limit: s.rate_limit,
             disabled_reason: s.disabled_reason,
             transform: s.transform.clone(),
+            filter: s.filter.clone(),
             health: HealthView::from(&Health::healthy()),
             created_at: format_time(s.created_at),
             updated_at: format_time(s.updated_at),

@@ -15,6 +15,7 @@ use super::{
 };
 use skyhook_domain::config;
 use skyhook_domain::directory::CachedRoutes;
+use skyhook_domain::jq::Sandbox;
 use skyhook_domain::ports::{
     ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, DeliveryQueue, EventStore,
     HealthStore, IdempotencyStore, OpsEvents, RateBudget, SecretStore, SecretValues, StatsCounters,
@@ -142,9 +143,10 @@ impl Adapters {
         Arc::new(SqsDeadLetterQueue::new(self.sqs_client.clone(), url))
     }
 
-    /// The fan-out over these adapters.
-    pub fn publisher(&self) -> Publisher {
+    /// The fan-out over these adapters; `filters` runs subscribers' content filters.
+    pub fn publisher(&self, filters: Arc<Sandbox>) -> Publisher {
         Publisher {
+            filters,
             subscribers: self.routes.clone(),
             events: self.events.clone(),
             queue: self.queue.clone(),

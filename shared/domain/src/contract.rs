@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 
 use crate::event_type::{EventType, EventTypeFilter};
 use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
-use crate::model::{ApiKey, EventRecord, Role, Subscriber};
+use crate::model::{ApiKey, EventRecord, Role, Subscriber, Target};
 use crate::ports::{
     ApiKeyStore, EventStore, IdempotencyClaim, IdempotencyStore, PageRequest, PublishReceipt,
     SecretStore, StoreError, SubscriberStore,
@@ -52,6 +52,7 @@ fn subscriber(tenant: &TenantId, filters: &[&str], active: bool) -> Subscriber {
         disabled_reason: None,
         // Kept and read back as written, like every other field.
         transform: Some("{kind: .type, order: .data.id}".into()),
+        filter: None,
     }
 }
 
@@ -97,26 +98,17 @@ pub async fn subscriber_store(store: &dyn SubscriberStore) {
     let mut want = vec![orders.id.clone(), all.id.clone()];
     want.sort();
     assert_eq!(
-        store
-            .targets(&tenant, &event_type("order.created"))
-            .await
-            .expect("targets"),
+        targets(store, &tenant, "order.created").await,
         want,
         "targets are the matching active subscribers, once each, by id"
     );
     assert_eq!(
-        store
-            .targets(&tenant, &event_type("invoice.paid"))
-            .await
-            .expect("targets"),
+        targets(store, &tenant, "invoice.paid").await,
         vec![all.id.clone()],
         "a type only `*` matches reaches only `*`"
     );
     assert_eq!(
-        store
-            .targets(&tenant, &event_type("orders.x"))
-            .await
-            .expect("targets"),
+        targets(store, &tenant, "orders.x").await,
         vec![all.id.clone()],
         "`order.*` does not match `orders.x`"
     );
@@ -135,18 +127,13 @@ pub async fn subscriber_store(store: &dyn SubscriberStore) {
         "an edit bumps the version"
     );
     assert_eq!(
-        store
-            .targets(&tenant, &event_type("order.created"))
-            .await
-            .expect("targets"),
+        targets(store, &tenant, "order.created").await,
         vec![all.id.clone()],
         "removed filters stop matching at once"
     );
     assert!(
-        store
-            .targets(&tenant, &event_type("invoice.paid"))
+        targets(store, &tenant, "invoice.paid")
             .await
-            .expect("targets")
             .contains(&orders.id),
         "added filters match at once"
     );
@@ -157,6 +144,46 @@ pub async fn subscriber_store(store: &dyn SubscriberStore) {
         ),
         "an edit based on a stale read is a conflict"
     );
+
+    // A content filter travels with the routes, and changing only the filter changes them.
+    let mut filtered = edited.clone();
+    filtered.filter = Some(".data.total > 100".into());
+    filtered.updated_at = edited.updated_at + chrono::Duration::milliseconds(5);
+    store
+        .replace(&filtered, edited.updated_at)
+        .await
+        .expect("set the filter");
+    let routed = |ts: Vec<Target>| ts.into_iter().find(|t| t.id == orders.id);
+    assert_eq!(
+        routed(
+            store
+                .targets(&tenant, &event_type("invoice.paid"))
+                .await
+                .expect("targets")
+        )
+        .and_then(|t| t.filter)
+        .as_deref(),
+        Some(".data.total > 100"),
+        "fan-out reads the filter with the route"
+    );
+    let mut unfiltered = filtered.clone();
+    unfiltered.filter = None;
+    unfiltered.updated_at = filtered.updated_at + chrono::Duration::milliseconds(5);
+    store
+        .replace(&unfiltered, filtered.updated_at)
+        .await
+        .expect("remove the filter");
+    assert_eq!(
+        routed(
+            store
+                .targets(&tenant, &event_type("invoice.paid"))
+                .await
+                .expect("targets")
+        )
+        .map(|t| t.filter),
+        Some(None),
+        "a removed filter is gone from the route"
+    );
     let mut enabled = off.clone();
     enabled.active = true;
     enabled.updated_at = off.updated_at + chrono::Duration::milliseconds(5);
@@ -165,10 +192,8 @@ pub async fn subscriber_store(store: &dyn SubscriberStore) {
         .await
         .expect("enable");
     assert!(
-        store
-            .targets(&tenant, &event_type("order.created"))
+        targets(store, &tenant, "order.created")
             .await
-            .expect("targets")
             .contains(&off.id),
         "an enabled subscriber gets events at once"
     );
@@ -246,10 +271,8 @@ pub async fn subscriber_store(store: &dyn SubscriberStore) {
         "active=false"
     );
     assert!(
-        !store
-            .targets(&tenant, &event_type("invoice.paid"))
+        !targets(store, &tenant, "invoice.paid")
             .await
-            .expect("targets")
             .contains(&orders.id),
         "a deactivated subscriber gets nothing"
     );
@@ -274,21 +297,31 @@ pub async fn subscriber_store(store: &dyn SubscriberStore) {
         "a deleted subscriber is gone"
     );
     assert!(
-        !store
-            .targets(&tenant, &event_type("invoice.paid"))
+        !targets(store, &tenant, "invoice.paid")
             .await
-            .expect("targets")
             .contains(&all.id),
         "a deleted subscriber gets nothing"
     );
     assert_eq!(
-        store
-            .targets(&other, &event_type("a.b"))
-            .await
-            .expect("targets"),
+        targets(store, &other, "a.b").await,
         vec![elsewhere.id.clone()],
         "tenants do not see each other's subscribers"
     );
+}
+
+/// The ids fan-out reads for `event_type`.
+async fn targets(
+    store: &dyn SubscriberStore,
+    tenant: &TenantId,
+    event_type: &str,
+) -> Vec<SubscriberId> {
+    store
+        .targets(tenant, &self::event_type(event_type))
+        .await
+        .expect("targets")
+        .into_iter()
+        .map(|t| t.id)
+        .collect()
 }
 
 async fn version(store: &dyn SubscriberStore, tenant: &TenantId) -> u64 {

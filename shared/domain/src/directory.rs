@@ -19,7 +19,7 @@ use moka::future::Cache;
 use crate::event_type::EventType;
 use crate::health::Health;
 use crate::ids::{SubscriberId, TenantId};
-use crate::model::Subscriber;
+use crate::model::{Subscriber, Target};
 use crate::ports::{
     HealthStore, Page, PageRequest, SecretStore, StoreError, SubscriberSecrets, SubscriberStore,
     TenantVersions,
@@ -29,7 +29,7 @@ use crate::ports::{
 const MAX_ENTRIES: u64 = 20_000;
 
 /// The fan-out targets of an event type as read at a directory version.
-type Targets = Arc<(u64, Vec<SubscriberId>)>;
+type Targets = Arc<(u64, Vec<Target>)>;
 
 /// A subscriber as read at a directory version (`None`: it did not exist).
 type Record = Arc<(u64, Option<Subscriber>)>;
@@ -235,7 +235,7 @@ impl SubscriberStore for CachedRoutes {
         &self,
         tenant: &TenantId,
         event_type: &EventType,
-    ) -> Result<Vec<SubscriberId>, StoreError> {
+    ) -> Result<Vec<Target>, StoreError> {
         let version = self
             .store
             .versions(std::slice::from_ref(tenant))
@@ -361,11 +361,7 @@ mod tests {
         ) -> Result<crate::ports::Page<Subscriber>, StoreError> {
             self.inner.list(t, p).await
         }
-        async fn targets(
-            &self,
-            t: &TenantId,
-            e: &EventType,
-        ) -> Result<Vec<SubscriberId>, StoreError> {
+        async fn targets(&self, t: &TenantId, e: &EventType) -> Result<Vec<Target>, StoreError> {
             self.routes.fetch_add(1, Ordering::SeqCst);
             self.inner.targets(t, e).await
         }
@@ -398,6 +394,7 @@ mod tests {
             rate_limit: None,
             disabled_reason: None,
             transform: None,
+            filter: None,
         }
     }
 
@@ -527,7 +524,10 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(
                 routes.targets(&tenant, &order).await.unwrap(),
-                vec![sub.id.clone()]
+                vec![Target {
+                    id: sub.id.clone(),
+                    filter: None
+                }]
             );
         }
         assert_eq!(

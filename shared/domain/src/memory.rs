@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::event_type::EventType;
 use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
-use crate::model::{ApiKey, DeliveryMessage, EventRecord, Subscriber};
+use crate::model::{ApiKey, DeliveryMessage, EventRecord, Subscriber, Target};
 use crate::ports::{
     ApiKeyStore, BatchSendResult, DeadLetter, DeliveryQueue, EventStore, IDEMPOTENCY_LEASE,
     IdempotencyClaim, IdempotencyStore, Page, PageRequest, PublishReceipt, SecretStore, StoreError,
@@ -103,11 +103,14 @@ impl SubscriberStore for MemorySubscriberStore {
         &self,
         tenant: &TenantId,
         event_type: &EventType,
-    ) -> Result<Vec<SubscriberId>, StoreError> {
+    ) -> Result<Vec<Target>, StoreError> {
         Ok(lock(&self.items)
             .values()
             .filter(|s| &s.tenant == tenant && s.active && s.wants(event_type))
-            .map(|s| s.id.clone())
+            .map(|s| Target {
+                id: s.id.clone(),
+                filter: s.filter.clone(),
+            })
             .collect())
     }
 

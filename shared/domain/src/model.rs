@@ -78,6 +78,16 @@ pub struct Subscriber {
     /// A jq program mapping `{"type", "timestamp", "data"}` to the body sent (see
     /// [`crate::jq`]); `None` sends that object as it is.
     pub transform: Option<String>,
+    /// A jq expression over the same object, checked at fan-out: the event goes to this
+    /// subscriber only when it gives `true`. `None` sends every event its types match.
+    pub filter: Option<String>,
+}
+
+/// A subscriber an event type routes to, as fan-out reads it: its id and its content filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub id: SubscriberId,
+    pub filter: Option<String>,
 }
 
 /// The default of a subscriber's `max_concurrency`.
@@ -208,13 +218,19 @@ impl DeliveryMessage {
     /// The exact bytes POSTed to the subscriber: `{"type","timestamp","data"}`. The same
     /// message always yields the same bytes, so every attempt carries an identical body.
     pub fn webhook_body(&self) -> Vec<u8> {
-        let body = WebhookBody {
-            event_type: self.event_type.as_str(),
-            timestamp: format_time(self.timestamp),
-            data: &self.data,
-        };
-        serde_json::to_vec(&body).unwrap_or_default()
+        webhook_body(&self.event_type, self.timestamp, &self.data)
     }
+}
+
+/// `{"type","timestamp","data"}` as sent: what a transform maps and a filter tests.
+pub fn webhook_body(event_type: &EventType, timestamp: DateTime<Utc>, data: &RawValue) -> Vec<u8> {
+    let body = WebhookBody {
+        event_type: event_type.as_str(),
+        timestamp: format_time(timestamp),
+        data,
+    };
+    // A string, a string and JSON that was valid when parsed: this cannot fail.
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// Where one (event, subscriber) delivery stands.

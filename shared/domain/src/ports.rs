@@ -12,7 +12,7 @@ use crate::health::Health;
 use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
 use crate::model::{
     ApiKey, AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryMessage, DeliveryStats,
-    DeliveryStatus, EventRecord, OpsEvent, Outcome, Subscriber,
+    DeliveryStatus, EventRecord, OpsEvent, Outcome, Subscriber, Target,
 };
 use crate::secret::SigningSecret;
 
@@ -82,13 +82,14 @@ pub trait SubscriberStore: Send + Sync {
         tenant: &TenantId,
         page: &PageRequest,
     ) -> Result<Page<Subscriber>, StoreError>;
-    /// The active subscribers whose filters match `event_type`, ordered by id, for fan-out.
-    /// Reads only what can match, never the tenant's whole list.
+    /// The active subscribers whose event type filters match `event_type`, ordered by id,
+    /// each with its content filter, for fan-out. Reads only what can match, never the
+    /// tenant's whole list, and nothing more per subscriber.
     async fn targets(
         &self,
         tenant: &TenantId,
         event_type: &EventType,
-    ) -> Result<Vec<SubscriberId>, StoreError>;
+    ) -> Result<Vec<Target>, StoreError>;
     /// Replaces a subscriber that was last updated at `expected_updated_at`. `Conflict` when it
     /// changed or disappeared meanwhile, so two concurrent edits never silently undo each other
     /// and an edit never brings a deleted subscriber back.

@@ -1,7 +1,7 @@
 //! Fan-out: one accepted event becomes one queue message per matching subscriber. The HTTP
 //! ingest and the EventBridge ingest both publish through [`Publisher::publish`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +11,8 @@ use serde_json::value::RawValue;
 
 use crate::event_type::EventType;
 use crate::ids::{EventId, SubscriberId, TenantId};
-use crate::model::{DeliveryMessage, EventRecord};
+use crate::jq::{JqError, Sandbox};
+use crate::model::{DeliveryMessage, EventRecord, Target, webhook_body};
 use crate::ports::{
     DeliveryQueue, EventStore, IdempotencyClaim, IdempotencyStore, PublishReceipt, StoreError,
     SubscriberStore,
@@ -111,6 +112,8 @@ pub struct Publisher {
     pub queue: Arc<dyn DeliveryQueue>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub idempotency_ttl: Duration,
+    /// Runs subscribers' content filters (jq programs) at fan-out.
+    pub filters: Arc<Sandbox>,
 }
 
 impl Publisher {
@@ -187,7 +190,7 @@ impl Publisher {
             tracing::info!(event_id = %event_id, "resuming an unfinished publish");
             return self.fan_out(req, event, now).await;
         }
-        let targets = self.targets(req).await?;
+        let targets = self.targets(req, now).await?;
         let event = EventRecord {
             correlation_id: req
                 .correlation_id
@@ -229,7 +232,14 @@ impl Publisher {
         Ok(())
     }
 
-    async fn targets(&self, req: &PublishRequest) -> Result<Vec<SubscriberId>, PublishError> {
+    /// The subscribers the event goes to: the ones named, whatever their event types and
+    /// filters say (as for a test send); or the active ones whose event types match and whose
+    /// content filter, if any, gives `true`.
+    async fn targets(
+        &self,
+        req: &PublishRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SubscriberId>, PublishError> {
         match &req.subscriber_ids {
             Some(ids) => {
                 if ids.len() > MAX_TARGETED_SUBSCRIBERS {
@@ -257,11 +267,68 @@ impl Publisher {
                 }
                 Ok(unique)
             }
-            None => Ok(self
-                .subscribers
-                .targets(&req.tenant, &req.event_type)
-                .await?),
+            None => {
+                let routed = self
+                    .subscribers
+                    .targets(&req.tenant, &req.event_type)
+                    .await?;
+                self.filtered(req, routed, now).await
+            }
         }
+    }
+
+    /// The targets whose content filter passes the event. Each distinct program runs once,
+    /// in the sandbox. A program that fails on this event (an error, no or many outputs, too
+    /// slow, too big) does not pass it; a sandbox that cannot run at all fails the publish,
+    /// which the caller may retry.
+    async fn filtered(
+        &self,
+        req: &PublishRequest,
+        targets: Vec<Target>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SubscriberId>, PublishError> {
+        let mut programs: Vec<String> = targets.iter().filter_map(|t| t.filter.clone()).collect();
+        if programs.is_empty() {
+            return Ok(targets.into_iter().map(|t| t.id).collect());
+        }
+        programs.sort_unstable();
+        programs.dedup();
+        let body = webhook_body(&req.event_type, req.timestamp.unwrap_or(now), &req.data);
+        let input: Arc<str> = String::from_utf8_lossy(&body).into();
+        let runs = stream::iter(programs)
+            .map(|program| {
+                let (sandbox, input) = (self.filters.clone(), input.clone());
+                async move {
+                    let result = sandbox.run(&program, &input).await;
+                    (program, result)
+                }
+            })
+            .buffer_unordered(SEND_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        let mut passes: HashMap<String, bool> = HashMap::with_capacity(runs.len());
+        for (program, result) in runs {
+            let pass = match result {
+                Ok(out) => out.trim() == "true",
+                Err(JqError::Unavailable(e)) => {
+                    return Err(StoreError::unavailable("jq sandbox", e).into());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, event_type = %req.event_type, "a content filter failed on an event; it does not pass");
+                    false
+                }
+            };
+            passes.insert(program, pass);
+        }
+        Ok(targets
+            .iter()
+            .filter(|t| {
+                t.filter
+                    .as_deref()
+                    .is_none_or(|p| passes.get(p).copied().unwrap_or(false))
+            })
+            .map(|t| t.id.clone())
+            .collect())
     }
 
     async fn fan_out(
@@ -416,6 +483,11 @@ mod tests {
                 queue: queue.clone(),
                 idempotency: Arc::new(MemoryIdempotencyStore::default()),
                 idempotency_ttl: Duration::from_secs(3600),
+                // No test here has a content filter, so no worker ever starts.
+                filters: Arc::new(Sandbox::with_command(
+                    "skyhook-no-jq-worker".into(),
+                    crate::jq::SandboxLimits::default(),
+                )),
             },
             subs,
             queue,
@@ -442,6 +514,7 @@ mod tests {
             rate_limit: None,
             disabled_reason: None,
             transform: None,
+            filter: None,
         };
         f.subs.create(&sub).await.unwrap();
         sub.id

@@ -4,8 +4,17 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use skyhook_domain::config::ProcessEnv;
 use skyhook_ingest::{Config, handle_eventbridge, publisher};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> Result<(), lambda_runtime::Error> {
+    // Started as a worker of the jq sandbox (content filters): serve that, before any
+    // runtime starts.
+    skyhook_domain::jq::serve_if_worker();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), lambda_runtime::Error> {
     skyhook_domain::telemetry::init()?;
     let config = Config::from_env(&ProcessEnv, false)?;
     let sdk = skyhook_aws::load_sdk_config().await;

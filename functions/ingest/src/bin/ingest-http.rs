@@ -5,8 +5,17 @@ use std::sync::Arc;
 use skyhook_domain::config::ProcessEnv;
 use skyhook_ingest::{Config, IngestState, router, with_fallbacks};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+fn main() -> Result<(), lambda_http::Error> {
+    // Started as a worker of the jq sandbox (content filters): serve that, before any
+    // runtime starts.
+    skyhook_domain::jq::serve_if_worker();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), lambda_http::Error> {
     skyhook_domain::telemetry::init()?;
     let config = Config::from_env(&ProcessEnv, true)?;
     let sdk = skyhook_aws::load_sdk_config().await;

@@ -1,5 +1,6 @@
 //! Subscribers: the record in the tenant's partition (`T#{tenant}` / `SUB#{id}`), one route
-//! item per (filter, active subscriber) so a publish reads only what can match, and the
+//! item per (event type filter, active subscriber) so a publish reads only what can match
+//! (each route carries the subscriber's content filter, so fan-out reads nothing more), and the
 //! tenant's directory version, which every change bumps in the same transaction so that
 //! caches in front of subscribers and secrets notice it on their next use.
 
@@ -21,7 +22,7 @@ use crate::sdk_error;
 use skyhook_domain::event_type::{EventType, EventTypeFilter};
 use skyhook_domain::ids::{SubscriberId, TenantId};
 use skyhook_domain::model::{
-    DEFAULT_MAX_CONCURRENCY, DisabledReason, Subscriber, format_time, parse_time,
+    DEFAULT_MAX_CONCURRENCY, DisabledReason, Subscriber, Target, format_time, parse_time,
 };
 use skyhook_domain::ports::{Page, PageRequest, StoreError, SubscriberStore, TenantVersions};
 use skyhook_domain::signing::SignatureScheme;
@@ -69,6 +70,8 @@ struct SubscriberItem {
     disabled_reason: Option<DisabledReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     transform: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    filter: Option<String>,
 }
 
 fn default_max_concurrency() -> u32 {
@@ -100,6 +103,7 @@ impl SubscriberItem {
             rate_limit: sub.rate_limit,
             disabled_reason: sub.disabled_reason,
             transform: sub.transform.clone(),
+            filter: sub.filter.clone(),
         }
     }
 
@@ -132,6 +136,7 @@ impl SubscriberItem {
             rate_limit: self.rate_limit,
             disabled_reason: self.disabled_reason,
             transform: self.transform,
+            filter: self.filter,
         })
     }
 }
@@ -145,6 +150,9 @@ fn routes_of(sub: &Subscriber) -> Vec<String> {
     }
 }
 
+/// The route item's copy of the subscriber's content filter.
+const ROUTE_CONTENT_FILTER: &str = "content_filter";
+
 fn build_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::unavailable(SERVICE, e)
 }
@@ -154,15 +162,17 @@ impl DynamoDbSubscriberStore {
         &self,
         tenant: &TenantId,
         filter: &str,
-        id: &SubscriberId,
+        sub: &Subscriber,
     ) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
+        let mut put = Put::builder()
             .table_name(&self.table.name)
             .item("pk", s(keys::route_pk(tenant, filter)))
-            .item("sk", s(id.as_str()))
-            .item("kind", s("route"))
-            .build()
-            .map_err(build_err)?;
+            .item("sk", s(sub.id.as_str()))
+            .item("kind", s("route"));
+        if let Some(program) = &sub.filter {
+            put = put.item(ROUTE_CONTENT_FILTER, s(program));
+        }
+        let put = put.build().map_err(build_err)?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
@@ -204,12 +214,16 @@ impl DynamoDbSubscriberStore {
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let before = old.map(routes_of).unwrap_or_default();
         let after = new.map(routes_of).unwrap_or_default();
+        // Routes carry the content filter: a new filter rewrites every route.
+        let refilter = old.and_then(|s| s.filter.as_ref()) != new.and_then(|s| s.filter.as_ref());
         let mut items = Vec::new();
         for f in before.iter().filter(|f| !after.contains(f)) {
             items.push(self.delete_route(tenant, f, id)?);
         }
-        for f in after.iter().filter(|f| !before.contains(f)) {
-            items.push(self.put_route(tenant, f, id)?);
+        if let Some(sub) = new {
+            for f in after.iter().filter(|f| refilter || !before.contains(f)) {
+                items.push(self.put_route(tenant, f, sub)?);
+            }
         }
         Ok(items)
     }
@@ -351,7 +365,7 @@ impl SubscriberStore for DynamoDbSubscriberStore {
         &self,
         tenant: &TenantId,
         event_type: &EventType,
-    ) -> Result<Vec<SubscriberId>, StoreError> {
+    ) -> Result<Vec<Target>, StoreError> {
         let reads = keys::route_filters_for(event_type)
             .into_iter()
             .map(|filter| {
@@ -360,23 +374,24 @@ impl SubscriberStore for DynamoDbSubscriberStore {
                     .query()
                     .key_condition_expression("pk = :pk")
                     .expression_attribute_values(":pk", s(keys::route_pk(tenant, &filter)))
-                    .projection_expression("sk")
+                    .projection_expression(format!("sk, {ROUTE_CONTENT_FILTER}"))
                     .consistent_read(true);
                 query_all(query)
             });
-        let mut ids: Vec<SubscriberId> = Vec::new();
+        let mut targets: Vec<Target> = Vec::new();
         for result in futures::future::join_all(reads).await {
             for item in result? {
                 let raw = attr(&item, "sk").unwrap_or_default();
-                ids.push(
-                    SubscriberId::parse(raw)
+                targets.push(Target {
+                    id: SubscriberId::parse(raw)
                         .map_err(|e| StoreError::Corrupt(format!("route: {e}")))?,
-                );
+                    filter: attr(&item, ROUTE_CONTENT_FILTER).map(str::to_string),
+                });
             }
         }
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
+        targets.sort_by(|a, b| a.id.cmp(&b.id));
+        targets.dedup_by(|a, b| a.id == b.id);
+        Ok(targets)
     }
 
     async fn replace(
