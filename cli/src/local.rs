@@ -332,6 +332,10 @@ pub async fn run(
                 config::SECRET_PREFIX.to_string(),
                 format!("{}/subscribers/", cfg.prefix),
             ),
+            (
+                config::SOURCE_SECRET_PREFIX.to_string(),
+                format!("{}/sources/", cfg.prefix),
+            ),
         ]),
     };
     let ingest_cfg = skyhook_ingest::Config::from_env(&env, true)?;

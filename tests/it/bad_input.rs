@@ -293,6 +293,7 @@ async fn footprint(stack: &Stack) -> Footprint {
             aws_sdk_secretsmanager::types::Filter::builder()
                 .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
                 .values(&stack.secret_prefix)
+                .values(&stack.source_secret_prefix)
                 .build(),
         )
         .send()
@@ -406,6 +407,45 @@ async fn bad_input_on_every_route_is_a_4xx_in_the_error_shape_and_writes_and_sen
         .expect("a next page")
         .to_string();
 
+    // Inbound sources: one of this tenant's, one of the other tenant's.
+    let (status, body) = stack
+        .api_call(
+            Method::POST,
+            "/v1/sources",
+            Some(&json!({"name": "gh", "verification": "github", "event_type": {"header": "X-GitHub-Event"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let src = format!("/v1/sources/{}", body["id"].as_str().unwrap());
+    let inbound_path = body["inbound_path"].as_str().unwrap().to_string();
+    let source_secret = body["secret"].as_str().unwrap().to_string();
+    let (status, body) = stack
+        .api_as(
+            &other_admin,
+            Method::POST,
+            "/v1/sources",
+            Some(&json!({"name": "theirs", "verification": "github", "event_type": {"fixed": "a.b"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let other_src = format!("/v1/sources/{}", body["id"].as_str().unwrap());
+    let github_sig = |body: &str| {
+        use hmac::{Mac, digest::KeyInit};
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(source_secret.as_bytes())
+                .unwrap();
+        mac.update(body.as_bytes());
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    let source = |extra: Value| {
+        let mut body =
+            json!({"name": "n", "verification": "github", "event_type": {"fixed": "a.b"}});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+
     let never: Vec<String> = [
         ADMIN_KEY,
         &reader,
@@ -415,6 +455,7 @@ async fn bad_input_on_every_route_is_a_4xx_in_the_error_shape_and_writes_and_sen
         &other_reader,
         &sub_secret,
         &other_sub_secret,
+        &source_secret,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -606,7 +647,7 @@ async fn bad_input_on_every_route_is_a_4xx_in_the_error_shape_and_writes_and_sen
             .expect(413, "payload_too_large"),
         ingest("publish 256 KiB + 1 byte", post.clone(), "/v1/events")
             .key(&publisher)
-            .raw(big_publish)
+            .raw(big_publish.clone())
             .expect(413, "payload_too_large"),
         ingest("GET /v1/events", get.clone(), "/v1/events")
             .key(&publisher)
@@ -1385,6 +1426,131 @@ async fn bad_input_on_every_route_is_a_4xx_in_the_error_shape_and_writes_and_sen
             .expect(401, "invalid_api_key"),
         api("POST /v1/openapi.json", post.clone(), "/v1/openapi.json")
             .key(&reader)
+            .expect(405, "method_not_allowed"),
+        // GET /v1/sources
+        api("list sources without a key", get.clone(), "/v1/sources")
+            .expect(401, "unauthorized"),
+        api("list sources, limit 0", get.clone(), "/v1/sources?limit=0")
+            .key(&reader)
+            .expect(400, "invalid_limit"),
+        api("list sources, a cursor of another list", get.clone(), format!("/v1/sources?cursor={keys_cursor}"))
+            .key(&admin)
+            .expect(400, "invalid_cursor"),
+        // POST /v1/sources
+        api("create source as reader", post.clone(), "/v1/sources")
+            .key(&reader)
+            .json(source(json!({})))
+            .expect(403, "forbidden"),
+        api("create source, malformed JSON", post.clone(), "/v1/sources")
+            .key(&admin)
+            .raw("{\"name\": ")
+            .expect(400, "malformed_json"),
+        api("create source, unknown field", post.clone(), "/v1/sources")
+            .key(&admin)
+            .json(source(json!({"tenant": "other"})))
+            .expect(422, "invalid_body"),
+        api("create source, unknown verification", post.clone(), "/v1/sources")
+            .key(&admin)
+            .json(source(json!({"verification": "gitlab"})))
+            .expect(422, "invalid_verification"),
+        api("create source, two event type rules", post.clone(), "/v1/sources")
+            .key(&admin)
+            .json(source(json!({"event_type": {"fixed": "a.b", "pointer": "/t"}})))
+            .expect(422, "invalid_event_type_rule"),
+        api("create source, a rule with an unknown key", post.clone(), "/v1/sources")
+            .key(&admin)
+            .json(source(json!({"event_type": {"fixd": "a.b"}})))
+            .expect(422, "invalid_body"),
+        api("create source, hmac-sha256 without settings", post.clone(), "/v1/sources")
+            .key(&admin)
+            .json(source(json!({"verification": "hmac-sha256"})))
+            .expect(422, "invalid_hmac"),
+        api("create source, hmac settings with a bad header", post.clone(), "/v1/sources")
+            .key(&admin)
+            .json(source(json!({"verification": "hmac-sha256", "hmac": {"header": "X Sig", "encoding": "hex"}})))
+            .expect(422, "invalid_hmac"),
+        api("create source, standard-webhooks with a plain secret", post.clone(), "/v1/sources")
+            .key(&admin)
+            .json(source(json!({"verification": "standard-webhooks", "secret": "hunter2-hunter2"})))
+            .secret("hunter2-hunter2")
+            .expect(422, "invalid_secret"),
+        api("create source, an empty name", post.clone(), "/v1/sources")
+            .key(&admin)
+            .json(source(json!({"name": ""})))
+            .expect(422, "invalid_name"),
+        // GET/PATCH/DELETE /v1/sources/{id}
+        api("get an unknown source", get.clone(), "/v1/sources/src_01unknown0000000000000000")
+            .key(&reader)
+            .expect(404, "not_found"),
+        api("get a source by a malformed id", get.clone(), "/v1/sources/sub_01")
+            .key(&reader)
+            .expect(404, "not_found"),
+        api("get another tenant's source", get.clone(), other_src.clone())
+            .key(&admin)
+            .expect(404, "not_found"),
+        api("update a source with nothing", patch.clone(), src.clone())
+            .key(&admin)
+            .json(json!({}))
+            .expect(422, "empty_update"),
+        api("update a source as reader", patch.clone(), src.clone())
+            .key(&reader)
+            .json(json!({"name": "x"}))
+            .expect(403, "forbidden"),
+        api("update a source to a scheme its secret does not suit", patch.clone(), src.clone())
+            .key(&admin)
+            .json(json!({"verification": "standard-webhooks"}))
+            .expect(422, "invalid_secret"),
+        api("update another tenant's source", patch.clone(), other_src.clone())
+            .key(&admin)
+            .json(json!({"name": "mine"}))
+            .expect(404, "not_found"),
+        api("delete a source as publisher", delete.clone(), src.clone())
+            .key(&publisher)
+            .expect(403, "forbidden"),
+        api("delete another tenant's source", delete.clone(), other_src.clone())
+            .key(&admin)
+            .expect(404, "not_found"),
+        // POST /v1/inbound/{source_id}: no key; the signature is the credential.
+        ingest("inbound without a signature", post.clone(), inbound_path.clone())
+            .header("x-github-event", "push")
+            .json(json!({"a": 1}))
+            .expect(401, "invalid_signature"),
+        ingest("inbound with an API key instead", post.clone(), inbound_path.clone())
+            .key(&admin)
+            .header("x-github-event", "push")
+            .json(json!({"a": 1}))
+            .expect(401, "invalid_signature"),
+        ingest("inbound signed for another body", post.clone(), inbound_path.clone())
+            .header("x-hub-signature-256", github_sig(r#"{"a":2}"#))
+            .header("x-github-event", "push")
+            .raw(r#"{"a":1}"#)
+            .expect(401, "invalid_signature"),
+        ingest("inbound signed, not JSON", post.clone(), inbound_path.clone())
+            .header("x-hub-signature-256", github_sig("a=1"))
+            .header("x-github-event", "push")
+            .raw("a=1")
+            .expect(400, "malformed_json"),
+        ingest("inbound signed, no event type header", post.clone(), inbound_path.clone())
+            .header("x-hub-signature-256", github_sig(r#"{"a":1}"#))
+            .raw(r#"{"a":1}"#)
+            .expect(422, "invalid_event_type"),
+        ingest("inbound signed, a bad event type", post.clone(), inbound_path.clone())
+            .header("x-hub-signature-256", github_sig(r#"{"a":1}"#))
+            .header("x-github-event", "pull request")
+            .raw(r#"{"a":1}"#)
+            .expect(422, "invalid_event_type"),
+        ingest("inbound too large", post.clone(), inbound_path.clone())
+            .header("x-github-event", "push")
+            .raw(big_publish.clone())
+            .expect(413, "payload_too_large"),
+        ingest("inbound to an unknown source", post.clone(), "/v1/inbound/src_01unknown0000000000000000")
+            .header("x-hub-signature-256", github_sig(r#"{"a":1}"#))
+            .raw(r#"{"a":1}"#)
+            .expect(404, "not_found"),
+        ingest("inbound to a malformed source id", post.clone(), "/v1/inbound/x")
+            .raw(r#"{"a":1}"#)
+            .expect(404, "not_found"),
+        ingest("GET an inbound URL", get.clone(), inbound_path.clone())
             .expect(405, "method_not_allowed"),
         // Routes nobody serves.
         api("GET /v1/nope", get.clone(), "/v1/nope")

@@ -56,6 +56,7 @@ async fn the_api_gateway_sample_publishes_through_the_ingest_router() {
     let request = lambda_http::request::from_str(&raw).expect("lambda_http reads the file");
     let router = skyhook_http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
         publisher: stack.publisher.clone(),
+        inbound: skyhook_ingest::inbound::Inbound::of(&stack.ingest_adapters),
         auth: Arc::new(Authenticator::new(
             AdminKeySource::Value(SAMPLE_ADMIN_KEY.to_string()),
             None,

@@ -424,6 +424,7 @@ async fn a_publish_that_failed_is_retried_under_the_same_key_and_delivered_once(
         skyhook_ingest::IngestState {
             publisher: failing
                 .publisher(std::sync::Arc::new(skyhook_tests::jq_sandbox().sandbox())),
+            inbound: skyhook_ingest::inbound::Inbound::of(&failing),
             auth: std::sync::Arc::new(
                 skyhook_http::Authenticator::new(
                     skyhook_domain::config::AdminKeySource::Value(ADMIN_KEY.to_string()),

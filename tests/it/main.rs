@@ -11,6 +11,7 @@ mod delivery;
 mod dlq;
 mod events;
 mod health;
+mod inbound;
 mod ingest;
 mod jq;
 mod openapi;

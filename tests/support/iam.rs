@@ -140,6 +140,9 @@ pub fn resource_name(v: &Value) -> String {
         if sub.contains(":secretsmanager:") && sub.ends_with("/subscribers/*") {
             return "SubscriberSecret".into();
         }
+        if sub.contains(":secretsmanager:") && sub.ends_with("/sources/*") {
+            return "SourceSecret".into();
+        }
         if sub.contains(":events:") && sub.contains(":event-bus/") {
             return "EventBus".into();
         }

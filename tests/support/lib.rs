@@ -228,6 +228,8 @@ pub struct Stack {
     pub ddb: aws_sdk_dynamodb::Client,
     pub secrets_client: aws_sdk_secretsmanager::Client,
     pub secret_prefix: String,
+    /// Where the inbound sources' secrets of this stack live.
+    pub source_secret_prefix: String,
     pub queue: Arc<RecordingQueue>,
     pub publisher: Publisher,
     pub deliverer: Deliverer,
@@ -312,6 +314,7 @@ impl Stack {
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         let secrets_client = aws_sdk_secretsmanager::Client::new(&sdk);
         let secret_prefix = format!("{prefix}/subscribers/");
+        let source_secret_prefix = format!("{prefix}/sources/");
         let ops = if options.ops_bus {
             Some(ops_bus(&sdk, &prefix).await)
         } else {
@@ -348,6 +351,7 @@ impl Stack {
                         dlq_url: resources.dlq_url.clone(),
                         stream_arn: resources.stream_arn.clone(),
                         secret_prefix: secret_prefix.clone(),
+                        source_secret_prefix: source_secret_prefix.clone(),
                         admin_key_secret: admin_secret.clone(),
                         event_bus: ops.as_ref().map(|(bus, _)| bus.clone()),
                     },
@@ -380,6 +384,7 @@ impl Stack {
             queue_url: resources.queue_url.clone(),
             dlq_url: Some(resources.dlq_url.clone()),
             secret_prefix: secret_prefix.clone(),
+            source_secret_prefix: source_secret_prefix.clone(),
             event_bus: ops.as_ref().map(|(bus, _)| bus.clone()),
         };
         let retention = Retention {
@@ -418,6 +423,7 @@ impl Stack {
             local_mode: true,
             event_bus: ops.as_ref().map(|(bus, _)| bus.clone()),
             transform: jq_sandbox(),
+            source_secret_prefix: source_secret_prefix.clone(),
         };
         // The API sends re-enqueued messages straight to SQS, as in AWS; only the delivery
         // side and the ingests record what they ask of the queue.
@@ -465,6 +471,7 @@ impl Stack {
         };
         let ingest = skyhook_http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
             publisher: publisher.clone(),
+            inbound: skyhook_ingest::inbound::Inbound::of(&ingest_adapters),
             auth,
             max_payload_bytes: 256 * 1024,
         })));
@@ -495,6 +502,7 @@ impl Stack {
             ddb,
             secrets_client,
             secret_prefix,
+            source_secret_prefix,
             queue,
             publisher,
             deliverer,

@@ -56,7 +56,7 @@ pub struct Use {
     /// The IAM action (`sqs:SendMessage` for `SendMessageBatch`, …).
     pub action: String,
     /// The resource as the template names it (`Table`, `Table/index/gsi1`, `Table/stream`,
-    /// `DeliveryQueue`, `SubscriberSecret`, `AdminKeySecret`, `EventBus`), or
+    /// `DeliveryQueue`, `SubscriberSecret`, `SourceSecret`, `AdminKeySecret`, `EventBus`), or
     /// `unknown:<name>` for one the stack does not own.
     pub resource: String,
 }
@@ -70,6 +70,7 @@ pub struct StackNames {
     pub dlq_url: String,
     pub stream_arn: String,
     pub secret_prefix: String,
+    pub source_secret_prefix: String,
     pub admin_key_secret: Option<String>,
     pub event_bus: Option<String>,
 }
@@ -101,6 +102,8 @@ impl StackNames {
             "AdminKeySecret".into()
         } else if id.starts_with(&self.secret_prefix) {
             "SubscriberSecret".into()
+        } else if id.starts_with(&self.source_secret_prefix) {
+            "SourceSecret".into()
         } else {
             format!("unknown:{id}")
         }

@@ -62,6 +62,7 @@ pub async fn seed_sample_subscribers(
             queue_url: String::new(),
             dlq_url: None,
             secret_prefix: secret_prefix.to_string(),
+            source_secret_prefix: skyhook_domain::config::DEFAULT_SOURCE_SECRET_PREFIX.to_string(),
             event_bus: None,
         },
         &Retention::default(),

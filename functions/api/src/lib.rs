@@ -20,7 +20,7 @@ use skyhook_domain::jq::{Sandbox, SandboxSettings};
 use skyhook_domain::model::{AuditRecord, parse_time};
 use skyhook_domain::ports::{
     ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, EventStore, HealthStore,
-    OpsEvents, SecretStore, SubscriberStore,
+    OpsEvents, SecretStore, SourceSecrets, SourceStore, SubscriberStore,
 };
 use skyhook_domain::publish::Publisher;
 use skyhook_domain::url::UrlPolicy;
@@ -30,6 +30,7 @@ mod deliveries;
 mod dlq;
 mod keys;
 pub mod openapi;
+mod sources;
 mod subscribers;
 
 pub use subscribers::{parse_event_types, parse_headers};
@@ -62,6 +63,8 @@ pub struct Config {
     pub event_bus: Option<String>,
     /// The jq sandbox that previews transforms.
     pub transform: SandboxSettings,
+    /// Where inbound sources' secrets live (`SKYHOOK_SOURCE_SECRET_PREFIX`).
+    pub source_secret_prefix: String,
 }
 
 impl Config {
@@ -88,6 +91,8 @@ impl Config {
             local_mode: config::flag(env, config::LOCAL_MODE)?,
             event_bus: config::optional(env, config::EVENT_BUS),
             transform: SandboxSettings::from_env(env)?,
+            source_secret_prefix: config::optional(env, config::SOURCE_SECRET_PREFIX)
+                .unwrap_or_else(|| config::DEFAULT_SOURCE_SECRET_PREFIX.to_string()),
         })
     }
 }
@@ -112,6 +117,9 @@ pub struct ApiState {
     pub ops: Arc<dyn OpsEvents>,
     /// Runs transform previews (and, for the publisher, content filters).
     pub sandbox: Arc<Sandbox>,
+    /// Inbound sources and their secrets.
+    pub sources: Arc<dyn SourceStore>,
+    pub source_secrets: Arc<dyn SourceSecrets>,
 }
 
 impl Config {
@@ -124,6 +132,7 @@ impl Config {
                 queue_url: self.queue_url.clone(),
                 dlq_url: Some(self.dlq_url.clone()),
                 secret_prefix: self.secret_prefix.clone(),
+                source_secret_prefix: self.source_secret_prefix.clone(),
                 event_bus: self.event_bus.clone(),
             },
             Retention {
@@ -174,6 +183,8 @@ impl ApiState {
             health: adapters.health.clone(),
             ops: adapters.ops.clone(),
             sandbox,
+            sources: adapters.sources.clone(),
+            source_secrets: adapters.source_secrets.clone(),
         }
     }
 }
@@ -204,6 +215,12 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::delete_key))
         .routes(routes!(keys::list_audit))
+        .routes(routes!(sources::list_sources, sources::create_source))
+        .routes(routes!(
+            sources::get_source,
+            sources::patch_source,
+            sources::delete_source
+        ))
         .routes(routes!(openapi::serve))
 }
 

@@ -194,6 +194,7 @@ impl Config {
                 queue_url: self.queue_url.clone(),
                 dlq_url: Some(self.dlq_url.clone()),
                 secret_prefix: self.secret_prefix.clone(),
+                source_secret_prefix: config::DEFAULT_SOURCE_SECRET_PREFIX.to_string(),
                 event_bus: self.event_bus.clone(),
             },
             Retention {

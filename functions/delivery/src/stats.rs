@@ -38,6 +38,7 @@ impl StatsConfig {
                 queue_url: String::new(),
                 dlq_url: None,
                 secret_prefix: config::DEFAULT_SECRET_PREFIX.to_string(),
+                source_secret_prefix: config::DEFAULT_SOURCE_SECRET_PREFIX.to_string(),
                 event_bus: None,
             },
             &Retention::default(),

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+pub mod inbound;
+
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use axum::body::Body;
 use axum::extract::State;
@@ -41,6 +43,8 @@ pub struct Config {
     /// The jq sandbox of subscribers' content filters (the limits of transforms:
     /// `SKYHOOK_TRANSFORM_TIMEOUT`, `SKYHOOK_TRANSFORM_MEMORY_MB`).
     pub sandbox: SandboxSettings,
+    /// Where inbound sources' secrets live (`SKYHOOK_SOURCE_SECRET_PREFIX`; `ingest-http`).
+    pub source_secret_prefix: String,
 }
 
 impl Config {
@@ -66,6 +70,11 @@ impl Config {
                 TenantId::parse,
             )?,
             sandbox: SandboxSettings::from_env(env)?,
+            // Only `ingest-http` receives inbound webhooks.
+            source_secret_prefix: needs_auth
+                .then(|| config::optional(env, config::SOURCE_SECRET_PREFIX))
+                .flatten()
+                .unwrap_or_else(|| config::DEFAULT_SOURCE_SECRET_PREFIX.to_string()),
         })
     }
 }
@@ -91,6 +100,7 @@ impl Config {
                 queue_url: self.queue_url.clone(),
                 dlq_url: None,
                 secret_prefix: config::DEFAULT_SECRET_PREFIX.to_string(),
+                source_secret_prefix: self.source_secret_prefix.clone(),
                 event_bus: None,
             },
             &Retention {
@@ -121,6 +131,8 @@ pub fn authenticator(adapters: &Adapters, config: &Config) -> Option<Authenticat
 /// What the HTTP routes share.
 pub struct IngestState {
     pub publisher: Publisher,
+    /// Webhooks from outside: sources, their secrets, the replay guard.
+    pub inbound: inbound::Inbound,
     pub auth: Arc<Authenticator>,
     pub max_payload_bytes: usize,
 }
@@ -136,6 +148,7 @@ impl IngestState {
     pub fn new(adapters: &Adapters, config: &Config) -> Option<Self> {
         Some(IngestState {
             publisher: adapters.publisher(Arc::new(config.sandbox.sandbox())),
+            inbound: inbound::Inbound::of(adapters),
             auth: Arc::new(authenticator(adapters, config)?),
             max_payload_bytes: config.max_payload_bytes,
         })
@@ -147,6 +160,7 @@ impl IngestState {
 fn ingest_routes() -> OpenApiRouter<Arc<IngestState>> {
     OpenApiRouter::new()
         .routes(routes!(publish_event))
+        .routes(routes!(inbound::receive))
         .routes(routes!(health))
 }
 
@@ -160,7 +174,7 @@ pub fn routes() -> Vec<(http::Method, String)> {
     skyhook_http::documented_routes(&serde_json::to_value(openapi()).unwrap_or_default())
 }
 
-/// `POST /v1/events` and `GET /v1/health`; unknown routes answer in the API's error shape
+/// `POST /v1/events`, `POST /v1/inbound/{source_id}` and `GET /v1/health`; unknown routes answer in the API's error shape
 /// once wrapped in [`with_fallbacks`].
 pub fn router(state: Arc<IngestState>) -> Router {
     Router::from(ingest_routes())

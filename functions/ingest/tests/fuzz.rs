@@ -25,13 +25,14 @@ use tower::ServiceExt;
 
 use skyhook_domain::config::AdminKeySource;
 use skyhook_domain::event_type::{EventType, EventTypeFilter};
-use skyhook_domain::ids::{ApiKeyId, SubscriberId, TenantId};
+use skyhook_domain::ids::{ApiKeyId, SourceId, SubscriberId, TenantId};
+use skyhook_domain::inbound::{EventTypeRule, Scheme, Source, SourceSecret};
 use skyhook_domain::memory::{
     MemoryApiKeyStore, MemoryDeliveryQueue, MemoryEventStore, MemoryIdempotencyStore,
-    MemorySubscriberStore,
+    MemoryReplayGuard, MemorySourceSecrets, MemorySourceStore, MemorySubscriberStore,
 };
 use skyhook_domain::model::{ApiKey, DeliveryMessage, Role, Subscriber};
-use skyhook_domain::ports::{ApiKeyStore, SubscriberStore};
+use skyhook_domain::ports::{ApiKeyStore, SourceSecrets, SourceStore, SubscriberStore};
 use skyhook_domain::publish::{PublishError, Publisher};
 use skyhook_domain::signing::SignatureScheme;
 use skyhook_domain::url::{SubscriberUrl, UrlPolicy};
@@ -40,6 +41,8 @@ use skyhook_ingest::{EventBridgeError, IngestState, event_type_from_detail_type}
 
 const ADMIN_KEY: &str = "sk_fuzz_admin_0123456789";
 const READER_KEY: &str = "sk_fuzz_reader_0123456789";
+/// The seeded GitHub-style source's secret.
+const SOURCE_SECRET: &str = "It's a Secret to Everybody";
 
 /// A fresh ingest per case: memory stores, one active subscriber for `order.*` and one
 /// inactive one, and a reader key besides the admin key.
@@ -49,6 +52,9 @@ struct World {
     queue: Arc<MemoryDeliveryQueue>,
     active: SubscriberId,
     inactive: SubscriberId,
+    /// A GitHub-style source (event type from `X-GitHub-Event`, prefixed `order.`).
+    source: Source,
+    replays: Arc<MemoryReplayGuard>,
 }
 
 fn world(max_payload_bytes: usize) -> World {
@@ -102,8 +108,39 @@ fn world(max_payload_bytes: usize) -> World {
             .await
             .unwrap();
     });
+    let (sources, source_secrets, replays) = (
+        Arc::new(MemorySourceStore::default()),
+        Arc::new(MemorySourceSecrets::default()),
+        Arc::new(MemoryReplayGuard::default()),
+    );
+    let source = Source {
+        id: SourceId::new(),
+        tenant: TenantId::default_tenant(),
+        name: "fuzz".into(),
+        scheme: Scheme::Github,
+        hmac: None,
+        event_type: serde_json::from_value::<EventTypeRule>(
+            json!({"header": "X-GitHub-Event", "prefix": "order."}),
+        )
+        .unwrap(),
+        created_at: now,
+        updated_at: now,
+        secret_version: 0,
+    };
+    block_on(async {
+        sources.create(&source).await.unwrap();
+        source_secrets
+            .create(
+                &source.tenant,
+                &source.id,
+                &SourceSecret::parse(Scheme::Github, SOURCE_SECRET).unwrap(),
+            )
+            .await
+            .unwrap();
+    });
     let state = IngestState {
         publisher: publisher.clone(),
+        inbound: skyhook_ingest::inbound::Inbound::new(sources, source_secrets, replays.clone()),
         auth: Arc::new(
             Authenticator::new(AdminKeySource::Value(ADMIN_KEY.into()), None).with_key_store(keys),
         ),
@@ -115,6 +152,8 @@ fn world(max_payload_bytes: usize) -> World {
         queue,
         active: on.id,
         inactive: off.id,
+        source,
+        replays,
     }
 }
 
@@ -327,6 +366,98 @@ fn check_error(answer: &Answer) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+#[derive(Debug, Clone)]
+enum Signature {
+    Right,
+    OtherSecret,
+    Junk(Vec<u8>),
+    Missing,
+}
+
+#[derive(Debug, Clone)]
+struct Inbound {
+    body: Vec<u8>,
+    signature: Signature,
+    event: Option<Vec<u8>>,
+    /// `None`: the seeded source's path.
+    path: Option<String>,
+    twice: bool,
+}
+
+fn inbound() -> impl Strategy<Value = Inbound> {
+    (
+        prop_oneof![
+            4 => publish_body().prop_map(|(b, _)| b),
+            1 => json_value(3, 4).prop_map(|v| v.to_string().into_bytes()),
+        ],
+        prop_oneof![
+            6 => Just(Signature::Right),
+            1 => Just(Signature::OtherSecret),
+            1 => header_value().prop_map(Signature::Junk),
+            1 => Just(Signature::Missing),
+        ],
+        prop::option::weighted(
+            0.9,
+            prop_oneof![4 => "[a-z_]{1,12}".prop_map(String::into_bytes), 1 => header_value()],
+        ),
+        prop::option::weighted(
+            0.1,
+            prop_oneof![
+                "src_[0-9A-Z]{26}".prop_map(|id| format!("/v1/inbound/{id}")),
+                "/v1/inbound/\\PC{0,12}".prop_map(|p| p.replace(['?', '#', ' '], "")),
+            ],
+        ),
+        any::<bool>(),
+    )
+        .prop_map(|(body, signature, event, path, twice)| Inbound {
+            body,
+            signature,
+            event,
+            path,
+            twice,
+        })
+}
+
+fn github_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Mac, digest::KeyInit};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn post_inbound(w: &World, i: &Inbound) -> Option<Answer> {
+    let path = i
+        .path
+        .clone()
+        .unwrap_or_else(|| format!("/v1/inbound/{}", w.source.id));
+    let mut req = Request::builder().method(Method::POST).uri(path.as_str());
+    let signature = match &i.signature {
+        Signature::Right => Some(github_signature(SOURCE_SECRET, &i.body).into_bytes()),
+        Signature::OtherSecret => Some(github_signature("another secret", &i.body).into_bytes()),
+        Signature::Junk(v) => Some(v.clone()),
+        Signature::Missing => None,
+    };
+    if let Some(s) = signature {
+        req = req.header("x-hub-signature-256", HeaderValue::from_bytes(&s).ok()?);
+    }
+    if let Some(e) = &i.event {
+        req = req.header("x-github-event", HeaderValue::from_bytes(e).ok()?);
+    }
+    let req = req.body(Body::from(i.body.clone())).ok()?;
+    let router = w.router.clone();
+    block_on(async move {
+        let res = router.oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Some(Answer {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        })
+    })
+}
+
 proptest! {
     #![proptest_config(config(256))]
 
@@ -363,6 +494,35 @@ proptest! {
             prop_assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
             prop_assert_eq!(again.body["id"].as_str(), Some(id.as_str()));
             prop_assert_eq!(w.queue.sent.lock().unwrap().len(), sent.len(), "a repeat queued again");
+        }
+    }
+
+    /// Any inbound request to a GitHub-style source: `202` only for a body signed with the
+    /// source's secret that is JSON and names a valid event type; otherwise a 4xx in the
+    /// SPEC shape that wrote nothing (no replay record, no queued message). A second copy of
+    /// an accepted request is `401 replayed`.
+    #[test]
+    fn fuzz_inbound(i in inbound()) {
+        let w = world(256 * 1024);
+        let Some(first) = post_inbound(&w, &i) else { return Ok(()); };
+        if first.status != StatusCode::ACCEPTED {
+            check_error(&first)?;
+            prop_assert!(w.replays.is_empty(), "a refused request was remembered");
+            prop_assert!(w.queue.sent.lock().unwrap().is_empty(), "a refused request queued something");
+            return Ok(());
+        }
+        prop_assert!(matches!(i.signature, Signature::Right) && i.path.is_none());
+        prop_assert!(serde_json::from_slice::<Box<RawValue>>(&i.body).is_ok());
+        let ty = first.body["type"].as_str().unwrap_or("");
+        prop_assert!(ty.starts_with("order."), "{}", first.body);
+        prop_assert_eq!(w.replays.len(), 1);
+        let sent = w.queue.sent.lock().unwrap().clone();
+        prop_assert_eq!(first.body["subscribers"].as_u64(), Some(sent.len() as u64));
+        if i.twice {
+            let again = post_inbound(&w, &i).unwrap();
+            prop_assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{}", again.body);
+            prop_assert_eq!(again.body["error"]["code"].as_str(), Some("replayed"));
+            prop_assert_eq!(w.queue.sent.lock().unwrap().len(), sent.len(), "a replay queued again");
         }
     }
 

@@ -11,6 +11,7 @@ pub mod dlq;
 pub mod events;
 pub mod keys;
 pub mod query;
+pub mod sources;
 pub mod subscribers;
 
 use serde::{Deserialize, Serialize};

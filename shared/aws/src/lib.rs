@@ -9,6 +9,7 @@ mod eventbridge;
 mod provision;
 mod secret_values;
 mod secretsmanager;
+mod source_secrets;
 mod sqs;
 mod sqs_dead_letters;
 mod wiring;
@@ -16,7 +17,8 @@ mod wiring;
 pub use dynamodb::{
     DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
     DynamoDbEventStore, DynamoDbHealthStore, DynamoDbIdempotencyStore, DynamoDbRateBudget,
-    DynamoDbStatsCounters, DynamoDbSubscriberStore, ledger_change,
+    DynamoDbReplayGuard, DynamoDbSourceStore, DynamoDbStatsCounters, DynamoDbSubscriberStore,
+    ledger_change,
 };
 pub use eventbridge::EventBridgeOpsEvents;
 pub use provision::{
@@ -24,6 +26,7 @@ pub use provision::{
 };
 pub use secret_values::SecretsManagerValues;
 pub use secretsmanager::SecretsManagerSecrets;
+pub use source_secrets::SecretsManagerSourceSecrets;
 pub use sqs::SqsDeliveryQueue;
 pub use sqs_dead_letters::SqsDeadLetterQueue;
 pub use wiring::{Adapters, Resources, Retention};

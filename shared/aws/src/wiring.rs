@@ -10,16 +10,17 @@ use aws_config::SdkConfig;
 use super::{
     DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
     DynamoDbEventStore, DynamoDbHealthStore, DynamoDbIdempotencyStore, DynamoDbRateBudget,
-    DynamoDbStatsCounters, DynamoDbSubscriberStore, EventBridgeOpsEvents, SecretsManagerSecrets,
-    SecretsManagerValues, SqsDeadLetterQueue, SqsDeliveryQueue,
+    DynamoDbReplayGuard, DynamoDbSourceStore, DynamoDbStatsCounters, DynamoDbSubscriberStore,
+    EventBridgeOpsEvents, SecretsManagerSecrets, SecretsManagerSourceSecrets, SecretsManagerValues,
+    SqsDeadLetterQueue, SqsDeliveryQueue,
 };
 use skyhook_domain::config;
 use skyhook_domain::directory::CachedRoutes;
 use skyhook_domain::jq::Sandbox;
 use skyhook_domain::ports::{
     ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, DeliveryQueue, EventStore,
-    HealthStore, IdempotencyStore, OpsEvents, RateBudget, SecretStore, SecretValues, StatsCounters,
-    SubscriberStore,
+    HealthStore, IdempotencyStore, OpsEvents, RateBudget, ReplayGuard, SecretStore, SecretValues,
+    SourceSecrets, SourceStore, StatsCounters, SubscriberStore,
 };
 use skyhook_domain::publish::Publisher;
 
@@ -34,6 +35,8 @@ pub struct Resources {
     /// Only the delivery function and the API use the dead-letter queue.
     pub dlq_url: Option<String>,
     pub secret_prefix: String,
+    /// Where inbound sources' secrets live in Secrets Manager.
+    pub source_secret_prefix: String,
     /// The EventBridge bus operational events go to; `None`: they are only logged.
     pub event_bus: Option<String>,
 }
@@ -86,6 +89,10 @@ pub struct Adapters {
     pub ops: Arc<dyn OpsEvents>,
     /// Where a deployment keeps the bootstrap admin key.
     pub secret_values: Arc<dyn SecretValues>,
+    /// Inbound sources, their secrets, and the replay guard of inbound messages.
+    pub sources: Arc<dyn SourceStore>,
+    pub source_secrets: Arc<dyn SourceSecrets>,
+    pub replays: Arc<dyn ReplayGuard>,
     sqs_client: aws_sdk_sqs::Client,
 }
 
@@ -124,6 +131,12 @@ impl Adapters {
                 Arc::new(SqsDeadLetterQueue::new(sqs.clone(), url)) as Arc<dyn DeadLetterQueue>
             }),
             keys: Arc::new(DynamoDbApiKeyStore::new(ddb.clone(), table)),
+            sources: Arc::new(DynamoDbSourceStore::new(ddb.clone(), table)),
+            source_secrets: Arc::new(SecretsManagerSourceSecrets::new(
+                sm.clone(),
+                &resources.source_secret_prefix,
+            )),
+            replays: Arc::new(DynamoDbReplayGuard::new(ddb.clone(), table)),
             audit: Arc::new(DynamoDbAuditLog::new(ddb.clone(), table, retention.audit)),
             rates: Arc::new(DynamoDbRateBudget::new(ddb.clone(), table)),
             health: Arc::new(DynamoDbHealthStore::new(ddb.clone(), table)),

@@ -102,6 +102,8 @@ pub const STATS_TABLE: &str = "SKYHOOK_STATS_TABLE";
 pub const QUEUE_URL: &str = "SKYHOOK_QUEUE_URL";
 pub const DLQ_URL: &str = "SKYHOOK_DLQ_URL";
 pub const SECRET_PREFIX: &str = "SKYHOOK_SECRET_PREFIX";
+/// Where inbound sources' secrets live in Secrets Manager (default `skyhook/sources/`).
+pub const SOURCE_SECRET_PREFIX: &str = "SKYHOOK_SOURCE_SECRET_PREFIX";
 pub const RETRY_SCHEDULE: &str = "SKYHOOK_RETRY_SCHEDULE";
 pub const HTTP_TIMEOUT: &str = "SKYHOOK_HTTP_TIMEOUT";
 pub const MAX_PAYLOAD_BYTES: &str = "SKYHOOK_MAX_PAYLOAD_BYTES";
@@ -163,6 +165,7 @@ pub fn breaker_policy(env: &dyn Env) -> Result<crate::health::BreakerPolicy, Con
 }
 
 pub const DEFAULT_SECRET_PREFIX: &str = "skyhook/subscribers/";
+pub const DEFAULT_SOURCE_SECRET_PREFIX: &str = "skyhook/sources/";
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// SQS's own maximum message size; a larger payload could never be queued.

@@ -117,6 +117,11 @@ prefixed_id!(
     "sub_"
 );
 prefixed_id!(
+    /// Identifies an inbound source: where webhooks from outside arrive and are verified.
+    SourceId,
+    "src_"
+);
+prefixed_id!(
     /// Identifies an API key; the key's secret part is a separate value stored only as a hash.
     ApiKeyId,
     "key_"

@@ -12,6 +12,7 @@ pub mod event_type;
 pub mod fuzzing;
 pub mod health;
 pub mod ids;
+pub mod inbound;
 pub mod jq;
 pub mod ledger;
 pub mod memory;

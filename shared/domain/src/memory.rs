@@ -9,12 +9,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::event_type::EventType;
-use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
+use crate::ids::{ApiKeyId, EventId, SourceId, SubscriberId, TenantId};
+use crate::inbound::{Source, SourceSecret};
 use crate::model::{ApiKey, DeliveryMessage, EventRecord, Subscriber, Target};
 use crate::ports::{
     ApiKeyStore, BatchSendResult, DeadLetter, DeliveryQueue, EventStore, IDEMPOTENCY_LEASE,
-    IdempotencyClaim, IdempotencyStore, Page, PageRequest, PublishReceipt, SecretStore, StoreError,
-    SubscriberSecrets, SubscriberStore,
+    IdempotencyClaim, IdempotencyStore, Page, PageRequest, PublishReceipt, ReplayGuard,
+    SecretStore, SourceSecrets, SourceStore, StoreError, SubscriberSecrets, SubscriberStore,
 };
 use crate::secret::SigningSecret;
 
@@ -512,5 +513,156 @@ impl ApiKeyStore for MemoryApiKeyStore {
         let before = keys.len();
         keys.retain(|_, k| !(&k.tenant == tenant && &k.id == id));
         Ok(keys.len() != before)
+    }
+}
+
+/// Inbound sources in memory, by id.
+#[derive(Default)]
+pub struct MemorySourceStore {
+    items: Mutex<BTreeMap<SourceId, Source>>,
+}
+
+#[async_trait]
+impl SourceStore for MemorySourceStore {
+    async fn create(&self, source: &Source) -> Result<(), StoreError> {
+        let mut items = lock(&self.items);
+        if items.contains_key(&source.id) {
+            return Err(StoreError::Conflict(format!("source {} exists", source.id)));
+        }
+        items.insert(source.id.clone(), source.clone());
+        Ok(())
+    }
+
+    async fn get(&self, id: &SourceId) -> Result<Option<Source>, StoreError> {
+        Ok(lock(&self.items).get(id).cloned())
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<Source>, StoreError> {
+        let items: Vec<Source> = lock(&self.items)
+            .values()
+            .filter(|s| &s.tenant == tenant)
+            .cloned()
+            .collect();
+        page_after(&items, |s| s.id.to_string(), page)
+    }
+
+    async fn replace(&self, source: &Source, expected: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut items = lock(&self.items);
+        match items.get(&source.id) {
+            Some(old) if old.updated_at == expected => {
+                items.insert(source.id.clone(), source.clone());
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict(format!(
+                "source {} changed meanwhile",
+                source.id
+            ))),
+        }
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: &SourceId) -> Result<bool, StoreError> {
+        let mut items = lock(&self.items);
+        if items.get(id).is_some_and(|s| &s.tenant == tenant) {
+            items.remove(id);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+}
+
+/// Inbound sources' secrets in memory.
+#[derive(Default)]
+pub struct MemorySourceSecrets {
+    items: Mutex<BTreeMap<(TenantId, SourceId), SourceSecret>>,
+}
+
+#[async_trait]
+impl SourceSecrets for MemorySourceSecrets {
+    async fn create(
+        &self,
+        tenant: &TenantId,
+        id: &SourceId,
+        secret: &SourceSecret,
+    ) -> Result<(), StoreError> {
+        let mut items = lock(&self.items);
+        let key = (tenant.clone(), id.clone());
+        if items.contains_key(&key) {
+            return Err(StoreError::Conflict(format!("a secret for {id} exists")));
+        }
+        items.insert(key, secret.clone());
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        id: &SourceId,
+    ) -> Result<Option<SourceSecret>, StoreError> {
+        Ok(lock(&self.items)
+            .get(&(tenant.clone(), id.clone()))
+            .cloned())
+    }
+
+    async fn put(
+        &self,
+        tenant: &TenantId,
+        id: &SourceId,
+        secret: &SourceSecret,
+    ) -> Result<bool, StoreError> {
+        Ok(lock(&self.items)
+            .get_mut(&(tenant.clone(), id.clone()))
+            .map(|s| *s = secret.clone())
+            .is_some())
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: &SourceId) -> Result<(), StoreError> {
+        lock(&self.items).remove(&(tenant.clone(), id.clone()));
+        Ok(())
+    }
+}
+
+/// The replay guard in memory: each remembered message with when it is forgotten.
+#[derive(Default)]
+pub struct MemoryReplayGuard {
+    items: Mutex<BTreeMap<(SourceId, String), DateTime<Utc>>>,
+}
+
+impl MemoryReplayGuard {
+    /// How many messages it remembers.
+    pub fn len(&self) -> usize {
+        lock(&self.items).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl ReplayGuard for MemoryReplayGuard {
+    async fn claim(
+        &self,
+        source: &SourceId,
+        key: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut items = lock(&self.items);
+        let entry = (source.clone(), key.to_string());
+        if items.get(&entry).is_some_and(|expires| *expires >= now) {
+            return Ok(false);
+        }
+        items.insert(entry, until);
+        Ok(true)
+    }
+
+    async fn release(&self, source: &SourceId, key: &str) -> Result<(), StoreError> {
+        lock(&self.items).remove(&(source.clone(), key.to_string()));
+        Ok(())
     }
 }

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 
 use crate::event_type::EventType;
 use crate::health::Health;
-use crate::ids::{ApiKeyId, EventId, SubscriberId, TenantId};
+use crate::ids::{ApiKeyId, EventId, SourceId, SubscriberId, TenantId};
+use crate::inbound::{Source, SourceSecret};
 use crate::model::{
     ApiKey, AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryMessage, DeliveryStats,
     DeliveryStatus, EventRecord, OpsEvent, Outcome, Subscriber, Target,
@@ -387,6 +388,67 @@ pub trait DeadLetterQueue: Send + Sync {
 }
 
 /// API keys, looked up by the SHA-256 digest of the key; the key itself is never stored.
+/// Inbound sources: the record, found by id alone (an inbound request names only the
+/// source), and each tenant's list.
+#[async_trait]
+pub trait SourceStore: Send + Sync {
+    /// `Conflict` when the id is taken.
+    async fn create(&self, source: &Source) -> Result<(), StoreError>;
+    /// Read consistently: an edit or a delete applies to the very next inbound request.
+    async fn get(&self, id: &SourceId) -> Result<Option<Source>, StoreError>;
+    async fn list(&self, tenant: &TenantId, page: &PageRequest)
+    -> Result<Page<Source>, StoreError>;
+    /// Replaces a source last updated at `expected_updated_at`; `Conflict` when it changed or
+    /// was deleted meanwhile.
+    async fn replace(
+        &self,
+        source: &Source,
+        expected_updated_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Whether something was deleted.
+    async fn delete(&self, tenant: &TenantId, id: &SourceId) -> Result<bool, StoreError>;
+}
+
+/// Inbound sources' secrets, one per source.
+#[async_trait]
+pub trait SourceSecrets: Send + Sync {
+    async fn create(
+        &self,
+        tenant: &TenantId,
+        id: &SourceId,
+        secret: &SourceSecret,
+    ) -> Result<(), StoreError>;
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        id: &SourceId,
+    ) -> Result<Option<SourceSecret>, StoreError>;
+    /// Replaces the secret; `false` when there is none.
+    async fn put(
+        &self,
+        tenant: &TenantId,
+        id: &SourceId,
+        secret: &SourceSecret,
+    ) -> Result<bool, StoreError>;
+    async fn delete(&self, tenant: &TenantId, id: &SourceId) -> Result<(), StoreError>;
+}
+
+/// Remembers the inbound messages of the last few minutes, so a replayed request is refused.
+#[async_trait]
+pub trait ReplayGuard: Send + Sync {
+    /// Remembers `key` for `source` until `until`, in one conditional write: `false` when it
+    /// is remembered already (a replay).
+    async fn claim(
+        &self,
+        source: &SourceId,
+        key: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Forgets `key`: the message was not published, so the sender may send it again.
+    async fn release(&self, source: &SourceId, key: &str) -> Result<(), StoreError>;
+}
+
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {
     async fn create(&self, key: &ApiKey, digest: &[u8; 32]) -> Result<(), StoreError>;

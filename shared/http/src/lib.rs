@@ -363,6 +363,14 @@ pub fn bearer_key(headers: &HeaderMap) -> Result<&str, ApiError> {
 
 /// Routes anyone may call without an API key.
 pub const PUBLIC_PATHS: &[&str] = &["/v1/health"];
+/// Routes below these prefixes need no API key either: an inbound webhook's sender proves
+/// itself by its signature.
+pub const PUBLIC_PREFIXES: &[&str] = &["/v1/inbound/"];
+
+/// Whether `path` needs no API key.
+pub fn is_public(path: &str) -> bool {
+    PUBLIC_PATHS.contains(&path) || PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
+}
 
 /// A route layer: a request to a route that needs an API key and carries none (or a
 /// malformed `Authorization` header) is `401` before its path or query is parsed, so a
@@ -371,7 +379,7 @@ pub async fn require_api_key(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if PUBLIC_PATHS.contains(&req.uri().path()) {
+    if is_public(req.uri().path()) {
         return next.run(req).await;
     }
     match bearer_key(req.headers()) {

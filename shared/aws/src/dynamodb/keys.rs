@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 
 use skyhook_domain::event_type::{EventType, EventTypeFilter};
-use skyhook_domain::ids::{EventId, SubscriberId, TenantId};
+use skyhook_domain::ids::{EventId, SourceId, SubscriberId, TenantId};
 
 /// Event items are spread over this many partitions per tenant: at 10,000 events a second
 /// (fan-out 1, two write units an event) each takes about 625 write units a second, inside
@@ -199,6 +199,22 @@ pub fn idempotency_pk(tenant: &TenantId, key: &str) -> String {
 }
 
 pub const IDEMPOTENCY_SK: &str = "#IDEM";
+
+/// An inbound source's record, found by its id alone.
+pub fn source_pk(id: &SourceId) -> String {
+    format!("SRC#{id}")
+}
+
+pub const SOURCE_SK: &str = "#SOURCE";
+/// A tenant's list of sources: `T#{tenant}` / `SRC#{id}`.
+pub const SOURCE_PREFIX: &str = "SRC#";
+
+/// One inbound message remembered by the replay guard: one partition per message.
+pub fn replay_pk(source: &SourceId, key: &str) -> String {
+    format!("RP#{source}#{key}")
+}
+
+pub const REPLAY_SK: &str = "#REPLAY";
 
 #[cfg(test)]
 mod tests {

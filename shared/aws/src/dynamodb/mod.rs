@@ -11,6 +11,7 @@ mod idempotency;
 pub mod keys;
 mod ledger;
 mod rate;
+mod sources;
 mod stats;
 mod subscribers;
 
@@ -33,6 +34,7 @@ pub use health::DynamoDbHealthStore;
 pub use idempotency::DynamoDbIdempotencyStore;
 pub use ledger::{DynamoDbAttemptLog, ledger_change};
 pub use rate::DynamoDbRateBudget;
+pub use sources::{DynamoDbReplayGuard, DynamoDbSourceStore};
 pub use stats::DynamoDbStatsCounters;
 pub use subscribers::DynamoDbSubscriberStore;
 

@@ -1,0 +1,275 @@
+//! Inbound sources: where webhooks from outside arrive, how their senders sign, and which
+//! event type each message becomes. Admins manage them; readers may look. A source's secret
+//! is in Secrets Manager, shown once when created.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+use serde_json::json;
+
+use skyhook_api_types::ListResponse;
+use skyhook_api_types::query::{PageQuery, limit_or_default};
+use skyhook_api_types::sources::{CreateSource, SourceView, UpdateSource};
+use skyhook_domain::ids::SourceId;
+use skyhook_domain::inbound::{Scheme, Source, SourceSecret};
+use skyhook_domain::ports::PageRequest;
+use skyhook_http::responses::{AuthErrors, BodyErrors, Conflict, NotFound, QueryErrors};
+use skyhook_http::{ApiError, ApiPath, ApiQuery, Principal, Role, read_json};
+
+use crate::{ApiState, MAX_BODY_BYTES, audit, authorize};
+
+fn parse_scheme(raw: &str) -> Result<Scheme, ApiError> {
+    Scheme::parse(raw).map_err(|e| ApiError::unprocessable("invalid_verification", e))
+}
+
+fn parse_secret(scheme: Scheme, raw: &str) -> Result<SourceSecret, ApiError> {
+    SourceSecret::parse(scheme, raw).map_err(|e| {
+        ApiError::unprocessable(
+            "invalid_secret",
+            format!("secret for {}: {e}", scheme.as_str()),
+        )
+    })
+}
+
+/// A source's own checks: the name, the event type rule and the hmac settings.
+fn check(source: &Source) -> Result<(), ApiError> {
+    source.check().map_err(|e| {
+        let code = if e.starts_with("event_type") {
+            "invalid_event_type_rule"
+        } else if e.starts_with("name") {
+            "invalid_name"
+        } else {
+            "invalid_hmac"
+        };
+        ApiError::unprocessable(code, e)
+    })
+}
+
+/// The caller's source: another tenant's, like a missing one, is not found.
+async fn load(state: &ApiState, principal: &Principal, id: &str) -> Result<Source, ApiError> {
+    let not_found = || ApiError::not_found("source");
+    let id = SourceId::parse(id).map_err(|_| not_found())?;
+    state
+        .sources
+        .get(&id)
+        .await?
+        .filter(|s| s.tenant == principal.tenant)
+        .ok_or_else(not_found)
+}
+
+/// Creates an inbound source; the answer is the only place its secret appears.
+#[utoipa::path(post, path = "/v1/sources", tag = "sources", request_body = CreateSource,
+    responses((status = 201, description = "The source, with its secret shown this once.", body = SourceView), BodyErrors, AuthErrors))]
+pub(crate) async fn create_source(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<SourceView>), ApiError> {
+    let principal = authorize(&state, &headers, Role::Admin).await?;
+    let req: CreateSource = read_json(body, MAX_BODY_BYTES).await?;
+    let scheme = parse_scheme(&req.verification)?;
+    let now = Utc::now();
+    let source = Source {
+        id: SourceId::new(),
+        tenant: principal.tenant.clone(),
+        name: req.name,
+        scheme,
+        hmac: req.hmac,
+        event_type: req.event_type,
+        created_at: now,
+        updated_at: now,
+        secret_version: 0,
+    };
+    check(&source)?;
+    let secret = match &req.secret {
+        Some(raw) => parse_secret(scheme, raw)?,
+        None => SourceSecret::generate(scheme),
+    };
+    // The secret goes first: a source that exists can always verify.
+    state
+        .source_secrets
+        .create(&source.tenant, &source.id, &secret)
+        .await?;
+    if let Err(e) = state.sources.create(&source).await {
+        if let Err(cleanup) = state
+            .source_secrets
+            .delete(&source.tenant, &source.id)
+            .await
+        {
+            tracing::warn!(error = %cleanup, source = %source.id, "could not remove the secret of a source that was not created");
+        }
+        return Err(e.into());
+    }
+    audit(
+        &state,
+        &principal.tenant,
+        &principal,
+        "source.create",
+        source.id.as_str(),
+        Some(json!({"name": source.name, "verification": scheme.as_str()})),
+    )
+    .await;
+    let mut view = SourceView::from(&source);
+    view.secret = Some(secret.expose().to_string());
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The tenant's sources.
+#[utoipa::path(get, path = "/v1/sources", tag = "sources", params(PageQuery),
+    responses((status = 200, description = "A page of sources.", body = ListResponse<SourceView>), QueryErrors, AuthErrors))]
+pub(crate) async fn list_sources(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<ListResponse<SourceView>>, ApiError> {
+    let principal = authorize(&state, &headers, Role::Reader).await?;
+    let page = state
+        .sources
+        .list(
+            &principal.tenant,
+            &PageRequest {
+                limit: limit_or_default(q.limit),
+                cursor: q.cursor.map(String::from),
+                active: None,
+            },
+        )
+        .await?;
+    Ok(Json(ListResponse::of(page, |s| SourceView::from(&s))))
+}
+
+/// One source.
+#[utoipa::path(get, path = "/v1/sources/{id}", tag = "sources",
+    params(("id" = String, Path, description = "The source's id (`src_…`).")),
+    responses((status = 200, description = "The source.", body = SourceView), NotFound, AuthErrors))]
+pub(crate) async fn get_source(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<SourceView>, ApiError> {
+    let principal = authorize(&state, &headers, Role::Reader).await?;
+    let source = load(&state, &principal, &id).await?;
+    Ok(Json(SourceView::from(&source)))
+}
+
+/// Changes a source: only the fields given change.
+///
+/// A new `secret` applies to the very next inbound request. A new `verification` needs a
+/// secret that suits it: give one with it when the current one does not.
+#[utoipa::path(patch, path = "/v1/sources/{id}", tag = "sources", request_body = UpdateSource,
+    params(("id" = String, Path, description = "The source's id (`src_…`).")),
+    responses((status = 200, description = "The source as it now is.", body = SourceView), BodyErrors, NotFound, Conflict, AuthErrors))]
+pub(crate) async fn patch_source(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    body: Body,
+) -> Result<Json<SourceView>, ApiError> {
+    let principal = authorize(&state, &headers, Role::Admin).await?;
+    let req: UpdateSource = read_json(body, MAX_BODY_BYTES).await?;
+    let changed = req.fields();
+    if changed.is_empty() {
+        return Err(ApiError::unprocessable(
+            "empty_update",
+            "give at least one of name, verification, secret, event_type, hmac",
+        ));
+    }
+    let scheme = req.verification.as_deref().map(parse_scheme).transpose()?;
+    let old = load(&state, &principal, &id).await?;
+    let mut source = old.clone();
+    if let Some(name) = req.name {
+        source.name = name;
+    }
+    if let Some(rule) = req.event_type {
+        source.event_type = rule;
+    }
+    if let Some(scheme) = scheme {
+        source.scheme = scheme;
+        if scheme != Scheme::HmacSha256 {
+            // Settings of a scheme no longer used go with it.
+            source.hmac = None;
+        }
+    }
+    if let Some(hmac) = req.hmac {
+        source.hmac = Some(hmac);
+    }
+    check(&source)?;
+    let secret = req
+        .secret
+        .as_deref()
+        .map(|raw| parse_secret(source.scheme, raw))
+        .transpose()?;
+    if secret.is_none() && source.scheme != old.scheme {
+        let current = state
+            .source_secrets
+            .get(&old.tenant, &old.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("source"))?;
+        parse_secret(source.scheme, current.expose()).map_err(|_| {
+            ApiError::unprocessable(
+                "invalid_secret",
+                format!(
+                    "the source's secret does not suit {}; give a new secret with it",
+                    source.scheme.as_str()
+                ),
+            )
+        })?;
+    }
+    if let Some(secret) = &secret {
+        // The secret first, then its version: a cache that sees the new version reads the new
+        // secret.
+        if !state
+            .source_secrets
+            .put(&old.tenant, &old.id, secret)
+            .await?
+        {
+            return Err(ApiError::not_found("source"));
+        }
+        source.secret_version += 1;
+    }
+    source.updated_at = Utc::now().max(old.updated_at + chrono::Duration::milliseconds(1));
+    state.sources.replace(&source, old.updated_at).await?;
+    audit(
+        &state,
+        &principal.tenant,
+        &principal,
+        "source.update",
+        source.id.as_str(),
+        Some(json!({"fields": changed})),
+    )
+    .await;
+    Ok(Json(SourceView::from(&source)))
+}
+
+/// Deletes a source and its secret: its inbound URL stops at once.
+#[utoipa::path(delete, path = "/v1/sources/{id}", tag = "sources",
+    params(("id" = String, Path, description = "The source's id (`src_…`).")),
+    responses((status = 204, description = "Deleted."), NotFound, AuthErrors))]
+pub(crate) async fn delete_source(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let principal = authorize(&state, &headers, Role::Admin).await?;
+    let source = load(&state, &principal, &id).await?;
+    if !state.sources.delete(&principal.tenant, &source.id).await? {
+        return Err(ApiError::not_found("source"));
+    }
+    state
+        .source_secrets
+        .delete(&source.tenant, &source.id)
+        .await?;
+    audit(
+        &state,
+        &principal.tenant,
+        &principal,
+        "source.delete",
+        source.id.as_str(),
+        None,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,185 @@
+//! `POST /v1/inbound/{source_id}`: webhooks from outside. No API key: the sender proves
+//! itself by its signature, checked as it signs (see [`skyhook_domain::inbound`]). A
+//! verified, fresh, first-seen message is published as an event of the source's tenant,
+//! under the sender's message id as the idempotency key, so the sender's retries publish
+//! once.
+//!
+//! Nothing is written for a refused request: the replay guard's one write happens only
+//! after the signature, the timestamp, the body and the event type all passed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+use moka::future::Cache;
+use serde_json::value::RawValue;
+
+use skyhook_api_types::ErrorBody;
+use skyhook_api_types::events::PublishReceiptView;
+use skyhook_aws::Adapters;
+use skyhook_domain::ids::SourceId;
+use skyhook_domain::inbound::{self, Refusal, Source, SourceSecret, TOLERANCE_SECS};
+use skyhook_domain::ports::{ReplayGuard, SourceSecrets, SourceStore};
+use skyhook_domain::publish::{PublishRequest, validate_correlation_id};
+use skyhook_http::ApiError;
+use skyhook_http::responses::{Conflict, NotFound};
+
+use crate::IngestState;
+
+/// How long a secret read from the secret store is reused without a change to its source.
+const SECRET_TTL: Duration = Duration::from_secs(300);
+
+/// What inbound requests need besides the publisher.
+pub struct Inbound {
+    pub sources: Arc<dyn SourceStore>,
+    pub secrets: Arc<dyn SourceSecrets>,
+    pub replays: Arc<dyn ReplayGuard>,
+    /// Secrets by source and secret version: read once per change of the secret, so a busy
+    /// source does not pay Secrets Manager for every request.
+    cache: Cache<(SourceId, u64), Arc<SourceSecret>>,
+}
+
+impl Inbound {
+    pub fn new(
+        sources: Arc<dyn SourceStore>,
+        secrets: Arc<dyn SourceSecrets>,
+        replays: Arc<dyn ReplayGuard>,
+    ) -> Self {
+        Inbound {
+            sources,
+            secrets,
+            replays,
+            cache: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(SECRET_TTL)
+                .build(),
+        }
+    }
+
+    /// Over the AWS adapters.
+    pub fn of(adapters: &Adapters) -> Self {
+        Self::new(
+            adapters.sources.clone(),
+            adapters.source_secrets.clone(),
+            adapters.replays.clone(),
+        )
+    }
+
+    /// The source's secret as of its secret version; `None` while it has none (a source
+    /// being created or deleted).
+    async fn secret(&self, source: &Source) -> Result<Option<Arc<SourceSecret>>, ApiError> {
+        let key = (source.id.clone(), source.secret_version);
+        if let Some(hit) = self.cache.get(&key).await {
+            return Ok(Some(hit));
+        }
+        let Some(secret) = self.secrets.get(&source.tenant, &source.id).await? else {
+            return Ok(None);
+        };
+        let secret = Arc::new(secret);
+        self.cache.insert(key, secret.clone()).await;
+        Ok(Some(secret))
+    }
+}
+
+fn refused(refusal: Refusal) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        refusal.code(),
+        refusal.to_string(),
+    )
+}
+
+/// Receives a webhook from outside.
+///
+/// No API key: the request must carry the signature of the source's verification scheme
+/// (`standard-webhooks`, `github`, `stripe` or `hmac-sha256`). Timestamps more than 5 min
+/// away and replays are refused. The body (JSON) is published as the event's `data`, under
+/// the type the source's rule gives.
+#[utoipa::path(post, path = "/v1/inbound/{source_id}", tag = "inbound", security(()),
+    params(("source_id" = String, Path, description = "The source (`src_…`).")),
+    request_body(content = serde_json::Value, description = "The sender's webhook, as it sent it: JSON.", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Verified and published: the event and how many subscribers it goes to.", body = PublishReceiptView),
+        (status = 400, description = "The body is not JSON.", body = ErrorBody),
+        (status = 401, description = "Refused: `invalid_signature`, `timestamp_out_of_tolerance` or `replayed`.", body = ErrorBody),
+        (status = 413, description = "The body is larger than the publish limit.", body = ErrorBody),
+        (status = 422, description = "The source's rule gives no valid event type for this message: `invalid_event_type`.", body = ErrorBody),
+        NotFound, Conflict))]
+pub(crate) async fn receive(
+    State(state): State<Arc<IngestState>>,
+    Path(source_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<PublishReceiptView>), ApiError> {
+    let not_found = || ApiError::not_found("source");
+    let id = SourceId::parse(&source_id).map_err(|_| not_found())?;
+    let bytes = skyhook_http::read_body(body, state.max_payload_bytes).await?;
+    let inbound = &state.inbound;
+    let source = inbound.sources.get(&id).await?.ok_or_else(not_found)?;
+    let secret = inbound.secret(&source).await?.ok_or_else(not_found)?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let now = Utc::now();
+    let verified = inbound::verify(&source, &secret, header, &bytes, now).map_err(refused)?;
+
+    let data: Box<RawValue> = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("the body is not JSON: {e}"))
+    })?;
+    let parsed = if source.event_type.pointer.is_some() {
+        serde_json::from_str(data.get()).unwrap_or_default()
+    } else {
+        serde_json::Value::Null
+    };
+    let event_type = source
+        .event_type
+        .resolve(header, &parsed)
+        .map_err(|m| ApiError::unprocessable("invalid_event_type", m))?;
+
+    let until = now + chrono::Duration::seconds(2 * TOLERANCE_SECS);
+    if !inbound
+        .replays
+        .claim(&id, &verified.replay_key, now, until)
+        .await?
+    {
+        return Err(refused(Refusal::Replayed));
+    }
+    // The sender's own delivery id, when it gives one, follows the event as its correlation id.
+    let correlation_id = [
+        "x-github-delivery",
+        skyhook_domain::model::CORRELATION_HEADER,
+    ]
+    .into_iter()
+    .find_map(|name| header(name).filter(|v| validate_correlation_id(v).is_ok()))
+    .map(str::to_string);
+    let published = state
+        .publisher
+        .publish(PublishRequest {
+            tenant: source.tenant.clone(),
+            event_type,
+            data,
+            idempotency_key: Some(verified.idempotency_key(&id)),
+            subscriber_ids: None,
+            correlation_id,
+            timestamp: None,
+        })
+        .await;
+    match published {
+        Ok(receipt) => {
+            tracing::info!(source = %id, event_id = %receipt.id, "inbound webhook published");
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(PublishReceiptView::from(receipt)),
+            ))
+        }
+        Err(e) => {
+            // Not published: the sender may send the same request again.
+            if let Err(release) = inbound.replays.release(&id, &verified.replay_key).await {
+                tracing::warn!(error = %release, "could not forget a refused inbound message");
+            }
+            Err(e.into())
+        }
+    }
+}
