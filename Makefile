@@ -5,6 +5,8 @@
 #   make soak   the chaos run at 5,000 deliveries (mk/soak.mk); make fuzz  property tests
 #               for FUZZ_SECONDS (mk/fuzz.mk)
 #   make demo   start everything, deliver one verified webhook, stop everything
+#   make demo-inbound  the same with a GitHub-style webhook arriving at an inbound source,
+#               verified, then fanned out transformed to a listener that verifies it
 #   make build  release bootstraps of the four Lambda functions (mk/deploy.mk; also deploy,
 #               lint-infra, smoke)
 #   make build-debug  debug build of the workspace
@@ -16,13 +18,16 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run demo test test-stress bench lint fmt build-debug emulator-shell clean-local
+.PHONY: run demo demo-inbound test test-stress bench lint fmt build-debug emulator-shell clean-local
 
 run:
 	./scripts/run-local.sh
 
 demo:
 	./scripts/demo.sh
+
+demo-inbound:
+	./scripts/demo-inbound.sh
 
 test: lint lint-infra openapi-check
 	./scripts/with-emulator.sh ./scripts/run-tests.sh

@@ -92,15 +92,16 @@ setsid cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-p
 pids+=("$!")
 wait_until 120 "cargo lambda watch to listen on 127.0.0.1:$port" port_open "$port"
 
+# invoke FUNCTION FILE [NAME]: the answer goes to $state/NAME.json (NAME: the function).
 invoke() {
-  local function=$1 file=$2
+  local function=$1 file=$2 name=${3:-$1}
   log "invoking $function with $file"
   if ! timeout 300 cargo lambda invoke "$function" --data-file "$file" \
     --invoke-address 127.0.0.1 --invoke-port "$port" --output-format json \
-    >"$state/$function.json" 2>"$state/$function-invoke.log"; then
+    >"$state/$name.json" 2>"$state/$name-invoke.log"; then
     fail "cargo lambda invoke $function"
   fi
-  log "$function answered $(cat "$state/$function.json")"
+  log "$function answered $(cat "$state/$name.json")"
 }
 
 # Asserts a Python expression over the JSON document `r` read from file $1.
@@ -119,6 +120,10 @@ invoke ingest-http events/apigw-post-event.json
 check "$state/ingest-http.json" "ingest-http answers 202 with two subscribers" \
   'r["statusCode"] == 202 and json.loads(r["body"])["subscribers"] == 2 and json.loads(r["body"])["id"].startswith("evt_")'
 
+invoke ingest-http events/apigw-inbound-github.json inbound
+check "$state/inbound.json" "ingest-http verifies the GitHub-style webhook and publishes github.push to two subscribers" \
+  'r["statusCode"] == 202 and json.loads(r["body"])["type"] == "github.push" and json.loads(r["body"])["subscribers"] == 2'
+
 invoke ingest-events events/eventbridge.json
 check "$state/ingest-events.json" "ingest-events publishes order.shipped to two subscribers" \
   'r["type"] == "order.shipped" and r["subscribers"] == 2 and r["id"].startswith("evt_")'
@@ -134,8 +139,8 @@ check "$state/stats.json" "stats folds the batch and answers nothing" 'r is None
 kill -TERM "$fixture"
 wait_until 30 "the fixture's report" test -s "$state/report.json"
 log "the fixture saw $(cat "$state/report.json")"
-check "$state/report.json" "one signed delivery to each endpoint, the malformed record dead-lettered, four messages queued" \
-  'r["ok_requests"] == 1 and r["failing_requests"] == 1 and r["webhook_ids"] == ["evt_sample1"] and r["dlq_depth"] == 1 and r["queue_depth"] == 4'
+check "$state/report.json" "one signed delivery to each endpoint, the malformed record dead-lettered, six messages queued" \
+  'r["ok_requests"] == 1 and r["failing_requests"] == 1 and r["webhook_ids"] == ["evt_sample1"] and r["dlq_depth"] == 1 and r["queue_depth"] == 6'
 check "$state/report.json" "the stats consumer counted the sample delivery (and not the directory change)" \
   'r["stats"] == {"success": 1, "failure": 0, "attempts": 1}'
 

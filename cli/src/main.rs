@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use commands::{api_keys, deliveries, dlq, events, listen, local, subscribers};
+use commands::{api_keys, deliveries, dlq, events, listen, local, sources, subscribers};
 use skyhook_cli::client::{API_KEY, API_URL, ApiClient, CliError};
 
 mod commands;
@@ -71,6 +71,10 @@ enum Command {
     /// API keys: each belongs to one tenant and has one role (reader, publisher, admin).
     #[command(subcommand, name = "api-keys")]
     ApiKeys(ApiKeyCommand),
+    /// Inbound sources: where webhooks from outside (GitHub, Stripe, …) arrive, are verified
+    /// and become events.
+    #[command(subcommand)]
+    Sources(SourceCommand),
     /// Management changes of the tenant, newest first.
     Audit {
         #[command(flatten)]
@@ -356,6 +360,116 @@ enum ApiKeyCommand {
 }
 
 #[derive(Subcommand)]
+enum SourceCommand {
+    /// Create a source; prints its inbound URL and its secret (shown only this once).
+    Create {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long)]
+        name: String,
+        /// How the sender signs: standard-webhooks, github, stripe or hmac-sha256.
+        #[arg(long)]
+        verification: String,
+        /// The secret the sender signs with (a whsec_… key for standard-webhooks); generated
+        /// when omitted.
+        #[arg(long)]
+        secret: Option<String>,
+        #[command(flatten)]
+        rule: RuleArgs,
+        #[command(flatten)]
+        hmac: HmacArgs,
+    },
+    /// List sources, a page at a time or all of them.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Start after this cursor (from a previous page's next_cursor).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Follow next_cursor to the end.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one source (never its secret).
+    Get {
+        #[command(flatten)]
+        api: ApiArgs,
+        id: String,
+    },
+    /// Change a source; only the options given change. A new --secret applies at once.
+    Update {
+        #[command(flatten)]
+        api: ApiArgs,
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        verification: Option<String>,
+        #[arg(long)]
+        secret: Option<String>,
+        #[command(flatten)]
+        rule: RuleArgs,
+        #[command(flatten)]
+        hmac: HmacArgs,
+    },
+    /// Delete a source and its secret; its inbound URL stops at once.
+    Delete {
+        #[command(flatten)]
+        api: ApiArgs,
+        id: String,
+    },
+    /// Sign a sample as the source's sender would (its scheme, now, a fresh message id) and
+    /// post it to the source's inbound URL.
+    SendTest {
+        #[command(flatten)]
+        api: ApiArgs,
+        id: String,
+        /// The source's secret, as the sender holds it.
+        #[arg(long)]
+        secret: String,
+        /// The webhook's body, JSON.
+        #[arg(long, default_value = "{}")]
+        data: String,
+        /// A header to send as well, as NAME=VALUE (e.g. X-GitHub-Event=push). Repeatable.
+        #[arg(long = "header", value_parser = parse_header)]
+        headers: Vec<(String, String)>,
+    },
+}
+
+/// Where a source's event types come from: one of these, with an optional prefix.
+#[derive(Args, Clone, Default)]
+struct RuleArgs {
+    /// Every message gets this event type.
+    #[arg(long = "type", conflicts_with_all = ["type_header", "type_pointer"])]
+    type_fixed: Option<String>,
+    /// The event type is this request header's value (e.g. X-GitHub-Event).
+    #[arg(long, conflicts_with = "type_pointer")]
+    type_header: Option<String>,
+    /// The event type is the string at this JSON pointer in the body (e.g. /type).
+    #[arg(long)]
+    type_pointer: Option<String>,
+    /// Put before a header's or pointer's value (e.g. github.).
+    #[arg(long)]
+    type_prefix: Option<String>,
+}
+
+/// The `hmac-sha256` scheme's settings.
+#[derive(Args, Clone, Default)]
+struct HmacArgs {
+    /// The header holding the signature.
+    #[arg(long)]
+    hmac_header: Option<String>,
+    /// The text before the signature in that header (e.g. sha256=).
+    #[arg(long)]
+    hmac_prefix: Option<String>,
+    /// hex (default) or base64.
+    #[arg(long)]
+    hmac_encoding: Option<String>,
+}
+
+#[derive(Subcommand)]
 enum EventCommand {
     /// Publish an event.
     Send {
@@ -406,6 +520,12 @@ struct ListenArgs {
     /// runs (its secret is then used for verification). Repeatable.
     #[arg(long = "subscribe")]
     subscribe: Vec<String>,
+    /// With --subscribe: the subscription's transform.
+    #[command(flatten)]
+    transform: TransformArgs,
+    /// With --subscribe: the subscription's content filter.
+    #[command(flatten)]
+    filter: FilterArgs,
     #[command(flatten)]
     api: ApiArgs,
     /// Status to answer verified deliveries with (e.g. 500 to exercise retries).
@@ -449,6 +569,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Stats { api, subscriber } => deliveries::stats(json_mode, &api, subscriber).await,
         Command::Dlq(cmd) => dlq::run(json_mode, cmd).await,
         Command::ApiKeys(cmd) => api_keys::run(json_mode, cmd).await,
+        Command::Sources(cmd) => sources::run(json_mode, cmd).await,
         Command::Audit { api, limit } => api_keys::audit(json_mode, &api, limit).await,
         Command::Listen(args) => listen::listen(args).await,
         Command::Verify(args) => listen::verify(args),
@@ -476,5 +597,19 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Clap's own checks of every command (unique argument ids, valid conflicts, …), which
+    /// would otherwise only fail when a user asks for that command.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
     }
 }

@@ -411,3 +411,126 @@ async fn transforms_and_filters_are_set_previewed_and_applied_from_the_cli() {
     let removed = json(&runner, &["subscribers", "update", &id, "--no-transform"]).await;
     assert!(removed["transform"].is_null(), "{removed}");
 }
+
+/// `skyhook sources …` through `skyhook local`: a GitHub-style source, a signed sample sent
+/// with `send-test` and fanned out to a `--filter`ed subscriber, a new secret that applies
+/// at once, and the delete.
+#[tokio::test]
+async fn sources_are_managed_and_tried_out_from_the_cli() {
+    let runner = start_local_with(&[]).await;
+    let receiver = Receiver::always(200).await;
+    let url = receiver.url("/gh");
+    json_ok(
+        &runner,
+        &[
+            "subscribers",
+            "create",
+            "--url",
+            &url,
+            "--event-type",
+            "github.*",
+            "--filter",
+            ".data.action == \"opened\"",
+        ],
+    );
+    let created = json(
+        &runner,
+        &[
+            "sources",
+            "create",
+            "--name",
+            "GitHub",
+            "--verification",
+            "github",
+            "--secret",
+            "It's a Secret to Everybody",
+            "--type-header",
+            "X-GitHub-Event",
+            "--type-prefix",
+            "github.",
+        ],
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["secret"], "It's a Secret to Everybody");
+    let got = json(&runner, &["sources", "get", &id]).await;
+    assert!(got.get("secret").is_none(), "{got}");
+    assert_eq!(
+        json(&runner, &["sources", "list"]).await["data"][0]["id"],
+        id.as_str()
+    );
+
+    let sent = json(
+        &runner,
+        &[
+            "sources",
+            "send-test",
+            &id,
+            "--secret",
+            "It's a Secret to Everybody",
+            "--header",
+            "X-GitHub-Event=issues",
+            "--data",
+            r#"{"action": "opened", "issue": {"number": 7}}"#,
+        ],
+    )
+    .await;
+    assert_eq!(sent["type"], "github.issues");
+    assert_eq!(sent["subscribers"], 1, "{sent}");
+    receiver
+        .wait_for_ids(&[sent["id"].as_str().unwrap()], Duration::from_secs(30))
+        .await;
+    let closed = json(
+        &runner,
+        &[
+            "sources",
+            "send-test",
+            &id,
+            "--secret",
+            "It's a Secret to Everybody",
+            "--header",
+            "X-GitHub-Event=issues",
+            "--data",
+            r#"{"action": "closed"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(closed["subscribers"], 0, "the filter keeps it out");
+
+    json_ok(&runner, &["sources", "update", &id, "--secret", "rotated"]);
+    let out = run(
+        &runner,
+        &[
+            "sources",
+            "send-test",
+            &id,
+            "--secret",
+            "It's a Secret to Everybody",
+            "--header",
+            "X-GitHub-Event=issues",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid_signature"), "{err}");
+    let out = run(
+        &runner,
+        &[
+            "sources",
+            "create",
+            "--name",
+            "x",
+            "--verification",
+            "github",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no event type rule is a usage error"
+    );
+
+    json_ok(&runner, &["sources", "delete", &id]);
+    let out = run(&runner, &["sources", "get", &id]);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -1,6 +1,7 @@
 //! What `make smoke` runs the real Lambda binaries against. In the emulator at
 //! `AWS_ENDPOINT_URL` it provisions a table and queues, the admin key secret, and the sample
-//! subscribers of `events/` with two receivers on 127.0.0.1 (answering 200 and 500); it
+//! subscribers and inbound source of `events/` with two receivers on 127.0.0.1 (answering 200
+//! and 500); it
 //! writes the functions' environment to the file named by its first argument, and keeps the
 //! receivers serving. On SIGTERM or Ctrl-C it writes what it saw (requests per receiver,
 //! queue depths) to the file named by its second argument and exits.
@@ -12,7 +13,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use skyhook_aws::{ResourceNames, provision};
 use skyhook_domain::config;
 use skyhook_domain::retry::RetrySchedule;
-use skyhook_tests::samples::{SAMPLE_ADMIN_KEY, seed_sample_subscribers};
+use skyhook_tests::samples::{SAMPLE_ADMIN_KEY, seed_sample_source, seed_sample_subscribers};
 use skyhook_tests::{Receiver, sdk_config, unique};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -44,6 +45,8 @@ async fn main() -> anyhow::Result<()> {
         &failing.url("/hook"),
     )
     .await;
+    let source_secret_prefix = format!("{prefix}/sources/");
+    seed_sample_source(&sdk, &resources.table, &source_secret_prefix).await;
     // As in AWS, the functions get the admin key's secret, not the key.
     let admin_secret = aws_sdk_secretsmanager::Client::new(&sdk)
         .create_secret()
@@ -61,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         (config::QUEUE_URL, resources.queue_url.clone()),
         (config::DLQ_URL, resources.dlq_url.clone()),
         (config::SECRET_PREFIX, secret_prefix),
+        (config::SOURCE_SECRET_PREFIX, source_secret_prefix),
         (config::ADMIN_KEY_SECRET, admin_secret_arn.to_string()),
         (config::LOG_RETENTION, "1d".to_string()),
         // The receivers are on 127.0.0.1 over http, which only local mode may reach:

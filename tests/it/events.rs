@@ -21,7 +21,7 @@ use skyhook_http::Authenticator;
 use skyhook_ingest::IngestState;
 use skyhook_tests::samples::{
     SAMPLE_ADMIN_KEY, SAMPLE_DEAD_MESSAGE_ID, SAMPLE_FAILING_MESSAGE_ID, SAMPLE_FAILING_SUBSCRIBER,
-    SAMPLE_OK_SUBSCRIBER, read_event_file, seed_sample_subscribers,
+    SAMPLE_OK_SUBSCRIBER, read_event_file, seed_sample_source, seed_sample_subscribers,
 };
 use skyhook_tests::{Receiver, Stack};
 
@@ -36,6 +36,12 @@ async fn sample_stack() -> (Stack, Receiver, Receiver) {
         &stack.secret_prefix,
         &ok.url("/hook"),
         &failing.url("/hook"),
+    )
+    .await;
+    seed_sample_source(
+        &stack.sdk,
+        &stack.resources.table,
+        &stack.source_secret_prefix,
     )
     .await;
     (stack, ok, failing)
@@ -81,6 +87,48 @@ async fn the_api_gateway_sample_publishes_through_the_ingest_router() {
     );
     let status = stack.event_status(body["id"].as_str().unwrap()).await;
     assert_eq!(status["correlation_id"], "sample-correlation-1");
+}
+
+#[tokio::test]
+async fn the_github_style_inbound_sample_is_verified_and_published_once() {
+    let (stack, _ok, _failing) = sample_stack().await;
+    let raw = read_event_file("apigw-inbound-github.json");
+    let typed: ApiGatewayV2httpRequest =
+        serde_json::from_str(&raw).expect("an API Gateway v2 request");
+    assert_eq!(
+        typed.route_key.as_deref(),
+        Some("POST /v1/inbound/{source_id}")
+    );
+    let router = stack.ingest.clone();
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let request = lambda_http::request::from_str(&raw).expect("lambda_http reads the file");
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body: Value = serde_json::from_slice(
+            &axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        answers.push((status, body));
+    }
+    let (status, body) = &answers[0];
+    assert_eq!(*status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["type"], "github.push");
+    assert_eq!(
+        body["subscribers"], 2,
+        "both sample subscribers take every type"
+    );
+    let event = stack.event_status(body["id"].as_str().unwrap()).await;
+    assert_eq!(
+        event["correlation_id"],
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+    );
+    assert_eq!(event["data"]["repository"]["full_name"], "octo-org/shop");
+    let (status, body) = &answers[1];
+    assert_eq!(*status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "replayed");
 }
 
 #[tokio::test]

@@ -187,7 +187,13 @@ async fn a_github_webhook_is_verified_published_and_fanned_out_transformed() {
 }
 
 /// A refused request: why, its headers and body, and the answer's status and code.
-type Refused<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, StatusCode, &'a str);
+type Refused<'a> = (
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    &'a str,
+    StatusCode,
+    &'a str,
+);
 
 #[tokio::test]
 async fn refused_requests_are_401_with_a_code_and_write_nothing() {

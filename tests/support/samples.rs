@@ -1,5 +1,6 @@
 //! The world the sample Lambda events in `events/` expect: the admin key the API Gateway
-//! request carries, and the two subscribers the SQS batch is addressed to. The integration
+//! request carries, the two subscribers the SQS batch is addressed to, and the inbound
+//! source the GitHub-style request posts to. The integration
 //! tests and the smoke check (`skyhook-smoke-fixture`) both build it with these functions,
 //! so the files, the tests and the smoke check cannot disagree.
 
@@ -10,7 +11,8 @@ use chrono::Utc;
 
 use skyhook_aws::{Adapters, Resources, Retention};
 use skyhook_domain::event_type::EventTypeFilter;
-use skyhook_domain::ids::{SubscriberId, TenantId};
+use skyhook_domain::ids::{SourceId, SubscriberId, TenantId};
+use skyhook_domain::inbound::{EventTypeRule, Scheme, Source, SourceSecret};
 use skyhook_domain::model::Subscriber;
 use skyhook_domain::secret::SigningSecret;
 use skyhook_domain::signing::SignatureScheme;
@@ -30,6 +32,12 @@ pub const SAMPLE_FAILING_MESSAGE_ID: &str = "9c2d1c7e-5b1a-4f0e-8a43-2f7b0d4f000
 /// `messageId` of the third record, whose message format version no build knows: it goes
 /// straight to the dead-letter queue.
 pub const SAMPLE_DEAD_MESSAGE_ID: &str = "9c2d1c7e-5b1a-4f0e-8a43-2f7b0d4f0003";
+
+/// The GitHub-style inbound source `events/apigw-inbound-github.json` posts to: event types
+/// from `X-GitHub-Event`, prefixed `github.`.
+pub const SAMPLE_GITHUB_SOURCE: &str = "src_samplegithub";
+/// Its secret: the one of GitHub's published test vector.
+pub const SAMPLE_GITHUB_SECRET: &str = "It's a Secret to Everybody";
 
 /// Path of a file in the repository's `events/` directory.
 pub fn event_file(name: &str) -> PathBuf {
@@ -106,4 +114,52 @@ pub async fn seed_sample_subscribers(
             .await
             .expect("creating a sample subscriber");
     }
+}
+
+/// Creates the sample GitHub-style source of tenant `default`, with its secret under
+/// `source_secret_prefix`.
+pub async fn seed_sample_source(sdk: &SdkConfig, table: &str, source_secret_prefix: &str) {
+    let adapters = Adapters::from_sdk(
+        sdk,
+        &Resources {
+            table: table.to_string(),
+            stats_table: None,
+            queue_url: String::new(),
+            dlq_url: None,
+            secret_prefix: skyhook_domain::config::DEFAULT_SECRET_PREFIX.to_string(),
+            source_secret_prefix: source_secret_prefix.to_string(),
+            event_bus: None,
+        },
+        &Retention::default(),
+    );
+    let now = Utc::now();
+    let source = Source {
+        id: SourceId::parse(SAMPLE_GITHUB_SOURCE).expect("sample source id"),
+        tenant: TenantId::default_tenant(),
+        name: "sample GitHub source of events/".into(),
+        scheme: Scheme::Github,
+        hmac: None,
+        event_type: EventTypeRule {
+            header: Some("X-GitHub-Event".into()),
+            prefix: Some("github.".into()),
+            ..EventTypeRule::default()
+        },
+        created_at: now,
+        updated_at: now,
+        secret_version: 0,
+    };
+    adapters
+        .source_secrets
+        .create(
+            &source.tenant,
+            &source.id,
+            &SourceSecret::parse(Scheme::Github, SAMPLE_GITHUB_SECRET).expect("sample secret"),
+        )
+        .await
+        .expect("creating the sample source's secret");
+    adapters
+        .sources
+        .create(&source)
+        .await
+        .expect("creating the sample source");
 }

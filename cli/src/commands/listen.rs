@@ -24,6 +24,15 @@ pub async fn listen(args: ListenArgs) -> Result<(), CliError> {
     if !args.path.starts_with('/') {
         return Err(CliError::Usage("--path must start with /".into()));
     }
+    let shaped = args.transform.transform.is_some()
+        || args.transform.transform_file.is_some()
+        || args.filter.filter.is_some()
+        || args.filter.filter_file.is_some();
+    if shaped && args.subscribe.is_empty() {
+        return Err(CliError::Usage(
+            "--transform and --filter shape the subscription: give --subscribe too".into(),
+        ));
+    }
     let client = if args.subscribe.is_empty() {
         None
     } else {
@@ -45,6 +54,8 @@ pub async fn listen(args: ListenArgs) -> Result<(), CliError> {
             url: url.clone(),
             event_types: args.subscribe.clone(),
             description: Some("skyhook listen".into()),
+            transform: super::subscribers::read_transform(args.transform.clone())?,
+            filter: super::subscribers::read_filter(args.filter.clone())?,
             ..CreateSubscriber::default()
         };
         let created = client

@@ -8,6 +8,7 @@ pub mod events;
 pub mod listen;
 pub mod local;
 pub mod output;
+pub mod sources;
 pub mod subscribers;
 
 use skyhook_api_types::{Limit, Timestamp};

@@ -219,12 +219,12 @@ pub async fn run(json_mode: bool, cmd: SubscriberCommand) -> Result<(), CliError
 }
 
 /// The program of `--transform`, or read from `--transform-file` (`-`: standard input).
-fn read_transform(args: crate::TransformArgs) -> Result<Option<String>, CliError> {
+pub(crate) fn read_transform(args: crate::TransformArgs) -> Result<Option<String>, CliError> {
     read_program(args.transform, args.transform_file)
 }
 
 /// The expression of `--filter`, or read from `--filter-file` (`-`: standard input).
-fn read_filter(args: crate::FilterArgs) -> Result<Option<String>, CliError> {
+pub(crate) fn read_filter(args: crate::FilterArgs) -> Result<Option<String>, CliError> {
     read_program(args.filter, args.filter_file)
 }
 

@@ -521,18 +521,19 @@ pub fn verify<'a>(
     }
 }
 
-/// Signs `body` as `scheme`'s sender would, at `now`: the headers to send. For tests, the
-/// demo and `skyhook` users trying a source out.
+/// Signs `body` as `scheme`'s sender would, at `now`: the headers to send (`hmac`: the
+/// `hmac-sha256` settings). For `skyhook sources send-test`, the demo and tests.
 pub fn sign_as_sender(
-    source: &Source,
+    scheme: Scheme,
+    hmac: Option<&HmacSettings>,
     secret: &SourceSecret,
     message_id: &str,
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Vec<(String, String)> {
-    let key = secret.key(source.scheme);
+    let key = secret.key(scheme);
     let t = now.timestamp();
-    match source.scheme {
+    match scheme {
         Scheme::StandardWebhooks => {
             let sig = SigningSecret::parse(secret.expose())
                 .map(|s| signing::sign(&s, message_id, t, body))
@@ -558,7 +559,7 @@ pub fn sign_as_sender(
             ),
         )],
         Scheme::HmacSha256 => {
-            let Some(settings) = &source.hmac else {
+            let Some(settings) = hmac else {
                 return Vec::new();
             };
             let mac = hmac_sha256(&key, &[body]);
@@ -799,8 +800,8 @@ mod tests {
         // A sender's retry signs anew: the same message id, another replay key.
         let secret = SourceSecret::generate(Scheme::StandardWebhooks);
         let body = br#"{"a":1}"#;
-        let first = sign_as_sender(&src, &secret, "msg_1", body, at(1_000));
-        let retry = sign_as_sender(&src, &secret, "msg_1", body, at(1_060));
+        let first = sign_as_sender(src.scheme, None, &secret, "msg_1", body, at(1_000));
+        let retry = sign_as_sender(src.scheme, None, &secret, "msg_1", body, at(1_060));
         let verified = |pairs: Vec<(String, String)>| {
             let h: BTreeMap<String, String> = pairs.into_iter().collect();
             verify(
@@ -852,11 +853,17 @@ mod tests {
             }),
         );
         let secret = SourceSecret::parse(Scheme::HmacSha256, "shh").unwrap();
-        let signed: BTreeMap<String, String> =
-            sign_as_sender(&hex_src, &secret, "", b"hello", at(now))
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect();
+        let signed: BTreeMap<String, String> = sign_as_sender(
+            hex_src.scheme,
+            hex_src.hmac.as_ref(),
+            &secret,
+            "",
+            b"hello",
+            at(now),
+        )
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
         assert!(
             verify(
                 &hex_src,
