@@ -602,3 +602,99 @@ async fn sources_are_managed_by_admins_and_a_new_secret_applies_at_once() {
         assert!(actions.contains(&action), "{actions:?}");
     }
 }
+
+/// A source store whose edits always lose the race, as when another admin got there first.
+struct EditsConflict(std::sync::Arc<dyn skyhook_domain::ports::SourceStore>);
+
+#[async_trait::async_trait]
+impl skyhook_domain::ports::SourceStore for EditsConflict {
+    async fn create(
+        &self,
+        s: &skyhook_domain::inbound::Source,
+    ) -> Result<(), skyhook_domain::ports::StoreError> {
+        self.0.create(s).await
+    }
+    async fn get(
+        &self,
+        id: &skyhook_domain::ids::SourceId,
+    ) -> Result<Option<skyhook_domain::inbound::Source>, skyhook_domain::ports::StoreError> {
+        self.0.get(id).await
+    }
+    async fn list(
+        &self,
+        t: &skyhook_domain::ids::TenantId,
+        p: &skyhook_domain::ports::PageRequest,
+    ) -> Result<
+        skyhook_domain::ports::Page<skyhook_domain::inbound::Source>,
+        skyhook_domain::ports::StoreError,
+    > {
+        self.0.list(t, p).await
+    }
+    async fn replace(
+        &self,
+        s: &skyhook_domain::inbound::Source,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), skyhook_domain::ports::StoreError> {
+        Err(skyhook_domain::ports::StoreError::Conflict(format!(
+            "source {} was changed meanwhile",
+            s.id
+        )))
+    }
+    async fn delete(
+        &self,
+        t: &skyhook_domain::ids::TenantId,
+        id: &skyhook_domain::ids::SourceId,
+    ) -> Result<bool, skyhook_domain::ports::StoreError> {
+        self.0.delete(t, id).await
+    }
+}
+
+#[tokio::test]
+async fn a_secret_change_that_loses_a_race_puts_the_old_secret_back() {
+    let stack = Stack::new().await;
+    let created = create_source(
+        &stack,
+        json!({"name": "gh", "verification": "github", "secret": "first", "event_type": {"fixed": "gh.any"}}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let mut adapters = stack.adapters.clone();
+    adapters.sources = std::sync::Arc::new(EditsConflict(adapters.sources.clone()));
+    let racing = stack.api_with(&adapters);
+    let (status, answer) = stack
+        .api_via(
+            &racing,
+            skyhook_tests::ADMIN_KEY,
+            Method::PATCH,
+            &format!("/v1/sources/{id}"),
+            Some(&json!({"secret": "second"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let body = r#"{"a":1}"#;
+    let (status, answer) = inbound(
+        &stack,
+        &id,
+        &[("x-hub-signature-256", &github("first", body))],
+        body,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "the old secret still verifies: {answer}"
+    );
+    let other = r#"{"a":2}"#;
+    let (status, _) = inbound(
+        &stack,
+        &id,
+        &[("x-hub-signature-256", &github("second", other))],
+        other,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the failed change's secret does not"
+    );
+}

@@ -218,20 +218,34 @@ pub(crate) async fn patch_source(
             )
         })?;
     }
-    if let Some(secret) = &secret {
-        // The secret first, then its version: a cache that sees the new version reads the new
-        // secret.
-        if !state
-            .source_secrets
-            .put(&old.tenant, &old.id, secret)
-            .await?
-        {
-            return Err(ApiError::not_found("source"));
+    // The secret first, then its version: an ingest that sees the new version reads the new
+    // secret. When the record cannot follow (a concurrent edit), the old secret goes back, so
+    // the admin's failed change changes nothing.
+    let previous = match &secret {
+        Some(new) => {
+            let Some(previous) = state.source_secrets.get(&old.tenant, &old.id).await? else {
+                return Err(ApiError::not_found("source"));
+            };
+            if !state.source_secrets.put(&old.tenant, &old.id, new).await? {
+                return Err(ApiError::not_found("source"));
+            }
+            source.secret_version += 1;
+            Some(previous)
         }
-        source.secret_version += 1;
-    }
+        None => None,
+    };
     source.updated_at = Utc::now().max(old.updated_at + chrono::Duration::milliseconds(1));
-    state.sources.replace(&source, old.updated_at).await?;
+    if let Err(e) = state.sources.replace(&source, old.updated_at).await {
+        if let Some(previous) = previous
+            && let Err(restore) = state
+                .source_secrets
+                .put(&old.tenant, &old.id, &previous)
+                .await
+        {
+            tracing::error!(error = %restore, source = %old.id, "could not put back the secret of a source whose change failed");
+        }
+        return Err(e.into());
+    }
     audit(
         &state,
         &principal.tenant,
@@ -255,13 +269,15 @@ pub(crate) async fn delete_source(
 ) -> Result<StatusCode, ApiError> {
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let source = load(&state, &principal, &id).await?;
-    if !state.sources.delete(&principal.tenant, &source.id).await? {
-        return Err(ApiError::not_found("source"));
-    }
+    // The secret first: without it the inbound URL already answers 404, and a delete that
+    // fails halfway is finished by the next one (a missing secret deletes as done).
     state
         .source_secrets
         .delete(&source.tenant, &source.id)
         .await?;
+    if !state.sources.delete(&principal.tenant, &source.id).await? {
+        return Err(ApiError::not_found("source"));
+    }
     audit(
         &state,
         &principal.tenant,

@@ -36,7 +36,7 @@ pub enum VerifyError {
 
 /// HMAC never rejects a key (long keys are hashed, short ones padded), so the error arm of
 /// `new_from_slice` is unreachable; `SigningSecret` also bounds the length to 24..=64.
-fn hmac<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn hmac<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut mac = <M as KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length");
     for part in parts {
         mac.update(part);

@@ -60,6 +60,24 @@ impl Table {
         }
     }
 
+    /// Writes `items` in one transaction: `Ok(false)` when one of its conditions did not hold.
+    pub async fn transact(
+        &self,
+        items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<bool, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(crate::sdk_error(SERVICE, &err)),
+        }
+    }
+
     /// One item by key. `consistent` reads see every write that finished before them.
     pub async fn get(
         &self,

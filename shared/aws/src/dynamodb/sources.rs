@@ -106,22 +106,6 @@ fn build_err(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl DynamoDbSourceStore {
-    /// Writes `items` in one transaction: `Ok(false)` when a condition did not hold.
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
-        match self
-            .table
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(sdk_error(SERVICE, &err)),
-        }
-    }
-
     /// The puts of both items, each on `condition`.
     fn puts(
         &self,
@@ -157,7 +141,7 @@ enum Condition {
 impl SourceStore for DynamoDbSourceStore {
     async fn create(&self, source: &Source) -> Result<(), StoreError> {
         let items = self.puts(source, Condition::New)?;
-        if self.transact(items).await? {
+        if self.table.transact(items).await? {
             Ok(())
         } else {
             Err(StoreError::Conflict(format!(
@@ -203,7 +187,7 @@ impl SourceStore for DynamoDbSourceStore {
         expected_updated_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let items = self.puts(source, Condition::UpdatedAt(expected_updated_at))?;
-        if self.transact(items).await? {
+        if self.table.transact(items).await? {
             Ok(())
         } else {
             Err(StoreError::Conflict(format!(
@@ -231,7 +215,7 @@ impl SourceStore for DynamoDbSourceStore {
             })
             .collect::<Result<Vec<_>, _>>()?;
         // A concurrent delete got there first: it is deleted all the same.
-        self.transact(deletes).await
+        self.table.transact(deletes).await
     }
 }
 

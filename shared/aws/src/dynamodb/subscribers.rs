@@ -15,10 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::cursor::{self, Binding};
 use super::keys;
 use super::{
-    Filter, Item, PartitionQuery, SERVICE, SortRange, Table, attr, from_item, is_condition_failure,
-    n, query_all, s, to_item,
+    Filter, Item, PartitionQuery, SERVICE, SortRange, Table, attr, from_item, n, query_all, s,
+    to_item,
 };
-use crate::sdk_error;
 use skyhook_domain::event_type::{EventType, EventTypeFilter};
 use skyhook_domain::ids::{SubscriberId, TenantId};
 use skyhook_domain::model::{
@@ -228,21 +227,6 @@ impl DynamoDbSubscriberStore {
         Ok(items)
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
-        match self
-            .table
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(sdk_error(SERVICE, &err)),
-        }
-    }
-
     async fn stored(
         &self,
         tenant: &TenantId,
@@ -284,7 +268,7 @@ impl SubscriberStore for DynamoDbSubscriberStore {
             &subscriber.id,
         )?);
         items.push(self.bump_version(&subscriber.tenant)?);
-        if self.transact(items).await? {
+        if self.table.transact(items).await? {
             Ok(())
         } else {
             Err(StoreError::Conflict(format!(
@@ -321,7 +305,7 @@ impl SubscriberStore for DynamoDbSubscriberStore {
             let mut items = vec![TransactWriteItem::builder().delete(record).build()];
             items.extend(self.route_changes(Some(&old), None, tenant, id)?);
             items.push(self.bump_version(tenant)?);
-            if self.transact(items).await? {
+            if self.table.transact(items).await? {
                 return Ok(true);
             }
         }
@@ -425,7 +409,7 @@ impl SubscriberStore for DynamoDbSubscriberStore {
         let mut items = vec![TransactWriteItem::builder().put(record).build()];
         items.extend(self.route_changes(Some(&old), Some(&new), &new.tenant, &new.id)?);
         items.push(self.bump_version(&new.tenant)?);
-        if self.transact(items).await? {
+        if self.table.transact(items).await? {
             Ok(())
         } else {
             Err(conflict())
@@ -446,7 +430,7 @@ impl SubscriberStore for DynamoDbSubscriberStore {
             TransactWriteItem::builder().update(record).build(),
             self.bump_version(tenant)?,
         ];
-        if self.transact(items).await? {
+        if self.table.transact(items).await? {
             Ok(())
         } else {
             Err(StoreError::Conflict(format!(
