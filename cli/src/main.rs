@@ -57,13 +57,15 @@ enum Command {
     Events(EventCommand),
     /// Browse the delivery log (every attempt).
     Deliveries(DeliveriesArgs),
-    /// Delivery totals: success, failure, average attempts.
+    /// Delivery totals: success, failure, average attempts; with --series, attempts over time.
     Stats {
         #[command(flatten)]
         api: ApiArgs,
         /// Only this subscriber's deliveries.
         #[arg(long = "subscriber")]
         subscriber: Option<String>,
+        #[command(flatten)]
+        series: SeriesArgs,
     },
     /// Dead deliveries: list them, send them back for a fresh set of attempts.
     #[command(subcommand)]
@@ -257,6 +259,23 @@ enum SubscriberCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// Attempts over time (`GET /v1/stats/timeseries`).
+#[derive(Args, Clone, Default)]
+pub(crate) struct SeriesArgs {
+    /// Show attempts over time, one line per bucket: successes, failures, p50/p95 latency.
+    #[arg(long)]
+    pub(crate) series: bool,
+    /// With --series: minute, hour (default) or day.
+    #[arg(long, requires = "series")]
+    pub(crate) bucket: Option<String>,
+    /// With --series: from the bucket holding this time (RFC 3339).
+    #[arg(long, requires = "series")]
+    pub(crate) since: Option<String>,
+    /// With --series: to the bucket holding this time (RFC 3339; default now).
+    #[arg(long, requires = "series")]
+    pub(crate) until: Option<String>,
 }
 
 /// A jq program that maps `{"type", "timestamp", "data"}` to the body sent.
@@ -566,7 +585,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Subscribers(cmd) => subscribers::run(json_mode, cmd).await,
         Command::Events(cmd) => events::run(json_mode, cmd).await,
         Command::Deliveries(args) => deliveries::list(json_mode, args).await,
-        Command::Stats { api, subscriber } => deliveries::stats(json_mode, &api, subscriber).await,
+        Command::Stats {
+            api,
+            subscriber,
+            series,
+        } if series.series => deliveries::series(json_mode, &api, subscriber, series).await,
+        Command::Stats {
+            api, subscriber, ..
+        } => deliveries::stats(json_mode, &api, subscriber).await,
         Command::Dlq(cmd) => dlq::run(json_mode, cmd).await,
         Command::ApiKeys(cmd) => api_keys::run(json_mode, cmd).await,
         Command::Sources(cmd) => sources::run(json_mode, cmd).await,

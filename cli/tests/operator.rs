@@ -420,7 +420,7 @@ async fn sources_are_managed_and_tried_out_from_the_cli() {
     let runner = start_local_with(&[]).await;
     let receiver = Receiver::always(200).await;
     let url = receiver.url("/gh");
-    json_ok(
+    let subscriber = json(
         &runner,
         &[
             "subscribers",
@@ -432,7 +432,11 @@ async fn sources_are_managed_and_tried_out_from_the_cli() {
             "--filter",
             ".data.action == \"opened\"",
         ],
-    );
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let created = json(
         &runner,
         &[
@@ -480,6 +484,39 @@ async fn sources_are_managed_and_tried_out_from_the_cli() {
     receiver
         .wait_for_ids(&[sent["id"].as_str().unwrap()], Duration::from_secs(30))
         .await;
+    // Once the local stats consumer has folded it, the attempt shows over time.
+    eventually(Duration::from_secs(30), "the attempt in the series", || {
+        let (runner, subscriber) = (&runner, &subscriber);
+        async move {
+            let series = json(
+                runner,
+                &[
+                    "stats",
+                    "--series",
+                    "--bucket",
+                    "minute",
+                    "--subscriber",
+                    subscriber,
+                ],
+            )
+            .await;
+            let points = series["points"].as_array().cloned().unwrap_or_default();
+            (points.len() == 60
+                && points
+                    .iter()
+                    .map(|p| p["success"].as_u64().unwrap_or(0))
+                    .sum::<u64>()
+                    == 1)
+                .then_some(())
+        }
+    })
+    .await;
+    let out = run(&runner, &["stats", "--series", "--bucket", "week"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a bad bucket is refused before anything is sent"
+    );
     let closed = json(
         &runner,
         &[

@@ -1266,6 +1266,36 @@ async fn bad_input_on_every_route_is_a_4xx_in_the_error_shape_and_writes_and_sen
         api("POST /v1/stats", post.clone(), "/v1/stats")
             .key(&admin)
             .expect(405, "method_not_allowed"),
+        // GET /v1/stats/timeseries
+        api("timeseries without a key", get.clone(), "/v1/stats/timeseries")
+            .expect(401, "unauthorized"),
+        api("timeseries by the week", get.clone(), "/v1/stats/timeseries?bucket=week")
+            .key(&reader)
+            .expect(400, "invalid_bucket"),
+        api(
+            "timeseries, a day of minutes",
+            get.clone(),
+            "/v1/stats/timeseries?bucket=minute&since=2026-01-01T00:00:00Z&until=2026-01-02T00:00:00Z",
+        )
+        .key(&reader)
+        .expect(400, "invalid_range"),
+        api(
+            "timeseries, since after until",
+            get.clone(),
+            "/v1/stats/timeseries?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+        )
+        .key(&reader)
+        .expect(400, "invalid_range"),
+        api("timeseries, since not a time", get.clone(), "/v1/stats/timeseries?since=yesterday")
+            .key(&reader)
+            .expect(400, "invalid_time"),
+        api(
+            "timeseries of another tenant's subscriber",
+            get.clone(),
+            format!("/v1/stats/timeseries?subscriber_id={other_sub}"),
+        )
+        .key(&reader)
+        .expect(404, "not_found"),
         // GET /v1/dlq
         api("dlq without a key", get.clone(), "/v1/dlq").expect(401, "unauthorized"),
         api("dlq, malformed subscriber_id", get.clone(), "/v1/dlq?subscriber_id=nope")

@@ -498,3 +498,146 @@ async fn every_finished_delivery_is_counted_once_even_when_reported_twice() {
     assert_eq!(stats["success"], 16);
     assert_eq!(stats["avg_attempts"], 1.0);
 }
+
+#[tokio::test]
+async fn attempts_over_time_come_per_bucket_with_their_latency() {
+    let stack = Stack::new().await;
+    let log = stack.adapters.log.clone();
+    let tenant = TenantId::default_tenant();
+    let (s1, _) = stack.subscribe("https://example.com/1", &["*"]).await;
+    let (s2, _) = stack.subscribe("https://example.com/2", &["*"]).await;
+    let (s1, s2) = (
+        SubscriberId::parse(&s1).unwrap(),
+        SubscriberId::parse(&s2).unwrap(),
+    );
+    // Three minutes ago, on a minute's start, and two minutes later.
+    let minute = (Utc::now().timestamp() / 60 - 3) * 60;
+    let t0 = DateTime::from_timestamp(minute, 0).unwrap();
+    let t2 = t0 + Duration::minutes(2);
+    let (e1, e2, e3) = (EventId::new(), EventId::new(), EventId::new());
+    log.record(
+        &attempt(&tenant, &e1, &s1, 1, Outcome::Failure, t0),
+        &status(&s1, DeliveryState::Retrying, 1),
+    )
+    .await
+    .unwrap();
+    let second = attempt(
+        &tenant,
+        &e1,
+        &s1,
+        2,
+        Outcome::Success,
+        t0 + Duration::seconds(5),
+    );
+    log.record(&second, &status(&s1, DeliveryState::Delivered, 2))
+        .await
+        .unwrap();
+    // The same attempt again (SQS handing the message out twice) is not another attempt.
+    log.record(&second, &status(&s1, DeliveryState::Delivered, 2))
+        .await
+        .unwrap();
+    log.record(
+        &attempt(&tenant, &e2, &s1, 1, Outcome::Success, t2),
+        &status(&s1, DeliveryState::Delivered, 1),
+    )
+    .await
+    .unwrap();
+    log.record(
+        &attempt(&tenant, &e3, &s2, 1, Outcome::Failure, t2),
+        &status(&s2, DeliveryState::Retrying, 1),
+    )
+    .await
+    .unwrap();
+    stack.settle_stats().await;
+
+    let since = skyhook_domain::model::format_time(t0 - Duration::minutes(1));
+    let until = skyhook_domain::model::format_time(t2 + Duration::seconds(30));
+    let path =
+        |who: &str| format!("/v1/stats/timeseries?bucket=minute&since={since}&until={until}{who}");
+    let (code, one) = stack
+        .api_call(Method::GET, &path(&format!("&subscriber_id={s1}")), None)
+        .await;
+    assert_eq!(code, StatusCode::OK, "{one}");
+    assert_eq!(one["bucket"], "minute");
+    let points = one["points"].as_array().unwrap();
+    assert_eq!(
+        points.len(),
+        4,
+        "every minute from since's to until's: {one}"
+    );
+    let counts: Vec<(u64, u64)> = points
+        .iter()
+        .map(|p| {
+            (
+                p["success"].as_u64().unwrap(),
+                p["failure"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, vec![(0, 0), (1, 1), (0, 0), (1, 0)]);
+    assert_eq!(points[1]["start"], skyhook_domain::model::format_time(t0));
+    let p50 = points[1]["p50_ms"].as_u64().unwrap();
+    assert!(
+        (10..=20).contains(&p50),
+        "12 ms attempts fall in the 10-20 ms bin: {p50}"
+    );
+    assert!(points[0]["p50_ms"].is_null(), "no attempts, no latency");
+
+    let (_, all) = stack.api_call(Method::GET, &path(""), None).await;
+    let counts: Vec<(u64, u64)> = all["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["success"].as_u64().unwrap(),
+                p["failure"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![(0, 0), (1, 1), (0, 0), (1, 1)],
+        "the tenant's: {all}"
+    );
+    let (_, hourly) = stack
+        .api_call(Method::GET, "/v1/stats/timeseries?bucket=hour", None)
+        .await;
+    let hourly = hourly["points"].as_array().unwrap();
+    assert_eq!(hourly.len(), 60, "59 buckets before now's by default");
+    let total: u64 = hourly
+        .iter()
+        .map(|p| p["success"].as_u64().unwrap() + p["failure"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 4);
+
+    for (bad, status, code) in [
+        (
+            "/v1/stats/timeseries?bucket=week",
+            StatusCode::BAD_REQUEST,
+            "invalid_bucket",
+        ),
+        (
+            "/v1/stats/timeseries?bucket=minute&since=2026-01-01T00:00:00Z&until=2026-01-02T00:00:00Z",
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+        ),
+        (
+            "/v1/stats/timeseries?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+        ),
+        (
+            "/v1/stats/timeseries?subscriber_id=sub_01unknown0000000000000000",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ] {
+        let (got, body) = stack.api_call(Method::GET, bad, None).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{bad}: {body}"
+        );
+    }
+}

@@ -1,9 +1,11 @@
-//! `skyhook deliveries` (the attempt log) and `skyhook stats` (delivery totals).
+//! `skyhook deliveries` (the attempt log) and `skyhook stats` (delivery totals, and with
+//! `--series` attempts over time).
 
 use skyhook_api_types::Cursor;
-use skyhook_api_types::deliveries::{AttemptView, StatsView};
-use skyhook_api_types::query::{DeliveriesQuery, StatsQuery};
+use skyhook_api_types::deliveries::{AttemptView, SeriesView, StatsView};
+use skyhook_api_types::query::{DeliveriesQuery, SeriesQuery, StatsQuery};
 use skyhook_cli::client::CliError;
+use skyhook_domain::series::Bucket;
 
 use super::output::{list_pages, print_rows, print_value};
 use super::{event_id, limit, outcome, subscriber_id, time};
@@ -53,5 +55,64 @@ pub async fn stats(
     };
     let stats = client.get::<StatsView>("/v1/stats", &query).await?;
     print_value(json_mode, &stats.json());
+    Ok(())
+}
+
+/// `GET /v1/stats/timeseries`, one line per bucket with a bar of its attempts.
+pub async fn series(
+    json_mode: bool,
+    api: &ApiArgs,
+    subscriber: Option<String>,
+    args: crate::SeriesArgs,
+) -> Result<(), CliError> {
+    let bucket = args
+        .bucket
+        .as_deref()
+        .map(|b| {
+            Bucket::parse(b)
+                .ok_or_else(|| CliError::Failed("--bucket must be minute, hour or day".into()))
+        })
+        .transpose()?;
+    let query = SeriesQuery {
+        subscriber_id: subscriber_id(subscriber)?,
+        bucket,
+        since: time("--since", args.since)?,
+        until: time("--until", args.until)?,
+    };
+    let out = api
+        .client()?
+        .get::<SeriesView>("/v1/stats/timeseries", &query)
+        .await?;
+    if json_mode {
+        println!("{}", out.json());
+        return Ok(());
+    }
+    let most = out
+        .body
+        .points
+        .iter()
+        .map(|p| p.success + p.failure)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let ms = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| format!("{v} ms"));
+    println!(
+        "{:<24}  {:>8}  {:>8}  {:>9}  {:>9}",
+        "start", "success", "failure", "p50", "p95"
+    );
+    for p in &out.body.points {
+        // 30 columns for the busiest bucket: `#` successes, `x` failures.
+        let width = |n: u64| ((n * 30).div_ceil(most)) as usize;
+        println!(
+            "{:<24}  {:>8}  {:>8}  {:>9}  {:>9}  {}{}",
+            p.start,
+            p.success,
+            p.failure,
+            ms(p.p50_ms),
+            ms(p.p95_ms),
+            "#".repeat(width(p.success)),
+            "x".repeat(width(p.failure)),
+        );
+    }
     Ok(())
 }

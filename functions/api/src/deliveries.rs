@@ -1,5 +1,5 @@
 //! Delivery status and history: one event with a status per subscriber, the attempt log with
-//! filters, and delivery stats.
+//! filters, delivery stats, and attempts over time.
 
 use std::sync::Arc;
 
@@ -7,13 +7,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 
-use skyhook_api_types::deliveries::{AttemptView, StatsView};
+use skyhook_api_types::deliveries::{AttemptView, PointView, SeriesView, StatsView};
 use skyhook_api_types::events::EventView;
-use skyhook_api_types::query::{DeliveriesQuery, StatsQuery, limit_or_default};
+use skyhook_api_types::query::{DeliveriesQuery, SeriesQuery, StatsQuery, limit_or_default};
 use skyhook_api_types::{ErrorBody, ListResponse};
 use skyhook_domain::ids::EventId;
 use skyhook_domain::model::{DeliveryStatus, format_time};
 use skyhook_domain::ports::AttemptQuery;
+use skyhook_domain::series::{self, Bucket};
 use skyhook_http::responses::{AuthErrors, NotFound, QueryErrors};
 use skyhook_http::{ApiError, ApiPath, ApiQuery, Role};
 
@@ -134,4 +135,61 @@ pub(crate) async fn stats(
         q.subscriber_id.map(|s| s.to_string()),
         &totals,
     )))
+}
+
+/// Attempts over time, of the tenant or of one subscriber: per bucket, the successful and
+/// failed attempts and their p50/p95 latency.
+///
+/// One point per bucket from `since`'s to `until`'s (at most 240; none missing, zero where
+/// nothing happened), as far as the stats consumer has folded the ledger in. The read is one
+/// bounded range of one partition.
+#[utoipa::path(get, path = "/v1/stats/timeseries", tag = "deliveries", params(SeriesQuery),
+    responses((status = 200, description = "The series.", body = SeriesView),
+        (status = 404, description = "No such subscriber (`not_found`).", body = ErrorBody),
+        QueryErrors, AuthErrors))]
+pub(crate) async fn timeseries(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<SeriesQuery>,
+) -> Result<Json<SeriesView>, ApiError> {
+    let principal = authorize(&state, &headers, Role::Reader).await?;
+    let bucket = q.bucket.unwrap_or(Bucket::Hour);
+    let until = q
+        .until
+        .map_or_else(|| chrono::Utc::now().timestamp(), |t| t.0.timestamp());
+    let since = q
+        .since
+        .map_or(until - 59 * bucket.secs(), |t| t.0.timestamp());
+    let (first, last) = series::range(bucket, since, until)
+        .map_err(|e| ApiError::bad_request("invalid_range", e.to_string()))?;
+    if let Some(id) = &q.subscriber_id
+        && state
+            .subscribers
+            .get(&principal.tenant, id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::not_found("subscriber"));
+    }
+    let stored = state
+        .log
+        .series(
+            &principal.tenant,
+            q.subscriber_id.as_ref(),
+            bucket,
+            first,
+            last,
+        )
+        .await?;
+    let at = |t: i64| format_time(chrono::DateTime::from_timestamp(t, 0).unwrap_or_default());
+    Ok(Json(SeriesView {
+        subscriber_id: q.subscriber_id.map(|s| s.to_string()),
+        bucket,
+        since: at(first),
+        until: at(last),
+        points: series::dense(bucket, first, last, &stored)
+            .iter()
+            .map(PointView::of)
+            .collect(),
+    }))
 }

@@ -210,6 +210,7 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(deliveries::get_event))
         .routes(routes!(deliveries::list_deliveries))
         .routes(routes!(deliveries::stats))
+        .routes(routes!(deliveries::timeseries))
         .routes(routes!(dlq::list_dead))
         .routes(routes!(dlq::redrive))
         .routes(routes!(keys::list_keys, keys::create_key))

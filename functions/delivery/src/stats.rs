@@ -72,14 +72,16 @@ pub async fn handle(
         }
     }
     let folded = fold(&changes);
-    if folded.is_empty() {
+    let series = skyhook_domain::series::fold(&skyhook_domain::ledger::attempts(&changes));
+    if folded.is_empty() && series.is_empty() {
         return Ok(());
     }
     let batch = batch_name(&event.payload);
-    counters.apply(&batch, &folded).await?;
+    counters.apply(&batch, &folded, &series).await?;
     tracing::info!(
         records = records.len(),
         counters = folded.len(),
+        buckets = series.len(),
         "stats folded"
     );
     Ok(())

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use chrono::DateTime;
 use skyhook_domain::model::{AttemptRecord, DeliveryStats, Outcome, format_time};
+use skyhook_domain::series::{Bucket, Point};
 
 /// One delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -72,6 +74,51 @@ impl StatsView {
             failure: totals.failure,
             avg_attempts: totals.avg_attempts(),
             attempts: totals.attempts,
+        }
+    }
+}
+
+/// `GET /v1/stats/timeseries`: attempts over time, one point per bucket from `since`'s to
+/// `until`'s, none missing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SeriesView {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber_id: Option<String>,
+    pub bucket: Bucket,
+    /// The first point's start.
+    #[schema(value_type = String, format = DateTime)]
+    pub since: String,
+    /// The last point's start.
+    #[schema(value_type = String, format = DateTime)]
+    pub until: String,
+    pub points: Vec<PointView>,
+}
+
+/// One bucket: its attempts by outcome, and their latency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PointView {
+    /// The bucket's start.
+    #[schema(value_type = String, format = DateTime)]
+    pub start: String,
+    /// Attempts answered 2xx.
+    pub success: u64,
+    /// Attempts that failed (a non-2xx answer, a timeout, no connection).
+    pub failure: u64,
+    /// Median latency of the attempts that got an answer, in ms (estimated from a histogram
+    /// with 1-2-5 steps from 5 ms to 60 s); `null` without any.
+    pub p50_ms: Option<u64>,
+    /// The 95th percentile, likewise.
+    pub p95_ms: Option<u64>,
+}
+
+impl PointView {
+    pub fn of(point: &Point) -> Self {
+        PointView {
+            start: format_time(DateTime::from_timestamp(point.start, 0).unwrap_or_default()),
+            success: point.counts.success,
+            failure: point.counts.failure,
+            p50_ms: point.counts.percentile(0.5),
+            p95_ms: point.counts.percentile(0.95),
         }
     }
 }

@@ -13,6 +13,7 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use skyhook_domain::ids::{EventId, SubscriberId};
 use skyhook_domain::model::{Outcome, format_time, parse_time};
+use skyhook_domain::series::Bucket;
 
 /// The `400` code of a query parameter that does not parse, by the parameter's name.
 pub fn error_code(param: &str) -> &'static str {
@@ -23,6 +24,7 @@ pub fn error_code(param: &str) -> &'static str {
         "active" => "invalid_active",
         "subscriber_id" => "invalid_subscriber_id",
         "event_id" => "invalid_event_id",
+        "bucket" => "invalid_bucket",
         _ => "invalid_query",
     }
 }
@@ -237,6 +239,27 @@ pub struct StatsQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[param(value_type = Option<String>, pattern = "^sub_[0-9A-Za-z]{1,64}$")]
     pub subscriber_id: Option<SubscriberId>,
+}
+
+/// `GET /v1/stats/timeseries`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesQuery {
+    /// One subscriber's attempts (`sub_…`) rather than the tenant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<String>, pattern = "^sub_[0-9A-Za-z]{1,64}$")]
+    pub subscriber_id: Option<SubscriberId>,
+    /// The width of a point: `minute`, `hour` (the default) or `day`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<Bucket>)]
+    pub bucket: Option<Bucket>,
+    /// The first point is the bucket holding this time (RFC 3339); by default 59 buckets
+    /// before `until`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// The last point is the bucket holding this time (RFC 3339); by default now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
 }
 
 /// `GET /v1/dlq`.

@@ -248,6 +248,11 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(),
         }
         wait_until_active(ddb, table).await?;
     }
+    enable_ttl(ddb, table).await
+}
+
+/// Turns on TTL on `expires_at`; a table that has it already is fine.
+async fn enable_ttl(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), StoreError> {
     let ttl = TimeToLiveSpecification::builder()
         .attribute_name("expires_at")
         .enabled(true)
@@ -269,10 +274,12 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(),
     Ok(())
 }
 
-/// The stats counters' table: keys only, no index, no stream, nothing expires.
+/// The stats counters' table: keys only, no index, no stream; the time series' buckets
+/// expire (TTL on `expires_at`).
 async fn create_stats_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), StoreError> {
     match ddb.describe_table().table_name(table).send().await {
-        Ok(_) => return Ok(()),
+        // One made by an earlier version gains the TTL of the time series.
+        Ok(_) => return enable_ttl(ddb, table).await,
         Err(err)
             if err
                 .as_service_error()
@@ -296,7 +303,8 @@ async fn create_stats_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Resu
     {
         return Err(StoreError::unavailable("DynamoDB", sdk_error_text(&err)));
     }
-    wait_until_active(ddb, table).await
+    wait_until_active(ddb, table).await?;
+    enable_ttl(ddb, table).await
 }
 
 /// The stats consumer reads both images of every change to fold it into the totals.

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use crate::ids::{SubscriberId, TenantId};
 use crate::model::{DeliveryState, DeliveryStats};
 use crate::ports::StatsChange;
+use crate::series::AttemptSample;
 
 /// One write of a delivery item: its state and attempts before (`None`: it was new) and
 /// after.
@@ -19,6 +20,8 @@ pub struct LedgerChange {
     pub subscriber: SubscriberId,
     pub before: Option<(DeliveryState, u32)>,
     pub after: Option<(DeliveryState, u32)>,
+    /// The attempt this write recorded, if it recorded one (not a status set without one).
+    pub attempt: Option<AttemptSample>,
 }
 
 impl LedgerChange {
@@ -30,6 +33,17 @@ impl LedgerChange {
         };
         of(self.after).minus(of(self.before))
     }
+}
+
+/// The attempts a batch recorded, for [`crate::series::fold`].
+pub fn attempts(changes: &[LedgerChange]) -> Vec<(TenantId, SubscriberId, AttemptSample)> {
+    changes
+        .iter()
+        .filter_map(|c| {
+            c.attempt
+                .map(|a| (c.tenant.clone(), c.subscriber.clone(), a))
+        })
+        .collect()
 }
 
 /// One change per counter touched (the tenant's and each subscriber's), nothing for
@@ -76,6 +90,7 @@ mod tests {
             subscriber: sub.clone(),
             before,
             after,
+            attempt: None,
         }
     }
 

@@ -21,6 +21,7 @@ pub mod ports;
 pub mod publish;
 pub mod retry;
 pub mod secret;
+pub mod series;
 pub mod signing;
 pub mod telemetry;
 pub mod url;

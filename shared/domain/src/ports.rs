@@ -16,6 +16,7 @@ use crate::model::{
     DeliveryStatus, EventRecord, OpsEvent, Outcome, Subscriber, Target,
 };
 use crate::secret::SigningSecret;
+use crate::series::{Bucket, SeriesChange, SeriesCounts};
 
 /// A failure of a backing service. `Unavailable` is worth retrying; the others are not.
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +298,17 @@ pub trait AttemptLog: Send + Sync {
         tenant: &TenantId,
         subscriber: Option<&SubscriberId>,
     ) -> Result<DeliveryStats, StoreError>;
+    /// Attempts over time of the tenant or one of its subscribers: what is stored for the
+    /// `bucket`s starting from `first` to `last` (unix seconds; at most
+    /// [`crate::series::MAX_POINTS`] of them), as far as the stats consumer has folded.
+    async fn series(
+        &self,
+        tenant: &TenantId,
+        subscriber: Option<&SubscriberId>,
+        bucket: Bucket,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<(i64, SeriesCounts)>, StoreError>;
     /// Moves a status from `expected` (`None`: no status yet) to `new`. `Ok(false)` when the
     /// stored status is no longer `expected` (same state and attempts): someone else moved it
     /// first. Used to reopen a failed delivery for redrive or recovery.
@@ -322,7 +334,13 @@ pub struct StatsChange {
 /// from: applying the same batch twice (a retried stream batch) counts it once.
 #[async_trait]
 pub trait StatsCounters: Send + Sync {
-    async fn apply(&self, batch: &str, changes: &[StatsChange]) -> Result<(), StoreError>;
+    /// Applies the totals' `changes` and the time series' `series` of one batch.
+    async fn apply(
+        &self,
+        batch: &str,
+        changes: &[StatsChange],
+        series: &[SeriesChange],
+    ) -> Result<(), StoreError>;
 }
 
 /// Filters of `GET /v1/deliveries`. Times are inclusive bounds on an attempt's start.

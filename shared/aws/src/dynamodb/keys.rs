@@ -200,6 +200,20 @@ pub fn idempotency_pk(tenant: &TenantId, key: &str) -> String {
 
 pub const IDEMPOTENCY_SK: &str = "#IDEM";
 
+/// A time series of the stats table: the tenant's (`*`) or one subscriber's, of one bucket
+/// width; its items are `{start:012}` (unix seconds).
+pub fn series_pk(tenant: &TenantId, subscriber: Option<&SubscriberId>, bucket: &str) -> String {
+    match subscriber {
+        Some(sub) => format!("TS#{tenant}#{sub}#{bucket}"),
+        None => format!("TS#{tenant}#*#{bucket}"),
+    }
+}
+
+/// A series item's sort key: its bucket's start, zero-padded so keys sort by time.
+pub fn series_sk(start: i64) -> String {
+    format!("{:012}", start.max(0))
+}
+
 /// An inbound source's record, found by its id alone.
 pub fn source_pk(id: &SourceId) -> String {
     format!("SRC#{id}")

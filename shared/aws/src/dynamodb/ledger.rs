@@ -28,6 +28,7 @@ use skyhook_domain::model::{
     parse_time,
 };
 use skyhook_domain::ports::{AttemptLog, AttemptQuery, Page, StoreError};
+use skyhook_domain::series::{AttemptSample, Bucket, SeriesCounts};
 
 #[derive(Clone)]
 pub struct DynamoDbAttemptLog {
@@ -770,6 +771,54 @@ impl AttemptLog for DynamoDbAttemptLog {
         })
     }
 
+    async fn series(
+        &self,
+        tenant: &TenantId,
+        subscriber: Option<&SubscriberId>,
+        bucket: Bucket,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<(i64, SeriesCounts)>, StoreError> {
+        let stats = self
+            .stats
+            .as_ref()
+            .ok_or_else(super::stats::no_stats_table)?;
+        // One partition, one key range of at most MAX_POINTS small items: a page or two.
+        let query = stats
+            .query()
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+            .expression_attribute_values(
+                ":pk",
+                s(keys::series_pk(tenant, subscriber, bucket.as_str())),
+            )
+            .expression_attribute_values(":first", s(keys::series_sk(first)))
+            .expression_attribute_values(":last", s(keys::series_sk(last)));
+        let items = super::query_all(query).await?;
+        items
+            .iter()
+            .map(|item| {
+                let number = |name: &str| {
+                    item.get(name)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                let start = super::attr(item, "sk")
+                    .and_then(|sk| sk.parse::<i64>().ok())
+                    .ok_or_else(|| StoreError::Corrupt("series item without a start".into()))?;
+                let mut counts = SeriesCounts {
+                    success: number("success"),
+                    failure: number("failure"),
+                    ..SeriesCounts::default()
+                };
+                for (bin, count) in counts.latency.iter_mut().enumerate() {
+                    *count = number(&format!("l{bin}"));
+                }
+                Ok((start, counts))
+            })
+            .collect()
+    }
+
     async fn replace_status(
         &self,
         tenant: &TenantId,
@@ -825,10 +874,27 @@ pub fn ledger_change(
     let Some(any) = after.as_ref().or(before.as_ref()) else {
         return Ok(None);
     };
+    // A write that recorded an attempt carries its outcome, and another attempt or start than
+    // the item had (the same again is SQS handing the same message out twice).
+    let attempt = after.as_ref().and_then(|a| {
+        let started = a.started_at.as_deref()?;
+        if before
+            .as_ref()
+            .is_some_and(|b| b.attempt == a.attempt && b.started_at.as_deref() == Some(started))
+        {
+            return None;
+        }
+        Some(AttemptSample {
+            started_at: parse_time(started)?,
+            success: a.outcome? == Outcome::Success,
+            latency_ms: a.latency_ms,
+        })
+    });
     Ok(Some(LedgerChange {
         tenant: any.tenant.clone(),
         subscriber: any.subscriber_id.clone(),
         before: before.as_ref().map(|b| (b.state, b.attempt)),
         after: after.as_ref().map(|a| (a.state, a.attempt)),
+        attempt,
     }))
 }

@@ -1,6 +1,7 @@
 //! Stats counters, in their own small table (`T#{tenant}` / `#STATS` and
-//! `S#{tenant}#{subscriber}` / `#STATS`), moved only by the stats consumer, which folds a
-//! batch of the ledger's stream into one change per counter. A batch's changes go in one
+//! `S#{tenant}#{subscriber}` / `#STATS`, and the time series `TS#{tenant}#{subscriber or
+//! *}#{width}` / `{bucket start}`), moved only by the stats consumer, which folds a batch of
+//! the ledger's stream into one change per counter and per bucket. A batch's changes go in one
 //! transaction per 100 counters whose request token is derived from the batch: a retried
 //! batch is applied once. Apart from the ledger, their writes never feed its stream.
 
@@ -13,6 +14,7 @@ use super::keys;
 use super::{SERVICE, Table, n, s};
 use crate::sdk_error;
 use skyhook_domain::ports::{StatsChange, StatsCounters, StoreError};
+use skyhook_domain::series::SeriesChange;
 
 /// DynamoDB's limit of items in one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -45,34 +47,86 @@ fn token(batch: &str, part: usize) -> String {
     hex::encode(&digest[..18])
 }
 
+/// The update of one counter item.
+fn totals_update(table: &str, c: &StatsChange) -> Result<Update, StoreError> {
+    let pk = match &c.subscriber {
+        None => keys::tenant_pk(&c.tenant),
+        Some(sub) => keys::ledger_pk(&c.tenant, sub),
+    };
+    Update::builder()
+        .table_name(table)
+        .key("pk", s(pk))
+        .key("sk", s(keys::STATS_SK))
+        .update_expression(
+            "SET kind = :kind ADD success :success, failure :failure, attempts :attempts",
+        )
+        .expression_attribute_values(":kind", s("stats"))
+        .expression_attribute_values(":success", n(c.delta.success))
+        .expression_attribute_values(":failure", n(c.delta.failure))
+        .expression_attribute_values(":attempts", n(c.delta.attempts))
+        .build()
+        .map_err(|e| StoreError::unavailable(SERVICE, e))
+}
+
+/// The update of one series bucket: its counts, and the latency bins (`l0`…) it moves.
+fn series_update(table: &str, c: &SeriesChange) -> Result<Update, StoreError> {
+    let mut adds = vec![
+        "success :success".to_string(),
+        "failure :failure".to_string(),
+    ];
+    let mut update = Update::builder()
+        .table_name(table)
+        .key(
+            "pk",
+            s(keys::series_pk(
+                &c.tenant,
+                c.subscriber.as_ref(),
+                c.bucket.as_str(),
+            )),
+        )
+        .key("sk", s(keys::series_sk(c.start)))
+        .expression_attribute_values(":kind", s("series"))
+        .expression_attribute_values(
+            ":expires",
+            n(c.start
+                .saturating_add(i64::try_from(c.bucket.retention().as_secs()).unwrap_or(i64::MAX))),
+        )
+        .expression_attribute_values(":success", n(c.delta.success))
+        .expression_attribute_values(":failure", n(c.delta.failure));
+    for (bin, count) in c.delta.latency.iter().enumerate() {
+        if *count > 0 {
+            adds.push(format!("l{bin} :l{bin}"));
+            update = update.expression_attribute_values(format!(":l{bin}"), n(count));
+        }
+    }
+    update
+        .update_expression(format!(
+            "SET kind = :kind, expires_at = :expires ADD {}",
+            adds.join(", ")
+        ))
+        .build()
+        .map_err(|e| StoreError::unavailable(SERVICE, e))
+}
+
 #[async_trait]
 impl StatsCounters for DynamoDbStatsCounters {
-    async fn apply(&self, batch: &str, changes: &[StatsChange]) -> Result<(), StoreError> {
+    async fn apply(
+        &self,
+        batch: &str,
+        changes: &[StatsChange],
+        series: &[SeriesChange],
+    ) -> Result<(), StoreError> {
         let table = self.table.as_ref().ok_or_else(no_stats_table)?;
-        for (part, chunk) in changes.chunks(MAX_TRANSACTION_ITEMS).enumerate() {
+        let updates = changes
+            .iter()
+            .map(|c| totals_update(&table.name, c))
+            .chain(series.iter().map(|c| series_update(&table.name, c)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (part, chunk) in updates.chunks(MAX_TRANSACTION_ITEMS).enumerate() {
             let items = chunk
                 .iter()
-                .map(|c| {
-                    let pk = match &c.subscriber {
-                        None => keys::tenant_pk(&c.tenant),
-                        Some(sub) => keys::ledger_pk(&c.tenant, sub),
-                    };
-                    Update::builder()
-                        .table_name(&table.name)
-                        .key("pk", s(pk))
-                        .key("sk", s(keys::STATS_SK))
-                        .update_expression(
-                            "SET kind = :kind ADD success :success, failure :failure, attempts :attempts",
-                        )
-                        .expression_attribute_values(":kind", s("stats"))
-                        .expression_attribute_values(":success", n(c.delta.success))
-                        .expression_attribute_values(":failure", n(c.delta.failure))
-                        .expression_attribute_values(":attempts", n(c.delta.attempts))
-                        .build()
-                        .map(|u| TransactWriteItem::builder().update(u).build())
-                        .map_err(|e| StoreError::unavailable(SERVICE, e))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|u| TransactWriteItem::builder().update(u.clone()).build())
+                .collect();
             table
                 .client
                 .transact_write_items()
