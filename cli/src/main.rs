@@ -77,6 +77,11 @@ enum Command {
     /// and become events.
     #[command(subcommand)]
     Sources(SourceCommand),
+    /// The calling key: its tenant and role.
+    Whoami {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Management changes of the tenant, newest first.
     Audit {
         #[command(flatten)]
@@ -519,6 +524,15 @@ enum EventCommand {
         api: ApiArgs,
         id: String,
     },
+    /// Send an event to one of its subscribers again, with the same webhook-id.
+    Resend {
+        #[command(flatten)]
+        api: ApiArgs,
+        id: String,
+        /// The subscriber to send it to (sub_…).
+        #[arg(long)]
+        subscriber: String,
+    },
 }
 
 #[derive(Args)]
@@ -597,6 +611,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::ApiKeys(cmd) => api_keys::run(json_mode, cmd).await,
         Command::Sources(cmd) => sources::run(json_mode, cmd).await,
         Command::Audit { api, limit } => api_keys::audit(json_mode, &api, limit).await,
+        Command::Whoami { api } => api_keys::whoami(json_mode, &api).await,
         Command::Listen(args) => listen::listen(args).await,
         Command::Verify(args) => listen::verify(args),
     }

@@ -685,6 +685,34 @@ async fn bad_input_on_every_route_is_a_4xx_in_the_error_shape_and_writes_and_sen
         api("DELETE an event", delete.clone(), format!("/v1/events/{other_event}"))
             .key(ADMIN_KEY)
             .expect(405, "method_not_allowed"),
+        // POST /v1/events/{id}/resend
+        api("resend without a key", post.clone(), format!("/v1/events/{other_event}/resend"))
+            .json(json!({"subscriber_id": sub}))
+            .expect(401, "unauthorized"),
+        api("resend as publisher", post.clone(), format!("/v1/events/{other_event}/resend"))
+            .key(&publisher)
+            .json(json!({"subscriber_id": sub}))
+            .expect(403, "forbidden"),
+        api("resend another tenant's event", post.clone(), format!("/v1/events/{other_event}/resend"))
+            .key(&admin)
+            .json(json!({"subscriber_id": sub}))
+            .expect(404, "not_found"),
+        api("resend without a subscriber", post.clone(), format!("/v1/events/{other_event}/resend"))
+            .key(&admin)
+            .json(json!({}))
+            .expect(422, "invalid_body"),
+        api("resend to a malformed subscriber id", post.clone(), "/v1/events/evt_01unknown000000000000000/resend")
+            .key(&admin)
+            .json(json!({"subscriber_id": "nope"}))
+            .expect(422, "invalid_subscriber_id"),
+        // GET /v1/whoami
+        api("whoami without a key", get.clone(), "/v1/whoami").expect(401, "unauthorized"),
+        api("whoami with an unknown key", get.clone(), "/v1/whoami")
+            .key("sk_unknown_0123456789abcdefghij")
+            .expect(401, "invalid_api_key"),
+        api("POST /v1/whoami", post.clone(), "/v1/whoami")
+            .key(&reader)
+            .expect(405, "method_not_allowed"),
         // POST /v1/subscribers
         api("create subscriber as reader", post.clone(), "/v1/subscribers")
             .key(&reader)

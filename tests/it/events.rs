@@ -232,3 +232,110 @@ async fn the_stream_sample_counts_its_one_delivery_and_ignores_the_rest() {
         "{totals}"
     );
 }
+
+#[tokio::test]
+async fn an_event_is_resent_to_one_subscriber_with_the_same_webhook_id() {
+    let stack = skyhook_tests::Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    let (sub, secret) = stack.subscribe(&receiver.url("/r"), &["order.*"]).await;
+    let (other, _) = stack.subscribe(&receiver.url("/other"), &["order.*"]).await;
+    let published = stack
+        .publish(serde_json::json!({"type": "order.created", "data": {"n": 1}}))
+        .await;
+    let event = published["id"].as_str().unwrap().to_string();
+    let resend = |sub: String| {
+        let (stack, event) = (&stack, event.clone());
+        async move {
+            stack
+                .api_call(
+                    Method::POST,
+                    &format!("/v1/events/{event}/resend"),
+                    Some(&serde_json::json!({"subscriber_id": sub})),
+                )
+                .await
+        }
+    };
+    // Not attempted yet: queued, so still under way.
+    let (status, body) = resend(sub.clone()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("delivery_in_progress")),
+        "{body}"
+    );
+
+    let runner = stack.start_delivery();
+    receiver
+        .wait_for(2, std::time::Duration::from_secs(20))
+        .await;
+    skyhook_tests::eventually(
+        std::time::Duration::from_secs(20),
+        "both delivered",
+        || async {
+            let s = stack.event_status(&event).await;
+            s["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|d| d["status"] == "delivered")
+                .then_some(())
+        },
+    )
+    .await;
+    let (status, body) = resend(sub.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        (body["status"].as_str(), body["attempts"].as_u64()),
+        (Some("pending"), Some(1))
+    );
+    let got = receiver
+        .wait_for(3, std::time::Duration::from_secs(20))
+        .await;
+    runner.stop().await;
+    let again: Vec<_> = got.iter().filter(|r| r.path == "/r").collect();
+    assert_eq!(
+        again.len(),
+        2,
+        "the subscriber got it twice; the other once"
+    );
+    assert!(again.iter().all(|r| r.id() == event), "the same webhook-id");
+    again[1].verify(&secret).expect("signed as ever");
+    assert_eq!(got.iter().filter(|r| r.path == "/other").count(), 1);
+    let s = stack.event_status(&event).await;
+    let d = s["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["subscriber_id"] == sub.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64()),
+        (Some("delivered"), Some(2)),
+        "{d}"
+    );
+
+    let (status, _) = stack
+        .api_call(
+            Method::PATCH,
+            &format!("/v1/subscribers/{other}"),
+            Some(&serde_json::json!({"active": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = resend(other).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("subscriber_inactive"))
+    );
+    let (status, body) = stack.api_call(Method::GET, "/v1/whoami", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (body["tenant"].as_str(), body["role"].as_str()),
+        (Some("default"), Some("admin"))
+    );
+    assert!(body["key_id"].is_null(), "the bootstrap key has no id");
+    let (_, reader) = stack.api_key("default", "reader").await;
+    let (_, me) = stack.api_as(&reader, Method::GET, "/v1/whoami", None).await;
+    assert_eq!(me["role"], "reader");
+    assert!(me["key_id"].as_str().unwrap().starts_with("key_"));
+}

@@ -3,7 +3,7 @@
 use reqwest::Method;
 
 use skyhook_api_types::ListResponse;
-use skyhook_api_types::keys::{AuditView, CreateKey, KeyView};
+use skyhook_api_types::keys::{AuditView, CreateKey, KeyView, WhoAmI};
 use skyhook_api_types::query::PageQuery;
 use skyhook_cli::client::CliError;
 
@@ -92,6 +92,23 @@ pub async fn audit(json_mode: bool, api: &ApiArgs, n: u32) -> Result<(), CliErro
                 r.at, r.actor, r.action, r.resource
             );
         }
+    }
+    Ok(())
+}
+
+/// `GET /v1/whoami`.
+pub async fn whoami(json_mode: bool, api: &ApiArgs) -> Result<(), CliError> {
+    let out = api.client()?.get::<WhoAmI>("/v1/whoami", &()).await?;
+    if json_mode {
+        println!("{}", out.json());
+    } else {
+        let w = &out.body;
+        println!(
+            "tenant {}  role {}  key {}",
+            w.tenant,
+            w.role.as_str(),
+            w.key_id.as_deref().unwrap_or("bootstrap")
+        );
     }
     Ok(())
 }

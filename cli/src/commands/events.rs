@@ -1,11 +1,13 @@
-//! `skyhook events send` and `skyhook events show`.
+//! `skyhook events send`, `skyhook events show` and `skyhook events resend`.
 
 use std::path::PathBuf;
 
 use reqwest::Method;
 use serde_json::Value;
 
-use skyhook_api_types::events::{EventView, PublishEvent, PublishReceiptView};
+use skyhook_api_types::events::{
+    EventView, PublishEvent, PublishReceiptView, Resend, ResendResult,
+};
 use skyhook_cli::client::CliError;
 
 use crate::EventCommand;
@@ -45,6 +47,36 @@ pub async fn run(json_mode: bool, cmd: EventCommand) -> Result<(), CliError> {
                 println!(
                     "{}  {}  to {} subscriber(s)",
                     r.id, r.event_type, r.subscribers
+                );
+            }
+            Ok(())
+        }
+        EventCommand::Resend {
+            api,
+            id,
+            subscriber,
+        } => {
+            let out = api
+                .client()?
+                .send::<_, ResendResult>(
+                    Method::POST,
+                    &format!("/v1/events/{id}/resend"),
+                    Some(&Resend {
+                        subscriber_id: subscriber,
+                    }),
+                    &[],
+                )
+                .await?;
+            if json_mode {
+                println!("{}", out.json());
+            } else {
+                let r = &out.body;
+                println!(
+                    "{} to {}: {} again (after {} attempts)",
+                    r.event_id,
+                    r.subscriber_id,
+                    r.status.as_str(),
+                    r.attempts
                 );
             }
             Ok(())

@@ -4,21 +4,23 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 
 use skyhook_api_types::deliveries::{AttemptView, PointView, SeriesView, StatsView};
-use skyhook_api_types::events::EventView;
+use skyhook_api_types::events::{EventView, Resend, ResendResult};
 use skyhook_api_types::query::{DeliveriesQuery, SeriesQuery, StatsQuery, limit_or_default};
 use skyhook_api_types::{ErrorBody, ListResponse};
-use skyhook_domain::ids::EventId;
-use skyhook_domain::model::{DeliveryStatus, format_time};
+use skyhook_domain::ids::{EventId, SubscriberId};
+use skyhook_domain::model::{DeliveryMessage, DeliveryState, DeliveryStatus, format_time};
 use skyhook_domain::ports::AttemptQuery;
 use skyhook_domain::series::{self, Bucket};
-use skyhook_http::responses::{AuthErrors, NotFound, QueryErrors};
-use skyhook_http::{ApiError, ApiPath, ApiQuery, Role};
+use skyhook_http::responses::{AuthErrors, BodyErrors, Conflict, NotFound, QueryErrors};
+use skyhook_http::{ApiError, ApiPath, ApiQuery, Role, read_json};
 
-use crate::{ApiState, authorize};
+use crate::subscribers::{Requeue, requeue};
+use crate::{ApiState, MAX_BODY_BYTES, audit, authorize};
 
 /// An event and its delivery status per subscriber (`pending` until first attempted).
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "events",
@@ -192,4 +194,102 @@ pub(crate) async fn timeseries(
             .map(PointView::of)
             .collect(),
     }))
+}
+
+/// Sends an event to one of its subscribers again, with the same `webhook-id`.
+///
+/// A finished delivery (`delivered`, `failed`, `subscriber_deleted`) is reopened (`pending`)
+/// and queued; its new attempts number on from the ones it had. A delivery still under way
+/// (queued, `pending`, `retrying`) is `409 delivery_in_progress`; a subscriber the event was
+/// not sent to `409 not_a_recipient`; an inactive one `409 subscriber_inactive`; an event whose
+/// payload was too large to keep beside the log `409 event_data_unavailable` (a DLQ redrive
+/// sends those).
+#[utoipa::path(post, path = "/v1/events/{id}/resend", tag = "events", request_body = Resend,
+    params(("id" = String, Path, description = "The event's id (`evt_…`).")),
+    responses((status = 202, description = "Reopened and queued.", body = ResendResult), BodyErrors, NotFound, Conflict, AuthErrors))]
+pub(crate) async fn resend(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    body: Body,
+) -> Result<(StatusCode, Json<ResendResult>), ApiError> {
+    let principal = authorize(&state, &headers, Role::Admin).await?;
+    let req: Resend = read_json(body, MAX_BODY_BYTES).await?;
+    let id = EventId::parse(&id).map_err(|_| ApiError::not_found("event"))?;
+    let sub_id = SubscriberId::parse(&req.subscriber_id)
+        .map_err(|e| ApiError::unprocessable("invalid_subscriber_id", e.to_string()))?;
+    let event = state
+        .events
+        .get_event(&principal.tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event"))?;
+    let conflict =
+        |code: &'static str, message: String| ApiError::new(StatusCode::CONFLICT, code, message);
+    let sub = state
+        .subscribers
+        .get(&principal.tenant, &sub_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscriber"))?;
+    if !sub.active {
+        return Err(conflict(
+            "subscriber_inactive",
+            format!("subscriber {sub_id} is inactive; enable it first"),
+        ));
+    }
+    if !event.subscriber_ids.contains(&sub_id) {
+        return Err(conflict(
+            "not_a_recipient",
+            format!(
+                "event {id} was not sent to {sub_id}; publish it with subscriber_ids to send it there"
+            ),
+        ));
+    }
+    // No status yet: its message is queued and not attempted, so it is under way too.
+    let status = state.log.status(&principal.tenant, &id, &sub_id).await?;
+    let under_way = status
+        .as_ref()
+        .is_none_or(|s| matches!(s.status, DeliveryState::Pending | DeliveryState::Retrying));
+    if under_way {
+        let state_name = status.as_ref().map_or("queued", |s| s.status.as_str());
+        return Err(conflict(
+            "delivery_in_progress",
+            format!("the delivery to {sub_id} is still {state_name}; it is not resent meanwhile"),
+        ));
+    }
+    let Some(data) = event.data.as_deref() else {
+        return Err(conflict(
+            "event_data_unavailable",
+            "the event's payload was too large to keep beside the log; a DLQ redrive sends it"
+                .into(),
+        ));
+    };
+    let attempts = status.as_ref().map_or(0, |s| s.attempts);
+    let message = DeliveryMessage::for_subscriber(&event, data, &sub_id);
+    match requeue(&state, message, status.as_ref(), attempts).await? {
+        Requeue::Sent => {}
+        Requeue::Skipped => {
+            return Err(conflict(
+                "conflict",
+                format!("the delivery to {sub_id} changed meanwhile; look at it again"),
+            ));
+        }
+    }
+    audit(
+        &state,
+        &principal.tenant,
+        &principal,
+        "event.resend",
+        id.as_str(),
+        Some(serde_json::json!({"subscriber_id": sub_id.as_str()})),
+    )
+    .await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ResendResult {
+            event_id: id.to_string(),
+            subscriber_id: sub_id.to_string(),
+            status: DeliveryState::Pending,
+            attempts,
+        }),
+    ))
 }

@@ -11,7 +11,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use skyhook_api_types::ListResponse;
-use skyhook_api_types::keys::{AuditView, CreateKey, KeyView};
+use skyhook_api_types::keys::{AuditView, CreateKey, KeyView, WhoAmI};
 use skyhook_api_types::query::{PageQuery, limit_or_default};
 use skyhook_domain::ids::{ApiKeyId, TenantId};
 use skyhook_domain::model::ApiKey;
@@ -167,4 +167,19 @@ pub(crate) async fn list_audit(
         )
         .await?;
     Ok(Json(ListResponse::of(page, AuditView::from)))
+}
+
+/// The calling key: its tenant and role (a console shows only what the role may do).
+#[utoipa::path(get, path = "/v1/whoami", tag = "api-keys",
+    responses((status = 200, description = "The calling key.", body = WhoAmI), AuthErrors))]
+pub(crate) async fn whoami(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Json<WhoAmI>, ApiError> {
+    let principal = authorize(&state, &headers, Role::Reader).await?;
+    Ok(Json(WhoAmI {
+        tenant: principal.tenant.to_string(),
+        role: principal.role,
+        key_id: principal.key_id.map(|k| k.to_string()),
+    }))
 }

@@ -208,6 +208,7 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(subscribers::recover))
         .routes(routes!(subscribers::preview_transform))
         .routes(routes!(deliveries::get_event))
+        .routes(routes!(deliveries::resend))
         .routes(routes!(deliveries::list_deliveries))
         .routes(routes!(deliveries::stats))
         .routes(routes!(deliveries::timeseries))
@@ -216,6 +217,7 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::delete_key))
         .routes(routes!(keys::list_audit))
+        .routes(routes!(keys::whoami))
         .routes(routes!(sources::list_sources, sources::create_source))
         .routes(routes!(
             sources::get_source,

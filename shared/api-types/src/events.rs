@@ -87,3 +87,21 @@ impl From<DeliveryStatus> for DeliveryStatusView {
         }
     }
 }
+
+/// `POST /v1/events/{id}/resend`: the subscriber to send the event to again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resend {
+    #[schema(example = "sub_01JD0000000000000000000000")]
+    pub subscriber_id: String,
+}
+
+/// The delivery as it now stands: reopened and queued, with the same `webhook-id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ResendResult {
+    pub event_id: String,
+    pub subscriber_id: String,
+    pub status: DeliveryState,
+    /// Attempts so far; the new ones number on from here.
+    pub attempts: u32,
+}

@@ -76,3 +76,12 @@ impl From<AuditRecord> for AuditView {
         }
     }
 }
+
+/// `GET /v1/whoami`: what the calling key may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    pub tenant: String,
+    pub role: Role,
+    /// The key's id; `null` for the bootstrap key.
+    pub key_id: Option<String>,
+}
