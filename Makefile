@@ -1,6 +1,7 @@
 # Skyhook — webhook delivery on AWS serverless.
 #   make run    the whole system on this machine (moto on 127.0.0.1:4566, API on 127.0.0.1:3000)
-#   make test   format check, clippy, and every test against an AWS API emulator
+#   make test   format check, clippy, and every test against an AWS API emulator, then the
+#               console's browser test when Chromium is installed (make test-browser alone)
 #   make test-stress  make test 5 times in a row with both cores kept busy
 #   make soak   the chaos run at 5,000 deliveries (mk/soak.mk); make fuzz  property tests
 #               for FUZZ_SECONDS (mk/fuzz.mk)
@@ -18,7 +19,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run demo demo-inbound test test-stress bench lint fmt build-debug emulator-shell clean-local
+.PHONY: run demo demo-inbound test test-browser test-stress bench lint fmt build-debug emulator-shell clean-local
 
 run:
 	./scripts/run-local.sh
@@ -31,6 +32,15 @@ demo-inbound:
 
 test: lint lint-infra openapi-check
 	./scripts/with-emulator.sh ./scripts/run-tests.sh
+	@if [ -n "$${CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1; then \
+	  ./scripts/browser-test.sh; \
+	else \
+	  echo "make test: no Chromium here, so the console's browser test did not run (apt-get install chromium; .ci/run installs it)"; \
+	fi
+
+# The console in a real browser (Debian's Chromium) against skyhook local, with screenshots.
+test-browser:
+	./scripts/browser-test.sh
 
 # make test 5 times in a row (STRESS_RUNS) with a CPU hog on every core.
 test-stress:

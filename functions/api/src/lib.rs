@@ -26,6 +26,7 @@ use skyhook_domain::publish::Publisher;
 use skyhook_domain::url::UrlPolicy;
 use skyhook_http::{ApiError, Authenticator, Principal, Role};
 
+pub mod console;
 mod deliveries;
 mod dlq;
 mod keys;
@@ -234,10 +235,12 @@ pub fn routes() -> Vec<(Method, String)> {
     )
 }
 
+/// The management API, and the console at `/console` (which needs no key to be served).
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::from(api_routes())
         .route_layer(axum::middleware::from_fn(skyhook_http::require_api_key))
         .with_state(state)
+        .merge(console::router())
 }
 
 pub(crate) async fn authorize(
