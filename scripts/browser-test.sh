@@ -24,45 +24,15 @@ if [ "${1:-}" != "--inside" ]; then
   exec "$root/scripts/with-emulator.sh" "$0" --inside
 fi
 
-work="$(mktemp -d)"
-skyhook="${CARGO_TARGET_DIR:-$root/target}/debug/skyhook"
+source "$root/scripts/local-lib.sh"
+local_setup browser
 shots="${CARGO_TARGET_DIR:-$root/target}/console-screenshots"
 rm -rf "$shots"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-export SKYHOOK_LOCAL_ADDR="127.0.0.1:$port"
-export SKYHOOK_LOCAL_PREFIX="skyhook-browser-$$"
-export SKYHOOK_ADMIN_KEY="sk_browser_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 # Two quick attempts, so the test's dead letter is dead within seconds.
 export SKYHOOK_RETRY_SCHEDULE="1s"
 
-local_pid=""
-listen_pid=""
-cleanup() {
-  [ -z "$listen_pid" ] || "$root/scripts/stop-pid.sh" "$listen_pid"
-  [ -z "$local_pid" ] || "$root/scripts/stop-pid.sh" "$local_pid"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
-  local seconds="$1" what="$2"
-  shift 2
-  for _ in $(seq 1 $((seconds * 5))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.2
-  done
-  echo "browser test: gave up waiting for $what" >&2
-  return 1
-}
-
-"$skyhook" local >"$work/local.log" 2>&1 &
-local_pid=$!
-if ! wait_for 60 "skyhook local" curl -fsS "http://127.0.0.1:$port/v1/health"; then
-  cat "$work/local.log" >&2
-  exit 1
-fi
-"$skyhook" listen --port 0 >"$work/listen.log" 2>&1 &
-listen_pid=$!
+start_local
+start_bg "$work/listen.log" "$skyhook" listen --port 0
 wait_for 20 "the receiver" grep -q "Listening on" "$work/listen.log"
 receiver="$(sed -n 's/^Listening on \([^ ]*\).*/\1/p' "$work/listen.log" | head -1)"
 

@@ -91,24 +91,7 @@ impl SecretsManagerSecrets {
     ) -> Result<bool, StoreError> {
         let value = serde_json::to_string(doc)
             .map_err(|e| StoreError::Corrupt(format!("secret document: {e}")))?;
-        let result = self
-            .client
-            .put_secret_value()
-            .secret_id(self.secret_name(tenant, id))
-            .secret_string(value)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err.as_service_error().is_some_and(|e| {
-                    e.is_resource_not_found_exception() || e.is_invalid_request_exception()
-                }) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(sdk_error(SERVICE, &err)),
-        }
+        put_value(&self.client, self.secret_name(tenant, id), value).await
     }
 
     pub fn secret_name(&self, tenant: &TenantId, id: &SubscriberId) -> String {
@@ -133,35 +116,15 @@ impl SecretStore for SecretsManagerSecrets {
         };
         let value = serde_json::to_string(&doc)
             .map_err(|e| StoreError::Corrupt(format!("secret document: {e}")))?;
-        let result = self
-            .client
-            .create_secret()
-            .name(self.secret_name(tenant, id))
-            .description(format!(
-                "Skyhook signing secret and custom header values of subscriber {id}"
-            ))
-            .secret_string(value)
-            .tags(
-                aws_sdk_secretsmanager::types::Tag::builder()
-                    .key("skyhook:tenant")
-                    .value(tenant.as_str())
-                    .build(),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_exists_exception()) =>
-            {
-                Err(StoreError::Conflict(format!(
-                    "a secret for subscriber {id} already exists"
-                )))
-            }
-            Err(err) => Err(sdk_error(SERVICE, &err)),
-        }
+        create_tagged(
+            &self.client,
+            self.secret_name(tenant, id),
+            format!("Skyhook signing secret and custom header values of subscriber {id}"),
+            value,
+            tenant,
+            &format!("subscriber {id}"),
+        )
+        .await
     }
 
     async fn set_headers(
@@ -228,24 +191,7 @@ impl SecretStore for SecretsManagerSecrets {
     }
 
     async fn delete(&self, tenant: &TenantId, id: &SubscriberId) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .delete_secret()
-            .secret_id(self.secret_name(tenant, id))
-            .recovery_window_in_days(7)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(sdk_error(SERVICE, &err)),
-        }
+        schedule_deletion(&self.client, self.secret_name(tenant, id)).await
     }
 
     async fn rotate(
@@ -359,5 +305,90 @@ impl Parsed {
         }
         out.headers = self.headers;
         out
+    }
+}
+
+/// Creates secret `name` holding `value`, tagged with its tenant. `Conflict` (about `what`)
+/// when it exists already.
+pub(crate) async fn create_tagged(
+    client: &Client,
+    name: String,
+    description: String,
+    value: String,
+    tenant: &TenantId,
+    what: &str,
+) -> Result<(), StoreError> {
+    let result = client
+        .create_secret()
+        .name(name)
+        .description(description)
+        .secret_string(value)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("skyhook:tenant")
+                .value(tenant.as_str())
+                .build(),
+        )
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_exists_exception()) =>
+        {
+            Err(StoreError::Conflict(format!(
+                "a secret for {what} already exists"
+            )))
+        }
+        Err(err) => Err(sdk_error(SERVICE, &err)),
+    }
+}
+
+/// Writes a new current version of secret `name`; `false` when it does not exist (or is
+/// scheduled for deletion).
+pub(crate) async fn put_value(
+    client: &Client,
+    name: String,
+    value: String,
+) -> Result<bool, StoreError> {
+    match client
+        .put_secret_value()
+        .secret_id(name)
+        .secret_string(value)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err.as_service_error().is_some_and(|e| {
+                e.is_resource_not_found_exception() || e.is_invalid_request_exception()
+            }) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(sdk_error(SERVICE, &err)),
+    }
+}
+
+/// Schedules secret `name` for deletion (recoverable for 7 days); a missing one is done.
+pub(crate) async fn schedule_deletion(client: &Client, name: String) -> Result<(), StoreError> {
+    match client
+        .delete_secret()
+        .secret_id(name)
+        .recovery_window_in_days(7)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(sdk_error(SERVICE, &err)),
     }
 }

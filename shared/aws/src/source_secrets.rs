@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 
 use super::sdk_error;
+use super::secretsmanager::{create_tagged, put_value, schedule_deletion};
 use skyhook_domain::ids::{SourceId, TenantId};
 use skyhook_domain::inbound::{Scheme, SourceSecret};
 use skyhook_domain::ports::{SourceSecrets, StoreError};
@@ -38,35 +39,15 @@ impl SourceSecrets for SecretsManagerSourceSecrets {
         id: &SourceId,
         secret: &SourceSecret,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .create_secret()
-            .name(self.secret_name(tenant, id))
-            .description(format!(
-                "Skyhook secret of inbound source {id}: verifies its sender's signatures"
-            ))
-            .secret_string(secret.expose())
-            .tags(
-                aws_sdk_secretsmanager::types::Tag::builder()
-                    .key("skyhook:tenant")
-                    .value(tenant.as_str())
-                    .build(),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_exists_exception()) =>
-            {
-                Err(StoreError::Conflict(format!(
-                    "a secret for source {id} already exists"
-                )))
-            }
-            Err(err) => Err(sdk_error(SERVICE, &err)),
-        }
+        create_tagged(
+            &self.client,
+            self.secret_name(tenant, id),
+            format!("Skyhook secret of inbound source {id}: verifies its sender's signatures"),
+            secret.expose().to_string(),
+            tenant,
+            &format!("source {id}"),
+        )
+        .await
     }
 
     async fn get(
@@ -108,44 +89,15 @@ impl SourceSecrets for SecretsManagerSourceSecrets {
         id: &SourceId,
         secret: &SourceSecret,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_secret_value()
-            .secret_id(self.secret_name(tenant, id))
-            .secret_string(secret.expose())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err.as_service_error().is_some_and(|e| {
-                    e.is_resource_not_found_exception() || e.is_invalid_request_exception()
-                }) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(sdk_error(SERVICE, &err)),
-        }
+        put_value(
+            &self.client,
+            self.secret_name(tenant, id),
+            secret.expose().to_string(),
+        )
+        .await
     }
 
     async fn delete(&self, tenant: &TenantId, id: &SourceId) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .delete_secret()
-            .secret_id(self.secret_name(tenant, id))
-            .recovery_window_in_days(7)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(sdk_error(SERVICE, &err)),
-        }
+        schedule_deletion(&self.client, self.secret_name(tenant, id)).await
     }
 }
