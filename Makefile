@@ -32,10 +32,10 @@ demo-inbound:
 
 test: lint lint-infra openapi-check
 	./scripts/with-emulator.sh ./scripts/run-tests.sh
-	@if [ -n "$${CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1; then \
+	@if { [ -n "$${CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1; } && command -v npm >/dev/null 2>&1; then \
 	  ./scripts/browser-test.sh; \
 	else \
-	  echo "make test: no Chromium here, so the console's browser test did not run (apt-get install chromium; .ci/run installs it)"; \
+	  echo "make test: no Chromium (or no Node/npm) here, so the console's browser test did not run (apt-get install chromium nodejs npm; .ci/run installs them)"; \
 	fi
 
 # The console in a real browser (Debian's Chromium) against skyhook local, with screenshots.

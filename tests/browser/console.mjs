@@ -77,8 +77,10 @@ try {
     await page.screenshot({ path: file, fullPage: true });
     taken.push(file);
   };
+  // Goes to a page and waits until it has loaded (the console marks main with its hash).
   const go = async (hash) => {
     await page.goto(`${base}/console${hash}`);
+    if (hash) await page.waitForSelector(`main[data-page="${hash}"]`);
   };
 
   // The page is served with a strict policy and no inline script.
@@ -99,9 +101,8 @@ try {
   await shot('sign-in-refused');
   await page.fill('#key', adminKey);
   await page.click('form.signin button[type=submit]');
-  await page.waitForSelector('header.top');
+  await page.waitForSelector('main[data-page="#/subscribers"]');
   check((await page.textContent('header.top .who')).includes('admin'), 'signed in as admin');
-  await page.waitForSelector('#subscribers');
 
   // Create a subscriber from the form.
   await page.click('#new-subscriber');
@@ -141,8 +142,11 @@ try {
   await page.waitForSelector('#charts svg.chart');
   await page.selectOption('#bucket', 'minute');
   await eventually('the delivery on the chart', async () => {
-    await page.click('#refresh-charts');
-    await page.waitForTimeout(300);
+    await Promise.all([
+      page.waitForResponse((r) => r.url().includes('/v1/stats/timeseries')),
+      page.click('#refresh-charts'),
+    ]);
+    await page.waitForSelector('#refresh-charts:not([disabled])');
     return page.evaluate(() => [...document.querySelectorAll('#charts g.bar')]
       .reduce((n, g) => n + Number(g.dataset.success), 0) >= 1);
   });
@@ -178,7 +182,6 @@ try {
   await go('#/keys');
   await page.waitForSelector('#create-key');
   await go('#/audit');
-  await page.waitForSelector('table');
   check((await page.textContent('main')).includes('subscriber.create'), 'the audit log lists the changes');
   await shot('audit');
 
@@ -186,8 +189,6 @@ try {
   await page.setViewportSize({ width: 390, height: 844 });
   for (const [hash, name] of [['#/subscribers', 'phone-subscribers'], [`#/subscribers/${subId}`, 'phone-subscriber'], ['#/deliveries', 'phone-log']]) {
     await go(hash);
-    await page.waitForSelector('main h1');
-    await page.waitForLoadState('networkidle');
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     check(width <= 391, `${hash} fits 390 px (${width})`);
     await shot(name);
@@ -201,7 +202,7 @@ try {
   await page.waitForSelector('#key');
   await page.fill('#key', reader.key);
   await page.click('form.signin button[type=submit]');
-  await page.waitForSelector('#subscribers');
+  await page.waitForSelector('main[data-page="#/subscribers"]');
   check(!(await page.$('#new-subscriber')), 'a reader gets no "New subscriber"');
   check(!(await page.$('#subscribers button')), 'a reader gets no enable/disable buttons');
   await go(`#/subscribers/${subId}`);

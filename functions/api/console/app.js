@@ -37,11 +37,16 @@ const ROUTES = [
   [/^#\/audit$/, auditPage],
 ];
 
+// Goes to `hash`: the hashchange renders it, or, when it is already there, this does.
+function navigate(hash) {
+  if (window.location.hash === hash) render();
+  else window.location.hash = hash;
+}
+
 function signOut() {
   session.clear();
   me = null;
-  window.location.hash = '#/signin';
-  render();
+  navigate('#/signin');
 }
 
 function shell() {
@@ -64,10 +69,9 @@ function shell() {
 async function render() {
   if (!session.key) {
     me = null;
-    signIn(app, async () => {
+    signIn(app, () => {
       me = null;
-      window.location.hash = '#/subscribers';
-      await render();
+      navigate('#/subscribers');
     });
     return;
   }
@@ -75,15 +79,21 @@ async function render() {
     try {
       me = await api('GET', '/v1/whoami');
     } catch (err) {
-      session.clear();
-      signIn(app, () => render(), err);
+      // Only a refused key signs out; a network error or an outage keeps it for a retry.
+      if (err.status === 401) {
+        session.clear();
+        signIn(app, () => navigate('#/subscribers'), err);
+      } else {
+        clear(app, h('main', { class: 'center' }, h('div', { class: 'card signin' },
+          errorNotice(err), h('button', { type: 'button', onclick: () => render() }, 'Try again'))));
+      }
       return;
     }
   }
   const hash = window.location.hash || '#/subscribers';
   const route = ROUTES.find(([re]) => re.test(hash));
   if (!route) {
-    window.location.hash = '#/subscribers';
+    navigate('#/subscribers');
     return;
   }
   const main = shell();
@@ -93,6 +103,8 @@ async function render() {
   } catch (err) {
     main.prepend(errorNotice(err));
   }
+  // Loaded: what tests (and screen readers' live region) wait for.
+  main.dataset.page = hash;
 }
 
 window.addEventListener('hashchange', () => render());

@@ -18,9 +18,10 @@ function frame(label) {
   return s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, class: 'chart' });
 }
 
+// Day buckets are UTC days, so they are labelled in UTC; minutes and hours in local time.
 function short(iso, bucket) {
   const d = new Date(iso);
-  if (bucket === 'day') return d.toLocaleDateString();
+  if (bucket === 'day') return `${d.toLocaleDateString([], { timeZone: 'UTC' })} UTC`;
   return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
@@ -50,7 +51,10 @@ export function attemptsChart(points, bucket) {
     const failH = (p.failure / max) * plotH;
     const y0 = H - PAD.bottom;
     const g = s('g', { class: 'bar', 'data-start': p.start, 'data-success': p.success, 'data-failure': p.failure });
-    g.append(s('title', {}, `${new Date(p.start).toLocaleString()}: ${p.success} succeeded, ${p.failure} failed`));
+    const when = bucket === 'day'
+      ? `${new Date(p.start).toLocaleDateString([], { timeZone: 'UTC' })} (UTC)`
+      : new Date(p.start).toLocaleString();
+    g.append(s('title', {}, `${when}: ${p.success} succeeded, ${p.failure} failed`));
     if (okH > 0) g.append(s('rect', { x, y: y0 - okH, width: barW, height: okH, class: 'ok' }));
     if (failH > 0) g.append(s('rect', { x, y: y0 - okH - failH, width: barW, height: failH, class: 'fail' }));
     svg.append(g);

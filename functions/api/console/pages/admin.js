@@ -7,8 +7,11 @@ import { h, clear, time, json, notice, act, table, field, errorNotice } from '..
 export async function keysPage(main) {
   const messages = h('div', {});
   const rows = h('div', {});
+  const pager = h('div', { class: 'pager' });
+  const cursors = [null];
   async function load() {
-    const page = await api('GET', '/v1/api-keys');
+    const page = await api('GET', `/v1/api-keys${qs({ cursor: cursors[cursors.length - 1], limit: 50 })}`);
+    pages(pager, cursors, page.next_cursor, load, messages);
     clear(rows, table(['Id', 'Role', 'Description', 'Created', 'By', ''],
       page.data.map((k) => h('tr', { dataset: { id: k.id } },
         h('td', {}, k.id), h('td', {}, k.role), h('td', {}, k.description || ''),
@@ -35,7 +38,7 @@ export async function keysPage(main) {
       await load();
     });
   });
-  clear(main, h('h1', {}, 'API keys'), messages, form, rows);
+  clear(main, h('h1', {}, 'API keys'), messages, form, rows, pager);
   await load();
 }
 
@@ -49,18 +52,40 @@ export async function auditPage(main) {
       page.data.map((r) => h('tr', {},
         h('td', {}, time(r.at)), h('td', {}, r.actor), h('td', {}, r.action), h('td', {}, r.resource),
         h('td', {}, r.detail ? json(r.detail) : '')))));
-    clear(pager,
-      cursors.length > 1 ? h('button', { type: 'button', class: 'secondary', onclick: () => { cursors.pop(); load().catch((err) => rows.prepend(errorNotice(err))); } }, '← Newer') : null,
-      page.next_cursor ? h('button', { type: 'button', class: 'secondary', onclick: () => { cursors.push(page.next_cursor); load().catch((err) => rows.prepend(errorNotice(err))); } }, 'Older →') : null);
+    pages(pager, cursors, page.next_cursor, load, rows);
   }
   clear(main, h('h1', {}, 'Audit log'), rows, pager);
   await load();
 }
 
+// Previous/next buttons over a list's cursors (`cursors` ends with the page shown).
+function pages(pager, cursors, next, load, where) {
+  const go = (change) => () => {
+    change();
+    load().catch((err) => where.prepend(errorNotice(err)));
+  };
+  clear(pager,
+    cursors.length > 1 ? h('button', { type: 'button', class: 'secondary', onclick: go(() => cursors.pop()) }, '← Previous') : null,
+    next ? h('button', { type: 'button', class: 'secondary', onclick: go(() => cursors.push(next)) }, 'Next →') : null);
+}
+
 export async function sourcesPage(main) {
-  const page = await api('GET', '/v1/sources?limit=100');
+  const list = h('div', {});
+  const pager = h('div', { class: 'pager' });
+  const cursors = [null];
   clear(main, h('h1', {}, 'Inbound sources'),
     h('p', {}, 'Webhooks from outside arrive at a source\'s URL, are verified as their sender signs them, and are published as events. Manage them with the API or ', h('code', {}, 'skyhook sources'), '.'),
+    list, pager);
+  async function load() {
+    const page = await api('GET', `/v1/sources${qs({ cursor: cursors[cursors.length - 1], limit: 50 })}`);
+    pages(pager, cursors, page.next_cursor, load, list);
+    clear(list, sourcesTable(page));
+  }
+  await load();
+}
+
+function sourcesTable(page) {
+  return [
     page.data.length
       ? table(['Id', 'Name', 'Verification', 'Event type', 'Inbound URL', 'Created'],
         page.data.map((s) => h('tr', {},
@@ -68,5 +93,6 @@ export async function sourcesPage(main) {
           h('td', {}, s.event_type.fixed ?? `${s.event_type.prefix ?? ''}‹${s.event_type.header ? `header ${s.event_type.header}` : `body ${s.event_type.pointer}`}›`),
           h('td', { class: 'wrap' }, `${window.location.origin}${s.inbound_path}`),
           h('td', {}, time(s.created_at)))))
-      : h('p', {}, 'No sources yet.'));
+      : h('p', {}, 'No sources yet.'),
+  ];
 }

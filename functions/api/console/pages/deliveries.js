@@ -26,18 +26,20 @@ export async function deliveriesPage(main) {
     field('Since', since), field('Until', until),
     h('button', { type: 'submit' }, 'Filter'));
   const cursors = [null];
+  // The filters as last submitted: a cursor belongs to them, not to half-edited fields.
+  const read = () => ({
+    subscriber_id: subscriber.value.trim(),
+    event_id: event.value.trim(),
+    outcome: outcome.value,
+    since: isoFromLocal(since.value),
+    until: isoFromLocal(until.value),
+  });
+  let filters = read();
 
   async function load() {
     const cursor = cursors[cursors.length - 1];
-    const page = await api('GET', `/v1/deliveries${qs({
-      subscriber_id: subscriber.value.trim(),
-      event_id: event.value.trim(),
-      outcome: outcome.value,
-      since: isoFromLocal(since.value),
-      until: isoFromLocal(until.value),
-      cursor,
-      limit: 25,
-    })}`);
+    for (const b of pager.querySelectorAll('button')) b.disabled = true;
+    const page = await api('GET', `/v1/deliveries${qs({ ...filters, cursor, limit: 25 })}`);
     clear(out, page.data.length ? attemptList(page.data) : h('p', {}, 'No attempts match.'));
     clear(pager,
       cursors.length > 1 ? h('button', { type: 'button', class: 'secondary', onclick: () => { cursors.pop(); load().catch(show); } }, '← Previous') : null,
@@ -47,6 +49,7 @@ export async function deliveriesPage(main) {
   const show = (err) => out.prepend(errorNotice(err));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
+    filters = read();
     cursors.length = 1;
     load().catch(show);
   });

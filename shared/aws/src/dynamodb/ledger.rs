@@ -887,7 +887,9 @@ pub fn ledger_change(
         Some(AttemptSample {
             started_at: parse_time(started)?,
             success: a.outcome? == Outcome::Success,
-            latency_ms: a.latency_ms,
+            // Only an answer has a latency: a timeout, a refused connection or a transform
+            // that failed (no request) would skew the percentiles.
+            latency_ms: a.status_code.and(a.latency_ms),
         })
     });
     Ok(Some(LedgerChange {
