@@ -7,8 +7,8 @@
 // Environment: BASE_URL, ADMIN_KEY, RECEIVER_URL (a verifying receiver), SHOTS_DIR,
 // CHROMIUM (default /usr/bin/chromium).
 
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const base = process.env.BASE_URL;
@@ -216,6 +216,10 @@ try {
   console.log('ok: no console errors');
 } finally {
   await browser.close();
-  console.log(`screenshots (${taken.length}):`);
+  // One page to look at them all, beside them.
+  const index = join(shots, 'index.html');
+  writeFileSync(index, `<!doctype html><meta charset="utf-8"><title>Skyhook console screenshots</title>\n${
+    taken.map((f) => `<h2>${basename(f)}</h2><img src="${basename(f)}" width="640">`).join('\n')}\n`);
+  console.log(`screenshots (${taken.length}), all on ${index}:`);
   for (const f of taken) console.log(`  ${f}`);
 }
