@@ -12,7 +12,7 @@ use skyhook_api_types::deliveries::{AttemptView, PointView, SeriesView, StatsVie
 use skyhook_api_types::events::{EventView, Resend, ResendResult};
 use skyhook_api_types::query::{DeliveriesQuery, SeriesQuery, StatsQuery, limit_or_default};
 use skyhook_api_types::{ErrorBody, ListResponse};
-use skyhook_domain::ids::{EventId, SubscriberId};
+use skyhook_domain::ids::{EventId, SubscriberId, TenantId};
 use skyhook_domain::model::{DeliveryMessage, DeliveryState, DeliveryStatus, format_time};
 use skyhook_domain::ports::AttemptQuery;
 use skyhook_domain::series::{self, Bucket};
@@ -109,6 +109,20 @@ pub(crate) async fn list_deliveries(
     })))
 }
 
+/// `404` unless `id` (when given) is one of the tenant's subscribers.
+async fn known_subscriber(
+    state: &ApiState,
+    tenant: &TenantId,
+    id: Option<&SubscriberId>,
+) -> Result<(), ApiError> {
+    if let Some(id) = id
+        && state.subscribers.get(tenant, id).await?.is_none()
+    {
+        return Err(ApiError::not_found("subscriber"));
+    }
+    Ok(())
+}
+
 /// Totals over finished deliveries, of the tenant or of one subscriber.
 #[utoipa::path(get, path = "/v1/stats", tag = "deliveries", params(StatsQuery),
     responses((status = 200, description = "The totals.", body = StatsView),
@@ -120,15 +134,7 @@ pub(crate) async fn stats(
     ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> Result<Json<StatsView>, ApiError> {
     let principal = authorize(&state, &headers, Role::Reader).await?;
-    if let Some(id) = &q.subscriber_id
-        && state
-            .subscribers
-            .get(&principal.tenant, id)
-            .await?
-            .is_none()
-    {
-        return Err(ApiError::not_found("subscriber"));
-    }
+    known_subscriber(&state, &principal.tenant, q.subscriber_id.as_ref()).await?;
     let totals = state
         .log
         .stats(&principal.tenant, q.subscriber_id.as_ref())
@@ -164,15 +170,7 @@ pub(crate) async fn timeseries(
         .map_or(until - 59 * bucket.secs(), |t| t.0.timestamp());
     let (first, last) = series::range(bucket, since, until)
         .map_err(|e| ApiError::bad_request("invalid_range", e.to_string()))?;
-    if let Some(id) = &q.subscriber_id
-        && state
-            .subscribers
-            .get(&principal.tenant, id)
-            .await?
-            .is_none()
-    {
-        return Err(ApiError::not_found("subscriber"));
-    }
+    known_subscriber(&state, &principal.tenant, q.subscriber_id.as_ref()).await?;
     let stored = state
         .log
         .series(

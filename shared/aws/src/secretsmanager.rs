@@ -54,23 +54,15 @@ impl SecretsManagerSecrets {
         name: &str,
         stage: &str,
     ) -> Result<Option<(Stored, Option<DateTime<Utc>>)>, StoreError> {
-        let result = self
-            .client
-            .get_secret_value()
-            .secret_id(name)
-            .version_stage(stage)
-            .send()
-            .await;
-        let out = match result {
-            Ok(out) => out,
-            Err(err)
-                if err.as_service_error().is_some_and(|e| {
-                    e.is_resource_not_found_exception() || e.is_invalid_request_exception()
-                }) =>
-            {
-                return Ok(None);
-            }
-            Err(err) => return Err(sdk_error(SERVICE, &err)),
+        let Some(out) = read_value(
+            self.client
+                .get_secret_value()
+                .secret_id(name)
+                .version_stage(stage),
+        )
+        .await?
+        else {
+            return Ok(None);
         };
         let value = out
             .secret_string()
@@ -305,6 +297,27 @@ impl Parsed {
         }
         out.headers = self.headers;
         out
+    }
+}
+
+/// Sends a `GetSecretValue`; `None` when the secret (or the stage) does not exist or is
+/// scheduled for deletion.
+pub(crate) async fn read_value(
+    request: aws_sdk_secretsmanager::operation::get_secret_value::builders::GetSecretValueFluentBuilder,
+) -> Result<
+    Option<aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput>,
+    StoreError,
+> {
+    match request.send().await {
+        Ok(out) => Ok(Some(out)),
+        Err(err)
+            if err.as_service_error().is_some_and(|e| {
+                e.is_resource_not_found_exception() || e.is_invalid_request_exception()
+            }) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(sdk_error(SERVICE, &err)),
     }
 }
 

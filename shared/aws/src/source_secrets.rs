@@ -4,13 +4,10 @@
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 
-use super::sdk_error;
-use super::secretsmanager::{create_tagged, put_value, schedule_deletion};
+use super::secretsmanager::{create_tagged, put_value, read_value, schedule_deletion};
 use skyhook_domain::ids::{SourceId, TenantId};
 use skyhook_domain::inbound::{Scheme, SourceSecret};
 use skyhook_domain::ports::{SourceSecrets, StoreError};
-
-const SERVICE: &str = "Secrets Manager";
 
 #[derive(Clone)]
 pub struct SecretsManagerSourceSecrets {
@@ -55,22 +52,14 @@ impl SourceSecrets for SecretsManagerSourceSecrets {
         tenant: &TenantId,
         id: &SourceId,
     ) -> Result<Option<SourceSecret>, StoreError> {
-        let result = self
-            .client
-            .get_secret_value()
-            .secret_id(self.secret_name(tenant, id))
-            .send()
-            .await;
-        let out = match result {
-            Ok(out) => out,
-            Err(err)
-                if err.as_service_error().is_some_and(|e| {
-                    e.is_resource_not_found_exception() || e.is_invalid_request_exception()
-                }) =>
-            {
-                return Ok(None);
-            }
-            Err(err) => return Err(sdk_error(SERVICE, &err)),
+        let Some(out) = read_value(
+            self.client
+                .get_secret_value()
+                .secret_id(self.secret_name(tenant, id)),
+        )
+        .await?
+        else {
+            return Ok(None);
         };
         let value = out
             .secret_string()
