@@ -30,7 +30,7 @@ pub async fn run(json_mode: bool, cmd: SourceCommand) -> Result<(), CliError> {
                 name,
                 verification,
                 secret,
-                event_type: event_type_rule(rule)?.ok_or_else(|| {
+                event_type: event_type_rule(rule).ok_or_else(|| {
                     CliError::Usage(
                         "give the event type: --type, --type-header or --type-pointer".into(),
                     )
@@ -98,7 +98,7 @@ pub async fn run(json_mode: bool, cmd: SourceCommand) -> Result<(), CliError> {
                 name,
                 verification,
                 secret,
-                event_type: event_type_rule(rule)?,
+                event_type: event_type_rule(rule),
                 hmac: hmac_settings(hmac)?,
             };
             if body.fields().is_empty() {
@@ -187,17 +187,14 @@ async fn send_test(
 
 /// The rule the flags give, if any: exactly one of `--type`, `--type-header`,
 /// `--type-pointer` (clap enforces it), with `--type-prefix`.
-fn event_type_rule(args: RuleArgs) -> Result<Option<EventTypeRule>, CliError> {
+fn event_type_rule(args: RuleArgs) -> Option<EventTypeRule> {
     let rule = EventTypeRule {
         fixed: args.type_fixed,
         header: args.type_header,
         pointer: args.type_pointer,
         prefix: args.type_prefix,
     };
-    if rule == EventTypeRule::default() {
-        return Ok(None);
-    }
-    Ok(Some(rule))
+    (rule != EventTypeRule::default()).then_some(rule)
 }
 
 fn hmac_settings(args: HmacArgs) -> Result<Option<HmacSettings>, CliError> {

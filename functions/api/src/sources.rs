@@ -37,16 +37,9 @@ fn parse_secret(scheme: Scheme, raw: &str) -> Result<SourceSecret, ApiError> {
 
 /// A source's own checks: the name, the event type rule and the hmac settings.
 fn check(source: &Source) -> Result<(), ApiError> {
-    source.check().map_err(|e| {
-        let code = if e.starts_with("event_type") {
-            "invalid_event_type_rule"
-        } else if e.starts_with("name") {
-            "invalid_name"
-        } else {
-            "invalid_hmac"
-        };
-        ApiError::unprocessable(code, e)
-    })
+    source
+        .check()
+        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))
 }
 
 /// The caller's source: another tenant's, like a missing one, is not found.

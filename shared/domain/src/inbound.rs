@@ -241,18 +241,42 @@ pub struct Source {
     pub secret_version: u64,
 }
 
+/// What is wrong with a source, by the part that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceProblem {
+    #[error("{0}")]
+    Name(String),
+    #[error("{0}")]
+    EventType(String),
+    #[error("{0}")]
+    Hmac(String),
+}
+
+impl SourceProblem {
+    /// The API's error code for it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SourceProblem::Name(_) => "invalid_name",
+            SourceProblem::EventType(_) => "invalid_event_type_rule",
+            SourceProblem::Hmac(_) => "invalid_hmac",
+        }
+    }
+}
+
 impl Source {
     /// Checks what an API caller could get wrong: the name, the rule, and the settings the
     /// scheme needs (and only those).
-    pub fn check(&self) -> Result<(), String> {
-        check_name(&self.name)?;
-        self.event_type.check()?;
+    pub fn check(&self) -> Result<(), SourceProblem> {
+        check_name(&self.name).map_err(SourceProblem::Name)?;
+        self.event_type.check().map_err(SourceProblem::EventType)?;
         match (self.scheme, &self.hmac) {
-            (Scheme::HmacSha256, Some(h)) => h.check(),
-            (Scheme::HmacSha256, None) => {
-                Err("verification hmac-sha256 needs hmac: {header, prefix, encoding}".into())
-            }
-            (_, Some(_)) => Err("hmac goes only with verification hmac-sha256".into()),
+            (Scheme::HmacSha256, Some(h)) => h.check().map_err(SourceProblem::Hmac),
+            (Scheme::HmacSha256, None) => Err(SourceProblem::Hmac(
+                "verification hmac-sha256 needs hmac: {header, prefix, encoding}".into(),
+            )),
+            (_, Some(_)) => Err(SourceProblem::Hmac(
+                "hmac goes only with verification hmac-sha256".into(),
+            )),
             (_, None) => Ok(()),
         }
     }
