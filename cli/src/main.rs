@@ -620,7 +620,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 fn main() -> ExitCode {
     // `skyhook local` runs transforms in worker processes of this binary: started as one,
     // serve that, before any runtime starts.
-    skyhook_domain::jq::serve_if_worker();
+    skyhook_process::serve_if_worker();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

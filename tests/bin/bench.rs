@@ -115,10 +115,8 @@ async fn bench_transform() {
         );
         return;
     };
-    let sandbox = skyhook_domain::jq::Sandbox::with_command(
-        worker,
-        skyhook_domain::jq::SandboxLimits::default(),
-    );
+    let sandbox =
+        skyhook_process::Sandbox::with_command(worker, skyhook_process::SandboxLimits::default());
     sandbox
         .run(PROGRAM, &input)
         .await

@@ -2,10 +2,10 @@
 //! `serve_if_worker` first in `main`), but a test binary cannot be, so the tests start this.
 
 fn main() {
-    skyhook_domain::jq::serve_if_worker();
+    skyhook_process::serve_if_worker();
     eprintln!(
         "this is a jq worker: start it with {} set",
-        skyhook_domain::jq::WORKER_ENV
+        skyhook_process::WORKER_ENV
     );
     std::process::exit(2);
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use skyhook_domain::jq::{JqError, Sandbox, SandboxLimits};
+use skyhook_domain::jq::JqError;
+use skyhook_process::{Sandbox, SandboxLimits};
 
 const EVENT: &str = r#"{"type":"order.created","timestamp":"2026-11-30T00:00:00.000Z","data":{"id":7,"items":[{"sku":"a","qty":2},{"sku":"b","qty":1}]}}"#;
 
@@ -99,6 +100,165 @@ async fn runs_share_a_few_workers() {
     }
 }
 
+/// The jq workers that are children of this test process (nextest runs each test in a
+/// process of its own), by PID.
+fn workers() -> Vec<u32> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …: the name may hold spaces, so read after its ')'.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let ppid = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(me) && stat.contains("(skyhook-jq-wor") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A limit's soft value from `/proc/<pid>/limits`, as printed ("unlimited" or a number).
+fn limit(pid: u32, name: &str) -> String {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} in {limits}"));
+    line[name.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_worker_holds_no_environment_no_stray_descriptor_and_its_limits() {
+    // What a careless parent might hand down: a secret in its environment and a descriptor
+    // without close-on-exec.
+    // SAFETY: this test runs alone in its process (nextest), before any other thread reads
+    // the environment.
+    unsafe { std::env::set_var("SKYHOOK_TEST_CANARY", "canary-7f3a") };
+    let path = std::ffi::CString::new("/proc/self/status").unwrap();
+    // SAFETY: open with a valid C string; the descriptor is closed below.
+    let stray = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+    assert!(stray > 2);
+
+    let sb = sandbox(SandboxLimits {
+        memory_mib: 96,
+        time: Duration::from_millis(1500),
+        ..limits()
+    });
+    assert_eq!(sb.run(".data.id", EVENT).await, Ok("7".to_string()));
+    let pids = workers();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let pid = pids[0];
+
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert_eq!(vars.len(), 1, "{vars:?}");
+    assert!(vars[0].starts_with("SKYHOOK_JQ_WORKER="), "{vars:?}");
+
+    let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+        .collect();
+    fds.sort_unstable();
+    assert_eq!(fds, vec![0, 1, 2], "only its pipes and /dev/null");
+
+    assert_eq!(limit(pid, "Max address space"), (96u64 << 20).to_string());
+    assert_eq!(limit(pid, "Max core file size"), "0");
+    // CPU time: what it used (rounded up) plus the run's share (1.5 s → 2 s, and one more).
+    let cpu: u64 = limit(pid, "Max cpu time").parse().unwrap();
+    assert!((3..=5).contains(&cpu), "{cpu}");
+
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(stray) };
+}
+
+#[test]
+fn a_worker_dies_with_the_thread_that_started_it() {
+    // PR_SET_PDEATHSIG fires when the thread that forked the worker ends; a process that
+    // dies ends all its threads, so this is the parent's death in small.
+    let pid = std::thread::spawn(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let sb = sandbox(limits());
+            assert_eq!(sb.run(".data.id", EVENT).await, Ok("7".to_string()));
+            let pids = workers();
+            assert_eq!(pids.len(), 1, "{pids:?}");
+            // The sandbox is leaked, so it is not what stops the worker.
+            std::mem::forget(sb);
+            pids[0]
+        })
+    })
+    .join()
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        // A killed child stays a zombie until reaped: reap it, or see it gone.
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, with a valid pointer.
+        let reaped = unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
+        if reaped == pid as i32 {
+            assert!(libc::WIFSIGNALED(status), "killed by a signal: {status}");
+            assert_eq!(libc::WTERMSIG(status), libc::SIGKILL);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker {pid} outlived the thread that started it"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_worker_left_running_is_stopped_by_its_cpu_limit() {
+    // The parent's wall clock normally stops a loop first; the CPU limit is for a parent that
+    // stopped watching. Started by hand with one CPU second per run and never killed, a
+    // worker running a loop is ended by the kernel.
+    use std::io::Write;
+    use std::os::unix::process::ExitStatusExt;
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_skyhook-jq-worker"))
+        .env_clear()
+        .env(skyhook_process::WORKER_ENV, "64,1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let request = serde_json::json!({"program": "def f: f; f", "input": "{}", "max_output": 64});
+    let mut stdin = worker.stdin.take().unwrap();
+    writeln!(stdin, "{request}").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = worker.kill();
+            panic!("the worker was not stopped by its CPU limit");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.signal(), Some(libc::SIGXCPU), "{status:?}");
+}
+
 mod transforms {
     //! Subscribers' transforms through the API and the delivery function.
 
@@ -146,6 +306,59 @@ mod transforms {
             req.verify(&secret)
                 .expect("the signature covers the transformed body");
         }
+    }
+
+    #[tokio::test]
+    async fn a_sandbox_that_cannot_start_retries_the_delivery_instead_of_failing_it() {
+        let mut stack = Stack::new().await;
+        let receiver = Receiver::always(200).await;
+        let (id, secret) = stack.subscribe(&receiver.url("/hook"), &["order.*"]).await;
+        let (status, body) = stack
+            .api_call(
+                Method::PATCH,
+                &format!("/v1/subscribers/{id}"),
+                Some(&json!({"transform": "{order: .data.id}"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // A worker binary that is not there: the sandbox cannot run anything.
+        let working = stack.deliverer.sandbox.clone();
+        stack.deliverer.sandbox = std::sync::Arc::new(skyhook_process::Sandbox::with_command(
+            "/nonexistent/skyhook-jq-worker".into(),
+            skyhook_process::SandboxLimits::default(),
+        ));
+        let published = stack
+            .publish(json!({"type": "order.created", "data": {"id": 7}}))
+            .await;
+        let event_id = published["id"].as_str().unwrap().to_string();
+        let runner = stack.start_delivery();
+        let delivery = eventually(Duration::from_secs(20), "the delivery waits", || async {
+            let s = stack.event_status(&event_id).await;
+            let d = s["deliveries"][0].clone();
+            (d["status"] == "retrying").then_some(d)
+        })
+        .await;
+        runner.stop().await;
+        let error = delivery["last_error"].as_str().unwrap();
+        assert!(error.starts_with("sandbox_unavailable: "), "{error}");
+        let (_, dead) = stack.api_call(Method::GET, "/v1/dlq", None).await;
+        assert_eq!(dead["data"], json!([]), "not dead-lettered");
+
+        // The sandbox is back: the retry delivers the transformed body.
+        stack.deliverer.sandbox = working;
+        let runner = stack.start_delivery();
+        receiver
+            .wait_for_ids(&[&event_id], Duration::from_secs(20))
+            .await;
+        runner.stop().await;
+        let requests = receiver.requests();
+        assert!(!requests.is_empty());
+        for req in requests {
+            assert_eq!(req.json(), json!({"order": 7}));
+            req.verify(&secret).unwrap();
+        }
+        let s = stack.event_status(&event_id).await;
+        assert_eq!(s["deliveries"][0]["status"], "delivered", "{s}");
     }
 
     #[tokio::test]

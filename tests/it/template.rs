@@ -287,6 +287,29 @@ fn problems(t: &Template) -> Vec<String> {
         }
     }
 
+    // Every function that runs jq programs holds itself and its workers at their largest
+    // inside its memory: a worker that grows to its cap must not get the function (and the
+    // other tenants' messages of its batch) killed for memory.
+    let largest_worker = number(&t.doc["Parameters"]["TransformMemoryMB"]["MaxValue"]);
+    for f in FUNCTIONS {
+        let env = t.environment(f.logical_id);
+        if !env.contains_key(config::TRANSFORM_MEMORY_MB) {
+            continue;
+        }
+        let workers: u64 = env.get(config::TRANSFORM_WORKERS).map_or(1, |w| {
+            w.parse().expect("SKYHOOK_TRANSFORM_WORKERS is a number")
+        });
+        let memory = number(&t.property(f.logical_id, "MemorySize"));
+        let needed = skyhook_process::PARENT_MEMORY_MIB + workers * largest_worker;
+        if memory < needed {
+            problems.push(format!(
+                "{} has {memory} MB, under its own {} MB plus {workers} jq worker(s) of up to {largest_worker} MB",
+                f.logical_id,
+                skyhook_process::PARENT_MEMORY_MIB
+            ));
+        }
+    }
+
     let delivery_env = t.environment("DeliveryFunction");
     let schedule = delivery_env
         .get(config::RETRY_SCHEDULE)
@@ -422,6 +445,34 @@ fn a_max_receive_count_that_disagrees_with_the_schedule_is_reported() {
     assert!(
         found.iter().any(|p| p.contains("maxReceiveCount is 5")),
         "{found:?}"
+    );
+}
+
+#[test]
+fn jq_workers_that_outgrow_their_function_are_reported() {
+    let mut t = Template::load();
+    t.doc["Parameters"]["TransformMemoryMB"]["MaxValue"] = json!(128);
+    let found = problems(&t);
+    for f in [
+        "IngestHttpFunction",
+        "IngestEventsFunction",
+        "DeliveryFunction",
+        "ApiFunction",
+    ] {
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with(f) && p.contains("jq worker")),
+            "{f}: {found:?}"
+        );
+    }
+    let mut t = Template::load();
+    t.doc["Resources"]["DeliveryFunction"]["Properties"]["Environment"]["Variables"]
+        [config::TRANSFORM_WORKERS] = json!("3");
+    assert!(
+        problems(&t)
+            .iter()
+            .any(|p| p.starts_with("DeliveryFunction") && p.contains("3 jq worker")),
     );
 }
 

@@ -1278,7 +1278,7 @@ async fn ops_bus(sdk: &SdkConfig, prefix: &str) -> (String, String) {
 /// The jq sandbox of the in-process functions: a test binary cannot be its own worker, so
 /// they use `skyhook-jq-worker`, built beside the test binaries (in `target/<profile>/`,
 /// while the test binaries sit in its `deps/`).
-pub fn jq_sandbox() -> skyhook_domain::jq::SandboxSettings {
+pub fn jq_sandbox() -> skyhook_process::SandboxSettings {
     let worker = std::env::current_exe()
         .ok()
         .and_then(|exe| {
@@ -1289,8 +1289,8 @@ pub fn jq_sandbox() -> skyhook_domain::jq::SandboxSettings {
                 .find(|p| p.exists())
         })
         .unwrap_or_else(|| std::path::PathBuf::from("skyhook-jq-worker"));
-    skyhook_domain::jq::SandboxSettings {
-        limits: skyhook_domain::jq::SandboxLimits::default(),
+    skyhook_process::SandboxSettings {
+        limits: skyhook_process::SandboxLimits::default(),
         worker: Some(worker),
     }
 }

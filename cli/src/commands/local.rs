@@ -9,7 +9,7 @@ use super::interrupted;
 /// Runs until Ctrl-C or SIGTERM. A bad configuration is a usage error (exit 2); anything
 /// that fails once running exits 1.
 pub async fn run() -> Result<(), CliError> {
-    skyhook_domain::telemetry::init().map_err(|e| CliError::Usage(e.to_string()))?;
+    skyhook_process::telemetry::init().map_err(|e| CliError::Usage(e.to_string()))?;
     let cfg = LocalConfig::from_env(&ProcessEnv).map_err(|e| CliError::Usage(e.to_string()))?;
     skyhook_cli::local::run(cfg, interrupted(), |cfg, running| {
         println!("{}", banner(cfg, running));

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -15,6 +16,20 @@ pub struct Runner {
     pub child: Child,
     pub base: String,
     pub prefix: String,
+    /// Every line it printed on stdout so far (its banner, then its log lines).
+    pub printed: Arc<Mutex<Vec<String>>>,
+}
+
+impl Runner {
+    /// The value of a banner line such as `Table        <name>`.
+    pub fn banner(&self, name: &str) -> Option<String> {
+        self.printed.lock().unwrap().iter().find_map(|line| {
+            line.trim()
+                .strip_prefix(name)
+                .filter(|rest| rest.starts_with(' '))
+                .map(|rest| rest.trim().to_string())
+        })
+    }
 }
 
 impl Drop for Runner {
@@ -66,6 +81,8 @@ pub async fn start_local_named(prefix: &str, settings: &[(&str, &str)]) -> Runne
     // The banner's `API  http://…` line, read on a thread that then drains the rest.
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let printed = Arc::new(Mutex::new(Vec::new()));
+    let keep = printed.clone();
     std::thread::spawn(move || {
         use std::io::BufRead;
         for line in std::io::BufReader::new(stdout)
@@ -75,12 +92,14 @@ pub async fn start_local_named(prefix: &str, settings: &[(&str, &str)]) -> Runne
             if let Some(url) = line.trim().strip_prefix("API") {
                 let _ = tx.send(url.trim().to_string());
             }
+            keep.lock().unwrap().push(line);
         }
     });
     let mut runner = Runner {
         child,
         base: String::new(),
         prefix,
+        printed,
     };
     // The reader thread ends (and the channel with it) when skyhook local closes stdout.
     let printed = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))

@@ -16,7 +16,6 @@ use skyhook_api_types::subscribers::SubscriberView;
 use skyhook_aws::{Adapters, Resources, Retention};
 use skyhook_domain::config::{self, AdminKeySource, ConfigError, Env};
 use skyhook_domain::ids::TenantId;
-use skyhook_domain::jq::{Sandbox, SandboxSettings};
 use skyhook_domain::model::{AuditRecord, parse_time};
 use skyhook_domain::ports::{
     ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, EventStore, HealthStore,
@@ -25,6 +24,7 @@ use skyhook_domain::ports::{
 use skyhook_domain::publish::Publisher;
 use skyhook_domain::url::UrlPolicy;
 use skyhook_http::{ApiError, Authenticator, Principal, Role};
+use skyhook_process::SandboxSettings;
 
 pub mod console;
 mod deliveries;
@@ -117,7 +117,7 @@ pub struct ApiState {
     /// Operational events: a person disabling a subscriber is one.
     pub ops: Arc<dyn OpsEvents>,
     /// Runs transform previews (and, for the publisher, content filters).
-    pub sandbox: Arc<Sandbox>,
+    pub sandbox: Arc<dyn skyhook_domain::ports::ProgramRunner>,
     /// Inbound sources and their secrets.
     pub sources: Arc<dyn SourceStore>,
     pub source_secrets: Arc<dyn SourceSecrets>,

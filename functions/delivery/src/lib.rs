@@ -21,7 +21,7 @@ use skyhook_aws::{Adapters, Resources, Retention};
 use skyhook_domain::config::{self, ConfigError, Env};
 use skyhook_domain::directory::{Directory, DirectoryView};
 use skyhook_domain::health::{BreakerPolicy, BreakerState, Gate, Health, PROBE_WAIT};
-use skyhook_domain::jq::{JqError, Sandbox, SandboxSettings};
+use skyhook_domain::jq::JqError;
 use skyhook_domain::model::{
     AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryMessage, DeliveryState, DeliveryStatus,
     DisabledReason, OpsEvent, OpsEventKind, Outcome, PARKED_REASON, Subscriber,
@@ -33,6 +33,7 @@ use skyhook_domain::ports::{
 use skyhook_domain::retry::{RetryDecision, RetryPolicy, RetrySchedule, parse_retry_after};
 use skyhook_domain::signing::delivery_headers;
 use skyhook_domain::url::{SubscriberUrl, UrlPolicy};
+use skyhook_process::SandboxSettings;
 
 /// How much longer than the HTTP timeout a probe holds the breaker's half-open state.
 const PROBE_LEASE_MARGIN: Duration = Duration::from_secs(5);
@@ -173,7 +174,7 @@ pub struct Deliverer {
     /// Where each batch's metrics go as EMF lines on stdout; `None`: nowhere.
     pub metrics_namespace: Option<String>,
     /// Runs subscribers' transforms, each in a worker process with bounded time and memory.
-    pub sandbox: Arc<Sandbox>,
+    pub sandbox: Arc<dyn skyhook_domain::ports::ProgramRunner>,
 }
 
 /// A source of the current time.
@@ -254,6 +255,8 @@ impl Deliverer {
 
 /// The reason a delivery ends with when its subscriber's transform fails.
 pub const TRANSFORM_FAILED: &str = "transform_failed";
+/// The reason a delivery waits with when the jq sandbox could not run its transform.
+pub const SANDBOX_UNAVAILABLE: &str = "sandbox_unavailable";
 
 /// What became of one SQS record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -587,8 +590,11 @@ impl Deliverer {
         // The body sent: the event, or what the subscriber's transform makes of it, made only
         // once the delivery is going out (a deferred one would make it again). A transform
         // that fails ends the delivery (retrying would fail the same way); it is
-        // dead-lettered, so a redrive after the program is fixed sends it. A probe that ends
-        // so leaves the breaker half-open until its lease runs out, then another probes.
+        // dead-lettered, so a redrive after the program is fixed sends it. A sandbox that
+        // could not run it at all is ours to fix, not the tenant's: the delivery is retried
+        // on its schedule (and dead-lettered only when every attempt found it so). A probe
+        // that ends either way leaves the breaker half-open until its lease runs out, then
+        // another probes.
         let body = match &subscriber.transform {
             None => message.webhook_body(),
             Some(program) => match self
@@ -597,6 +603,16 @@ impl Deliverer {
                 .await
             {
                 Ok(body) => body.into_bytes(),
+                Err(e) if e.is_unavailable() => {
+                    drop(slot);
+                    tracing::error!(error = %e, "the jq sandbox could not run the subscriber's transform; retrying");
+                    let reason = format!("{SANDBOX_UNAVAILABLE}: {e}");
+                    self.set_status(message, DeliveryState::Retrying, attempt, None, &reason)
+                        .await;
+                    return self
+                        .retry_or_give_up(record, raw_body, message, round, &reason)
+                        .await;
+                }
                 Err(e) => {
                     return self
                         .transform_failed(raw_body, message, &subscriber, attempt, &e)

@@ -21,11 +21,11 @@ use skyhook_aws::{Adapters, Resources, Retention};
 use skyhook_domain::config::{self, AdminKeySource, ConfigError, Env};
 use skyhook_domain::event_type::EventType;
 use skyhook_domain::ids::{SubscriberId, TenantId};
-use skyhook_domain::jq::SandboxSettings;
 use skyhook_domain::publish::{PublishError, PublishRequest, Publisher};
 use skyhook_http::responses::{AuthErrors, BodyErrors, Conflict};
 pub use skyhook_http::with_fallbacks;
 use skyhook_http::{ApiError, Authenticator, Role, read_json};
+use skyhook_process::SandboxSettings;
 
 pub const EVENTBRIDGE_TENANT: &str = "SKYHOOK_EVENTBRIDGE_TENANT";
 pub use skyhook_domain::model::CORRELATION_HEADER;

@@ -68,10 +68,7 @@ fn world(max_payload_bytes: usize) -> World {
         idempotency: Arc::new(MemoryIdempotencyStore::default()),
         idempotency_ttl: Duration::from_secs(24 * 3600),
         // No subscriber here has a content filter, so no worker ever starts.
-        filters: Arc::new(skyhook_domain::jq::Sandbox::with_command(
-            "skyhook-no-jq-worker".into(),
-            skyhook_domain::jq::SandboxLimits::default(),
-        )),
+        filters: Arc::new(skyhook_domain::memory::NoProgramRunner),
     };
     let now = Utc::now();
     let subscriber = |active: bool| Subscriber {

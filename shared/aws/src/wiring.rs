@@ -16,7 +16,6 @@ use super::{
 };
 use skyhook_domain::config;
 use skyhook_domain::directory::CachedRoutes;
-use skyhook_domain::jq::Sandbox;
 use skyhook_domain::ports::{
     ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, DeliveryQueue, EventStore,
     HealthStore, IdempotencyStore, OpsEvents, RateBudget, ReplayGuard, SecretStore, SecretValues,
@@ -157,7 +156,7 @@ impl Adapters {
     }
 
     /// The fan-out over these adapters; `filters` runs subscribers' content filters.
-    pub fn publisher(&self, filters: Arc<Sandbox>) -> Publisher {
+    pub fn publisher(&self, filters: Arc<dyn skyhook_domain::ports::ProgramRunner>) -> Publisher {
         Publisher {
             filters,
             subscribers: self.routes.clone(),

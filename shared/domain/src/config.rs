@@ -94,6 +94,9 @@ pub const TABLE: &str = "SKYHOOK_TABLE";
 pub const TRANSFORM_TIMEOUT: &str = "SKYHOOK_TRANSFORM_TIMEOUT";
 /// The address space of a transform's worker process, in MiB (default 64, 32 to 4096).
 pub const TRANSFORM_MEMORY_MB: &str = "SKYHOOK_TRANSFORM_MEMORY_MB";
+/// How many jq worker processes a function runs at once (default 1, at most 16); with
+/// `SKYHOOK_TRANSFORM_MEMORY_MB` each, beside the function, inside its memory size.
+pub const TRANSFORM_WORKERS: &str = "SKYHOOK_TRANSFORM_WORKERS";
 /// The binary run as a transform worker; by default the running binary itself.
 pub const JQ_WORKER_BIN: &str = "SKYHOOK_JQ_WORKER_BIN";
 /// The small table of stats counters, apart from the ledger so its writes stay off the

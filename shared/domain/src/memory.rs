@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::event_type::EventType;
 use crate::ids::{ApiKeyId, EventId, SourceId, SubscriberId, TenantId};
 use crate::inbound::{Source, SourceSecret};
+use crate::jq::JqError;
 use crate::model::{ApiKey, DeliveryMessage, EventRecord, Subscriber, Target};
 use crate::ports::{
     ApiKeyStore, BatchSendResult, DeadLetter, DeliveryQueue, EventStore, IDEMPOTENCY_LEASE,
@@ -22,6 +23,18 @@ use crate::secret::SigningSecret;
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic in another test thread must not cascade into every later call.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A [`crate::ports::ProgramRunner`] for places with no content filter or transform: every
+/// run is refused as unavailable (nothing runs in-process).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgramRunner;
+
+#[async_trait]
+impl crate::ports::ProgramRunner for NoProgramRunner {
+    async fn run(&self, _program: &str, _input: &str) -> Result<String, JqError> {
+        Err(JqError::Unavailable("no jq sandbox here".into()))
+    }
 }
 
 #[derive(Default)]

@@ -517,6 +517,27 @@ impl DeadLetterEntry {
 }
 
 /// RFC 3339 with millisecond precision and `Z`, the one time format Skyhook writes.
+/// The most text of an error kept where it is stored, logged or shown: attempt records,
+/// delivery statuses, dead letters, log lines and API answers.
+pub const MAX_ERROR_TEXT_BYTES: usize = 4096;
+
+/// `text` cut to at most `max` bytes (at a character boundary), saying so when it was cut:
+/// text that comes from a tenant's program or a receiver can be any size.
+pub fn cap_text(text: impl Into<String>, max: usize) -> String {
+    let mut text = text.into();
+    if text.len() <= max {
+        return text;
+    }
+    let total = text.len();
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&format!(" … (cut to {end} of {total} bytes)"));
+    text
+}
+
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -560,6 +581,16 @@ pub mod rfc3339_opt {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn capped_text_keeps_whole_characters_and_says_it_was_cut() {
+        assert_eq!(cap_text("short", 10), "short");
+        let long = "é".repeat(3000);
+        let cut = cap_text(long, MAX_ERROR_TEXT_BYTES);
+        assert!(cut.ends_with(" … (cut to 4096 of 6000 bytes)"), "{cut}");
+        assert!(cut.len() < MAX_ERROR_TEXT_BYTES + 64);
+        assert_eq!(cap_text("aé", 2), "a … (cut to 1 of 3 bytes)");
+    }
     use super::*;
 
     fn message(data: &str) -> DeliveryMessage {

@@ -11,6 +11,7 @@ use crate::event_type::EventType;
 use crate::health::Health;
 use crate::ids::{ApiKeyId, EventId, SourceId, SubscriberId, TenantId};
 use crate::inbound::{Source, SourceSecret};
+use crate::jq::JqError;
 use crate::model::{
     ApiKey, AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryMessage, DeliveryStats,
     DeliveryStatus, EventRecord, OpsEvent, Outcome, Subscriber, Target,
@@ -52,6 +53,17 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Unavailable { .. })
     }
+}
+
+/// Runs tenants' jq programs (transforms and content filters) away from the calling process,
+/// bounded in time, memory and output. Each run compiles the program with the same checks as
+/// [`crate::jq::Program::compile`], so a program saved before a rule changed is refused too.
+/// Implemented by `skyhook-process`'s sandbox of worker processes.
+#[async_trait]
+pub trait ProgramRunner: Send + Sync {
+    /// `program`'s one output on `input` (JSON text), as JSON text, or why not; an error
+    /// for which [`JqError::is_unavailable`] holds is the runner's, not the program's.
+    async fn run(&self, program: &str, input: &str) -> Result<String, JqError>;
 }
 
 #[derive(Debug, Clone, Default)]

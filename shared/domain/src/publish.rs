@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 
 use crate::event_type::EventType;
 use crate::ids::{EventId, SubscriberId, TenantId};
-use crate::jq::{JqError, Sandbox};
+use crate::jq::JqError;
 use crate::model::{DeliveryMessage, EventRecord, Target, webhook_body};
 use crate::ports::{
     DeliveryQueue, EventStore, IdempotencyClaim, IdempotencyStore, PublishReceipt, StoreError,
@@ -113,7 +113,7 @@ pub struct Publisher {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub idempotency_ttl: Duration,
     /// Runs subscribers' content filters (jq programs) at fan-out.
-    pub filters: Arc<Sandbox>,
+    pub filters: Arc<dyn crate::ports::ProgramRunner>,
 }
 
 impl Publisher {
@@ -484,10 +484,7 @@ mod tests {
                 idempotency: Arc::new(MemoryIdempotencyStore::default()),
                 idempotency_ttl: Duration::from_secs(3600),
                 // No test here has a content filter, so no worker ever starts.
-                filters: Arc::new(Sandbox::with_command(
-                    "skyhook-no-jq-worker".into(),
-                    crate::jq::SandboxLimits::default(),
-                )),
+                filters: Arc::new(crate::memory::NoProgramRunner),
             },
             subs,
             queue,

@@ -6,7 +6,7 @@ use skyhook_domain::config::ProcessEnv;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    skyhook_domain::telemetry::init()?;
+    skyhook_process::telemetry::init()?;
     let config = StatsConfig::from_env(&ProcessEnv)?;
     let sdk = skyhook_aws::load_sdk_config().await;
     let counters = config.adapters(&sdk).stats;

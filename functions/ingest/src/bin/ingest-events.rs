@@ -7,7 +7,7 @@ use skyhook_ingest::{Config, handle_eventbridge, publisher};
 fn main() -> Result<(), lambda_runtime::Error> {
     // Started as a worker of the jq sandbox (content filters): serve that, before any
     // runtime starts.
-    skyhook_domain::jq::serve_if_worker();
+    skyhook_process::serve_if_worker();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -15,7 +15,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn run() -> Result<(), lambda_runtime::Error> {
-    skyhook_domain::telemetry::init()?;
+    skyhook_process::telemetry::init()?;
     let config = Config::from_env(&ProcessEnv, false)?;
     let sdk = skyhook_aws::load_sdk_config().await;
     let publisher = publisher(&sdk, &config);

@@ -8,7 +8,7 @@ use skyhook_ingest::{Config, IngestState, router, with_fallbacks};
 fn main() -> Result<(), lambda_http::Error> {
     // Started as a worker of the jq sandbox (content filters): serve that, before any
     // runtime starts.
-    skyhook_domain::jq::serve_if_worker();
+    skyhook_process::serve_if_worker();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -16,7 +16,7 @@ fn main() -> Result<(), lambda_http::Error> {
 }
 
 async fn run() -> Result<(), lambda_http::Error> {
-    skyhook_domain::telemetry::init()?;
+    skyhook_process::telemetry::init()?;
     let config = Config::from_env(&ProcessEnv, true)?;
     let sdk = skyhook_aws::load_sdk_config().await;
     let state = IngestState::from_config(&sdk, &config).ok_or("admin key not configured")?;

@@ -1,19 +1,17 @@
 //! Subscribers' jq programs. A `transform` maps `{"type", "timestamp", "data"}` to the body
-//! sent; it is compiled when saved and run at delivery with bounded time, memory and output.
-//! The language is jq as implemented by `jaq` (its core, standard and JSON libraries).
+//! sent, a `filter` decides whether an event goes to a subscriber; both are compiled when
+//! saved and run with bounded time, memory and output. The language is jq as implemented by
+//! `jaq`, limited to the functions of [`library::ALLOWED`]: a program computes on the event
+//! and nothing else (no environment, files, clock, input stream, logging or exit).
 //!
-//! jq cannot be interrupted: `def f: f; f` loops for ever, and a deep recursion overflows
-//! the stack, which aborts the whole process. So programs never run in the process that
-//! delivers: [`Sandbox`] hands each run to a worker process (this same binary, started with
-//! [`WORKER_ENV`] set, see [`serve_if_worker`]) under a memory limit, and kills the worker
-//! when a run takes too long or the worker dies. Compiling is bounded by the program's size
-//! and nesting, so it happens in-process.
+//! Compiling is checked here, in the domain: the program's size, how deep it nests (every
+//! construct, see [`depth`]), and the functions it calls. Running is not: jq cannot be
+//! interrupted (`def f: f; f` loops for ever) and a deep recursion overflows the stack, so
+//! programs run in worker processes behind the [`crate::ports::ProgramRunner`] port
+//! (`skyhook-process` has the sandbox that implements it).
 
-mod sandbox;
-mod worker;
-
-pub use sandbox::{Sandbox, SandboxLimits, SandboxSettings};
-pub use worker::{WORKER_ENV, serve, serve_if_worker};
+mod depth;
+pub mod library;
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,18 +20,28 @@ use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 use jaq_json::Val;
 
+use crate::model::{MAX_ERROR_TEXT_BYTES, cap_text};
+
 /// The longest program a subscriber may hold, in bytes.
 pub const MAX_PROGRAM_BYTES: usize = 16 * 1024;
-/// The deepest nesting of brackets a program may have: the parser recurses on each.
-pub const MAX_NESTING: usize = 64;
+/// How deeply a program may nest, in the units of [`depth`]: operators, nesting keywords and
+/// blocks along the deepest path of its syntax tree. Real transforms use a few dozen.
+pub const MAX_NESTING: usize = 256;
+/// The stack a program is compiled on outside a worker: jaq's parser and compiler take at
+/// most about 16 KiB per level of [`MAX_NESTING`] in a debug build (3 KiB optimised), so
+/// this leaves room eight times over. Reserved, not used: only what the program needs is.
+pub const COMPILE_STACK_BYTES: usize = 32 * 1024 * 1024;
 
-/// Why a program did not compile or run.
+/// Why a program did not compile or run. Every message is at most
+/// [`MAX_ERROR_TEXT_BYTES`] (and says so when it was cut).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum JqError {
     #[error("the program is longer than {MAX_PROGRAM_BYTES} bytes")]
     TooLong,
-    #[error("the program nests brackets more than {MAX_NESTING} deep")]
+    #[error(
+        "the program nests too deeply: at most {MAX_NESTING} levels of brackets, operators and keywords such as if, try, reduce, def and as"
+    )]
     TooDeep,
     #[error("the program does not compile: {0}")]
     Compile(String),
@@ -53,6 +61,27 @@ pub enum JqError {
     Crashed(u64),
     #[error("the program could not be run: {0}")]
     Unavailable(String),
+}
+
+impl JqError {
+    /// The same error with its text capped at [`MAX_ERROR_TEXT_BYTES`]: a program's
+    /// `error(…)` can carry megabytes.
+    pub fn capped(self) -> Self {
+        let cap = |s: String| cap_text(s, MAX_ERROR_TEXT_BYTES);
+        match self {
+            JqError::Compile(s) => JqError::Compile(cap(s)),
+            JqError::Input(s) => JqError::Input(cap(s)),
+            JqError::Runtime(s) => JqError::Runtime(cap(s)),
+            JqError::Unavailable(s) => JqError::Unavailable(cap(s)),
+            other => other,
+        }
+    }
+
+    /// Whether the failure is the sandbox's, not the program's: the run may be tried again
+    /// later and should not count against the tenant.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, JqError::Unavailable(_))
+    }
 }
 
 type Filter = jaq_core::Filter<data::JustLut<Val>>;
@@ -77,35 +106,31 @@ impl PartialEq for Program {
 }
 
 impl Program {
-    /// Parses and compiles `source`; the error says where and what is wrong.
+    /// Checks and compiles `source` on a thread of its own with [`COMPILE_STACK_BYTES`] of
+    /// stack, so no program can overflow the caller's; the error says where and what is
+    /// wrong, or which function is not allowed and why.
     pub fn compile(source: &str) -> Result<Self, JqError> {
-        if source.len() > MAX_PROGRAM_BYTES {
-            return Err(JqError::TooLong);
-        }
-        if nesting(source) > MAX_NESTING {
-            return Err(JqError::TooDeep);
-        }
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
-        let funs = jaq_core::funs()
-            .chain(jaq_std::funs())
-            .chain(jaq_json::funs());
-        let loader = Loader::new(defs);
-        let arena = Arena::default();
-        let modules = loader
-            .load(
-                &arena,
-                File {
-                    code: source,
-                    path: (),
-                },
-            )
-            .map_err(|errs| JqError::Compile(describe_load_errors(source, &errs)))?;
-        let filter = Compiler::default()
-            .with_funs(funs)
-            .compile(modules)
-            .map_err(|errs| JqError::Compile(describe_compile_errors(source, &errs)))?;
+        check_shape(source)?;
+        let owned = source.to_string();
+        let compiled = std::thread::Builder::new()
+            .name("jq-compile".into())
+            .stack_size(COMPILE_STACK_BYTES)
+            .spawn(move || compile_filter(&owned))
+            .map_err(|e| JqError::Unavailable(format!("cannot start the compiler: {e}")))?
+            .join()
+            .map_err(|_| JqError::Unavailable("the compiler failed".into()))??;
+        Ok(Program {
+            source: source.into(),
+            filter: Arc::new(compiled),
+        })
+    }
+
+    /// [`Program::compile`] on the calling thread: only for a sandbox worker, whose main
+    /// thread has the stack the nesting limit is sized for and whose crash costs nothing
+    /// but itself.
+    pub fn compile_here(source: &str) -> Result<Self, JqError> {
+        check_shape(source)?;
+        let filter = compile_filter(source)?;
         Ok(Program {
             source: source.into(),
             filter: Arc::new(filter),
@@ -118,8 +143,13 @@ impl Program {
 
     /// Runs the program on `input` (JSON text) and returns its one output as JSON text of at
     /// most `max_output` bytes. It runs on the caller's thread with no limit on time or
-    /// memory, so only a sandbox worker calls it on programs from outside: see [`Sandbox`].
+    /// memory, so only a sandbox worker calls it on programs from outside.
     pub fn run(&self, input: &[u8], max_output: usize) -> Result<String, JqError> {
+        self.run_uncapped(input, max_output)
+            .map_err(JqError::capped)
+    }
+
+    fn run_uncapped(&self, input: &[u8], max_output: usize) -> Result<String, JqError> {
         let input =
             jaq_json::read::parse_single(input).map_err(|e| JqError::Input(e.to_string()))?;
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
@@ -140,31 +170,38 @@ impl Program {
     }
 }
 
-/// The deepest nesting of `(`, `[` and `{` in `source`, outside string literals (roughly:
-/// an escaped quote is skipped; an over-estimate only refuses a program early).
-fn nesting(source: &str) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for c in source.chars() {
-        if in_string {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = true,
-            '(' | '[' | '{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+/// What is checked before jaq sees the program: its size and how deep it nests.
+fn check_shape(source: &str) -> Result<(), JqError> {
+    if source.len() > MAX_PROGRAM_BYTES {
+        return Err(JqError::TooLong);
     }
-    deepest
+    if depth::units(source) > MAX_NESTING {
+        return Err(JqError::TooDeep);
+    }
+    Ok(())
+}
+
+/// Parses and compiles against the allowed library.
+fn compile_filter(source: &str) -> Result<Filter, JqError> {
+    let loader = Loader::new(library::defs());
+    let arena = Arena::default();
+    let modules = loader
+        .load(
+            &arena,
+            File {
+                code: source,
+                path: (),
+            },
+        )
+        .map_err(|errs| JqError::Compile(describe_load_errors(source, &errs)).capped())?;
+    // `import "file" as $data;` loads nothing while compiling: the caller is to read the
+    // file and bind it. Nothing is read here; such a program is refused.
+    jaq_core::load::import(&modules, |_| Err("modules cannot be loaded".to_string()))
+        .map_err(|errs| JqError::Compile(describe_load_errors(source, &errs)).capped())?;
+    Compiler::default()
+        .with_funs(library::funs())
+        .compile(modules)
+        .map_err(|errs| JqError::Compile(describe_compile_errors(source, &errs)).capped())
 }
 
 /// 1-based line and column of byte `offset` in `source`.
@@ -212,8 +249,11 @@ fn describe_load_errors<P>(source: &str, errs: &jaq_core::load::Errors<&str, P>)
     for (_, err) in errs {
         match err {
             Error::Io(items) => {
-                for (path, e) in items {
-                    out.push(format!("cannot load module {path:?}: {e}"));
+                for (path, _) in items {
+                    out.push(format!(
+                        "modules cannot be loaded (include or import of {path:?} at {})",
+                        at(source, path)
+                    ));
                 }
             }
             Error::Lex(items) => out.extend(
@@ -235,11 +275,14 @@ fn describe_compile_errors<P>(source: &str, errs: &jaq_core::compile::Errors<&st
     let mut out = Vec::new();
     for (_, items) in errs {
         for (name, undefined) in items {
-            out.push(format!(
-                "undefined {} {name} at {}",
-                undefined.as_str(),
-                at(source, name)
-            ));
+            out.push(match library::refused(name) {
+                Some(why) => format!("{name} is not allowed at {}: {why}", at(source, name)),
+                None => format!(
+                    "undefined {} {name} at {}",
+                    undefined.as_str(),
+                    at(source, name)
+                ),
+            });
         }
     }
     out.join("; ")
@@ -297,12 +340,86 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_refused_before_parsing() {
-        let deep = format!("{}.{}", "(".repeat(5000), ")".repeat(5000));
-        assert_eq!(Program::compile(&deep).unwrap_err(), JqError::TooDeep);
+    fn deep_nesting_of_any_construct_is_refused_before_parsing() {
+        for (open, close) in [
+            ("(", ")"),
+            ("[", "]"),
+            ("- ", ""),
+            ("try ", ""),
+            ("if . then ", " end"),
+            (". as $x | ", ""),
+            ("def f: ", "; f"),
+            ("reduce . as $x (.; ", ")"),
+            ("label $out | ", ""),
+            ("\"\\(", ")\""),
+            (". | ", ""),
+            ("1 + ", ""),
+            (". // ", ""),
+        ] {
+            let n = MAX_NESTING;
+            let deep = format!("{}.{}", open.repeat(n), close.repeat(n));
+            assert_eq!(
+                Program::compile(&deep).unwrap_err(),
+                JqError::TooDeep,
+                "{deep:.40}"
+            );
+            let fits = format!("{}.{}", open.repeat(20), close.repeat(20));
+            assert!(Program::compile(&fits).is_ok(), "{fits:.60}");
+        }
+        // The issue's program: 8,000 minus signs.
+        let minus = format!("{}.", "-".repeat(8000));
+        assert_eq!(Program::compile(&minus).unwrap_err(), JqError::TooDeep);
         // Brackets inside strings do not count.
         let quoted = format!("\"{}\"", "(".repeat(500));
         assert!(Program::compile(&quoted).is_ok());
-        assert!(Program::compile(&format!("{}.{}", "[".repeat(10), "]".repeat(10))).is_ok());
+    }
+
+    #[test]
+    fn functions_that_reach_outside_the_event_are_refused_by_name() {
+        for (program, name) in [
+            ("env", "env"),
+            ("env.HOME", "env"),
+            ("$ENV.PATH", "$ENV"),
+            ("now", "now"),
+            ("localtime", "localtime"),
+            (r#"strflocaltime("%c")"#, "strflocaltime"),
+            ("input", "input"),
+            ("[inputs]", "inputs"),
+            ("input_filename", "input_filename"),
+            ("$__loc__", "$__loc__"),
+            ("debug", "debug"),
+            (r#"debug("x")"#, "debug"),
+            ("stderr", "stderr"),
+            ("halt", "halt"),
+            (r#"halt_error("x")"#, "halt_error"),
+            ("get_search_list", "get_search_list"),
+            ("error(env | tostring)", "env"),
+        ] {
+            let err = Program::compile(program).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{name} is not allowed")) && err.contains("it "),
+                "{program}: {err}"
+            );
+        }
+        let err = Program::compile(r#"include "x"; ."#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("modules cannot be loaded"), "{err}");
+        let err = Program::compile(r#"import "x" as $x; ."#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("modules cannot be loaded"), "{err}");
+        // What is allowed still works, user definitions included.
+        let p = Program::compile("def twice(f): f | f; .data.id | twice(. * 2) | tostring");
+        assert_eq!(p.unwrap().run(EVENT.as_bytes(), 64).unwrap(), r#""28""#);
+    }
+
+    #[test]
+    fn a_huge_error_is_cut_to_the_limit() {
+        let p = Program::compile("error([range(400000)])").unwrap();
+        let err = p.run(EVENT.as_bytes(), 64).unwrap_err();
+        let text = err.to_string();
+        assert!(text.len() < MAX_ERROR_TEXT_BYTES + 128, "{}", text.len());
+        assert!(text.contains("cut to"), "{text:.100}");
     }
 }

@@ -1,18 +1,31 @@
 //! The parent side of the jq sandbox: a few worker processes, each running one program at a
 //! time, killed and replaced when a run takes too long or the worker dies.
+//!
+//! A worker holds nothing worth stealing and cannot outlive or outgrow its place: it starts
+//! with an empty environment and no file descriptors but its three standard streams (its
+//! stdin and stdout are the pipes to the parent, stderr is `/dev/null`), no core dumps, an
+//! address-space limit, a CPU-time limit per run (see [`super::worker`]) besides the parent's
+//! wall-clock one, and it is killed when the parent dies (`PR_SET_PDEATHSIG`).
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use skyhook_domain::config::{self, ConfigError, Env};
+use skyhook_domain::jq::JqError;
+use skyhook_domain::ports::ProgramRunner;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Semaphore;
 
-use super::worker::{Reply, Request};
-use super::{JqError, WORKER_ENV};
-use crate::config::{self, ConfigError, Env};
+use super::worker::{Reply, Request, WORKER_ENV, WorkerLimits};
+
+/// What a function's own process is allowed of its Lambda's memory, in MiB, beside its jq
+/// workers: the template gives every function that runs programs at least this plus
+/// `workers × memory_mib` (a test holds it to that). The functions use about 30 MiB.
+pub const PARENT_MEMORY_MIB: u64 = 64;
 
 /// What one run may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,11 +44,23 @@ impl Default for SandboxLimits {
     fn default() -> Self {
         SandboxLimits {
             time: Duration::from_millis(250),
-            // Beside the function itself, inside the template's 128 MB Lambda.
             memory_mib: 64,
             max_output: 256 * 1024,
-            workers: 4,
+            workers: 1,
         }
+    }
+}
+
+impl SandboxLimits {
+    /// The memory all the workers may take at once, in MiB.
+    pub fn budget_mib(&self) -> u64 {
+        self.memory_mib.saturating_mul(self.workers.max(1) as u64)
+    }
+
+    /// CPU seconds one run may use: the wall-clock limit rounded up, and one more (the
+    /// kernel counts whole seconds). It stops a worker whose parent stopped watching.
+    pub fn cpu_seconds(&self) -> u64 {
+        self.time.as_secs() + u64::from(self.time.subsec_nanos() > 0) + 1
     }
 }
 
@@ -51,7 +76,7 @@ impl SandboxSettings {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let defaults = SandboxLimits::default();
         let time = config::parsed(env, config::TRANSFORM_TIMEOUT, defaults.time, |v| {
-            match crate::retry::parse_duration(v).map_err(|e| e.to_string())? {
+            match skyhook_domain::retry::parse_duration(v).map_err(|e| e.to_string())? {
                 d if d.is_zero() => Err("must be more than zero".to_string()),
                 d if d > Duration::from_secs(10) => Err("must be at most 10s".to_string()),
                 d => Ok(d),
@@ -66,10 +91,21 @@ impl SandboxSettings {
                 _ => Err("expected a number of MiB from 32 to 4096"),
             },
         )?;
+        let workers =
+            config::parsed(
+                env,
+                config::TRANSFORM_WORKERS,
+                defaults.workers,
+                |v| match v.parse::<usize>() {
+                    Ok(n) if (1..=16).contains(&n) => Ok(n),
+                    _ => Err("expected a number of workers from 1 to 16"),
+                },
+            )?;
         Ok(SandboxSettings {
             limits: SandboxLimits {
                 time,
                 memory_mib,
+                workers,
                 ..defaults
             },
             worker: config::optional(env, config::JQ_WORKER_BIN).map(PathBuf::from),
@@ -112,13 +148,28 @@ impl Sandbox {
         }
     }
 
+    pub fn limits(&self) -> SandboxLimits {
+        self.limits
+    }
+
     fn spawn(&self) -> Result<Worker, JqError> {
-        let mut child = Command::new(&self.program)
-            .env(WORKER_ENV, self.limits.memory_mib.to_string())
+        let mut command = Command::new(&self.program);
+        command
+            .env_clear()
+            .env(
+                WORKER_ENV,
+                WorkerLimits {
+                    memory_mib: self.limits.memory_mib,
+                    cpu_seconds: self.limits.cpu_seconds(),
+                }
+                .encode(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        confine(&mut command, self.limits.memory_mib);
+        let mut child = command
             .spawn()
             .map_err(|e| JqError::Unavailable(format!("cannot start a jq worker: {e}")))?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
@@ -133,6 +184,10 @@ impl Sandbox {
 
     /// Runs `program` on `input` (JSON text): its one output as JSON text, or why not.
     pub async fn run(&self, program: &str, input: &str) -> Result<String, JqError> {
+        self.exchange(program, input).await.map_err(JqError::capped)
+    }
+
+    async fn exchange(&self, program: &str, input: &str) -> Result<String, JqError> {
         let line = serde_json::to_string(&Request {
             program: program.to_string(),
             input: input.to_string(),
@@ -175,8 +230,8 @@ impl Sandbox {
                     )))
                 }
             },
-            // The worker ended or broke its pipe mid-run: out of memory, or a crash such as
-            // a stack overflow in a deep recursion.
+            // The worker ended or broke its pipe mid-run: out of memory, out of CPU time, or
+            // a crash such as a stack overflow in a deep recursion.
             Ok(_) => {
                 stop(worker).await;
                 Err(JqError::Crashed(self.limits.memory_mib))
@@ -191,8 +246,75 @@ impl Sandbox {
     }
 }
 
+#[async_trait]
+impl ProgramRunner for Sandbox {
+    async fn run(&self, program: &str, input: &str) -> Result<String, JqError> {
+        Sandbox::run(self, program, input).await
+    }
+}
+
 /// Kills a worker and reaps it.
 async fn stop(mut worker: Worker) {
     let _ = worker.child.start_kill();
     let _ = worker.child.wait().await;
 }
+
+/// Limits set in the child between fork and exec, so they hold before any of the worker's
+/// own code runs.
+#[cfg(target_os = "linux")]
+fn confine(command: &mut Command, memory_mib: u64) {
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    let bytes = memory_mib.saturating_mul(1024 * 1024) as libc::rlim_t;
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (prctl, getppid, _exit, setrlimit, syscall, close); it
+    // allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            // Killed when the parent dies; and if it already died between fork and prctl,
+            // go now.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            set_limit(libc::RLIMIT_AS, bytes)?;
+            set_limit(libc::RLIMIT_CORE, 0)?;
+            // No descriptor but stdin, stdout and stderr crosses into the worker, whatever
+            // the parent (or its runtime) left open without close-on-exec: every other one
+            // is marked close-on-exec (not closed now: the pipe that reports a failed exec
+            // back to the parent is among them). Kernels before 5.11 take the loop.
+            if libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            ) != 0
+            {
+                for fd in 3..4096 {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn set_limit(resource: libc::__rlimit_resource_t, value: libc::rlim_t) -> std::io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: setrlimit reads the struct passed and changes only this process's limits.
+    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Elsewhere (macOS, for `skyhook local` on a laptop) the worker caps its own memory and CPU
+/// time once started; the environment is still empty.
+#[cfg(not(target_os = "linux"))]
+fn confine(_command: &mut Command, _memory_mib: u64) {}

@@ -2,7 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{ConfigError, Env, ProcessEnv};
+use skyhook_domain::config::{ConfigError, Env, ProcessEnv};
 
 pub const LOG_FORMAT: &str = "SKYHOOK_LOG_FORMAT";
 
