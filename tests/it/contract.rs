@@ -39,3 +39,18 @@ async fn the_dynamodb_api_key_store_keeps_the_contract() {
     let stack = Stack::new().await;
     contract::api_key_store(stack.adapters.keys.as_ref()).await;
 }
+
+#[tokio::test]
+async fn the_dynamodb_tenant_store_keeps_the_contract() {
+    let stack = Stack::new().await;
+    contract::tenant_store(stack.adapters.tenants.as_ref()).await;
+}
+
+/// Through both ingest functions' clients, which take from the buckets in AWS.
+#[tokio::test]
+async fn the_dynamodb_publish_budget_keeps_the_contract() {
+    let stack = Stack::new().await;
+    for adapters in [&stack.ingest_adapters, &stack.events_adapters] {
+        contract::publish_budget(adapters.publish_budget.as_ref()).await;
+    }
+}

@@ -151,9 +151,10 @@ async fn log_items_carry_expires_at_thirty_days_out_by_default_and_the_table_exp
     );
     assert_eq!(ingest_config.log_retention, config::DEFAULT_LOG_RETENTION);
     assert_eq!(delivery_config.log_retention, config::DEFAULT_LOG_RETENTION);
-    let publisher = ingest_config
-        .adapters(&stack.sdk)
-        .publisher(Arc::new(skyhook_tests::jq_sandbox().sandbox()));
+    let publisher = ingest_config.adapters(&stack.sdk).publisher(
+        Arc::new(skyhook_tests::jq_sandbox().sandbox()),
+        skyhook_tests::generous_limits(),
+    );
     let (resources, retention) = delivery_config.resources();
     assert_eq!(retention.log, config::DEFAULT_LOG_RETENTION);
     let delivery_adapters = Adapters::from_sdk(&stack.sdk, &resources, &retention);

@@ -422,8 +422,10 @@ async fn a_publish_that_failed_is_retried_under_the_same_key_and_delivered_once(
     failing.queue = std::sync::Arc::new(Unreachable);
     let failing_ingest = skyhook_http::with_fallbacks(skyhook_ingest::router(std::sync::Arc::new(
         skyhook_ingest::IngestState {
-            publisher: failing
-                .publisher(std::sync::Arc::new(skyhook_tests::jq_sandbox().sandbox())),
+            publisher: failing.publisher(
+                std::sync::Arc::new(skyhook_tests::jq_sandbox().sandbox()),
+                skyhook_tests::generous_limits(),
+            ),
             inbound: skyhook_ingest::inbound::Inbound::of(&failing),
             auth: std::sync::Arc::new(
                 skyhook_http::Authenticator::new(

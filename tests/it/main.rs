@@ -17,3 +17,4 @@ mod jq;
 mod openapi;
 mod subscribers;
 mod template;
+mod tenants;

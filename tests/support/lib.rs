@@ -194,6 +194,9 @@ pub struct StackOptions {
     /// The bootstrap admin key in a Secrets Manager secret, as a deployment keeps it,
     /// rather than in the functions' settings.
     pub admin_key_in_secret: bool,
+    /// Tenants' publish limits unless they have their own: high, so only the tests of
+    /// limits meet them.
+    pub tenant_limits: skyhook_domain::tenants::TenantLimits,
 }
 
 impl Default for StackOptions {
@@ -208,6 +211,7 @@ impl Default for StackOptions {
             breaker: skyhook_domain::health::BreakerPolicy::default(),
             ops_bus: false,
             admin_key_in_secret: false,
+            tenant_limits: generous_limits(),
         }
     }
 }
@@ -423,6 +427,7 @@ impl Stack {
             local_mode: true,
             event_bus: ops.as_ref().map(|(bus, _)| bus.clone()),
             transform: jq_sandbox(),
+            tenant_limits: options.tenant_limits,
             source_secret_prefix: source_secret_prefix.clone(),
         };
         // The API sends re-enqueued messages straight to SQS, as in AWS; only the delivery
@@ -430,10 +435,12 @@ impl Stack {
         let api = api_router(&adapters_of(&api_sdk), &api_config);
         let mut ingest_adapters = adapters_of(&ingest_sdk);
         ingest_adapters.queue = Arc::new(queue.sharing(queue_of(&ingest_sdk)));
-        let publisher = ingest_adapters.publisher(Arc::new(jq_sandbox().sandbox()));
+        let publisher =
+            ingest_adapters.publisher(Arc::new(jq_sandbox().sandbox()), options.tenant_limits);
         let mut events_adapters = adapters_of(&events_sdk);
         events_adapters.queue = Arc::new(queue.sharing(queue_of(&events_sdk)));
-        let events_publisher = events_adapters.publisher(Arc::new(jq_sandbox().sandbox()));
+        let events_publisher =
+            events_adapters.publisher(Arc::new(jq_sandbox().sandbox()), options.tenant_limits);
         let auth = Arc::new(
             Authenticator::new(admin_key(), Some(ingest_adapters.secret_values.clone()))
                 .with_key_store(ingest_adapters.keys.clone()),
@@ -1273,6 +1280,15 @@ async fn ops_bus(sdk: &SdkConfig, prefix: &str) -> (String, String) {
         .await
         .expect("the target");
     (bus, queue_url)
+}
+
+/// Publish limits no test meets unless it sets lower ones.
+pub fn generous_limits() -> skyhook_domain::tenants::TenantLimits {
+    skyhook_domain::tenants::TenantLimits::new(
+        skyhook_domain::tenants::MAX_EVENTS_PER_SECOND,
+        skyhook_domain::tenants::MAX_BURST,
+    )
+    .expect("valid limits")
 }
 
 /// The jq sandbox of the in-process functions: a test binary cannot be its own worker, so

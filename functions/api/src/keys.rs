@@ -70,6 +70,8 @@ pub(crate) async fn create_key(
         created_by: principal.actor(),
     };
     state.keys.create(&key, &api_key_digest(&secret)).await?;
+    // The tenant is in the registry from its first key (`GET /v1/tenants`).
+    state.tenants.ensure(&tenant, key.created_at).await?;
     let detail = Some(json!({"tenant": tenant.as_str(), "role": role.as_str()}));
     audit(
         &state,

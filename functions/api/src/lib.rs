@@ -22,6 +22,7 @@ use skyhook_domain::ports::{
     OpsEvents, SecretStore, SourceSecrets, SourceStore, SubscriberStore,
 };
 use skyhook_domain::publish::Publisher;
+use skyhook_domain::tenants::TenantLimits;
 use skyhook_domain::url::UrlPolicy;
 use skyhook_http::{ApiError, Authenticator, Principal, Role};
 use skyhook_process::SandboxSettings;
@@ -33,6 +34,7 @@ mod keys;
 pub mod openapi;
 mod sources;
 mod subscribers;
+mod tenants;
 
 pub use subscribers::{parse_event_types, parse_headers};
 
@@ -64,6 +66,9 @@ pub struct Config {
     pub event_bus: Option<String>,
     /// The jq sandbox that previews transforms.
     pub transform: SandboxSettings,
+    /// Tenants' publish limits unless they have their own (`SKYHOOK_TENANT_EVENTS_PER_SECOND`,
+    /// `SKYHOOK_TENANT_BURST`): test sends and resends are publishes too.
+    pub tenant_limits: TenantLimits,
     /// Where inbound sources' secrets live (`SKYHOOK_SOURCE_SECRET_PREFIX`).
     pub source_secret_prefix: String,
 }
@@ -92,6 +97,7 @@ impl Config {
             local_mode: config::flag(env, config::LOCAL_MODE)?,
             event_bus: config::optional(env, config::EVENT_BUS),
             transform: SandboxSettings::from_env(env)?,
+            tenant_limits: TenantLimits::from_env(env)?,
             source_secret_prefix: config::optional(env, config::SOURCE_SECRET_PREFIX)
                 .unwrap_or_else(|| config::DEFAULT_SOURCE_SECRET_PREFIX.to_string()),
         })
@@ -121,6 +127,9 @@ pub struct ApiState {
     /// Inbound sources and their secrets.
     pub sources: Arc<dyn SourceStore>,
     pub source_secrets: Arc<dyn SourceSecrets>,
+    /// The tenants' registry, and the limits of a tenant with none of its own.
+    pub tenants: Arc<dyn skyhook_domain::ports::TenantStore>,
+    pub tenant_defaults: TenantLimits,
 }
 
 impl Config {
@@ -176,7 +185,7 @@ impl ApiState {
             } else {
                 UrlPolicy::STRICT
             },
-            publisher: adapters.publisher(sandbox.clone()),
+            publisher: adapters.publisher(sandbox.clone(), config.tenant_limits),
             dlq,
             dead_letters: adapters.dead_letters.clone(),
             keys: adapters.keys.clone(),
@@ -186,6 +195,8 @@ impl ApiState {
             sandbox,
             sources: adapters.sources.clone(),
             source_secrets: adapters.source_secrets.clone(),
+            tenants: adapters.tenants.clone(),
+            tenant_defaults: config.tenant_limits,
         }
     }
 }
@@ -225,6 +236,8 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
             sources::patch_source,
             sources::delete_source
         ))
+        .routes(routes!(tenants::list_tenants))
+        .routes(routes!(tenants::get_tenant, tenants::put_tenant))
         .routes(routes!(openapi::serve))
 }
 

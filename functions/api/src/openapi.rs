@@ -39,6 +39,7 @@ pub const SECURITY_SCHEME: &str = "api_key";
         (name = "dlq", description = "Deliveries that ran out of attempts, and sending them back."),
         (name = "api-keys", description = "Keys: each belongs to one tenant and has one role."),
         (name = "audit", description = "Management changes of the tenant."),
+        (name = "tenants", description = "Tenants and their publish limits (the bootstrap key's)."),
         (name = "meta", description = "Health and this document."),
     ),
     components(schemas(

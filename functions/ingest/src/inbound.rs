@@ -26,7 +26,7 @@ use skyhook_domain::inbound::{self, Refusal, Source, SourceSecret, TOLERANCE_SEC
 use skyhook_domain::ports::{ReplayGuard, SourceSecrets, SourceStore};
 use skyhook_domain::publish::{PublishRequest, validate_correlation_id};
 use skyhook_http::ApiError;
-use skyhook_http::responses::{Conflict, NotFound};
+use skyhook_http::responses::{Conflict, NotFound, RateLimited};
 
 use crate::IngestState;
 
@@ -108,7 +108,7 @@ fn refused(refusal: Refusal) -> ApiError {
         (status = 401, description = "Refused: `invalid_signature`, `timestamp_out_of_tolerance` or `replayed`.", body = ErrorBody),
         (status = 413, description = "The body is larger than the publish limit.", body = ErrorBody),
         (status = 422, description = "The source's rule gives no valid event type for this message: `invalid_event_type`.", body = ErrorBody),
-        NotFound, Conflict))]
+        NotFound, Conflict, RateLimited))]
 pub(crate) async fn receive(
     State(state): State<Arc<IngestState>>,
     Path(source_id): Path<String>,

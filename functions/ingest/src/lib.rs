@@ -22,7 +22,8 @@ use skyhook_domain::config::{self, AdminKeySource, ConfigError, Env};
 use skyhook_domain::event_type::EventType;
 use skyhook_domain::ids::{SubscriberId, TenantId};
 use skyhook_domain::publish::{PublishError, PublishRequest, Publisher};
-use skyhook_http::responses::{AuthErrors, BodyErrors, Conflict};
+use skyhook_domain::tenants::TenantLimits;
+use skyhook_http::responses::{AuthErrors, BodyErrors, Conflict, RateLimited};
 pub use skyhook_http::with_fallbacks;
 use skyhook_http::{ApiError, Authenticator, Role, read_json};
 use skyhook_process::SandboxSettings;
@@ -43,6 +44,9 @@ pub struct Config {
     /// The jq sandbox of subscribers' content filters (the limits of transforms:
     /// `SKYHOOK_TRANSFORM_TIMEOUT`, `SKYHOOK_TRANSFORM_MEMORY_MB`).
     pub sandbox: SandboxSettings,
+    /// Tenants' publish limits unless they have their own (`SKYHOOK_TENANT_EVENTS_PER_SECOND`,
+    /// `SKYHOOK_TENANT_BURST`).
+    pub tenant_limits: TenantLimits,
     /// Where inbound sources' secrets live (`SKYHOOK_SOURCE_SECRET_PREFIX`; `ingest-http`).
     pub source_secret_prefix: String,
 }
@@ -70,6 +74,7 @@ impl Config {
                 TenantId::parse,
             )?,
             sandbox: SandboxSettings::from_env(env)?,
+            tenant_limits: TenantLimits::from_env(env)?,
             // Only `ingest-http` receives inbound webhooks.
             source_secret_prefix: needs_auth
                 .then(|| config::optional(env, config::SOURCE_SECRET_PREFIX))
@@ -115,7 +120,7 @@ impl Config {
 pub fn publisher(sdk: &aws_config::SdkConfig, config: &Config) -> Publisher {
     config
         .adapters(sdk)
-        .publisher(Arc::new(config.sandbox.sandbox()))
+        .publisher(Arc::new(config.sandbox.sandbox()), config.tenant_limits)
 }
 
 /// The authenticator of `ingest-http`: the bootstrap key and the API keys issued through
@@ -147,7 +152,7 @@ impl IngestState {
     /// The state over these adapters.
     pub fn new(adapters: &Adapters, config: &Config) -> Option<Self> {
         Some(IngestState {
-            publisher: adapters.publisher(Arc::new(config.sandbox.sandbox())),
+            publisher: adapters.publisher(Arc::new(config.sandbox.sandbox()), config.tenant_limits),
             inbound: inbound::Inbound::of(adapters),
             auth: Arc::new(authenticator(adapters, config)?),
             max_payload_bytes: config.max_payload_bytes,
@@ -210,7 +215,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
         ("Idempotency-Key" = Option<String>, Header, description = "Repeats within 24 h with the same key answer with the first event."),
         ("X-Correlation-Id" = Option<String>, Header, description = "Sent on every delivery as `x-correlation-id`."),
     ),
-    responses((status = 202, description = "Published: the event and how many subscribers it goes to.", body = PublishReceiptView), BodyErrors, Conflict, AuthErrors))]
+    responses((status = 202, description = "Published: the event and how many subscribers it goes to.", body = PublishReceiptView), BodyErrors, Conflict, RateLimited, AuthErrors))]
 async fn publish_event(
     State(state): State<Arc<IngestState>>,
     headers: HeaderMap,
@@ -271,6 +276,8 @@ impl From<EventBridgeError> for lambda_runtime::Diagnostic {
     fn from(err: EventBridgeError) -> Self {
         let error_type = match &err {
             EventBridgeError::BadDetailType(_) => "BadDetailType",
+            // Lambda's asynchronous retries send it again after a minute, then two.
+            EventBridgeError::Publish(PublishError::RateLimited(_)) => "RateLimited",
             EventBridgeError::Publish(e) if e.is_retryable() => "PublishUnavailable",
             EventBridgeError::Publish(_) => "PublishRejected",
         };

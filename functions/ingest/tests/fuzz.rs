@@ -69,6 +69,7 @@ fn world(max_payload_bytes: usize) -> World {
         idempotency_ttl: Duration::from_secs(24 * 3600),
         // No subscriber here has a content filter, so no worker ever starts.
         filters: Arc::new(skyhook_domain::memory::NoProgramRunner),
+        gate: None,
     };
     let now = Utc::now();
     let subscriber = |active: bool| Subscriber {

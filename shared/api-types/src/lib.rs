@@ -13,6 +13,7 @@ pub mod keys;
 pub mod query;
 pub mod sources;
 pub mod subscribers;
+pub mod tenants;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

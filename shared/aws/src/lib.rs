@@ -16,9 +16,9 @@ mod wiring;
 
 pub use dynamodb::{
     DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
-    DynamoDbEventStore, DynamoDbHealthStore, DynamoDbIdempotencyStore, DynamoDbRateBudget,
-    DynamoDbReplayGuard, DynamoDbSourceStore, DynamoDbStatsCounters, DynamoDbSubscriberStore,
-    ledger_change,
+    DynamoDbEventStore, DynamoDbHealthStore, DynamoDbIdempotencyStore, DynamoDbPublishBudget,
+    DynamoDbRateBudget, DynamoDbReplayGuard, DynamoDbSourceStore, DynamoDbStatsCounters,
+    DynamoDbSubscriberStore, DynamoDbTenantStore, ledger_change,
 };
 pub use eventbridge::EventBridgeOpsEvents;
 pub use provision::{

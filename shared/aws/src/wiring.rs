@@ -9,10 +9,10 @@ use aws_config::SdkConfig;
 
 use super::{
     DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
-    DynamoDbEventStore, DynamoDbHealthStore, DynamoDbIdempotencyStore, DynamoDbRateBudget,
-    DynamoDbReplayGuard, DynamoDbSourceStore, DynamoDbStatsCounters, DynamoDbSubscriberStore,
-    EventBridgeOpsEvents, SecretsManagerSecrets, SecretsManagerSourceSecrets, SecretsManagerValues,
-    SqsDeadLetterQueue, SqsDeliveryQueue,
+    DynamoDbEventStore, DynamoDbHealthStore, DynamoDbIdempotencyStore, DynamoDbPublishBudget,
+    DynamoDbRateBudget, DynamoDbReplayGuard, DynamoDbSourceStore, DynamoDbStatsCounters,
+    DynamoDbSubscriberStore, DynamoDbTenantStore, EventBridgeOpsEvents, SecretsManagerSecrets,
+    SecretsManagerSourceSecrets, SecretsManagerValues, SqsDeadLetterQueue, SqsDeliveryQueue,
 };
 use skyhook_domain::config;
 use skyhook_domain::directory::CachedRoutes;
@@ -22,6 +22,7 @@ use skyhook_domain::ports::{
     SourceSecrets, SourceStore, StatsCounters, SubscriberStore,
 };
 use skyhook_domain::publish::Publisher;
+use skyhook_domain::tenants::{TenantGate, TenantLimits};
 
 /// Where Skyhook's data lives.
 #[derive(Debug, Clone)]
@@ -92,6 +93,9 @@ pub struct Adapters {
     pub sources: Arc<dyn SourceStore>,
     pub source_secrets: Arc<dyn SourceSecrets>,
     pub replays: Arc<dyn ReplayGuard>,
+    /// The tenants' registry and their publish buckets.
+    pub tenants: Arc<dyn skyhook_domain::ports::TenantStore>,
+    pub publish_budget: Arc<dyn skyhook_domain::ports::PublishBudget>,
     sqs_client: aws_sdk_sqs::Client,
 }
 
@@ -138,6 +142,8 @@ impl Adapters {
             replays: Arc::new(DynamoDbReplayGuard::new(ddb.clone(), table)),
             audit: Arc::new(DynamoDbAuditLog::new(ddb.clone(), table, retention.audit)),
             rates: Arc::new(DynamoDbRateBudget::new(ddb.clone(), table)),
+            tenants: Arc::new(DynamoDbTenantStore::new(ddb.clone(), table)),
+            publish_budget: Arc::new(DynamoDbPublishBudget::new(ddb.clone(), table)),
             health: Arc::new(DynamoDbHealthStore::new(ddb.clone(), table)),
             ops: Arc::new(EventBridgeOpsEvents::new(
                 aws_sdk_eventbridge::Client::new(sdk),
@@ -155,10 +161,20 @@ impl Adapters {
         Arc::new(SqsDeadLetterQueue::new(self.sqs_client.clone(), url))
     }
 
-    /// The fan-out over these adapters; `filters` runs subscribers' content filters.
-    pub fn publisher(&self, filters: Arc<dyn skyhook_domain::ports::ProgramRunner>) -> Publisher {
+    /// The fan-out over these adapters; `filters` runs subscribers' content filters, and
+    /// each tenant publishes within its limits (`defaults` unless it has its own).
+    pub fn publisher(
+        &self,
+        filters: Arc<dyn skyhook_domain::ports::ProgramRunner>,
+        defaults: TenantLimits,
+    ) -> Publisher {
         Publisher {
             filters,
+            gate: Some(Arc::new(TenantGate::new(
+                self.tenants.clone(),
+                self.publish_budget.clone(),
+                defaults,
+            ))),
             subscribers: self.routes.clone(),
             events: self.events.clone(),
             queue: self.queue.clone(),

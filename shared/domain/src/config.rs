@@ -94,6 +94,10 @@ pub const TABLE: &str = "SKYHOOK_TABLE";
 pub const TRANSFORM_TIMEOUT: &str = "SKYHOOK_TRANSFORM_TIMEOUT";
 /// The address space of a transform's worker process, in MiB (default 64, 32 to 4096).
 pub const TRANSFORM_MEMORY_MB: &str = "SKYHOOK_TRANSFORM_MEMORY_MB";
+/// A tenant's publishes a second, on average, unless it has limits of its own (default 100).
+pub const TENANT_EVENTS_PER_SECOND: &str = "SKYHOOK_TENANT_EVENTS_PER_SECOND";
+/// A tenant's publishes at once after a quiet spell (default ten seconds' worth).
+pub const TENANT_BURST: &str = "SKYHOOK_TENANT_BURST";
 /// How many jq worker processes a function runs at once (default 1, at most 16); with
 /// `SKYHOOK_TRANSFORM_MEMORY_MB` each, beside the function, inside its memory size.
 pub const TRANSFORM_WORKERS: &str = "SKYHOOK_TRANSFORM_WORKERS";

@@ -621,6 +621,158 @@ pub async fn api_key_store(store: &dyn ApiKeyStore) {
     );
 }
 
+/// The tenants' registry: a record is created once (`ensure` keeps an existing one), `put`
+/// sets or clears limits and keeps when the tenant was first seen, and `list` pages by id.
+pub async fn tenant_store(store: &dyn crate::ports::TenantStore) {
+    use crate::tenants::{TenantLimits, TenantRecord};
+    let a = fresh_tenant();
+    assert_eq!(store.get(&a).await.expect("get"), None, "unknown tenant");
+    let first = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default();
+    store.ensure(&a, first).await.expect("ensure");
+    let got = store.get(&a).await.expect("get").expect("ensured");
+    assert_eq!((got.limits, got.created_at), (None, first));
+    let later = first + chrono::Duration::seconds(5);
+    store.ensure(&a, later).await.expect("ensure again");
+    assert_eq!(
+        store.get(&a).await.expect("get").expect("kept").created_at,
+        first,
+        "ensure keeps the record it finds"
+    );
+    let limits = TenantLimits::new(7, 70).expect("limits");
+    let put = store
+        .put(&TenantRecord {
+            id: a.clone(),
+            limits: Some(limits),
+            created_at: later,
+            updated_at: later,
+        })
+        .await
+        .expect("put");
+    assert_eq!(put.limits, Some(limits));
+    assert_eq!(
+        put.created_at, first,
+        "put keeps when the tenant was first seen"
+    );
+    assert_eq!(
+        store.get(&a).await.expect("get").expect("put").limits,
+        Some(limits)
+    );
+    let cleared = store
+        .put(&TenantRecord {
+            id: a.clone(),
+            limits: None,
+            created_at: later,
+            updated_at: later,
+        })
+        .await
+        .expect("put");
+    assert_eq!(cleared.limits, None, "null limits go back to the defaults");
+
+    // A new tenant by put alone.
+    let b = fresh_tenant();
+    let created = store
+        .put(&TenantRecord {
+            id: b.clone(),
+            limits: None,
+            created_at: later,
+            updated_at: later,
+        })
+        .await
+        .expect("put new");
+    assert_eq!(created.created_at, later);
+
+    // Every tenant once, in id order, over pages of one.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    for _ in 0..100_000 {
+        let page = store
+            .list(PageRequest {
+                limit: 1,
+                cursor: cursor.clone(),
+                active: None,
+            })
+            .await
+            .expect("list");
+        seen.extend(page.items.into_iter().map(|t| t.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted, "in id order, each once");
+    assert!(seen.contains(&a) && seen.contains(&b), "both listed");
+    assert!(matches!(
+        store
+            .list(PageRequest {
+                limit: 1,
+                cursor: Some("not-a-cursor".into()),
+                active: None,
+            })
+            .await,
+        Err(StoreError::BadCursor)
+    ));
+}
+
+/// Tenants' publish buckets: a burst, then the rate; a refusal says how long to wait; a
+/// block more than the burst never fits; two tenants' buckets are apart.
+pub async fn publish_budget(budget: &dyn crate::ports::PublishBudget) {
+    use crate::tenants::{Admission, TenantLimits};
+    let limits = TenantLimits::new(10, 5).expect("limits");
+    let (a, b) = (fresh_tenant(), fresh_tenant());
+    let now = Utc::now();
+    for i in 0..5 {
+        assert_eq!(
+            budget.take(&a, 1, limits, now).await.expect("take"),
+            Admission::Admitted,
+            "publish {i} of the burst"
+        );
+    }
+    match budget.take(&a, 1, limits, now).await.expect("take") {
+        Admission::Limited(wait) => assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        ),
+        Admission::Admitted => panic!("past the burst is refused"),
+    }
+    assert_eq!(
+        budget.take(&b, 5, limits, now).await.expect("take"),
+        Admission::Admitted,
+        "another tenant's bucket is its own"
+    );
+    assert!(
+        matches!(
+            budget
+                .take(&b, 6, limits, now + chrono::Duration::seconds(60))
+                .await,
+            Ok(Admission::Limited(_))
+        ),
+        "more than the burst at once never fits"
+    );
+    // A tenth of a second later, one more; two tenths, two more.
+    let later = now + chrono::Duration::milliseconds(200);
+    assert_eq!(
+        budget.take(&a, 2, limits, later).await.expect("take"),
+        Admission::Admitted
+    );
+    assert!(matches!(
+        budget.take(&a, 1, limits, later).await,
+        Ok(Admission::Limited(_))
+    ));
+    // After a quiet spell, the whole burst again and no more.
+    let quiet = now + chrono::Duration::seconds(30);
+    assert_eq!(
+        budget.take(&a, 5, limits, quiet).await.expect("take"),
+        Admission::Admitted
+    );
+    assert!(matches!(
+        budget.take(&a, 1, limits, quiet).await,
+        Ok(Admission::Limited(_))
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,5 +804,15 @@ mod tests {
     #[tokio::test]
     async fn the_memory_api_key_store_keeps_the_contract() {
         api_key_store(&MemoryApiKeyStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_tenant_store_keeps_the_contract() {
+        tenant_store(&crate::memory::MemoryTenantStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_publish_budget_keeps_the_contract() {
+        publish_budget(&crate::memory::MemoryPublishBudget::default()).await;
     }
 }

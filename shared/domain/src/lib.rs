@@ -23,6 +23,7 @@ pub mod retry;
 pub mod secret;
 pub mod series;
 pub mod signing;
+pub mod tenants;
 pub mod url;
 
 /// The version reported by `/v1/health` and sent in `User-Agent: Skyhook/<version>`.

@@ -679,3 +679,91 @@ impl ReplayGuard for MemoryReplayGuard {
         Ok(())
     }
 }
+
+/// Tenants' records in memory.
+#[derive(Default)]
+pub struct MemoryTenantStore {
+    tenants: Mutex<BTreeMap<TenantId, crate::tenants::TenantRecord>>,
+}
+
+#[async_trait]
+impl crate::ports::TenantStore for MemoryTenantStore {
+    async fn get(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<crate::tenants::TenantRecord>, StoreError> {
+        Ok(lock(&self.tenants).get(tenant).cloned())
+    }
+
+    async fn put(
+        &self,
+        record: &crate::tenants::TenantRecord,
+    ) -> Result<crate::tenants::TenantRecord, StoreError> {
+        let mut tenants = lock(&self.tenants);
+        let mut stored = record.clone();
+        if let Some(old) = tenants.get(&record.id) {
+            stored.created_at = old.created_at;
+        }
+        tenants.insert(record.id.clone(), stored.clone());
+        Ok(stored)
+    }
+
+    async fn ensure(&self, tenant: &TenantId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        lock(&self.tenants)
+            .entry(tenant.clone())
+            .or_insert_with(|| crate::tenants::TenantRecord {
+                id: tenant.clone(),
+                limits: None,
+                created_at: now,
+                updated_at: now,
+            });
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        page: PageRequest,
+    ) -> Result<Page<crate::tenants::TenantRecord>, StoreError> {
+        let items: Vec<_> = lock(&self.tenants).values().cloned().collect();
+        page_after(&items, |t| t.id.to_string(), &page)
+    }
+}
+
+/// Tenants' publish buckets in memory (one process's worth of instances).
+#[derive(Default)]
+pub struct MemoryPublishBudget {
+    tats: Mutex<HashMap<TenantId, i64>>,
+    takes: std::sync::atomic::AtomicUsize,
+}
+
+impl MemoryPublishBudget {
+    /// How many times the bucket was asked: what a shared store would be written.
+    pub fn takes(&self) -> usize {
+        self.takes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl crate::ports::PublishBudget for MemoryPublishBudget {
+    async fn take(
+        &self,
+        tenant: &TenantId,
+        n: u32,
+        limits: crate::tenants::TenantLimits,
+        now: DateTime<Utc>,
+    ) -> Result<crate::tenants::Admission, StoreError> {
+        self.takes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut tats = lock(&self.tats);
+        let tat = tats.get(tenant).copied();
+        Ok(
+            match crate::tenants::gcra(tat, now.timestamp_micros(), n, limits) {
+                Ok(new) => {
+                    tats.insert(tenant.clone(), new);
+                    crate::tenants::Admission::Admitted
+                }
+                Err(wait) => crate::tenants::Admission::Limited(wait),
+            },
+        )
+    }
+}

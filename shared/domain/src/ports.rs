@@ -18,6 +18,7 @@ use crate::model::{
 };
 use crate::secret::SigningSecret;
 use crate::series::{Bucket, SeriesChange, SeriesCounts};
+use crate::tenants::{Admission, TenantLimits, TenantRecord};
 
 /// A failure of a backing service. `Unavailable` is worth retrying; the others are not.
 #[derive(Debug, thiserror::Error)]
@@ -662,6 +663,32 @@ pub trait RateBudget: Send + Sync {
         want: u32,
         limit: u32,
     ) -> Result<bool, StoreError>;
+}
+
+/// The tenants' registry: limits of their own, and when each was first seen.
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    async fn get(&self, tenant: &TenantId) -> Result<Option<TenantRecord>, StoreError>;
+    /// Creates or replaces the record (its `created_at` is kept when it exists).
+    async fn put(&self, record: &TenantRecord) -> Result<TenantRecord, StoreError>;
+    /// Records the tenant with the defaults unless it is there already.
+    async fn ensure(&self, tenant: &TenantId, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Tenants in id order.
+    async fn list(&self, page: PageRequest) -> Result<Page<TenantRecord>, StoreError>;
+}
+
+/// Tenants' publish buckets, shared by every instance (see [`crate::tenants`]).
+#[async_trait]
+pub trait PublishBudget: Send + Sync {
+    /// Takes `n` publishes from the tenant's bucket of `limits` at `now`: all, or none and
+    /// how long until they would fit.
+    async fn take(
+        &self,
+        tenant: &TenantId,
+        n: u32,
+        limits: TenantLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, StoreError>;
 }
 
 /// Where operational events go (the stack's EventBridge bus).

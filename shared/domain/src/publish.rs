@@ -17,6 +17,7 @@ use crate::ports::{
     DeliveryQueue, EventStore, IdempotencyClaim, IdempotencyStore, PublishReceipt, StoreError,
     SubscriberStore,
 };
+use crate::tenants::{RateLimited, TenantGate};
 
 /// How many `SendMessageBatch` calls run at once for one event.
 const SEND_CONCURRENCY: usize = 8;
@@ -40,6 +41,12 @@ pub struct PublishRequest {
 
 /// Most subscribers one publish may name in `subscriber_ids` (each costs a read).
 pub const MAX_TARGETED_SUBSCRIBERS: usize = 100;
+/// The time all of one publish's content filters may take together: past it the publish
+/// fails with a retryable error rather than send to some and not others by chance.
+pub const FILTER_BUDGET: Duration = Duration::from_secs(2);
+/// Most distinct content filters one tenant's subscribers may hold (each runs on every
+/// event its subscribers' types match).
+pub const MAX_FILTERS_PER_TENANT: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -63,6 +70,15 @@ pub enum PublishError {
         total: usize,
         detail: String,
     },
+    /// The tenant is over its publish limit.
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited),
+    /// The content filters took longer than [`FILTER_BUDGET`] together.
+    #[error(
+        "the content filters of this event's subscribers took longer than {} ms together; retry later, or make them faster",
+        FILTER_BUDGET.as_millis()
+    )]
+    FiltersTooSlow,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -71,7 +87,10 @@ impl PublishError {
     /// Whether the caller may try the same publish again (with the same idempotency key).
     pub fn is_retryable(&self) -> bool {
         match self {
-            PublishError::Enqueue { .. } | PublishError::InProgress(_) => true,
+            PublishError::Enqueue { .. }
+            | PublishError::InProgress(_)
+            | PublishError::RateLimited(_)
+            | PublishError::FiltersTooSlow => true,
             PublishError::Store(e) => e.is_retryable(),
             _ => false,
         }
@@ -114,6 +133,8 @@ pub struct Publisher {
     pub idempotency_ttl: Duration,
     /// Runs subscribers' content filters (jq programs) at fan-out.
     pub filters: Arc<dyn crate::ports::ProgramRunner>,
+    /// Tenants' publish limits; `None` publishes without a limit.
+    pub gate: Option<Arc<TenantGate>>,
 }
 
 impl Publisher {
@@ -136,6 +157,11 @@ impl Publisher {
         let now = Utc::now();
         let new_id = EventId::new();
         self.check_size(&req, &new_id)?;
+        // The tenant's limit, before any work of its own: a tenant past it costs the others
+        // nothing, and a refused publish may be sent again as it is.
+        if let Some(gate) = &self.gate {
+            gate.admit(&req.tenant, now).await?;
+        }
         let Some(key) = req.idempotency_key.clone() else {
             return self.publish_as(&req, new_id, false, now).await;
         };
@@ -304,8 +330,10 @@ impl Publisher {
                 }
             })
             .buffer_unordered(SEND_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await;
+            .collect::<Vec<_>>();
+        let runs = tokio::time::timeout(FILTER_BUDGET, runs)
+            .await
+            .map_err(|_| PublishError::FiltersTooSlow)?;
         let mut passes: HashMap<String, bool> = HashMap::with_capacity(runs.len());
         for (program, result) in runs {
             let pass = match result {
@@ -485,6 +513,7 @@ mod tests {
                 idempotency_ttl: Duration::from_secs(3600),
                 // No test here has a content filter, so no worker ever starts.
                 filters: Arc::new(crate::memory::NoProgramRunner),
+                gate: None,
             },
             subs,
             queue,

@@ -27,6 +27,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds the caller should wait before trying again (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -35,7 +37,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the caller to wait `seconds` before trying again.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -90,7 +99,13 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -128,6 +143,20 @@ impl From<PublishError> for ApiError {
                 err.to_string(),
             ),
             PublishError::Enqueue { .. } => ApiError::unavailable(err),
+            PublishError::RateLimited(limited) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                limited.to_string(),
+            )
+            .with_retry_after(skyhook_domain::tenants::retry_after_secs(
+                &limited.retry_after,
+            )),
+            PublishError::FiltersTooSlow => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "filters_too_slow",
+                err.to_string(),
+            )
+            .with_retry_after(1),
             PublishError::Store(e) => e.into(),
         }
     }

@@ -67,3 +67,12 @@ pub enum Conflict {
     #[response(status = 409)]
     Conflict(ErrorBody),
 }
+
+/// The tenant is past its publish limit.
+#[derive(IntoResponses)]
+pub enum RateLimited {
+    /// The tenant published more than its limits allow (`rate_limited`); `Retry-After` says
+    /// how many seconds to wait. Other tenants are not affected.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait before trying again.")))]
+    RateLimited(ErrorBody),
+}

@@ -48,6 +48,17 @@ pub fn subscriber_sk(id: &SubscriberId) -> String {
 /// The tenant's directory version: bumped by every change to a subscriber, read by the
 /// caches in front of subscribers and secrets.
 pub const VERSION_SK: &str = "#VERSION";
+/// A tenant's publish bucket, in the tenant's partition (`skyhook_domain::tenants`).
+pub const PUBLISH_RATE_SK: &str = "#PUBLISH_RATE";
+
+/// The tenants' registry: one partition, one item per tenant, listed by one query.
+pub const TENANTS_PK: &str = "TENANTS";
+pub const TENANT_RECORD_PREFIX: &str = "TEN#";
+
+pub fn tenant_record_sk(tenant: &TenantId) -> String {
+    format!("{TENANT_RECORD_PREFIX}{tenant}")
+}
+
 /// Stats counters, in the tenant's partition and in each subscriber's.
 pub const STATS_SK: &str = "#STATS";
 

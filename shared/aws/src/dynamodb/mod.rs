@@ -14,6 +14,7 @@ mod rate;
 mod sources;
 mod stats;
 mod subscribers;
+mod tenants;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub use rate::DynamoDbRateBudget;
 pub use sources::{DynamoDbReplayGuard, DynamoDbSourceStore};
 pub use stats::DynamoDbStatsCounters;
 pub use subscribers::DynamoDbSubscriberStore;
+pub use tenants::{DynamoDbPublishBudget, DynamoDbTenantStore};
 
 use crate::sdk_error;
 use skyhook_domain::ports::StoreError;

@@ -1,0 +1,414 @@
+//! Tenants and their publish limits. Each tenant may publish `events_per_second` on average
+//! and `burst` at once (a token bucket), across every instance of every function that
+//! publishes: the HTTP ingest, the EventBridge ingest, inbound sources and the API's test
+//! sends. Past it, its publishes are refused with a time to wait; other tenants' are not
+//! touched.
+//!
+//! The bucket lives in the [`PublishBudget`] port as a theoretical arrival time (GCRA): one
+//! conditional write takes a block of publishes at once. An instance takes one at a time
+//! while a tenant is quiet, and blocks of a tenth of the rate once the tenant publishes
+//! often in it, so a busy tenant costs about ten writes a second however fast it publishes.
+//! A tenant found over its limit is refused without a write until its wait is over.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, ConfigError, Env};
+use crate::ids::TenantId;
+use crate::ports::{PublishBudget, StoreError, TenantStore};
+
+/// Highest `events_per_second` a tenant may be given.
+pub const MAX_EVENTS_PER_SECOND: u32 = 100_000;
+/// Highest `burst` a tenant may be given.
+pub const MAX_BURST: u32 = 1_000_000;
+/// The default rate when `SKYHOOK_TENANT_EVENTS_PER_SECOND` is not set.
+pub const DEFAULT_EVENTS_PER_SECOND: u32 = 100;
+/// How long an instance trusts a tenant's limits it read.
+pub const LIMITS_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// How much a tenant may publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantLimits {
+    /// Publishes per second, on average.
+    pub events_per_second: u32,
+    /// Publishes at once after a quiet spell (at least 1).
+    pub burst: u32,
+}
+
+impl TenantLimits {
+    /// Checks the numbers: a rate of 1 to 100,000 a second, a burst of 1 to 1,000,000.
+    pub fn new(events_per_second: u32, burst: u32) -> Result<Self, String> {
+        if !(1..=MAX_EVENTS_PER_SECOND).contains(&events_per_second) {
+            return Err(format!(
+                "events_per_second must be from 1 to {MAX_EVENTS_PER_SECOND}"
+            ));
+        }
+        if !(1..=MAX_BURST).contains(&burst) {
+            return Err(format!("burst must be from 1 to {MAX_BURST}"));
+        }
+        Ok(TenantLimits {
+            events_per_second,
+            burst,
+        })
+    }
+
+    /// The stack's defaults: `SKYHOOK_TENANT_EVENTS_PER_SECOND` (100) and
+    /// `SKYHOOK_TENANT_BURST` (ten seconds' worth).
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let rate = config::parsed(
+            env,
+            config::TENANT_EVENTS_PER_SECOND,
+            DEFAULT_EVENTS_PER_SECOND,
+            |v| match v.parse::<u32>() {
+                Ok(n) if (1..=MAX_EVENTS_PER_SECOND).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "expected a number from 1 to {MAX_EVENTS_PER_SECOND}"
+                )),
+            },
+        )?;
+        let burst = config::parsed(
+            env,
+            config::TENANT_BURST,
+            rate.saturating_mul(10).min(MAX_BURST),
+            |v| match v.parse::<u32>() {
+                Ok(n) if (1..=MAX_BURST).contains(&n) => Ok(n),
+                _ => Err(format!("expected a number from 1 to {MAX_BURST}")),
+            },
+        )?;
+        Ok(TenantLimits {
+            events_per_second: rate,
+            burst,
+        })
+    }
+
+    /// Microseconds one publish takes of the bucket.
+    pub fn interval_us(&self) -> i64 {
+        1_000_000 / i64::from(self.events_per_second.max(1))
+    }
+
+    /// How far ahead of now the bucket may run: the burst's worth of intervals.
+    pub fn tolerance_us(&self) -> i64 {
+        self.interval_us()
+            .saturating_mul(i64::from(self.burst.max(1)))
+    }
+
+    /// Publishes an instance takes at once from a busy tenant's bucket: a tenth of a
+    /// second's worth, within the burst.
+    pub fn block(&self) -> u32 {
+        self.events_per_second
+            .div_ceil(10)
+            .clamp(1, self.burst.max(1))
+    }
+}
+
+/// A tenant as the registry keeps it: limits of its own, or the stack's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    /// `None`: the stack's defaults.
+    pub limits: Option<TenantLimits>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What became of a request to publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// Over the limit: try again after this long.
+    Limited(Duration),
+}
+
+/// A publish refused for its tenant's limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "tenant {tenant} is over its limit of {events_per_second} events a second (burst {burst}); retry after {} s",
+    retry_after_secs(.retry_after)
+)]
+pub struct RateLimited {
+    pub tenant: TenantId,
+    pub events_per_second: u32,
+    pub burst: u32,
+    pub retry_after: Duration,
+}
+
+/// Whole seconds to wait, at least one: what `Retry-After` says.
+pub fn retry_after_secs(wait: &Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0).max(u64::from(wait.is_zero()))
+}
+
+/// This instance's view of one tenant's bucket.
+#[derive(Debug, Default, Clone, Copy)]
+struct Local {
+    /// Publishes taken from the bucket and not used yet, and until when they may be.
+    held: u32,
+    held_until_us: i64,
+    /// Refused until then, without asking the bucket again.
+    limited_until_us: i64,
+    /// This instance's publishes of the tenant in the current second, to tell quiet from
+    /// busy.
+    second: i64,
+    seen: u32,
+}
+
+/// Admits or refuses each publish by its tenant's limits (see the module's documentation).
+pub struct TenantGate {
+    tenants: Arc<dyn TenantStore>,
+    budget: Arc<dyn PublishBudget>,
+    defaults: TenantLimits,
+    limits: moka::future::Cache<TenantId, TenantLimits>,
+    local: Mutex<HashMap<TenantId, Local>>,
+}
+
+/// Most tenants one instance keeps local state for; beyond it the state starts afresh
+/// (which only costs a write).
+const LOCAL_TENANTS: usize = 10_000;
+
+impl TenantGate {
+    pub fn new(
+        tenants: Arc<dyn TenantStore>,
+        budget: Arc<dyn PublishBudget>,
+        defaults: TenantLimits,
+    ) -> Self {
+        TenantGate {
+            tenants,
+            budget,
+            defaults,
+            limits: moka::future::Cache::builder()
+                .max_capacity(LOCAL_TENANTS as u64)
+                .time_to_live(LIMITS_CACHE_TTL)
+                .build(),
+            local: Mutex::default(),
+        }
+    }
+
+    pub fn defaults(&self) -> TenantLimits {
+        self.defaults
+    }
+
+    /// The tenant's limits: its own, or the defaults (read through a short cache).
+    pub async fn limits_of(&self, tenant: &TenantId) -> Result<TenantLimits, StoreError> {
+        if let Some(l) = self.limits.get(tenant).await {
+            return Ok(l);
+        }
+        let limits = self
+            .tenants
+            .get(tenant)
+            .await?
+            .and_then(|t| t.limits)
+            .unwrap_or(self.defaults);
+        self.limits.insert(tenant.clone(), limits).await;
+        Ok(limits)
+    }
+
+    /// Forgets what this instance read of a tenant's limits (after a change of them here).
+    pub async fn forget(&self, tenant: &TenantId) {
+        self.limits.invalidate(tenant).await;
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Local>> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One publish of `tenant` at `now`. A failure to read the limits or the bucket admits
+    /// the publish (a limit protects the stack; it must not stop it) and is logged.
+    pub async fn admit(&self, tenant: &TenantId, now: DateTime<Utc>) -> Result<(), RateLimited> {
+        let limits = match self.limits_of(tenant).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, tenant = %tenant, "could not read the tenant's limits; admitting");
+                return Ok(());
+            }
+        };
+        let now_us = now.timestamp_micros();
+        let refused = |wait_us: i64| RateLimited {
+            tenant: tenant.clone(),
+            events_per_second: limits.events_per_second,
+            burst: limits.burst,
+            retry_after: Duration::from_micros(wait_us.max(1) as u64),
+        };
+        let want = {
+            let mut local = self.local();
+            if local.len() >= LOCAL_TENANTS && !local.contains_key(tenant) {
+                local.clear();
+            }
+            let l = local.entry(tenant.clone()).or_default();
+            if l.limited_until_us > now_us {
+                return Err(refused(l.limited_until_us - now_us));
+            }
+            let second = now_us.div_euclid(1_000_000);
+            if l.second != second {
+                l.second = second;
+                l.seen = 0;
+            }
+            l.seen = l.seen.saturating_add(1);
+            if l.held > 0 && l.held_until_us > now_us {
+                l.held -= 1;
+                return Ok(());
+            }
+            // Quiet here: take one. Busy: take a block, and hold the rest for a second.
+            if l.seen > 1 { limits.block() } else { 1 }
+        };
+        let mut outcome = self.budget.take(tenant, want, limits, now).await;
+        let mut taken = want;
+        if matches!(outcome, Ok(Admission::Limited(_))) && want > 1 {
+            // Less than a block is left: one will do.
+            outcome = self.budget.take(tenant, 1, limits, now).await;
+            taken = 1;
+        }
+        match outcome {
+            Ok(Admission::Admitted) => {
+                let mut local = self.local();
+                let l = local.entry(tenant.clone()).or_default();
+                l.held = taken - 1;
+                l.held_until_us = now_us + 1_000_000;
+                Ok(())
+            }
+            Ok(Admission::Limited(wait)) => {
+                let wait_us = i64::try_from(wait.as_micros()).unwrap_or(i64::MAX);
+                let mut local = self.local();
+                let l = local.entry(tenant.clone()).or_default();
+                l.limited_until_us = now_us.saturating_add(wait_us);
+                Err(refused(wait_us))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, tenant = %tenant, "could not take from the tenant's publish budget; admitting");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The bucket's arithmetic (GCRA), shared by the adapters: given the stored theoretical
+/// arrival time `tat_us` (`None` for a bucket never used), whether `n` publishes fit at
+/// `now_us`, and the new arrival time, or how long to wait.
+pub fn gcra(
+    tat_us: Option<i64>,
+    now_us: i64,
+    n: u32,
+    limits: TenantLimits,
+) -> Result<i64, Duration> {
+    let cost = limits.interval_us().saturating_mul(i64::from(n));
+    let start = tat_us.map_or(now_us, |t| t.max(now_us));
+    let new = start.saturating_add(cost);
+    let allowed_until = now_us.saturating_add(limits.tolerance_us());
+    if new <= allowed_until {
+        Ok(new)
+    } else {
+        Err(Duration::from_micros((new - allowed_until).max(1) as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{MemoryPublishBudget, MemoryTenantStore};
+
+    fn limits(rate: u32, burst: u32) -> TenantLimits {
+        TenantLimits::new(rate, burst).unwrap()
+    }
+
+    #[test]
+    fn the_bucket_lets_a_burst_through_then_the_rate() {
+        let l = limits(10, 5);
+        let mut tat = None;
+        let now = 1_000_000_000;
+        for _ in 0..5 {
+            tat = Some(gcra(tat, now, 1, l).unwrap());
+        }
+        let wait = gcra(tat, now, 1, l).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(100));
+        // A tenth of a second later, one more fits.
+        assert!(gcra(tat, now + 100_000, 1, l).is_ok());
+        // A long quiet spell refills the burst, no more.
+        let later = now + 60_000_000;
+        let mut t = tat;
+        for _ in 0..5 {
+            t = Some(gcra(t, later, 1, l).unwrap());
+        }
+        assert!(gcra(t, later, 1, l).is_err());
+    }
+
+    #[test]
+    fn limits_are_checked_and_blocks_are_a_tenth_within_the_burst() {
+        assert!(TenantLimits::new(0, 1).is_err());
+        assert!(TenantLimits::new(1, 0).is_err());
+        assert!(TenantLimits::new(MAX_EVENTS_PER_SECOND + 1, 1).is_err());
+        assert_eq!(limits(100, 1000).block(), 10);
+        assert_eq!(limits(5, 1000).block(), 1);
+        assert_eq!(limits(1000, 20).block(), 20);
+        assert_eq!(retry_after_secs(&Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(&Duration::from_millis(1500)), 2);
+        assert_eq!(retry_after_secs(&Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn defaults_come_from_the_environment() {
+        let env: HashMap<&str, &str> = HashMap::new();
+        assert_eq!(TenantLimits::from_env(&env).unwrap(), limits(100, 1000));
+        let env: HashMap<&str, &str> = [(config::TENANT_EVENTS_PER_SECOND, "20")].into();
+        assert_eq!(TenantLimits::from_env(&env).unwrap(), limits(20, 200));
+        let env: HashMap<&str, &str> = [
+            (config::TENANT_EVENTS_PER_SECOND, "20"),
+            (config::TENANT_BURST, "3"),
+        ]
+        .into();
+        assert_eq!(TenantLimits::from_env(&env).unwrap(), limits(20, 3));
+        let env: HashMap<&str, &str> = [(config::TENANT_EVENTS_PER_SECOND, "0")].into();
+        assert!(TenantLimits::from_env(&env).is_err());
+    }
+
+    #[tokio::test]
+    async fn one_tenant_over_its_limit_does_not_touch_another() {
+        let store = Arc::new(MemoryTenantStore::default());
+        let now = Utc::now();
+        store
+            .put(&TenantRecord {
+                id: TenantId::parse("noisy").unwrap(),
+                limits: Some(limits(10, 10)),
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .unwrap();
+        let budget = Arc::new(MemoryPublishBudget::default());
+        // Two instances share the bucket.
+        let a = TenantGate::new(store.clone(), budget.clone(), limits(1000, 1000));
+        let b = TenantGate::new(store, budget.clone(), limits(1000, 1000));
+        let noisy = TenantId::parse("noisy").unwrap();
+        let quiet = TenantId::parse("quiet").unwrap();
+        let mut admitted = 0;
+        let mut refused = Vec::new();
+        for i in 0..100 {
+            let gate = if i % 2 == 0 { &a } else { &b };
+            match gate.admit(&noisy, now).await {
+                Ok(()) => admitted += 1,
+                Err(e) => refused.push(e),
+            }
+            assert!(a.admit(&quiet, now).await.is_ok());
+        }
+        // The burst, across both instances, and not one more.
+        assert_eq!(admitted, 10);
+        assert_eq!(refused.len(), 90);
+        assert!(
+            refused
+                .iter()
+                .all(|e| e.retry_after > Duration::ZERO && e.retry_after <= Duration::from_secs(1))
+        );
+        // Refusals come from what an instance learnt, not a write each.
+        assert!(budget.takes() < 30, "{}", budget.takes());
+        // A second later, a second's worth again.
+        let later = now + chrono::Duration::seconds(1);
+        let mut again = 0;
+        for _ in 0..30 {
+            if a.admit(&noisy, later).await.is_ok() {
+                again += 1;
+            }
+        }
+        assert_eq!(again, 10);
+    }
+}
