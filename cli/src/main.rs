@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use commands::{api_keys, deliveries, dlq, events, listen, local, sources, subscribers};
+use commands::{api_keys, deliveries, dlq, events, listen, local, sources, subscribers, tenants};
 use skyhook_cli::client::{API_KEY, API_URL, ApiClient, CliError};
 
 mod commands;
@@ -77,6 +77,9 @@ enum Command {
     /// and become events.
     #[command(subcommand)]
     Sources(SourceCommand),
+    /// Tenants and their publish limits (the bootstrap key only).
+    #[command(subcommand)]
+    Tenants(TenantCommand),
     /// The calling key: its tenant and role.
     Whoami {
         #[command(flatten)]
@@ -384,6 +387,40 @@ enum ApiKeyCommand {
 }
 
 #[derive(Subcommand)]
+enum TenantCommand {
+    /// Every tenant, with the limits it publishes under.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// One tenant.
+    Get {
+        #[command(flatten)]
+        api: ApiArgs,
+        tenant: String,
+    },
+    /// Set a tenant's publish limits (recording it if new), or put it back on the defaults.
+    Set {
+        #[command(flatten)]
+        api: ApiArgs,
+        tenant: String,
+        /// Publishes a second on average (1 to 100,000).
+        #[arg(
+            long = "events-per-second",
+            required_unless_present = "defaults",
+            requires = "burst"
+        )]
+        events_per_second: Option<u32>,
+        /// Publishes at once after a quiet spell (1 to 1,000,000).
+        #[arg(long, requires = "events_per_second")]
+        burst: Option<u32>,
+        /// Back to the stack's defaults (SKYHOOK_TENANT_EVENTS_PER_SECOND, SKYHOOK_TENANT_BURST).
+        #[arg(long, conflicts_with_all = ["events_per_second", "burst"])]
+        defaults: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum SourceCommand {
     /// Create a source; prints its inbound URL and its secret (shown only this once).
     Create {
@@ -610,6 +647,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Dlq(cmd) => dlq::run(json_mode, cmd).await,
         Command::ApiKeys(cmd) => api_keys::run(json_mode, cmd).await,
         Command::Sources(cmd) => sources::run(json_mode, cmd).await,
+        Command::Tenants(cmd) => tenants::run(json_mode, cmd).await,
         Command::Audit { api, limit } => api_keys::audit(json_mode, &api, limit).await,
         Command::Whoami { api } => api_keys::whoami(json_mode, &api).await,
         Command::Listen(args) => listen::listen(args).await,

@@ -571,3 +571,129 @@ async fn sources_are_managed_and_tried_out_from_the_cli() {
     let out = run(&runner, &["sources", "get", &id]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn tenants_and_their_limits_are_set_from_the_cli_and_hold_in_skyhook_local() {
+    let runner = start_local_with(&[]).await;
+    let noisy = json(
+        &runner,
+        &[
+            "api-keys",
+            "create",
+            "--role",
+            "publisher",
+            "--tenant",
+            "noisy",
+        ],
+    )
+    .await;
+    let quiet = json(
+        &runner,
+        &[
+            "api-keys",
+            "create",
+            "--role",
+            "publisher",
+            "--tenant",
+            "quiet",
+        ],
+    )
+    .await;
+    let set = json(
+        &runner,
+        &[
+            "tenants",
+            "set",
+            "noisy",
+            "--events-per-second",
+            "1",
+            "--burst",
+            "2",
+        ],
+    )
+    .await;
+    assert_eq!(set["limits"]["burst"], 2, "{set}");
+    assert_eq!(set["custom_limits"], true);
+    let got = json(&runner, &["tenants", "get", "noisy"]).await;
+    assert_eq!(got, set);
+    let listed = json(&runner, &["tenants", "list"]).await;
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ["default", "noisy", "quiet"]
+            .iter()
+            .all(|t| ids.contains(t)),
+        "{ids:?}"
+    );
+
+    // Half a flag, or both ways at once, is wrong usage (exit 2), sent nowhere.
+    for args in [
+        &["tenants", "set", "noisy", "--events-per-second", "5"][..],
+        &["tenants", "set", "noisy", "--defaults", "--burst", "5"][..],
+        &["tenants", "set", "noisy"][..],
+    ] {
+        assert_eq!(run(&runner, args).status.code(), Some(2), "{args:?}");
+    }
+    // The API's refusals exit 1 with its code.
+    let out = run(
+        &runner,
+        &[
+            "tenants",
+            "set",
+            "noisy",
+            "--events-per-second",
+            "0",
+            "--burst",
+            "1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_limits"));
+
+    // Past its burst, the noisy tenant's publishes are refused; the quiet one's are not.
+    let send = |key: &Value| {
+        Command::new(BIN)
+            .args(["events", "send", "--type", "order.created", "--data", "{}"])
+            .env("SKYHOOK_API_URL", &runner.base)
+            .env("SKYHOOK_API_KEY", key["key"].as_str().unwrap())
+            .output()
+            .unwrap()
+    };
+    let noisy_out: Vec<Output> = (0..6).map(|_| send(&noisy)).collect();
+    let refused: Vec<&Output> = noisy_out.iter().filter(|o| !o.status.success()).collect();
+    assert!(
+        !refused.is_empty(),
+        "the noisy tenant is refused past its burst"
+    );
+    for out in &refused {
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("rate_limited"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for _ in 0..6 {
+        let out = send(&quiet);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // Back on the defaults, it publishes again.
+    let back = json(&runner, &["tenants", "set", "noisy", "--defaults"]).await;
+    assert_eq!(back["custom_limits"], false);
+    // The ingest reads limits through a 30 s cache, so the refusal may last that long.
+    eventually(
+        Duration::from_secs(60),
+        "noisy to publish again",
+        || async { send(&noisy).status.success().then_some(()) },
+    )
+    .await;
+}

@@ -1,7 +1,8 @@
 // The console in a real browser (Debian's Chromium, driven by playwright-core) against a
 // running `skyhook local`: sign-in, a subscriber created, an event published from the
 // sandbox and seen delivered, in the log and on the chart, disable and enable, a dead letter
-// redriven, a reader's read-only view, and the phone width. Screenshots go to SHOTS_DIR.
+// redriven, a tenant's limits set and reset by the bootstrap key, a reader's read-only view,
+// and the phone width. Screenshots go to SHOTS_DIR.
 // Fails on any console error or uncaught exception on the page.
 //
 // Environment: BASE_URL, ADMIN_KEY, RECEIVER_URL (a verifying receiver), SHOTS_DIR,
@@ -22,8 +23,9 @@ mkdirSync(shots, { recursive: true });
 
 const problems = [];
 const taken = [];
-// While a step means to fail a request (a wrong key), the browser's own note of it is expected.
-let expectRefusal = false;
+// While a step means to fail a request (a wrong key: 401; limits out of bounds: 422), the
+// browser's own note of that status is expected.
+let expectRefusal = null;
 let step = 0;
 
 function check(ok, what) {
@@ -62,7 +64,7 @@ try {
   page.setDefaultTimeout(20_000);
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
-    if (expectRefusal && m.text().includes('status of 401')) return;
+    if (expectRefusal && m.text().includes(`status of ${expectRefusal}`)) return;
     problems.push(`console error: ${m.text()}`);
   });
   page.on('pageerror', (e) => problems.push(`uncaught: ${e.message}`));
@@ -91,11 +93,11 @@ try {
 
   // A wrong key is refused in words; the right one signs in.
   await go('');
-  expectRefusal = true;
+  expectRefusal = 401;
   await page.fill('#key', 'sk_not_a_real_key_0000000000');
   await page.click('form.signin button[type=submit]');
   await page.waitForSelector('.notice.error');
-  expectRefusal = false;
+  expectRefusal = null;
   const refused = await page.textContent('.notice.error');
   check(refused.includes('invalid_api_key'), `a wrong key is refused in words (${refused.trim()})`);
   await shot('sign-in-refused');
@@ -185,9 +187,39 @@ try {
   check((await page.textContent('main')).includes('subscriber.create'), 'the audit log lists the changes');
   await shot('audit');
 
+  // Tenants (the bootstrap key's page): limits set for a tenant not listed yet, seen in the
+  // table; limits out of the API's bounds refused in words; then back to the defaults.
+  check((await page.textContent('header.top nav')).includes('Tenants'), 'the bootstrap key gets the Tenants page');
+  const tenantId = `browser-${Date.now().toString(36)}`;
+  const tenantRow = `#tenants tr[data-id="${tenantId}"]`;
+  await go('#/tenants');
+  await page.waitForSelector('#tenants tr[data-id="default"]');
+  await page.fill('#tenant-id', tenantId);
+  await page.fill('#tenant-rate', '250');
+  await page.fill('#tenant-burst', '2000');
+  await page.click('#tenant-limits button[type=submit]');
+  await page.waitForSelector(`${tenantRow}[data-custom="true"]`);
+  const [rate, burst, kind] = await Promise.all(['td.rate', 'td.burst', 'td .badge'].map((c) => page.textContent(`${tenantRow} ${c}`)));
+  check(rate === '250' && burst === '2000' && kind === 'its own', `${tenantId} listed with its own limits (${rate}/s, burst ${burst})`);
+  check((await page.textContent('#tenant-messages .notice.ok')).includes('250 events/s'), 'the new limits are confirmed in words');
+  await shot('tenants');
+  // The form's own bounds turned off, so the API's check is the one that answers.
+  await page.evaluate(() => { document.getElementById('tenant-limits').noValidate = true; });
+  await page.fill('#tenant-rate', '0');
+  expectRefusal = 422;
+  await page.click('#tenant-limits button[type=submit]');
+  await page.waitForSelector('#tenant-messages .notice.error');
+  expectRefusal = null;
+  const invalid = await page.textContent('#tenant-messages .notice.error');
+  check(invalid.includes('invalid_limits'), `limits out of bounds are refused in words (${invalid.trim()})`);
+  await page.click(`${tenantRow} button.danger`);
+  await page.waitForSelector(`${tenantRow}[data-custom="false"]`);
+  check((await page.textContent(`${tenantRow} td .badge`)) === 'defaults', `${tenantId} is back on the defaults in the table`);
+  check((await call('GET', `/v1/tenants/${tenantId}`)).custom_limits === false, `${tenantId} is back on the defaults in the API`);
+
   // At a phone's width nothing runs off the side.
   await page.setViewportSize({ width: 390, height: 844 });
-  for (const [hash, name] of [['#/subscribers', 'phone-subscribers'], [`#/subscribers/${subId}`, 'phone-subscriber'], ['#/deliveries', 'phone-log']]) {
+  for (const [hash, name] of [['#/subscribers', 'phone-subscribers'], [`#/subscribers/${subId}`, 'phone-subscriber'], ['#/deliveries', 'phone-log'], ['#/tenants', 'phone-tenants']]) {
     await go(hash);
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     check(width <= 391, `${hash} fits 390 px (${width})`);
@@ -209,6 +241,7 @@ try {
   await page.waitForSelector('#subscriber-facts');
   check(!(await page.$('#toggle-active')) && !(await page.$('#edit-subscriber')), 'a reader gets no actions on a subscriber');
   check(!(await page.textContent('header.top nav')).includes('API keys'), 'a reader gets no API keys page');
+  check(!(await page.textContent('header.top nav')).includes('Tenants'), 'a reader gets no Tenants page');
   await shot('reader');
   check(await page.evaluate(() => document.cookie === ''), 'no cookie is set');
 

@@ -516,6 +516,48 @@ mod filters {
         created["id"].as_str().unwrap().to_string()
     }
 
+    #[tokio::test]
+    async fn a_tenant_holds_at_most_fifty_distinct_filters() {
+        let max = skyhook_domain::publish::MAX_FILTERS_PER_TENANT;
+        let stack = Stack::new().await;
+        let mut ids = Vec::new();
+        for i in 0..max {
+            ids.push(subscriber(&stack, Some(&format!(".data.n == {i}"))).await);
+        }
+        // Sharing a filter adds no program; a new one is one too many.
+        subscriber(&stack, Some(".data.n == 0")).await;
+        let body = json!({"url": "http://127.0.0.1:9/hook", "event_types": ["order.*"], "filter": ".data.n == -1"});
+        let (status, answer) = stack
+            .api_call(Method::POST, "/v1/subscribers", Some(&body))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(answer["error"]["code"], "too_many_filters");
+        let plain = subscriber(&stack, None).await;
+        let (status, answer) = stack
+            .api_call(
+                Method::PATCH,
+                &format!("/v1/subscribers/{plain}"),
+                Some(&json!({"filter": ".data.n == -1"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        // Replacing a subscriber's own filter keeps the count.
+        let (status, answer) = stack
+            .api_call(
+                Method::PATCH,
+                &format!("/v1/subscribers/{}", ids[1]),
+                Some(&json!({"filter": ".data.n == -1"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        // Another tenant has its own fifty.
+        let (_, other) = stack.api_key("other", "admin").await;
+        let (status, answer) = stack
+            .api_as(&other, Method::POST, "/v1/subscribers", Some(&json!({"url": "http://127.0.0.1:9/hook", "event_types": ["order.*"], "filter": ".data.n == -2"})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+
     /// The (subscriber, event) pairs waiting in the delivery queue, taken out of it.
     async fn queued(stack: &Stack) -> BTreeSet<(String, String)> {
         stack

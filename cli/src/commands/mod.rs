@@ -10,6 +10,7 @@ pub mod local;
 pub mod output;
 pub mod sources;
 pub mod subscribers;
+pub mod tenants;
 
 use skyhook_api_types::{Limit, Timestamp};
 use skyhook_cli::client::CliError;

@@ -8,7 +8,7 @@ import { signIn } from './pages/signin.js';
 import { subscribersPage, subscriberPage } from './pages/subscribers.js';
 import { eventsPage, sandboxPage } from './pages/events.js';
 import { deliveriesPage, dlqPage } from './pages/deliveries.js';
-import { keysPage, auditPage, sourcesPage } from './pages/admin.js';
+import { keysPage, auditPage, sourcesPage, tenantsPage } from './pages/admin.js';
 
 const app = document.getElementById('app');
 let me = null;
@@ -22,6 +22,7 @@ const NAV = [
   ['#/sources', 'Sources', 'reader'],
   ['#/keys', 'API keys', 'admin'],
   ['#/audit', 'Audit log', 'admin'],
+  ['#/tenants', 'Tenants', 'bootstrap'],
 ];
 
 const ROUTES = [
@@ -35,6 +36,7 @@ const ROUTES = [
   [/^#\/sources$/, sourcesPage],
   [/^#\/keys$/, keysPage],
   [/^#\/audit$/, auditPage],
+  [/^#\/tenants$/, tenantsPage],
 ];
 
 // Goes to `hash`: the hashchange renders it, or, when it is already there, this does.

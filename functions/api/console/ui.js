@@ -35,6 +35,13 @@ export function time(iso) {
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
 }
 
+// A time in UTC, to the second: `2025-01-02 03:04:05 UTC`.
+export function utc(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+
 export function json(value) {
   return h('pre', { class: 'json' }, JSON.stringify(value, null, 2));
 }
@@ -66,7 +73,10 @@ export async function act(button, where, fn) {
 
 const RANK = { reader: 0, publisher: 1, admin: 2 };
 
+// Whether the key `me` (from `GET /v1/whoami`) has `role` or a higher one; `'bootstrap'`: it is
+// the stack's bootstrap key (an admin key with no id), the only one that manages tenants.
 export function can(me, role) {
+  if (role === 'bootstrap') return me.role === 'admin' && me.key_id === null;
   return (RANK[me.role] ?? -1) >= RANK[role];
 }
 

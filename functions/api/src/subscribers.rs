@@ -21,14 +21,14 @@ use skyhook_api_types::subscribers::{
     TransformPreview, TransformPreviewResult, UpdateSubscriber,
 };
 use skyhook_domain::event_type::{EventType, EventTypeFilter};
-use skyhook_domain::ids::{EventId, SubscriberId};
+use skyhook_domain::ids::{EventId, SubscriberId, TenantId};
 use skyhook_domain::model::{
     DeliveryMessage, DeliveryState, DeliveryStatus, DisabledReason, MASKED_VALUE,
     MAX_MAX_CONCURRENCY, MAX_RATE_LIMIT, OpsEvent, OpsEventKind, Outcome, Subscriber, format_time,
     masked_headers,
 };
 use skyhook_domain::ports::{AttemptQuery, PageRequest};
-use skyhook_domain::publish::PublishRequest;
+use skyhook_domain::publish::{MAX_FILTERS_PER_TENANT, PublishRequest};
 use skyhook_domain::secret::SigningSecret;
 use skyhook_domain::signing::SignatureScheme;
 use skyhook_domain::url::SubscriberUrl;
@@ -166,6 +166,53 @@ fn check_filter(raw: &str) -> Result<String, ApiError> {
     check_program(raw, "invalid_filter")
 }
 
+/// Refuses a content filter that would give the tenant more than
+/// [`MAX_FILTERS_PER_TENANT`] distinct programs: each runs on every event its subscribers'
+/// types match, within one publish's shared time budget. `except` is the subscriber being
+/// changed (its current filter is being replaced).
+async fn check_filter_count(
+    state: &ApiState,
+    tenant: &TenantId,
+    filter: &str,
+    except: Option<&SubscriberId>,
+) -> Result<(), ApiError> {
+    let mut programs = std::collections::BTreeSet::from([filter.to_string()]);
+    let mut cursor = None;
+    // Bounded: a tenant's list ends, and each page holds up to a thousand.
+    for _ in 0..10_000 {
+        let page = state
+            .subscribers
+            .list(
+                tenant,
+                &PageRequest {
+                    limit: 1000,
+                    cursor: cursor.take(),
+                    active: None,
+                },
+            )
+            .await?;
+        programs.extend(
+            page.items
+                .into_iter()
+                .filter(|s| Some(&s.id) != except)
+                .filter_map(|s| s.filter),
+        );
+        if programs.len() > MAX_FILTERS_PER_TENANT {
+            return Err(ApiError::unprocessable(
+                "too_many_filters",
+                format!(
+                    "the tenant's subscribers may hold at most {MAX_FILTERS_PER_TENANT} distinct content filters; share one, or remove one first"
+                ),
+            ));
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
 fn check_program(raw: &str, code: &'static str) -> Result<String, ApiError> {
     skyhook_domain::jq::Program::compile(raw)
         .map(|p| p.source().to_string())
@@ -269,6 +316,9 @@ pub(crate) async fn create_subscriber(
     let rate_limit = req.rate_limit.map(check_rate_limit).transpose()?;
     let transform = req.transform.as_deref().map(check_transform).transpose()?;
     let filter = req.filter.as_deref().map(check_filter).transpose()?;
+    if let Some(f) = &filter {
+        check_filter_count(&state, &principal.tenant, f, None).await?;
+    }
     let now = Utc::now();
     let subscriber = Subscriber {
         id: SubscriberId::new(),
@@ -449,6 +499,11 @@ pub(crate) async fn patch_subscriber(
         sub.transform = t;
     }
     if let Some(f) = filter {
+        if let Some(new) = &f
+            && sub.filter.as_ref() != Some(new)
+        {
+            check_filter_count(&state, &sub.tenant, new, Some(&sub.id)).await?;
+        }
         sub.filter = f;
     }
     if let Some(d) = req.description {

@@ -546,6 +546,73 @@ mod tests {
         sub.id
     }
 
+    /// A sandbox whose every run takes ten seconds (of paused test time).
+    struct SlowRunner;
+
+    #[async_trait::async_trait]
+    impl crate::ports::ProgramRunner for SlowRunner {
+        async fn run(&self, _program: &str, _input: &str) -> Result<String, JqError> {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok("true".into())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn filters_past_their_shared_budget_fail_the_publish_and_queue_nothing() {
+        let mut f = fixture();
+        f.publisher.filters = Arc::new(SlowRunner);
+        let id = add(&f, "default", &["order.*"], true).await;
+        let mut sub = f
+            .subs
+            .get(&TenantId::default_tenant(), &id)
+            .await
+            .unwrap()
+            .unwrap();
+        let was = sub.updated_at;
+        sub.filter = Some("true".into());
+        f.subs.replace(&sub, was).await.unwrap();
+        let err = f
+            .publisher
+            .publish(request("order.created"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PublishError::FiltersTooSlow), "{err}");
+        assert!(err.is_retryable());
+        assert!(f.queue.sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_tenant_past_its_limit_is_refused_before_anything_is_stored_or_queued() {
+        use crate::tenants::{TenantGate, TenantLimits};
+        let mut f = fixture();
+        f.publisher.gate = Some(Arc::new(TenantGate::new(
+            Arc::new(crate::memory::MemoryTenantStore::default()),
+            Arc::new(crate::memory::MemoryPublishBudget::default()),
+            TenantLimits::new(1, 2).unwrap(),
+        )));
+        add(&f, "default", &["order.*"], true).await;
+        for _ in 0..2 {
+            f.publisher.publish(request("order.created")).await.unwrap();
+        }
+        let err = f
+            .publisher
+            .publish(request("order.created"))
+            .await
+            .unwrap_err();
+        match &err {
+            PublishError::RateLimited(l) => {
+                assert!(l.retry_after > Duration::ZERO && l.retry_after <= Duration::from_secs(1))
+            }
+            other => panic!("{other}"),
+        }
+        assert!(err.is_retryable());
+        assert_eq!(f.queue.sent.lock().unwrap().len(), 2);
+        // Another tenant is not touched.
+        let mut other = request("order.created");
+        other.tenant = TenantId::parse("other").unwrap();
+        f.publisher.publish(other).await.unwrap();
+    }
+
     fn request(event_type: &str) -> PublishRequest {
         PublishRequest {
             tenant: TenantId::default_tenant(),
