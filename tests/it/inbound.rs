@@ -603,22 +603,28 @@ async fn sources_are_managed_by_admins_and_a_new_secret_applies_at_once() {
     }
 }
 
-/// A source store whose edits always lose the race, as when another admin got there first.
-struct EditsConflict(std::sync::Arc<dyn skyhook_domain::ports::SourceStore>);
+/// A source store whose edits lose the race: before each edit lands, another admin's change
+/// of the secret lands first (its record, then its secret, as the API writes them), so the
+/// edit's record update conflicts.
+struct AnotherAdminWins {
+    inner: std::sync::Arc<dyn skyhook_domain::ports::SourceStore>,
+    secrets: std::sync::Arc<dyn skyhook_domain::ports::SourceSecrets>,
+    winner: &'static str,
+}
 
 #[async_trait::async_trait]
-impl skyhook_domain::ports::SourceStore for EditsConflict {
+impl skyhook_domain::ports::SourceStore for AnotherAdminWins {
     async fn create(
         &self,
         s: &skyhook_domain::inbound::Source,
     ) -> Result<(), skyhook_domain::ports::StoreError> {
-        self.0.create(s).await
+        self.inner.create(s).await
     }
     async fn get(
         &self,
         id: &skyhook_domain::ids::SourceId,
     ) -> Result<Option<skyhook_domain::inbound::Source>, skyhook_domain::ports::StoreError> {
-        self.0.get(id).await
+        self.inner.get(id).await
     }
     async fn list(
         &self,
@@ -628,29 +634,41 @@ impl skyhook_domain::ports::SourceStore for EditsConflict {
         skyhook_domain::ports::Page<skyhook_domain::inbound::Source>,
         skyhook_domain::ports::StoreError,
     > {
-        self.0.list(t, p).await
+        self.inner.list(t, p).await
     }
     async fn replace(
         &self,
         s: &skyhook_domain::inbound::Source,
-        _: chrono::DateTime<chrono::Utc>,
+        expected: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), skyhook_domain::ports::StoreError> {
-        Err(skyhook_domain::ports::StoreError::Conflict(format!(
-            "source {} was changed meanwhile",
-            s.id
-        )))
+        let mut theirs = self.inner.get(&s.id).await?.expect("the source");
+        theirs.secret_version += 1;
+        theirs.updated_at = expected + chrono::Duration::milliseconds(1);
+        self.inner.replace(&theirs, expected).await?;
+        let secret = skyhook_domain::inbound::SourceSecret::parse(
+            skyhook_domain::inbound::Scheme::Github,
+            self.winner,
+        )
+        .unwrap();
+        assert!(
+            self.secrets
+                .put(&theirs.tenant, &theirs.id, &secret, theirs.secret_version)
+                .await?
+        );
+        // Now this edit, which read the source before: it loses.
+        self.inner.replace(s, expected).await
     }
     async fn delete(
         &self,
         t: &skyhook_domain::ids::TenantId,
         id: &skyhook_domain::ids::SourceId,
     ) -> Result<bool, skyhook_domain::ports::StoreError> {
-        self.0.delete(t, id).await
+        self.inner.delete(t, id).await
     }
 }
 
 #[tokio::test]
-async fn a_secret_change_that_loses_a_race_puts_the_old_secret_back() {
+async fn a_secret_change_that_loses_a_race_leaves_the_winners_secret() {
     let stack = Stack::new().await;
     let created = create_source(
         &stack,
@@ -659,7 +677,11 @@ async fn a_secret_change_that_loses_a_race_puts_the_old_secret_back() {
     .await;
     let id = created["id"].as_str().unwrap().to_string();
     let mut adapters = stack.adapters.clone();
-    adapters.sources = std::sync::Arc::new(EditsConflict(adapters.sources.clone()));
+    adapters.sources = std::sync::Arc::new(AnotherAdminWins {
+        inner: adapters.sources.clone(),
+        secrets: adapters.source_secrets.clone(),
+        winner: "winner",
+    });
     let racing = stack.api_with(&adapters);
     let (status, answer) = stack
         .api_via(
@@ -667,34 +689,42 @@ async fn a_secret_change_that_loses_a_race_puts_the_old_secret_back() {
             skyhook_tests::ADMIN_KEY,
             Method::PATCH,
             &format!("/v1/sources/{id}"),
-            Some(&json!({"secret": "second"})),
+            Some(&json!({"secret": "loser"})),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
-    let body = r#"{"a":1}"#;
-    let (status, answer) = inbound(
-        &stack,
-        &id,
-        &[("x-hub-signature-256", &github("first", body))],
-        body,
-    )
-    .await;
-    assert_eq!(
-        status,
-        StatusCode::ACCEPTED,
-        "the old secret still verifies: {answer}"
-    );
-    let other = r#"{"a":2}"#;
-    let (status, _) = inbound(
-        &stack,
-        &id,
-        &[("x-hub-signature-256", &github("second", other))],
-        other,
-    )
-    .await;
-    assert_eq!(
-        status,
-        StatusCode::UNAUTHORIZED,
-        "the failed change's secret does not"
-    );
+    for (i, (secret, expected)) in [
+        ("winner", StatusCode::ACCEPTED),
+        ("loser", StatusCode::UNAUTHORIZED),
+        ("first", StatusCode::UNAUTHORIZED),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = format!(r#"{{"a":{i}}}"#);
+        let (status, answer) = inbound(
+            &stack,
+            &id,
+            &[("x-hub-signature-256", &github(secret, &body))],
+            &body,
+        )
+        .await;
+        assert_eq!(status, expected, "signed with {secret:?}: {answer}");
+    }
+    // What the table and the secret store hold agree: the winner's change, version 1.
+    let source = stack
+        .adapters
+        .sources
+        .get(&skyhook_domain::ids::SourceId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = stack
+        .adapters
+        .source_secrets
+        .get(&source.tenant, &source.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((source.secret_version, stored.version), (1, 1));
 }

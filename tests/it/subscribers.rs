@@ -579,3 +579,93 @@ async fn custom_header_values_are_kept_as_secrets_and_shown_masked_to_every_role
         );
     }
 }
+
+/// A subscriber saved before header values moved to Secrets Manager: its record holds them
+/// in plain text and its secret none. The first read through the API moves them.
+#[tokio::test]
+async fn plain_text_header_values_of_an_old_subscriber_move_to_its_secret_on_first_read() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let stack = Stack::new().await;
+    let receiver = Receiver::always(200).await;
+    let mut ids = Vec::new();
+    for path in ["/one", "/two"] {
+        let (status, created) = stack
+            .api_call(
+                Method::POST,
+                "/v1/subscribers",
+                Some(&json!({"url": receiver.url(path), "event_types": ["*"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    // Made old: plain values in the record, the secret without headers.
+    for id in &ids {
+        stack
+            .ddb
+            .update_item()
+            .table_name(&stack.resources.table)
+            .key("pk", AttributeValue::S("T#default".into()))
+            .key("sk", AttributeValue::S(format!("SUB#{id}")))
+            .update_expression("SET headers = :h")
+            .expression_attribute_values(
+                ":h",
+                AttributeValue::M(
+                    [(
+                        "x-api-key".to_string(),
+                        AttributeValue::S("old-s3cret".into()),
+                    )]
+                    .into(),
+                ),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let plain_in_table = |stack: &Stack| {
+        let (ddb, table) = (stack.ddb.clone(), stack.resources.table.clone());
+        async move {
+            let scan = ddb.scan().table_name(table).send().await.unwrap();
+            format!("{:?}", scan.items()).matches("old-s3cret").count()
+        }
+    };
+    assert_eq!(plain_in_table(&stack).await, 2);
+
+    // One read of one: that one moves.
+    let (status, got) = stack
+        .api_call(Method::GET, &format!("/v1/subscribers/{}", ids[0]), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["headers"], json!({"x-api-key": "********"}));
+    assert_eq!(plain_in_table(&stack).await, 1);
+    let secret = stack
+        .secrets_client
+        .get_secret_value()
+        .secret_id(format!("{}default/{}", stack.secret_prefix, ids[0]))
+        .send()
+        .await
+        .unwrap();
+    assert!(secret.secret_string().unwrap().contains("old-s3cret"));
+
+    // Listing them all (`skyhook subscribers list --all`) moves the rest.
+    let all = stack
+        .walk(skyhook_tests::ADMIN_KEY, "/v1/subscribers", 1)
+        .await;
+    assert_eq!(all.len(), 2);
+    assert!(!format!("{all:?}").contains("old-s3cret"));
+    assert_eq!(plain_in_table(&stack).await, 0);
+
+    // And deliveries still carry the value.
+    let event = stack
+        .publish(json!({"type": "order.created", "data": {}}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let runner = stack.start_delivery();
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    runner.stop().await;
+    for r in got.iter().filter(|r| r.header("webhook-id") == event) {
+        assert_eq!(r.header("x-api-key"), "old-s3cret");
+    }
+}

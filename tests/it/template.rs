@@ -32,6 +32,12 @@ const FUNCTIONS: &[Function] = &[
         from_env: |env| skyhook_ingest::Config::from_env(env, true).map(drop),
     },
     Function {
+        logical_id: "IngestInboundFunction",
+        binary: "ingest-http",
+        required: skyhook_ingest::REQUIRED_ENV_HTTP,
+        from_env: |env| skyhook_ingest::Config::from_env(env, true).map(drop),
+    },
+    Function {
         logical_id: "IngestEventsFunction",
         binary: "ingest-events",
         required: skyhook_ingest::REQUIRED_ENV_EVENTS,
@@ -308,6 +314,46 @@ fn problems(t: &Template) -> Vec<String> {
                 skyhook_process::PARENT_MEMORY_MIB
             ));
         }
+    }
+
+    // Anyone may call the inbound route: it is served by a function of its own, with a
+    // throttle and a concurrency of its own, so its flood takes nothing POST /v1/events needs.
+    let route_of = |logical_id: &str, path: &str| {
+        t.resource(logical_id)["Properties"]["Events"]
+            .as_object()
+            .into_iter()
+            .flat_map(|events| events.values())
+            .find(|e| e["Properties"]["Path"] == path)
+            .cloned()
+    };
+    if route_of("IngestHttpFunction", "/v1/inbound/{source_id}").is_some() {
+        problems.push("IngestHttpFunction serves the inbound route beside /v1/events".into());
+    }
+    match route_of("IngestInboundFunction", "/v1/inbound/{source_id}") {
+        Some(route) if route["Properties"]["RouteSettings"]["ThrottlingRateLimit"].is_object() => {}
+        _ => problems.push(
+            "IngestInboundFunction must serve the inbound route with a throttle of its own".into(),
+        ),
+    }
+    for (function, parameter) in [
+        ("DeliveryFunction", "DeliveryReservedConcurrency"),
+        ("IngestHttpFunction", "IngestReservedConcurrency"),
+        ("IngestInboundFunction", "InboundReservedConcurrency"),
+        ("IngestEventsFunction", "IngestEventsReservedConcurrency"),
+    ] {
+        let reserved = &t.resource(function)["Properties"]["ReservedConcurrentExecutions"];
+        if reserved["Fn::If"][1] != json!({"Ref": parameter}) {
+            problems.push(format!(
+                "{function} must reserve {parameter} of concurrency"
+            ));
+        }
+    }
+    let reserved = number(&t.doc["Parameters"]["DeliveryReservedConcurrency"]["Default"]);
+    let most = number(&t.doc["Parameters"]["DeliveryMaxConcurrency"]["Default"]);
+    if reserved < most {
+        problems.push(format!(
+            "DeliveryReservedConcurrency {reserved} is under DeliveryMaxConcurrency {most}"
+        ));
     }
 
     let delivery_env = t.environment("DeliveryFunction");

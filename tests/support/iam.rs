@@ -12,6 +12,8 @@ use crate::recorder::Use;
 /// The template's functions by logical id, with the binary names the recorder uses.
 pub const FUNCTIONS: &[(&str, &str)] = &[
     ("IngestHttpFunction", "ingest-http"),
+    // The same binary and role, serving the inbound route apart.
+    ("IngestInboundFunction", "ingest-http"),
     ("IngestEventsFunction", "ingest-events"),
     ("ApiFunction", "api"),
     ("DeliveryFunction", "delivery"),
@@ -88,15 +90,42 @@ pub fn grants(doc: &Value) -> Result<BTreeSet<Use>, String> {
                 if st["Effect"] != "Allow" {
                     continue;
                 }
+                let mut on_table = false;
                 for action in list(&st["Action"]) {
                     let action = action
                         .as_str()
                         .ok_or_else(|| format!("{role_id}: an action that is not a string"))?;
                     for resource in list(&st["Resource"]) {
+                        let resource = resource_name(&resource);
+                        on_table |= action.starts_with("dynamodb:") && resource == "Table";
                         out.insert(Use {
                             function: function.to_string(),
                             action: action.to_string(),
-                            resource: resource_name(&resource),
+                            resource,
+                        });
+                    }
+                }
+                // The partitions of the table the statement reaches: those its
+                // `dynamodb:LeadingKeys` condition allows, or all of them.
+                if on_table {
+                    let leading =
+                        &st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+                    let patterns: Vec<String> = if leading.is_null() {
+                        vec!["*".to_string()]
+                    } else {
+                        list(leading)
+                            .iter()
+                            .map(|p| p.as_str().map(str::to_string))
+                            .collect::<Option<_>>()
+                            .ok_or_else(|| {
+                                format!("{role_id}: a LeadingKeys pattern that is not a string")
+                            })?
+                    };
+                    for pattern in patterns {
+                        out.insert(Use {
+                            function: function.to_string(),
+                            action: crate::recorder::LEADING_KEY.to_string(),
+                            resource: pattern,
                         });
                     }
                 }
@@ -128,7 +157,22 @@ pub fn resource_name(v: &Value) -> String {
         };
     }
     if let Some(r) = v.get("Ref").and_then(Value::as_str) {
+        // The stack's bus, given by name or ARN (see `Fn::If` below).
+        if r == "EventBusName" {
+            return "EventBus".into();
+        }
         return r.to_string();
+    }
+    // A resource named one way or another by a condition: both ways must name the same.
+    if let Some(branches) = v.get("Fn::If").and_then(Value::as_array)
+        && branches.len() == 3
+    {
+        let (yes, no) = (resource_name(&branches[1]), resource_name(&branches[2]));
+        return if yes == no {
+            yes
+        } else {
+            format!("either {yes} or {no}")
+        };
     }
     if let Some(sub) = v.get("Fn::Sub").and_then(Value::as_str) {
         if let Some(rest) = sub.strip_prefix("${")
@@ -143,7 +187,8 @@ pub fn resource_name(v: &Value) -> String {
         if sub.contains(":secretsmanager:") && sub.ends_with("/sources/*") {
             return "SourceSecret".into();
         }
-        if sub.contains(":events:") && sub.contains(":event-bus/") {
+        // Only the stack's own bus is the bus; a wildcard is more than the code needs.
+        if sub.contains(":events:") && sub.ends_with(":event-bus/${EventBusName}") {
             return "EventBus".into();
         }
         return sub.to_string();
@@ -280,7 +325,7 @@ mod tests {
             {"Effect": "Allow", "Action": "dynamodb:Query", "Resource": {"Fn::Sub": "${Table.Arn}/index/gsi1"}},
             {"Effect": "Allow", "Action": "dynamodb:GetRecords", "Resource": {"Fn::GetAtt": ["Table", "StreamArn"]}},
             {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:skyhook/${AWS::StackName}/subscribers/*"}},
-            {"Effect": "Allow", "Action": "events:PutEvents", "Resource": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/*"}},
+            {"Effect": "Allow", "Action": "events:PutEvents", "Resource": {"Fn::If": ["BusIsArn", {"Ref": "EventBusName"}, {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}]}},
             {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "AdminKeySecret"}},
             {"Effect": "Deny", "Action": "dynamodb:DeleteItem", "Resource": "*"},
         ]));
@@ -296,6 +341,51 @@ mod tests {
             assert!(g.contains(&want), "{want:?} in {g:?}");
         }
         assert!(!g.iter().any(|x| x.action == "dynamodb:DeleteItem"));
+        // A grant on every bus is not a grant on the stack's bus.
+        let wide = grants(&doc(json!([
+            {"Effect": "Allow", "Action": "events:PutEvents", "Resource": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/*"}},
+        ])))
+        .unwrap();
+        assert!(
+            !wide.contains(&u("api", "events:PutEvents", "EventBus")),
+            "{wide:?}"
+        );
+    }
+
+    #[test]
+    fn a_leading_keys_condition_grants_only_its_partitions() {
+        let narrow = grants(&doc(json!([
+            {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": {"Fn::GetAtt": ["Table", "Arn"]},
+             "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["T#*", "TENANTS"]}}},
+        ])))
+        .unwrap();
+        let leading = crate::recorder::LEADING_KEY;
+        assert!(narrow.contains(&u("api", leading, "T#*")));
+        assert!(narrow.contains(&u("api", leading, "TENANTS")));
+        assert!(!narrow.contains(&u("api", leading, "*")));
+        let findings = check(
+            &BTreeSet::from([
+                u("api", "dynamodb:GetItem", "Table"),
+                u("api", leading, "T#"),
+                u("api", leading, "S#"),
+            ]),
+            &narrow
+                .iter()
+                .filter(|g| g.function == "api")
+                .cloned()
+                .collect(),
+        );
+        assert_eq!(
+            findings.missing,
+            vec![u("api", leading, "S#")],
+            "the ledger is out of reach"
+        );
+        assert_eq!(findings.unused, vec![u("api", leading, "TENANTS")]);
+        let wide = grants(&doc(json!([
+            {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": {"Fn::GetAtt": ["Table", "Arn"]}},
+        ])))
+        .unwrap();
+        assert!(wide.contains(&u("api", leading, "*")));
     }
 
     #[test]

@@ -862,7 +862,12 @@ impl Stack {
             .scan()
             .table_name(&self.resources.table)
             .filter_expression(
-                "attribute_not_exists(kind) OR NOT (kind IN (:audit, :route, :directory))",
+                "attribute_not_exists(kind) OR NOT (kind IN (:audit, :route, :directory, :rate))",
+            )
+            // A tenant's publish bucket is bookkeeping too (see `tests/it/bad_input.rs`).
+            .expression_attribute_values(
+                ":rate",
+                aws_sdk_dynamodb::types::AttributeValue::S("publish_rate".into()),
             )
             .expression_attribute_values(
                 ":audit",

@@ -118,8 +118,113 @@ impl StackNames {
     }
 }
 
-/// The IAM actions and resources one request needs.
+/// The action under which [`uses`] notes the partition keys a request touches on the
+/// stack's table, as `(LEADING_KEY, class)`: what IAM's `dynamodb:LeadingKeys` condition
+/// sees. A key's class is the key up to its first `#`, inclusive (`T#`, `R#`, `SRC#`), or
+/// the whole key when it has none (`TENANTS`).
+pub const LEADING_KEY: &str = "dynamodb:LeadingKey";
+
+/// The class of a partition key (see [`LEADING_KEY`]).
+pub fn key_class(pk: &str) -> String {
+    match pk.find('#') {
+        Some(i) => pk[..=i].to_string(),
+        None => pk.to_string(),
+    }
+}
+
+/// The partition keys one request to DynamoDB touches on the tables `ours` says yes to.
+fn partition_keys(op: &str, request: &Value, ours: impl Fn(&str) -> bool) -> Vec<String> {
+    if matches!(
+        op,
+        "GetItem" | "UpdateItem" | "DeleteItem" | "PutItem" | "Query"
+    ) && !ours(request["TableName"].as_str().unwrap_or_default())
+    {
+        return Vec::new();
+    }
+    let pk = |v: &Value| v["pk"]["S"].as_str().map(str::to_string);
+    match op {
+        "GetItem" | "UpdateItem" | "DeleteItem" => pk(&request["Key"]).into_iter().collect(),
+        "PutItem" => pk(&request["Item"]).into_iter().collect(),
+        "Query" => {
+            // `pk = :p` (or `#pk = :p`) in the key condition, and the value of `:p`.
+            let condition = request["KeyConditionExpression"]
+                .as_str()
+                .unwrap_or_default();
+            let names = &request["ExpressionAttributeNames"];
+            condition
+                .split(" AND ")
+                .filter_map(|part| {
+                    let (left, right) = part.split_once('=')?;
+                    let left = left.trim();
+                    let name = names[left].as_str().unwrap_or(left);
+                    (name == "pk")
+                        .then(|| request["ExpressionAttributeValues"][right.trim()]["S"].as_str())?
+                })
+                .map(str::to_string)
+                .collect()
+        }
+        "BatchGetItem" => request["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(name, _)| ours(name))
+            .flat_map(|(_, t)| t["Keys"].as_array().cloned().unwrap_or_default())
+            .filter_map(|k| pk(&k))
+            .collect(),
+        "BatchWriteItem" => request["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(name, _)| ours(name))
+            .flat_map(|(_, t)| t.as_array().cloned().unwrap_or_default())
+            .filter_map(|w| pk(&w["PutRequest"]["Item"]).or_else(|| pk(&w["DeleteRequest"]["Key"])))
+            .collect(),
+        "TransactWriteItems" => request["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| {
+                ["Put", "Update", "Delete", "ConditionCheck"]
+                    .iter()
+                    .any(|k| i[*k]["TableName"].as_str().is_some_and(&ours))
+            })
+            .filter_map(|i| {
+                pk(&i["Put"]["Item"])
+                    .or_else(|| pk(&i["Update"]["Key"]))
+                    .or_else(|| pk(&i["Delete"]["Key"]))
+                    .or_else(|| pk(&i["ConditionCheck"]["Key"]))
+            })
+            .collect(),
+        "TransactGetItems" => request["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["Get"]["TableName"].as_str().is_some_and(&ours))
+            .filter_map(|i| pk(&i["Get"]["Key"]))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The IAM actions and resources one request needs, and on the stack's table the classes
+/// of the partition keys it touches (see [`LEADING_KEY`]).
 pub fn uses(call: &Call, request: &Value, names: &StackNames) -> Vec<(String, String)> {
+    let mut out = actions(call, request, names);
+    if matches!(call.service, Service::DynamoDb)
+        && out.iter().any(|(_, resource)| resource == "Table")
+    {
+        let ours = |name: &str| names.table(name) == "Table";
+        let classes: BTreeSet<String> = partition_keys(call.operation.as_str(), request, ours)
+            .iter()
+            .map(|k| key_class(k))
+            .collect();
+        out.extend(classes.into_iter().map(|c| (LEADING_KEY.to_string(), c)));
+    }
+    out
+}
+
+/// The IAM actions and resources one request needs.
+fn actions(call: &Call, request: &Value, names: &StackNames) -> Vec<(String, String)> {
     let op = call.operation.as_str();
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
     match call.service {
@@ -403,4 +508,39 @@ pub fn read_all(dir: &std::path::Path) -> std::io::Result<BTreeSet<Use>> {
         }
     }
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn partition_keys_of_every_kind_of_request_on_the_table_only() {
+        let ours = |t: &str| t == "tbl";
+        let query = json!({
+            "TableName": "tbl",
+            "KeyConditionExpression": "#p = :pk AND sk BETWEEN :a AND :b",
+            "ExpressionAttributeNames": {"#p": "pk"},
+            "ExpressionAttributeValues": {":pk": {"S": "R#acme#order.*"}, ":a": {"S": "a"}, ":b": {"S": "b"}},
+        });
+        assert_eq!(
+            partition_keys("Query", &query, ours),
+            vec!["R#acme#order.*"]
+        );
+        let plain = json!({"TableName": "tbl", "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "TENANTS"}}});
+        assert_eq!(partition_keys("Query", &plain, ours), vec!["TENANTS"]);
+        let batch = json!({"RequestItems": {
+            "tbl": [{"PutRequest": {"Item": {"pk": {"S": "EC#acme#1"}}}}, {"DeleteRequest": {"Key": {"pk": {"S": "I#acme#k"}}}}],
+            "stats": [{"PutRequest": {"Item": {"pk": {"S": "TS#acme"}}}}],
+        }});
+        assert_eq!(
+            partition_keys("BatchWriteItem", &batch, ours),
+            vec!["EC#acme#1", "I#acme#k"]
+        );
+        let get = json!({"TableName": "stats", "Key": {"pk": {"S": "T#acme"}}});
+        assert!(partition_keys("GetItem", &get, ours).is_empty());
+        assert_eq!(key_class("SRC#src_1"), "SRC#");
+        assert_eq!(key_class("TENANTS"), "TENANTS");
+    }
 }

@@ -94,7 +94,7 @@ impl Config {
             )?,
             rotation_grace: config::rotation_grace(env)?,
             admin_key: config::admin_key_source(env)?,
-            local_mode: config::flag(env, config::LOCAL_MODE)?,
+            local_mode: config::local_mode(env)?,
             event_bus: config::optional(env, config::EVENT_BUS),
             transform: SandboxSettings::from_env(env)?,
             tenant_limits: TenantLimits::from_env(env)?,

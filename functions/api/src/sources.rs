@@ -201,7 +201,7 @@ pub(crate) async fn patch_source(
             .get(&old.tenant, &old.id)
             .await?
             .ok_or_else(|| ApiError::not_found("source"))?;
-        parse_secret(source.scheme, current.expose()).map_err(|_| {
+        parse_secret(source.scheme, current.secret.expose()).map_err(|_| {
             ApiError::unprocessable(
                 "invalid_secret",
                 format!(
@@ -211,33 +211,22 @@ pub(crate) async fn patch_source(
             )
         })?;
     }
-    // The secret first, then its version: an ingest that sees the new version reads the new
-    // secret. When the record cannot follow (a concurrent edit), the old secret goes back, so
-    // the admin's failed change changes nothing.
-    let previous = match &secret {
-        Some(new) => {
-            let Some(previous) = state.source_secrets.get(&old.tenant, &old.id).await? else {
-                return Err(ApiError::not_found("source"));
-            };
-            if !state.source_secrets.put(&old.tenant, &old.id, new).await? {
-                return Err(ApiError::not_found("source"));
-            }
-            source.secret_version += 1;
-            Some(previous)
-        }
-        None => None,
-    };
+    // The record first, under its version, then the secret written for that version: a
+    // change that loses a race to another (its record update conflicts) has touched no
+    // secret, so the winner's stays. An ingest that meets the new record before its secret
+    // keeps using the stored secret, and caches it only once the versions agree.
+    if secret.is_some() {
+        source.secret_version += 1;
+    }
     source.updated_at = Utc::now().max(old.updated_at + chrono::Duration::milliseconds(1));
-    if let Err(e) = state.sources.replace(&source, old.updated_at).await {
-        if let Some(previous) = previous
-            && let Err(restore) = state
-                .source_secrets
-                .put(&old.tenant, &old.id, &previous)
-                .await
-        {
-            tracing::error!(error = %restore, source = %old.id, "could not put back the secret of a source whose change failed");
-        }
-        return Err(e.into());
+    state.sources.replace(&source, old.updated_at).await?;
+    if let Some(new) = &secret
+        && !state
+            .source_secrets
+            .put(&source.tenant, &source.id, new, source.secret_version)
+            .await?
+    {
+        return Err(ApiError::not_found("source"));
     }
     audit(
         &state,

@@ -243,11 +243,68 @@ pub(crate) async fn load(
     raw_id: &str,
 ) -> Result<Subscriber, ApiError> {
     let id = subscriber_id(raw_id)?;
-    state
+    let sub = state
         .subscribers
         .get(&principal.tenant, &id)
         .await?
-        .ok_or_else(|| ApiError::not_found("subscriber"))
+        .ok_or_else(|| ApiError::not_found("subscriber"))?;
+    Ok(move_plain_headers(state, sub).await)
+}
+
+/// A subscriber saved before header values moved to Secrets Manager keeps them in plain
+/// text in its record. The first time the API reads it, the values move to its secret and
+/// the record keeps only the names; `skyhook subscribers list --all` reads, and so moves,
+/// every one. A failure leaves the subscriber as it was (and is logged): the next read
+/// tries again.
+pub(crate) async fn move_plain_headers(state: &ApiState, sub: Subscriber) -> Subscriber {
+    if sub.headers.values().all(|v| v.as_str() == MASKED_VALUE) {
+        return sub;
+    }
+    let moved = async {
+        // The values the secret holds win over the record's: set after the record was.
+        let mut values = sub.headers.clone();
+        if let Some(stored) = state
+            .secrets
+            .get(&sub.tenant, &sub.id)
+            .await?
+            .and_then(|s| s.headers)
+        {
+            values.extend(stored);
+        }
+        values.retain(|name, v| v.as_str() != MASKED_VALUE && sub.headers.contains_key(name));
+        if !state
+            .secrets
+            .set_headers(&sub.tenant, &sub.id, &values)
+            .await?
+        {
+            return Ok::<_, skyhook_domain::ports::StoreError>(None);
+        }
+        let mut blanked = sub.clone();
+        blanked.headers = masked_headers(&sub.headers);
+        blanked.updated_at = Utc::now().max(sub.updated_at + chrono::Duration::milliseconds(1));
+        state.subscribers.replace(&blanked, sub.updated_at).await?;
+        // Deliveries read the secret (and so the header values) again before the next one.
+        state
+            .subscribers
+            .secret_changed(&sub.tenant, &sub.id)
+            .await?;
+        Ok(state
+            .subscribers
+            .get(&sub.tenant, &sub.id)
+            .await?
+            .or(Some(blanked)))
+    };
+    match moved.await {
+        Ok(Some(blanked)) => {
+            tracing::info!(subscriber = %sub.id, "moved the subscriber's header values to its secret");
+            blanked
+        }
+        Ok(None) => sub,
+        Err(e) => {
+            tracing::warn!(error = %e, subscriber = %sub.id, "could not move the subscriber's header values to its secret");
+            sub
+        }
+    }
 }
 
 /// Checks `max_concurrency`: 1 to 100 deliveries in flight.
@@ -388,6 +445,12 @@ pub(crate) async fn list_subscribers(
             },
         )
         .await?;
+    let mut page = page;
+    let mut moved = Vec::with_capacity(page.items.len());
+    for sub in std::mem::take(&mut page.items) {
+        moved.push(move_plain_headers(&state, sub).await);
+    }
+    page.items = moved;
     let ids: Vec<SubscriberId> = page.items.iter().map(|s| s.id.clone()).collect();
     let health = state.health.get_many(&principal.tenant, &ids).await?;
     Ok(Json(ListResponse::of(page, |s| {

@@ -49,18 +49,18 @@ pub(crate) async fn list_tenants(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<ListResponse<TenantView>>, ApiError> {
     bootstrap(&state, &headers).await?;
-    state
-        .tenants
-        .ensure(&TenantId::default_tenant(), Utc::now())
-        .await?;
-    let page = state
-        .tenants
-        .list(PageRequest {
-            limit: limit_or_default(q.limit),
-            cursor: q.cursor.map(String::from),
-            active: None,
-        })
-        .await?;
+    let request = PageRequest {
+        limit: limit_or_default(q.limit),
+        cursor: q.cursor.map(String::from),
+        active: None,
+    };
+    let mut page = state.tenants.list(request.clone()).await?;
+    // `default` is always a tenant; recorded the first time a valid list would lack it.
+    let default = TenantId::default_tenant();
+    if request.cursor.is_none() && !page.items.iter().any(|t| t.id == default) {
+        state.tenants.ensure(&default, Utc::now()).await?;
+        page = state.tenants.list(request).await?;
+    }
     let defaults = state.tenant_defaults;
     Ok(Json(ListResponse::of(page, |t| {
         TenantView::of(&t, defaults)

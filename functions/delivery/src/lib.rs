@@ -92,7 +92,7 @@ impl Config {
                 config::DEFAULT_SECRET_CACHE_TTL,
             )?,
             rotation_grace: config::rotation_grace(env)?,
-            local_mode: config::flag(env, config::LOCAL_MODE)?,
+            local_mode: config::local_mode(env)?,
             breaker: config::breaker_policy(env)?,
             event_bus: config::optional(env, config::EVENT_BUS),
             metrics_namespace: config::optional(env, config::METRICS_NAMESPACE),

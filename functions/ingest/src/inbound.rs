@@ -25,6 +25,7 @@ use skyhook_domain::ids::SourceId;
 use skyhook_domain::inbound::{self, Refusal, Source, SourceSecret, TOLERANCE_SECS};
 use skyhook_domain::ports::{ReplayGuard, SourceSecrets, SourceStore};
 use skyhook_domain::publish::{PublishRequest, validate_correlation_id};
+use skyhook_domain::tenants::{TenantLimits, gcra, retry_after_secs};
 use skyhook_http::ApiError;
 use skyhook_http::responses::{Conflict, NotFound, RateLimited};
 
@@ -32,6 +33,12 @@ use crate::IngestState;
 
 /// How long a secret read from the secret store is reused without a change to its source.
 const SECRET_TTL: Duration = Duration::from_secs(300);
+/// Requests one instance takes for one source: on average a second, and at once. Checked
+/// before anything is read, so a flood at one source costs no read past it.
+pub const SOURCE_REQUESTS_PER_SECOND: u32 = 100;
+pub const SOURCE_BURST: u32 = 200;
+/// How long an instance remembers that a source id names nothing.
+const UNKNOWN_TTL: Duration = Duration::from_secs(60);
 
 /// What inbound requests need besides the publisher.
 pub struct Inbound {
@@ -41,6 +48,10 @@ pub struct Inbound {
     /// Secrets by source and secret version: read once per change of the secret, so a busy
     /// source does not pay Secrets Manager for every request.
     cache: Cache<(SourceId, u64), Arc<SourceSecret>>,
+    /// Each source's request bucket in this instance (its theoretical arrival time, µs).
+    buckets: Cache<SourceId, Arc<std::sync::Mutex<Option<i64>>>>,
+    /// Source ids this instance found naming nothing: answered 404 without a read.
+    unknown: Cache<SourceId, ()>,
 }
 
 impl Inbound {
@@ -57,7 +68,30 @@ impl Inbound {
                 .max_capacity(10_000)
                 .time_to_live(SECRET_TTL)
                 .build(),
+            buckets: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
+            unknown: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(UNKNOWN_TTL)
+                .build(),
         }
+    }
+
+    /// One request for `id` in this instance's bucket of it: `Err` with the wait when past
+    /// [`SOURCE_REQUESTS_PER_SECOND`] and [`SOURCE_BURST`].
+    async fn admit(&self, id: &SourceId, now: chrono::DateTime<Utc>) -> Result<(), Duration> {
+        let limits = TenantLimits::new(SOURCE_REQUESTS_PER_SECOND, SOURCE_BURST)
+            .map_err(|_| Duration::from_secs(1))?;
+        let bucket = self
+            .buckets
+            .get_with(id.clone(), async { Arc::new(std::sync::Mutex::new(None)) })
+            .await;
+        let mut tat = bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let new = gcra(*tat, now.timestamp_micros(), 1, limits)?;
+        *tat = Some(new);
+        Ok(())
     }
 
     /// Over the AWS adapters.
@@ -76,11 +110,15 @@ impl Inbound {
         if let Some(hit) = self.cache.get(&key).await {
             return Ok(Some(hit));
         }
-        let Some(secret) = self.secrets.get(&source.tenant, &source.id).await? else {
+        let Some(stored) = self.secrets.get(&source.tenant, &source.id).await? else {
             return Ok(None);
         };
-        let secret = Arc::new(secret);
-        self.cache.insert(key, secret.clone()).await;
+        let secret = Arc::new(stored.secret);
+        // A record ahead of its secret: the change is still being written (or its secret
+        // write failed); use what is stored, but read again next time.
+        if stored.version == source.secret_version {
+            self.cache.insert(key, secret.clone()).await;
+        }
         Ok(Some(secret))
     }
 }
@@ -117,9 +155,28 @@ pub(crate) async fn receive(
 ) -> Result<(StatusCode, Json<PublishReceiptView>), ApiError> {
     let not_found = || ApiError::not_found("source");
     let id = SourceId::parse(&source_id).map_err(|_| not_found())?;
-    let bytes = skyhook_http::read_body(body, state.max_payload_bytes).await?;
     let inbound = &state.inbound;
-    let source = inbound.sources.get(&id).await?.ok_or_else(not_found)?;
+    // Anyone may call this route, so before anything is read: a source this instance
+    // knows names nothing is 404 at once, and each source has its own bucket here, apart
+    // from its tenant's publish limit (taken only once the signature holds).
+    if inbound.unknown.contains_key(&id) {
+        return Err(not_found());
+    }
+    inbound.admit(&id, Utc::now()).await.map_err(|wait| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "source {id} receives more than {SOURCE_REQUESTS_PER_SECOND} requests a second here; retry later"
+            ),
+        )
+        .with_retry_after(retry_after_secs(&wait))
+    })?;
+    let bytes = skyhook_http::read_body(body, state.max_payload_bytes).await?;
+    let Some(source) = inbound.sources.get(&id).await? else {
+        inbound.unknown.insert(id, ()).await;
+        return Err(not_found());
+    };
     let secret = inbound.secret(&source).await?.ok_or_else(not_found)?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = Utc::now();

@@ -244,6 +244,10 @@ async fn publish_event(
         Some(k) => Some(k.to_string()),
         None => body.id,
     };
+    if let Some(key) = &idempotency_key {
+        skyhook_domain::publish::validate_caller_idempotency_key(key)
+            .map_err(|m| ApiError::bad_request("invalid_request", m))?;
+    }
     let correlation_id = header_str(&headers, CORRELATION_HEADER)?.map(str::to_string);
     let receipt = state
         .publisher

@@ -1,13 +1,43 @@
 //! Secrets Manager adapter for inbound sources: one secret per source, named
-//! `{prefix}{tenant}/{source}`, whose value is the secret as the sender holds it.
+//! `{prefix}{tenant}/{source}`, whose value is `{"version": n, "secret": "…"}`: the secret
+//! as the sender holds it, and the source version it was written for. A value that is not
+//! that object (written before versions) is the secret itself, of version 0.
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 
 use super::secretsmanager::{create_tagged, put_value, read_value, schedule_deletion};
 use skyhook_domain::ids::{SourceId, TenantId};
-use skyhook_domain::inbound::{Scheme, SourceSecret};
+use skyhook_domain::inbound::{Scheme, SourceSecret, StoredSourceSecret};
 use skyhook_domain::ports::{SourceSecrets, StoreError};
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Versioned {
+    version: u64,
+    secret: String,
+}
+
+fn encode(secret: &SourceSecret, version: u64) -> Result<String, StoreError> {
+    serde_json::to_string(&Versioned {
+        version,
+        secret: secret.expose().to_string(),
+    })
+    .map_err(|e| StoreError::Corrupt(format!("a source secret: {e}")))
+}
+
+fn decode(id: &SourceId, value: &str) -> Result<StoredSourceSecret, StoreError> {
+    let (raw, version) = match serde_json::from_str::<Versioned>(value) {
+        Ok(v) => (v.secret, v.version),
+        Err(_) => (value.to_string(), 0),
+    };
+    // Stored only after it was checked against its scheme; any scheme but Standard
+    // Webhooks reads every non-empty string back as it was written.
+    let secret = SourceSecret::parse(Scheme::Github, &raw)
+        .or_else(|_| SourceSecret::parse(Scheme::StandardWebhooks, &raw))
+        .map_err(|e| StoreError::Corrupt(format!("source {id}'s secret: {e}")))?;
+    Ok(StoredSourceSecret { secret, version })
+}
 
 #[derive(Clone)]
 pub struct SecretsManagerSourceSecrets {
@@ -40,7 +70,7 @@ impl SourceSecrets for SecretsManagerSourceSecrets {
             &self.client,
             self.secret_name(tenant, id),
             format!("Skyhook secret of inbound source {id}: verifies its sender's signatures"),
-            secret.expose().to_string(),
+            encode(secret, 0)?,
             tenant,
             &format!("source {id}"),
         )
@@ -51,7 +81,7 @@ impl SourceSecrets for SecretsManagerSourceSecrets {
         &self,
         tenant: &TenantId,
         id: &SourceId,
-    ) -> Result<Option<SourceSecret>, StoreError> {
+    ) -> Result<Option<StoredSourceSecret>, StoreError> {
         let Some(out) = read_value(
             self.client
                 .get_secret_value()
@@ -64,12 +94,7 @@ impl SourceSecrets for SecretsManagerSourceSecrets {
         let value = out
             .secret_string()
             .ok_or_else(|| StoreError::Corrupt(format!("source {id}'s secret has no string")))?;
-        // Stored only after it was checked against its scheme; any scheme but Standard
-        // Webhooks reads every non-empty string back as it was written.
-        SourceSecret::parse(Scheme::Github, value)
-            .or_else(|_| SourceSecret::parse(Scheme::StandardWebhooks, value))
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("source {id}'s secret: {e}")))
+        decode(id, value).map(Some)
     }
 
     async fn put(
@@ -77,11 +102,20 @@ impl SourceSecrets for SecretsManagerSourceSecrets {
         tenant: &TenantId,
         id: &SourceId,
         secret: &SourceSecret,
+        version: u64,
     ) -> Result<bool, StoreError> {
+        // A later change that landed first keeps its secret. (Secrets Manager has no
+        // conditional write: between this read and the write another writer could slip in,
+        // which only two changes to one source within milliseconds can do.)
+        match self.get(tenant, id).await? {
+            None => return Ok(false),
+            Some(stored) if stored.version >= version => return Ok(true),
+            Some(_) => {}
+        }
         put_value(
             &self.client,
             self.secret_name(tenant, id),
-            secret.expose().to_string(),
+            encode(secret, version)?,
         )
         .await
     }

@@ -89,6 +89,20 @@ pub fn flag(env: &dyn Env, name: &str) -> Result<bool, ConfigError> {
     })
 }
 
+/// `SKYHOOK_LOCAL_MODE`: loopback and http targets, for `skyhook local` on one machine.
+/// Refused inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set), where it would let tenants'
+/// subscribers reach the stack's private network and metadata addresses.
+pub fn local_mode(env: &dyn Env) -> Result<bool, ConfigError> {
+    let local = flag(env, LOCAL_MODE)?;
+    if local && env.get("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        return Err(ConfigError::new(
+            LOCAL_MODE,
+            "local mode is for skyhook local, never inside Lambda",
+        ));
+    }
+    Ok(local)
+}
+
 pub const TABLE: &str = "SKYHOOK_TABLE";
 /// How long one run of a subscriber's transform may take (default `250ms`, at most `10s`).
 pub const TRANSFORM_TIMEOUT: &str = "SKYHOOK_TRANSFORM_TIMEOUT";
@@ -352,5 +366,16 @@ mod tests {
         assert!(flag(&env(&[(LOCAL_MODE, "TRUE")]), LOCAL_MODE).unwrap());
         assert!(!flag(&env(&[(LOCAL_MODE, "0")]), LOCAL_MODE).unwrap());
         assert!(flag(&env(&[(LOCAL_MODE, "maybe")]), LOCAL_MODE).is_err());
+        assert!(local_mode(&env(&[(LOCAL_MODE, "true")])).unwrap());
+        assert!(!local_mode(&env(&[("AWS_LAMBDA_FUNCTION_NAME", "x-api")])).unwrap());
+        assert_eq!(
+            local_mode(&env(&[
+                (LOCAL_MODE, "true"),
+                ("AWS_LAMBDA_FUNCTION_NAME", "x-api")
+            ]))
+            .unwrap_err()
+            .name,
+            LOCAL_MODE
+        );
     }
 }

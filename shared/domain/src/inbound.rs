@@ -292,6 +292,16 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A source's secret as stored, with the source's `secret_version` it was written for: an
+/// ingest uses it for that version of the source record, and caches it only when the two
+/// agree (a record ahead of its secret is a change still being written, or one whose
+/// secret write failed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSourceSecret {
+    pub secret: SourceSecret,
+    pub version: u64,
+}
+
 /// A source's secret: a `whsec_…` key for Standard Webhooks; for the other schemes the
 /// string the sender was given, used as UTF-8 bytes (as GitHub and Stripe do).
 #[derive(Clone, PartialEq, Eq)]

@@ -591,7 +591,7 @@ impl SourceStore for MemorySourceStore {
 /// Inbound sources' secrets in memory.
 #[derive(Default)]
 pub struct MemorySourceSecrets {
-    items: Mutex<BTreeMap<(TenantId, SourceId), SourceSecret>>,
+    items: Mutex<BTreeMap<(TenantId, SourceId), crate::inbound::StoredSourceSecret>>,
 }
 
 #[async_trait]
@@ -607,7 +607,13 @@ impl SourceSecrets for MemorySourceSecrets {
         if items.contains_key(&key) {
             return Err(StoreError::Conflict(format!("a secret for {id} exists")));
         }
-        items.insert(key, secret.clone());
+        items.insert(
+            key,
+            crate::inbound::StoredSourceSecret {
+                secret: secret.clone(),
+                version: 0,
+            },
+        );
         Ok(())
     }
 
@@ -615,7 +621,7 @@ impl SourceSecrets for MemorySourceSecrets {
         &self,
         tenant: &TenantId,
         id: &SourceId,
-    ) -> Result<Option<SourceSecret>, StoreError> {
+    ) -> Result<Option<crate::inbound::StoredSourceSecret>, StoreError> {
         Ok(lock(&self.items)
             .get(&(tenant.clone(), id.clone()))
             .cloned())
@@ -626,10 +632,18 @@ impl SourceSecrets for MemorySourceSecrets {
         tenant: &TenantId,
         id: &SourceId,
         secret: &SourceSecret,
+        version: u64,
     ) -> Result<bool, StoreError> {
         Ok(lock(&self.items)
             .get_mut(&(tenant.clone(), id.clone()))
-            .map(|s| *s = secret.clone())
+            .map(|s| {
+                if s.version < version {
+                    *s = crate::inbound::StoredSourceSecret {
+                        secret: secret.clone(),
+                        version,
+                    };
+                }
+            })
             .is_some())
     }
 

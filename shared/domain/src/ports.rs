@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::event_type::EventType;
 use crate::health::Health;
 use crate::ids::{ApiKeyId, EventId, SourceId, SubscriberId, TenantId};
-use crate::inbound::{Source, SourceSecret};
+use crate::inbound::{Source, SourceSecret, StoredSourceSecret};
 use crate::jq::JqError;
 use crate::model::{
     ApiKey, AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryMessage, DeliveryStats,
@@ -449,17 +449,21 @@ pub trait SourceSecrets: Send + Sync {
         id: &SourceId,
         secret: &SourceSecret,
     ) -> Result<(), StoreError>;
+    /// The secret and the source version it was written for (`create` writes version 0).
     async fn get(
         &self,
         tenant: &TenantId,
         id: &SourceId,
-    ) -> Result<Option<SourceSecret>, StoreError>;
-    /// Replaces the secret; `false` when there is none.
+    ) -> Result<Option<StoredSourceSecret>, StoreError>;
+    /// Replaces the secret with the one of source version `version`, unless the stored one
+    /// is of that version or a later one already (a later change landed first); `false`
+    /// when there is no secret.
     async fn put(
         &self,
         tenant: &TenantId,
         id: &SourceId,
         secret: &SourceSecret,
+        version: u64,
     ) -> Result<bool, StoreError>;
     async fn delete(&self, tenant: &TenantId, id: &SourceId) -> Result<(), StoreError>;
 }

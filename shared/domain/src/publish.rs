@@ -97,6 +97,27 @@ impl PublishError {
     }
 }
 
+/// Idempotency-key prefixes Skyhook's own ingests use: an inbound source's messages
+/// (`inbound:{source}:{message id}`) and EventBridge events (`eventbridge:{event id}`). A
+/// publisher may not use them, or it could claim a key ahead of a webhook and have it
+/// answered as a duplicate instead of published.
+pub const RESERVED_IDEMPOTENCY_PREFIXES: &[&str] = &["inbound:", "eventbridge:"];
+
+/// Checks a key a caller gave: [`validate_idempotency_key`], and none of the
+/// [`RESERVED_IDEMPOTENCY_PREFIXES`].
+pub fn validate_caller_idempotency_key(key: &str) -> Result<(), String> {
+    validate_idempotency_key(key)?;
+    match RESERVED_IDEMPOTENCY_PREFIXES
+        .iter()
+        .find(|p| key.starts_with(**p))
+    {
+        Some(p) => Err(format!(
+            "idempotency keys starting with {p:?} are reserved for Skyhook's own ingests"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Checks an idempotency key: 1–255 visible ASCII characters.
 pub fn validate_idempotency_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
@@ -153,6 +174,11 @@ impl Publisher {
             return Err(PublishError::InvalidInput(format!(
                 "the event time {t} is outside the years 1 to 9999"
             )));
+        }
+        if let Some(ids) = &req.subscriber_ids
+            && ids.len() > MAX_TARGETED_SUBSCRIBERS
+        {
+            return Err(PublishError::TooManyTargets { given: ids.len() });
         }
         let now = Utc::now();
         let new_id = EventId::new();

@@ -162,6 +162,9 @@ impl TenantStore for DynamoDbTenantStore {
     }
 }
 
+/// The `kind` of a bucket item.
+pub const PUBLISH_RATE_KIND: &str = "publish_rate";
+
 /// Tenants' publish buckets in the table.
 pub struct DynamoDbPublishBudget {
     table: Table,
@@ -214,7 +217,8 @@ impl DynamoDbPublishBudget {
     ) -> Result<Option<i64>, StoreError> {
         let out = self
             .bucket(tenant)
-            .update_expression("SET tat = :new, expires_at = :expires")
+            .update_expression("SET kind = :kind, tat = :new, expires_at = :expires")
+            .expression_attribute_values(":kind", s(PUBLISH_RATE_KIND))
             .condition_expression("attribute_not_exists(tat) OR tat <= :now")
             .expression_attribute_values(":new", n(now_us + cost))
             .expression_attribute_values(":now", n(now_us))
@@ -239,7 +243,8 @@ impl DynamoDbPublishBudget {
         let most = now_us + limits.tolerance_us() - cost;
         let out = self
             .bucket(tenant)
-            .update_expression("SET tat = tat + :cost, expires_at = :expires")
+            .update_expression("SET kind = :kind, tat = tat + :cost, expires_at = :expires")
+            .expression_attribute_values(":kind", s(PUBLISH_RATE_KIND))
             .condition_expression("tat > :now AND tat <= :most")
             .expression_attribute_values(":cost", n(cost))
             .expression_attribute_values(":now", n(now_us))
