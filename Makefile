@@ -14,7 +14,7 @@
 #   make openapi  regenerate the OpenAPI document (mk/openapi.mk; also openapi-check,
 #               api-fuzz: Schemathesis against skyhook local)
 #   make bench  speed figures (signing, a jq transform, fan-out, batch delivery, secret cache) on this machine,
-#               and AWS cost per delivery
+#               AWS cost per delivery, skyhook local's speed, and a noisy tenant's effect on another
 
 SHELL := /bin/bash
 CARGO ?= cargo

@@ -11,6 +11,7 @@
 //!   emulator, priced at the list prices of `tests/support/prices.rs`.
 
 mod bench_local;
+mod bench_noisy;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -340,6 +341,9 @@ async fn main() {
     }
     if run("local") {
         bench_local::bench_local_speed().await;
+    }
+    if run("noisy") {
+        bench_noisy::bench_noisy_tenant().await;
     }
 }
 
@@ -687,10 +691,16 @@ async fn bench_cost() {
 
     let emulator = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
     let meter = AwsMeter::start(&emulator).await;
+    // Tenant limits as deployed too: the template's defaults, the same as the code's.
+    let tenant_limits = skyhook_domain::tenants::TenantLimits::from_env(
+        &std::collections::HashMap::<&str, &str>::new(),
+    )
+    .expect("the default tenant limits");
     let stack = Stack::with(StackOptions {
         endpoint: Some(meter.url().to_string()),
         // As deployed (the template's default), not the tests' short one.
         secret_cache_ttl: skyhook_domain::config::DEFAULT_SECRET_CACHE_TTL,
+        tenant_limits,
         ..StackOptions::default()
     })
     .await;
@@ -844,6 +854,17 @@ async fn bench_cost() {
     println!(
         "DynamoDB write units per delivery: {:.2}",
         ddb.write_units / d
+    );
+    // What the tenant's publish limit costs: its bucket's takes (one small conditional write
+    // each), counted by the publisher's gate; they are in the DynamoDB figures above.
+    let takes = stack.publisher.gate.as_ref().map_or(0, |g| g.takes());
+    let per_publish = takes as f64 / events.max(1) as f64;
+    println!(
+        "tenant limit: {takes} bucket writes for {events} publishes = {per_publish:.3} per publish          ({:.3} $ per million publishes, {:.4} $ per million deliveries; limits {}/s, burst {}:          one write per publish while a tenant is quiet, blocks of a tenth of its rate once busy)",
+        per_publish * prices::DYNAMODB_PER_MILLION_WRITE_UNITS,
+        per_publish * prices::DYNAMODB_PER_MILLION_WRITE_UNITS / SUBSCRIBERS as f64,
+        tenant_limits.events_per_second,
+        tenant_limits.burst,
     );
     let duration: f64 = lines
         .iter()

@@ -17,45 +17,73 @@ const GOAL: Duration = Duration::from_secs(100);
 /// Past this the run stops and reports what arrived.
 const LIMIT: Duration = Duration::from_secs(300);
 
+/// `skyhook local` as `make run` starts it, in this process, on a free loopback port, with
+/// `pollers` delivery pollers and `admin` as the bootstrap key: its API's base URL, and what
+/// stops it. `None` (said on stdout under `section`) when it did not start within 120 s.
+pub struct Local {
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    runner: tokio::task::JoinHandle<Result<(), skyhook_cli::local::LocalError>>,
+}
+
+impl Local {
+    pub async fn start(section: &str, prefix: &str, pollers: usize, admin: &str) -> Option<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let addr = listener.local_addr().expect("its address");
+        drop(listener);
+        let cfg = LocalConfig {
+            addr,
+            prefix: unique(prefix),
+            pollers,
+            batch_size: skyhook_cli::local::DEFAULT_BATCH_SIZE,
+            batching_window: skyhook_cli::local::DEFAULT_BATCHING_WINDOW,
+            admin_key: admin.to_string(),
+            generated_key: false,
+            event_pattern: skyhook_cli::local::DEFAULT_EVENT_PATTERN.to_string(),
+            endpoint: std::env::var("AWS_ENDPOINT_URL").unwrap_or_default(),
+        };
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+        let runner = tokio::spawn(async move {
+            run(
+                cfg,
+                async move {
+                    let _ = stop_rx.await;
+                },
+                move |_, _| {
+                    let _ = ready_tx.send(());
+                },
+            )
+            .await
+        });
+        if tokio::time::timeout(Duration::from_secs(120), ready_rx)
+            .await
+            .is_err()
+        {
+            println!("{section:<12} skyhook local did not start within 120 s");
+            return None;
+        }
+        Some(Local {
+            base: format!("http://{addr}"),
+            stop,
+            runner,
+        })
+    }
+
+    /// Stops it, waiting a bounded time for in-flight deliveries.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(90), self.runner).await;
+    }
+}
+
 pub async fn bench_local_speed() {
     let key = "sk_bench_local_admin_0123456789abcdef".to_string();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let addr = listener.local_addr().expect("its address");
-    drop(listener);
-    let cfg = LocalConfig {
-        addr,
-        prefix: unique("bench-local"),
-        // As `make run` has it.
-        pollers: 4,
-        batch_size: skyhook_cli::local::DEFAULT_BATCH_SIZE,
-        batching_window: skyhook_cli::local::DEFAULT_BATCHING_WINDOW,
-        admin_key: key.clone(),
-        generated_key: false,
-        event_pattern: skyhook_cli::local::DEFAULT_EVENT_PATTERN.to_string(),
-        endpoint: std::env::var("AWS_ENDPOINT_URL").unwrap_or_default(),
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
-    let runner = tokio::spawn(async move {
-        run(
-            cfg,
-            async move {
-                let _ = stop_rx.await;
-            },
-            move |_, _| {
-                let _ = ready_tx.send(());
-            },
-        )
-        .await
-    });
-    if tokio::time::timeout(Duration::from_secs(120), ready_rx)
-        .await
-        .is_err()
-    {
-        println!("local        skyhook local did not start within 120 s");
+    // As `make run` has it.
+    let Some(local) = Local::start("local", "bench-local", 4, &key).await else {
         return;
-    }
-    let base = format!("http://{addr}");
+    };
+    let base = local.base.clone();
     let http = reqwest::Client::new();
     let receiver = Receiver::always(200).await;
     for i in 0..SUBSCRIBERS {
@@ -116,8 +144,7 @@ pub async fn bench_local_speed() {
     if distinct < want {
         report_missing(&receiver, &published_ids);
     }
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(90), runner).await;
+    local.stop().await;
     let verdict = if distinct >= want && took <= GOAL {
         format!("within the {} s goal", GOAL.as_secs())
     } else if distinct >= want {

@@ -132,7 +132,19 @@ async fn the_bootstrap_key_lists_reads_and_sets_tenants_and_no_one_else_does() {
     );
 }
 
-/// Publishes until one is refused; the answers in order.
+/// Gives `tenant` limits of its own, with the bootstrap key.
+async fn set_limits(stack: &Stack, tenant: &str, rate: u32, burst: u32) {
+    let (status, body) = stack
+        .api_call(
+            Method::PUT,
+            &format!("/v1/tenants/{tenant}"),
+            Some(&json!({"limits": {"events_per_second": rate, "burst": burst}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// `n` publishes of the tenant of `key`, one after another; the answers in order.
 async fn flood(stack: &Stack, key: &str, n: usize) -> Vec<(StatusCode, Value)> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
@@ -150,15 +162,8 @@ async fn a_tenant_past_its_limit_is_refused_at_every_door_and_another_is_not() {
     let stack = Stack::new().await;
     let (_, noisy) = stack.api_key("noisy", "admin").await;
     let (_, quiet) = stack.api_key("quiet", "publisher").await;
-    // A burst of 3, then one every 10 s: within this test, the burst is all it gets.
-    let (status, body) = stack
-        .api_call(
-            Method::PUT,
-            "/v1/tenants/noisy",
-            Some(&json!({"limits": {"events_per_second": 1, "burst": 3}})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    // A burst of 3, then one a second.
+    set_limits(&stack, "noisy", 1, 3).await;
     let started = std::time::Instant::now();
 
     let answers = flood(&stack, &noisy, 12).await;
@@ -303,14 +308,7 @@ fn hmac_sha256(key: &[u8], body: &[u8]) -> Vec<u8> {
 async fn an_eventbridge_event_past_the_limit_fails_its_invocation_for_lambda_to_retry() {
     let stack = Stack::new().await;
     let tenant = TenantId::parse("bus-tenant").unwrap();
-    let (status, body) = stack
-        .api_call(
-            Method::PUT,
-            "/v1/tenants/bus-tenant",
-            Some(&json!({"limits": {"events_per_second": 1, "burst": 2}})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    set_limits(&stack, "bus-tenant", 1, 2).await;
     let event = |id: &str| -> EventBridgeEvent<Box<RawValue>> {
         serde_json::from_value(json!({
             "version": "0", "id": id, "detail-type": "order.created",

@@ -90,42 +90,39 @@ pub fn grants(doc: &Value) -> Result<BTreeSet<Use>, String> {
                 if st["Effect"] != "Allow" {
                     continue;
                 }
-                let mut on_table = false;
+                // The partitions of the table the statement reaches: those its
+                // `dynamodb:LeadingKeys` condition allows, or all of them.
+                let leading = &st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+                let patterns: Vec<String> = if leading.is_null() {
+                    vec!["*".to_string()]
+                } else {
+                    list(leading)
+                        .iter()
+                        .map(|p| p.as_str().map(str::to_string))
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| {
+                            format!("{role_id}: a LeadingKeys pattern that is not a string")
+                        })?
+                };
                 for action in list(&st["Action"]) {
                     let action = action
                         .as_str()
                         .ok_or_else(|| format!("{role_id}: an action that is not a string"))?;
                     for resource in list(&st["Resource"]) {
                         let resource = resource_name(&resource);
-                        on_table |= action.starts_with("dynamodb:") && resource == "Table";
+                        if action.starts_with("dynamodb:") && resource == "Table" {
+                            for pattern in &patterns {
+                                out.insert(Use {
+                                    function: function.to_string(),
+                                    action: format!("{action}{}", crate::recorder::KEYS_OF),
+                                    resource: pattern.clone(),
+                                });
+                            }
+                        }
                         out.insert(Use {
                             function: function.to_string(),
                             action: action.to_string(),
                             resource,
-                        });
-                    }
-                }
-                // The partitions of the table the statement reaches: those its
-                // `dynamodb:LeadingKeys` condition allows, or all of them.
-                if on_table {
-                    let leading =
-                        &st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
-                    let patterns: Vec<String> = if leading.is_null() {
-                        vec!["*".to_string()]
-                    } else {
-                        list(leading)
-                            .iter()
-                            .map(|p| p.as_str().map(str::to_string))
-                            .collect::<Option<_>>()
-                            .ok_or_else(|| {
-                                format!("{role_id}: a LeadingKeys pattern that is not a string")
-                            })?
-                    };
-                    for pattern in patterns {
-                        out.insert(Use {
-                            function: function.to_string(),
-                            action: crate::recorder::LEADING_KEY.to_string(),
-                            resource: pattern,
                         });
                     }
                 }
@@ -353,21 +350,29 @@ mod tests {
     }
 
     #[test]
-    fn a_leading_keys_condition_grants_only_its_partitions() {
+    fn a_leading_keys_condition_grants_only_its_partitions_for_its_actions() {
         let narrow = grants(&doc(json!([
             {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": {"Fn::GetAtt": ["Table", "Arn"]},
              "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["T#*", "TENANTS"]}}},
+            {"Effect": "Allow", "Action": ["dynamodb:PutItem"], "Resource": {"Fn::GetAtt": ["Table", "Arn"]},
+             "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["E#*"]}}},
         ])))
         .unwrap();
-        let leading = crate::recorder::LEADING_KEY;
-        assert!(narrow.contains(&u("api", leading, "T#*")));
-        assert!(narrow.contains(&u("api", leading, "TENANTS")));
-        assert!(!narrow.contains(&u("api", leading, "*")));
+        let keys = |action: &str| format!("{action}{}", crate::recorder::KEYS_OF);
+        let get = keys("dynamodb:GetItem");
+        let put = keys("dynamodb:PutItem");
+        assert!(narrow.contains(&u("api", &get, "T#*")));
+        assert!(narrow.contains(&u("api", &get, "TENANTS")));
+        assert!(narrow.contains(&u("api", &put, "E#*")));
+        assert!(!narrow.contains(&u("api", &put, "T#*")));
         let findings = check(
             &BTreeSet::from([
                 u("api", "dynamodb:GetItem", "Table"),
-                u("api", leading, "T#"),
-                u("api", leading, "S#"),
+                u("api", "dynamodb:PutItem", "Table"),
+                u("api", &get, "T#"),
+                u("api", &get, "S#"),
+                u("api", &put, "E#"),
+                u("api", &put, "T#"),
             ]),
             &narrow
                 .iter()
@@ -377,15 +382,15 @@ mod tests {
         );
         assert_eq!(
             findings.missing,
-            vec![u("api", leading, "S#")],
-            "the ledger is out of reach"
+            vec![u("api", &get, "S#"), u("api", &put, "T#")],
+            "the ledger is out of reach, and so is writing what may only be read"
         );
-        assert_eq!(findings.unused, vec![u("api", leading, "TENANTS")]);
+        assert_eq!(findings.unused, vec![u("api", &get, "TENANTS")]);
         let wide = grants(&doc(json!([
             {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": {"Fn::GetAtt": ["Table", "Arn"]}},
         ])))
         .unwrap();
-        assert!(wide.contains(&u("api", leading, "*")));
+        assert!(wide.contains(&u("api", &get, "*")));
     }
 
     #[test]

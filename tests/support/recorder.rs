@@ -118,13 +118,13 @@ impl StackNames {
     }
 }
 
-/// The action under which [`uses`] notes the partition keys a request touches on the
-/// stack's table, as `(LEADING_KEY, class)`: what IAM's `dynamodb:LeadingKeys` condition
-/// sees. A key's class is the key up to its first `#`, inclusive (`T#`, `R#`, `SRC#`), or
-/// the whole key when it has none (`TENANTS`).
-pub const LEADING_KEY: &str = "dynamodb:LeadingKey";
+/// What [`uses`] appends to an action on the stack's table to note the partition keys it
+/// touches, as `("dynamodb:GetItem@keys", class)`: what IAM's `dynamodb:LeadingKeys`
+/// condition sees, for that action. A key's class is the key up to its first `#`,
+/// inclusive (`T#`, `R#`, `SRC#`), or the whole key when it has none (`TENANTS`).
+pub const KEYS_OF: &str = "@keys";
 
-/// The class of a partition key (see [`LEADING_KEY`]).
+/// The class of a partition key (see [`KEYS_OF`]).
 pub fn key_class(pk: &str) -> String {
     match pk.find('#') {
         Some(i) => pk[..=i].to_string(),
@@ -207,18 +207,29 @@ fn partition_keys(op: &str, request: &Value, ours: impl Fn(&str) -> bool) -> Vec
 }
 
 /// The IAM actions and resources one request needs, and on the stack's table the classes
-/// of the partition keys it touches (see [`LEADING_KEY`]).
+/// of the partition keys it touches (see [`KEYS_OF`]).
 pub fn uses(call: &Call, request: &Value, names: &StackNames) -> Vec<(String, String)> {
     let mut out = actions(call, request, names);
-    if matches!(call.service, Service::DynamoDb)
-        && out.iter().any(|(_, resource)| resource == "Table")
-    {
+    if matches!(call.service, Service::DynamoDb) {
         let ours = |name: &str| names.table(name) == "Table";
         let classes: BTreeSet<String> = partition_keys(call.operation.as_str(), request, ours)
             .iter()
             .map(|k| key_class(k))
             .collect();
-        out.extend(classes.into_iter().map(|c| (LEADING_KEY.to_string(), c)));
+        // Every action of the request on the table, with every class it touched (a
+        // transaction's parts are not told apart: more than each part touched, never less).
+        let on_table: Vec<String> = out
+            .iter()
+            .filter(|(_, resource)| resource == "Table")
+            .map(|(action, _)| action.clone())
+            .collect();
+        for action in on_table {
+            out.extend(
+                classes
+                    .iter()
+                    .map(|c| (format!("{action}{KEYS_OF}"), c.clone())),
+            );
+        }
     }
     out
 }

@@ -21,7 +21,7 @@ use skyhook_http::{
     ApiError, ApiPath, ApiQuery, Role, api_key_digest, generate_api_key, read_json,
 };
 
-use crate::{ApiState, MAX_BODY_BYTES, audit, authorize};
+use crate::{ApiState, MAX_BODY_BYTES, audit, audit_in_both, authorize};
 
 const MAX_KEY_DESCRIPTION_CHARS: usize = 256;
 
@@ -73,27 +73,16 @@ pub(crate) async fn create_key(
     // The tenant is in the registry from its first key (`GET /v1/tenants`).
     state.tenants.ensure(&tenant, key.created_at).await?;
     let detail = Some(json!({"tenant": tenant.as_str(), "role": role.as_str()}));
-    audit(
+    // The bootstrap tenant's trail shows what its key did elsewhere, too.
+    audit_in_both(
         &state,
         &tenant,
         &principal,
         "api_key.create",
         key.id.as_str(),
-        detail.clone(),
+        detail,
     )
     .await;
-    if tenant != principal.tenant {
-        // The bootstrap tenant's trail shows what its key did elsewhere, too.
-        audit(
-            &state,
-            &principal.tenant,
-            &principal,
-            "api_key.create",
-            key.id.as_str(),
-            detail,
-        )
-        .await;
-    }
     let mut view = KeyView::from(&key);
     view.key = Some(secret);
     Ok((StatusCode::CREATED, Json(view)))

@@ -285,6 +285,30 @@ pub(crate) fn parse_time_param(
 /// Records a management change. The change has already happened when this runs, so a
 /// failure to store the record cannot undo it; it is logged in full instead, which keeps the
 /// trail in the function's logs.
+/// Records a change made in `tenant` in its trail and, when the caller belongs to another
+/// tenant (the bootstrap key acting elsewhere), in the caller's too.
+pub(crate) async fn audit_in_both(
+    state: &ApiState,
+    tenant: &TenantId,
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+    detail: Option<serde_json::Value>,
+) {
+    audit(state, tenant, principal, action, resource, detail.clone()).await;
+    if *tenant != principal.tenant {
+        audit(
+            state,
+            &principal.tenant,
+            principal,
+            action,
+            resource,
+            detail,
+        )
+        .await;
+    }
+}
+
 pub(crate) async fn audit(
     state: &ApiState,
     tenant: &TenantId,

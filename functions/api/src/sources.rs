@@ -220,13 +220,27 @@ pub(crate) async fn patch_source(
     }
     source.updated_at = Utc::now().max(old.updated_at + chrono::Duration::milliseconds(1));
     state.sources.replace(&source, old.updated_at).await?;
-    if let Some(new) = &secret
-        && !state
+    if let Some(new) = &secret {
+        // Tried twice: until it lands, the previous secret keeps verifying.
+        let mut put = state
             .source_secrets
             .put(&source.tenant, &source.id, new, source.secret_version)
-            .await?
-    {
-        return Err(ApiError::not_found("source"));
+            .await;
+        if let Err(e) = &put {
+            tracing::warn!(error = %e, source = %source.id, "could not write a source's new secret; trying again");
+            put = state
+                .source_secrets
+                .put(&source.tenant, &source.id, new, source.secret_version)
+                .await;
+        }
+        match put {
+            Ok(true) => {}
+            Ok(false) => return Err(ApiError::not_found("source")),
+            Err(e) => {
+                tracing::error!(error = %e, source = %source.id, "the source's new secret was not written: the previous one still verifies; send the change again");
+                return Err(e.into());
+            }
+        }
     }
     audit(
         &state,

@@ -155,15 +155,15 @@ fn parse_scheme(raw: &str) -> Result<SignatureScheme, ApiError> {
         .map_err(|e| ApiError::unprocessable("invalid_signature_scheme", e.to_string()))
 }
 
-/// Compiles a transform as it will run; a program that does not compile is a `422` with
-/// the compiler's message.
-fn check_transform(raw: &str) -> Result<String, ApiError> {
-    check_program(raw, "invalid_transform")
+/// Compiles a transform as it will run, in the jq sandbox; a program that does not compile
+/// is a `422` with the compiler's message.
+async fn check_transform(state: &ApiState, raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    check_program(state, raw, "invalid_transform").await
 }
 
 /// Compiles a content filter as fan-out will run it; the same rules as a transform.
-fn check_filter(raw: &str) -> Result<String, ApiError> {
-    check_program(raw, "invalid_filter")
+async fn check_filter(state: &ApiState, raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    check_program(state, raw, "invalid_filter").await
 }
 
 /// Refuses a content filter that would give the tenant more than
@@ -213,10 +213,22 @@ async fn check_filter_count(
     Ok(())
 }
 
-fn check_program(raw: &str, code: &'static str) -> Result<String, ApiError> {
-    skyhook_domain::jq::Program::compile(raw)
-        .map(|p| p.source().to_string())
-        .map_err(|e| ApiError::unprocessable(code, e.to_string()))
+/// A tenant's program is compiled in a sandbox worker, never in the API's own process: a
+/// program that could still crash the compiler costs a worker, not the API. A sandbox that
+/// cannot compile at all is the service's fault (`503`), not the program's.
+async fn check_program(
+    state: &ApiState,
+    raw: Option<&str>,
+    code: &'static str,
+) -> Result<Option<String>, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    match state.sandbox.check(raw).await {
+        Ok(()) => Ok(Some(raw.to_string())),
+        Err(e) if e.is_unavailable() => Err(ApiError::unavailable(e)),
+        Err(e) => Err(ApiError::unprocessable(code, e.to_string())),
+    }
 }
 
 fn parse_secret(raw: &str) -> Result<SigningSecret, ApiError> {
@@ -279,14 +291,23 @@ pub(crate) async fn move_plain_headers(state: &ApiState, sub: Subscriber) -> Sub
         {
             return Ok::<_, skyhook_domain::ports::StoreError>(None);
         }
-        let mut blanked = sub.clone();
-        blanked.headers = masked_headers(&sub.headers);
-        blanked.updated_at = Utc::now().max(sub.updated_at + chrono::Duration::milliseconds(1));
-        state.subscribers.replace(&blanked, sub.updated_at).await?;
-        // Deliveries read the secret (and so the header values) again before the next one.
+        // Deliveries read the secret (and so the header values) again before the next one,
+        // and only then does the record lose its copy: no delivery goes out without them.
         state
             .subscribers
             .secret_changed(&sub.tenant, &sub.id)
+            .await?;
+        let current = state
+            .subscribers
+            .get(&sub.tenant, &sub.id)
+            .await?
+            .unwrap_or_else(|| sub.clone());
+        let mut blanked = current.clone();
+        blanked.headers = masked_headers(&current.headers);
+        blanked.updated_at = Utc::now().max(current.updated_at + chrono::Duration::milliseconds(1));
+        state
+            .subscribers
+            .replace(&blanked, current.updated_at)
             .await?;
         Ok(state
             .subscribers
@@ -371,8 +392,8 @@ pub(crate) async fn create_subscriber(
         .transpose()?
         .unwrap_or(skyhook_domain::model::DEFAULT_MAX_CONCURRENCY);
     let rate_limit = req.rate_limit.map(check_rate_limit).transpose()?;
-    let transform = req.transform.as_deref().map(check_transform).transpose()?;
-    let filter = req.filter.as_deref().map(check_filter).transpose()?;
+    let transform = check_transform(&state, req.transform.as_deref()).await?;
+    let filter = check_filter(&state, req.filter.as_deref()).await?;
     if let Some(f) = &filter {
         check_filter_count(&state, &principal.tenant, f, None).await?;
     }
@@ -522,16 +543,14 @@ pub(crate) async fn patch_subscriber(
         .rate_limit
         .map(|r| r.map(check_rate_limit).transpose())
         .transpose()?;
-    let transform = req
-        .transform
-        .as_ref()
-        .map(|t| t.as_deref().map(check_transform).transpose())
-        .transpose()?;
-    let filter = req
-        .filter
-        .as_ref()
-        .map(|f| f.as_deref().map(check_filter).transpose())
-        .transpose()?;
+    let transform = match &req.transform {
+        Some(t) => Some(check_transform(&state, t.as_deref()).await?),
+        None => None,
+    };
+    let filter = match &req.filter {
+        Some(f) => Some(check_filter(&state, f.as_deref()).await?),
+        None => None,
+    };
     let changed = req.fields();
     if changed.is_empty() {
         return Err(ApiError::unprocessable(
@@ -828,7 +847,7 @@ pub(crate) async fn preview_transform(
         .map_err(|e| ApiError::unprocessable("invalid_event_type", e.to_string()))?;
     let timestamp =
         parse_time_param("timestamp", req.timestamp.as_deref())?.unwrap_or_else(Utc::now);
-    let given = req.transform.as_deref().map(check_transform).transpose()?;
+    let given = check_transform(&state, req.transform.as_deref()).await?;
     let sub = load(&state, &principal, &id).await?;
     let event = json!({
         "type": event_type.as_str(),

@@ -20,7 +20,7 @@ use skyhook_domain::tenants::{TenantLimits, TenantRecord};
 use skyhook_http::responses::{AuthErrors, BodyErrors, NotFound, QueryErrors};
 use skyhook_http::{ApiError, ApiPath, ApiQuery, Principal, Role, read_json};
 
-use crate::{ApiState, MAX_BODY_BYTES, audit, authorize};
+use crate::{ApiState, MAX_BODY_BYTES, audit_in_both, authorize};
 
 /// Only the bootstrap key sees and sets tenants: a tenant's own admin may not raise its
 /// limits.
@@ -126,25 +126,14 @@ pub(crate) async fn put_tenant(
         "tenant": tenant.as_str(),
         "limits": limits.map(|l| json!({"events_per_second": l.events_per_second, "burst": l.burst})),
     }));
-    audit(
+    audit_in_both(
         &state,
         &tenant,
         &principal,
         "tenant.update",
         tenant.as_str(),
-        detail.clone(),
+        detail,
     )
     .await;
-    if tenant != principal.tenant {
-        audit(
-            &state,
-            &principal.tenant,
-            &principal,
-            "tenant.update",
-            tenant.as_str(),
-            detail,
-        )
-        .await;
-    }
     Ok(Json(TenantView::of(&record, state.tenant_defaults)))
 }

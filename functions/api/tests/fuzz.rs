@@ -7,8 +7,8 @@
 //!
 //! The adapters are [`Adapters::from_sdk`] over an SDK configuration aimed at a closed port
 //! (`127.0.0.1:9`, no retries: every AWS call fails at once as unavailable), with the
-//! in-memory twins put in place of the subscriber, route, secret, event, queue, idempotency
-//! and API key stores. The attempt log, dead-letter index and queue, audit log, health
+//! in-memory twins put in place of the subscriber, route, secret, event, queue, idempotency,
+//! API key and tenant stores and the publish budget. The attempt log, dead-letter index and queue, audit log, health
 //! store and operational events have no twin, so a request that gets as far as one of them
 //! answers `503`: everything such a route checks before it is fuzzed, nothing after it.
 //! A second state keeps every adapter AWS's, so the cursors of every list are decoded by the
@@ -125,6 +125,8 @@ fn world(local_mode: bool, active: bool) -> World {
     adapters.queue = Arc::new(MemoryDeliveryQueue::default());
     adapters.idempotency = Arc::new(MemoryIdempotencyStore::default());
     adapters.keys = keys.clone();
+    adapters.tenants = Arc::new(skyhook_domain::memory::MemoryTenantStore::default());
+    adapters.publish_budget = Arc::new(skyhook_domain::memory::MemoryPublishBudget::default());
     let mut config = api_config();
     config.local_mode = local_mode;
     let now = Utc::now();

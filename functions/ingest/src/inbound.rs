@@ -35,8 +35,10 @@ use crate::IngestState;
 const SECRET_TTL: Duration = Duration::from_secs(300);
 /// Requests one instance takes for one source: on average a second, and at once. Checked
 /// before anything is read, so a flood at one source costs no read past it.
-pub const SOURCE_REQUESTS_PER_SECOND: u32 = 100;
-pub const SOURCE_BURST: u32 = 200;
+/// Well under the route's own API Gateway throttle, so that a flood at one source (a leaked
+/// URL) is cut here before it can fill the route for every tenant's sources.
+pub const SOURCE_REQUESTS_PER_SECOND: u32 = 20;
+pub const SOURCE_BURST: u32 = 40;
 /// How long an instance remembers that a source id names nothing.
 const UNKNOWN_TTL: Duration = Duration::from_secs(60);
 
@@ -48,6 +50,10 @@ pub struct Inbound {
     /// Secrets by source and secret version: read once per change of the secret, so a busy
     /// source does not pay Secrets Manager for every request.
     cache: Cache<(SourceId, u64), Arc<SourceSecret>>,
+    /// Secrets read for a record ahead of them (a change still being written, or whose
+    /// secret write failed): kept a few seconds, so such a source does not cost a read per
+    /// request, and read again soon, so the new secret applies once it lands.
+    pending: Cache<(SourceId, u64), Arc<SourceSecret>>,
     /// Each source's request bucket in this instance (its theoretical arrival time, µs).
     buckets: Cache<SourceId, Arc<std::sync::Mutex<Option<i64>>>>,
     /// Source ids this instance found naming nothing: answered 404 without a read.
@@ -67,6 +73,10 @@ impl Inbound {
             cache: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(SECRET_TTL)
+                .build(),
+            pending: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(5))
                 .build(),
             buckets: Cache::builder()
                 .max_capacity(10_000)
@@ -110,6 +120,9 @@ impl Inbound {
         if let Some(hit) = self.cache.get(&key).await {
             return Ok(Some(hit));
         }
+        if let Some(hit) = self.pending.get(&key).await {
+            return Ok(Some(hit));
+        }
         let Some(stored) = self.secrets.get(&source.tenant, &source.id).await? else {
             return Ok(None);
         };
@@ -118,6 +131,8 @@ impl Inbound {
         // write failed); use what is stored, but read again next time.
         if stored.version == source.secret_version {
             self.cache.insert(key, secret.clone()).await;
+        } else {
+            self.pending.insert(key, secret.clone()).await;
         }
         Ok(Some(secret))
     }

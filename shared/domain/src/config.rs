@@ -91,13 +91,28 @@ pub fn flag(env: &dyn Env, name: &str) -> Result<bool, ConfigError> {
 
 /// `SKYHOOK_LOCAL_MODE`: loopback and http targets, for `skyhook local` on one machine.
 /// Refused inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set), where it would let tenants'
-/// subscribers reach the stack's private network and metadata addresses.
+/// subscribers reach the stack's private network and metadata addresses, unless the Lambda
+/// is an emulator's: its AWS endpoint on this machine (`AWS_ENDPOINT_URL` on a loopback
+/// address, as `make smoke` runs the functions) or LocalStack's runtime
+/// (`LOCALSTACK_HOSTNAME`). A proxy or custom endpoint elsewhere does not count.
 pub fn local_mode(env: &dyn Env) -> Result<bool, ConfigError> {
     let local = flag(env, LOCAL_MODE)?;
-    if local && env.get("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+    if !local || env.get("AWS_LAMBDA_FUNCTION_NAME").is_none() {
+        return Ok(local);
+    }
+    let emulated = optional(env, "LOCALSTACK_HOSTNAME").is_some()
+        || optional(env, "AWS_ENDPOINT_URL")
+            .and_then(|u| url::Url::parse(&u).ok())
+            .and_then(|u| u.host().map(|h| h.to_owned()))
+            .is_some_and(|host| match host {
+                url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+                url::Host::Ipv4(ip) => ip.is_loopback(),
+                url::Host::Ipv6(ip) => ip.is_loopback(),
+            });
+    if !emulated {
         return Err(ConfigError::new(
             LOCAL_MODE,
-            "local mode is for skyhook local, never inside Lambda",
+            "local mode is for skyhook local and emulators, never inside Lambda in AWS",
         ));
     }
     Ok(local)
@@ -376,6 +391,24 @@ mod tests {
             .unwrap_err()
             .name,
             LOCAL_MODE
+        );
+        assert!(
+            local_mode(&env(&[
+                (LOCAL_MODE, "true"),
+                ("AWS_LAMBDA_FUNCTION_NAME", "x-api"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+            ]))
+            .unwrap(),
+            "an emulator's Lambda runtime"
+        );
+        assert!(
+            local_mode(&env(&[
+                (LOCAL_MODE, "true"),
+                ("AWS_LAMBDA_FUNCTION_NAME", "x-api"),
+                ("AWS_ENDPOINT_URL", "https://proxy.example.com"),
+            ]))
+            .is_err(),
+            "a proxy endpoint is not an emulator"
         );
     }
 }

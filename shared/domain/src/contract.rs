@@ -761,6 +761,32 @@ pub async fn publish_budget(budget: &dyn crate::ports::PublishBudget) {
         budget.take(&a, 1, limits, later).await,
         Ok(Admission::Limited(_))
     ));
+    // A charge goes past the burst, and the next take waits for it.
+    let c = fresh_tenant();
+    budget
+        .charge(&c, 20, limits, now)
+        .await
+        .expect("charge a new bucket");
+    budget
+        .charge(&c, 0, limits, now)
+        .await
+        .expect("charge nothing");
+    match budget.take(&c, 1, limits, now).await.expect("take") {
+        Admission::Limited(wait) => assert!(
+            wait >= Duration::from_millis(1500) && wait <= Duration::from_millis(1700),
+            "20 publishes charged at 10 a second, burst 5: {wait:?}"
+        ),
+        Admission::Admitted => panic!("a charged bucket refuses"),
+    }
+    budget
+        .charge(&c, 10, limits, now)
+        .await
+        .expect("charge a running bucket");
+    match budget.take(&c, 1, limits, now).await.expect("take") {
+        Admission::Limited(wait) => assert!(wait >= Duration::from_millis(2500), "{wait:?}"),
+        Admission::Admitted => panic!("a charged bucket refuses"),
+    }
+
     // After a quiet spell, the whole burst again and no more.
     let quiet = now + chrono::Duration::seconds(30);
     assert_eq!(

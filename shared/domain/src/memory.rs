@@ -35,6 +35,10 @@ impl crate::ports::ProgramRunner for NoProgramRunner {
     async fn run(&self, _program: &str, _input: &str) -> Result<String, JqError> {
         Err(JqError::Unavailable("no jq sandbox here".into()))
     }
+
+    async fn check(&self, _program: &str) -> Result<(), JqError> {
+        Err(JqError::Unavailable("no jq sandbox here".into()))
+    }
 }
 
 #[derive(Default)]
@@ -779,5 +783,22 @@ impl crate::ports::PublishBudget for MemoryPublishBudget {
                 Err(wait) => crate::tenants::Admission::Limited(wait),
             },
         )
+    }
+
+    async fn charge(
+        &self,
+        tenant: &TenantId,
+        n: u32,
+        limits: crate::tenants::TenantLimits,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.takes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut tats = lock(&self.tats);
+        let now_us = now.timestamp_micros();
+        let tat = tats.get(tenant).copied().unwrap_or(now_us).max(now_us);
+        let cost = limits.interval_us().saturating_mul(i64::from(n));
+        tats.insert(tenant.clone(), tat.saturating_add(cost));
+        Ok(())
     }
 }

@@ -65,6 +65,10 @@ pub trait ProgramRunner: Send + Sync {
     /// `program`'s one output on `input` (JSON text), as JSON text, or why not; an error
     /// for which [`JqError::is_unavailable`] holds is the runner's, not the program's.
     async fn run(&self, program: &str, input: &str) -> Result<String, JqError>;
+    /// Compiles `program` as a run would, without running it: what saving a program
+    /// checks. Done away from the caller too, so a program that could crash the compiler
+    /// costs only a worker.
+    async fn check(&self, program: &str) -> Result<(), JqError>;
 }
 
 #[derive(Debug, Clone, Default)]
@@ -693,6 +697,16 @@ pub trait PublishBudget: Send + Sync {
         limits: TenantLimits,
         now: DateTime<Utc>,
     ) -> Result<Admission, StoreError>;
+    /// Charges `n` publishes' worth to the tenant's bucket whatever is left in it (work the
+    /// tenant caused after its publish was admitted, such as slow content filters): past
+    /// the burst, its next publishes wait.
+    async fn charge(
+        &self,
+        tenant: &TenantId,
+        n: u32,
+        limits: TenantLimits,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Where operational events go (the stack's EventBridge bus).

@@ -357,9 +357,14 @@ impl Publisher {
             })
             .buffer_unordered(SEND_CONCURRENCY)
             .collect::<Vec<_>>();
-        let runs = tokio::time::timeout(FILTER_BUDGET, runs)
-            .await
-            .map_err(|_| PublishError::FiltersTooSlow)?;
+        let started = tokio::time::Instant::now();
+        let runs = tokio::time::timeout(FILTER_BUDGET, runs).await;
+        // The filters' time is the tenant's: slow ones spend its publish budget, so they
+        // cannot hold the ingest's workers and instances at the rate of its plain publishes.
+        if let Some(gate) = &self.gate {
+            gate.charge_work(&req.tenant, started.elapsed(), now).await;
+        }
+        let runs = runs.map_err(|_| PublishError::FiltersTooSlow)?;
         let mut passes: HashMap<String, bool> = HashMap::with_capacity(runs.len());
         for (program, result) in runs {
             let pass = match result {
@@ -581,6 +586,10 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(10)).await;
             Ok("true".into())
         }
+
+        async fn check(&self, _program: &str) -> Result<(), JqError> {
+            Ok(())
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -605,6 +614,53 @@ mod tests {
         assert!(matches!(err, PublishError::FiltersTooSlow), "{err}");
         assert!(err.is_retryable());
         assert!(f.queue.sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_filters_are_charged_to_their_tenant_and_no_other() {
+        use crate::tenants::{TenantGate, TenantLimits};
+        let mut f = fixture();
+        /// Every run takes a second (of paused time) and passes.
+        struct Second;
+        #[async_trait::async_trait]
+        impl crate::ports::ProgramRunner for Second {
+            async fn run(&self, _program: &str, _input: &str) -> Result<String, JqError> {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok("true".into())
+            }
+            async fn check(&self, _program: &str) -> Result<(), JqError> {
+                Ok(())
+            }
+        }
+        f.publisher.filters = Arc::new(Second);
+        let budget = Arc::new(crate::memory::MemoryPublishBudget::default());
+        f.publisher.gate = Some(Arc::new(TenantGate::new(
+            Arc::new(crate::memory::MemoryTenantStore::default()),
+            budget,
+            TenantLimits::new(10, 20).unwrap(),
+        )));
+        let id = add(&f, "default", &["order.*"], true).await;
+        let mut sub = f
+            .subs
+            .get(&TenantId::default_tenant(), &id)
+            .await
+            .unwrap()
+            .unwrap();
+        let was = sub.updated_at;
+        sub.filter = Some("true".into());
+        f.subs.replace(&sub, was).await.unwrap();
+        // A second of filtering is 100 publishes' worth: far past a burst of 20.
+        f.publisher.publish(request("order.created")).await.unwrap();
+        let err = f
+            .publisher
+            .publish(request("order.created"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PublishError::RateLimited(_)), "{err}");
+        // Another tenant, without filters, publishes on.
+        let mut other = request("order.created");
+        other.tenant = TenantId::parse("other").unwrap();
+        f.publisher.publish(other).await.unwrap();
     }
 
     #[tokio::test]

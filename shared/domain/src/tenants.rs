@@ -162,6 +162,8 @@ pub struct TenantGate {
     defaults: TenantLimits,
     limits: moka::future::Cache<TenantId, TenantLimits>,
     local: Mutex<HashMap<TenantId, Local>>,
+    /// Takes from the shared buckets so far (each one write): what the limit costs.
+    takes: std::sync::atomic::AtomicU64,
 }
 
 /// Most tenants one instance keeps local state for; beyond it the state starts afresh
@@ -183,7 +185,13 @@ impl TenantGate {
                 .time_to_live(LIMITS_CACHE_TTL)
                 .build(),
             local: Mutex::default(),
+            takes: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many times this gate has taken from the shared buckets (one write each).
+    pub fn takes(&self) -> u64 {
+        self.takes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn defaults(&self) -> TenantLimits {
@@ -253,10 +261,16 @@ impl TenantGate {
             // Quiet here: take one. Busy: take a block, and hold the rest for a second.
             if l.seen > 1 { limits.block() } else { 1 }
         };
+        let count = || {
+            self.takes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        };
+        count();
         let mut outcome = self.budget.take(tenant, want, limits, now).await;
         let mut taken = want;
         if matches!(outcome, Ok(Admission::Limited(_))) && want > 1 {
             // Less than a block is left: one will do.
+            count();
             outcome = self.budget.take(tenant, 1, limits, now).await;
             taken = 1;
         }
@@ -282,6 +296,34 @@ impl TenantGate {
         }
     }
 }
+
+impl TenantGate {
+    /// Charges `work` (time a publish of `tenant` took of shared workers, such as its
+    /// content filters) to its bucket: one publish for every [`WORK_PER_PUBLISH`] of it. A
+    /// failure is logged; the publish it is for has happened.
+    pub async fn charge_work(&self, tenant: &TenantId, work: Duration, now: DateTime<Utc>) {
+        let n = u32::try_from(work.as_micros() / WORK_PER_PUBLISH.as_micros()).unwrap_or(u32::MAX);
+        if n == 0 {
+            return;
+        }
+        let limits = match self.limits_of(tenant).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, tenant = %tenant, "could not read the tenant's limits to charge its work");
+                return;
+            }
+        };
+        self.takes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = self.budget.charge(tenant, n, limits, now).await {
+            tracing::warn!(error = %e, tenant = %tenant, "could not charge the tenant's work to its publish budget");
+        }
+    }
+}
+
+/// How much of a shared worker's time counts as one publish against a tenant's limit: a
+/// tenant whose content filters take 2 s a publish pays 200 publishes for it.
+pub const WORK_PER_PUBLISH: Duration = Duration::from_millis(10);
 
 /// The bucket's arithmetic (GCRA), shared by the adapters: given the stored theoretical
 /// arrival time `tat_us` (`None` for a bucket never used), whether `n` publishes fit at

@@ -184,22 +184,42 @@ impl Sandbox {
 
     /// Runs `program` on `input` (JSON text): its one output as JSON text, or why not.
     pub async fn run(&self, program: &str, input: &str) -> Result<String, JqError> {
-        self.exchange(program, input).await.map_err(JqError::capped)
+        self.run_or_check(program, Some(input)).await
     }
 
-    async fn exchange(&self, program: &str, input: &str) -> Result<String, JqError> {
+    /// Compiles `program` in a worker, as a run would, without running it.
+    pub async fn check(&self, program: &str) -> Result<(), JqError> {
+        self.run_or_check(program, None).await.map(drop)
+    }
+
+    /// A worker that died mid-run may have died of what it held from earlier runs (its
+    /// cache of compiled programs, other tenants' among them), not of this one: the run is
+    /// tried once more on a fresh worker before the program is blamed.
+    async fn run_or_check(&self, program: &str, input: Option<&str>) -> Result<String, JqError> {
         let line = serde_json::to_string(&Request {
             program: program.to_string(),
-            input: input.to_string(),
+            input: input.map(str::to_string),
             max_output: self.limits.max_output,
         })
         .map_err(|e| JqError::Unavailable(e.to_string()))?;
+        let result = match self.exchange(&line, false).await {
+            Err(JqError::Crashed(_)) => self.exchange(&line, true).await,
+            other => other,
+        };
+        result.map_err(JqError::capped)
+    }
+
+    async fn exchange(&self, line: &str, fresh: bool) -> Result<String, JqError> {
         let _slot = self
             .slots
             .acquire()
             .await
             .map_err(|_| JqError::Unavailable("the sandbox is closed".into()))?;
-        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let idle = if fresh {
+            None
+        } else {
+            self.idle.lock().ok().and_then(|mut idle| idle.pop())
+        };
         let mut worker = match idle {
             Some(w) => w,
             None => self.spawn()?,
@@ -250,6 +270,10 @@ impl Sandbox {
 impl ProgramRunner for Sandbox {
     async fn run(&self, program: &str, input: &str) -> Result<String, JqError> {
         Sandbox::run(self, program, input).await
+    }
+
+    async fn check(&self, program: &str) -> Result<(), JqError> {
+        Sandbox::check(self, program).await
     }
 }
 

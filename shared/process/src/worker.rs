@@ -11,14 +11,17 @@ use skyhook_domain::jq::{JqError, Program};
 /// `<memory MiB>,<CPU seconds per run>`.
 pub const WORKER_ENV: &str = "SKYHOOK_JQ_WORKER";
 
-/// Compiled programs a worker keeps; a subscriber's program is compiled once per worker.
+/// Compiled programs a worker keeps, so a subscriber's program is compiled once per worker:
+/// at most this many, and at most this much program text in all (a 16 KiB program can take
+/// megabytes compiled; the cache must never crowd out the run it serves).
 const CACHED_PROGRAMS: usize = 64;
+const CACHED_SOURCE_BYTES: usize = 32 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Request {
     pub program: String,
-    /// The input, JSON text.
-    pub input: String,
+    /// The input, JSON text; `None` only compiles the program (the reply is `Ok("")`).
+    pub input: Option<String>,
     pub max_output: usize,
 }
 
@@ -142,24 +145,31 @@ fn serve_with(
     mut before_run: impl FnMut() -> io::Result<()>,
 ) -> io::Result<()> {
     let mut programs: HashMap<String, Result<Program, JqError>> = HashMap::new();
+    let mut cached_bytes = 0usize;
     for line in input.lines() {
         let line = line?;
         let reply = match serde_json::from_str::<Request>(&line) {
             Err(e) => Reply::Err(JqError::Unavailable(format!("bad request: {e}"))),
             Ok(req) => {
                 before_run()?;
-                if programs.len() >= CACHED_PROGRAMS && !programs.contains_key(&req.program) {
+                if !programs.contains_key(&req.program)
+                    && (programs.len() >= CACHED_PROGRAMS
+                        || cached_bytes + req.program.len() > CACHED_SOURCE_BYTES)
+                {
                     programs.clear();
+                    cached_bytes = 0;
                 }
-                let program = programs
-                    .entry(req.program.clone())
-                    .or_insert_with(|| Program::compile_here(&req.program));
-                match program {
-                    Ok(p) => match p.run(req.input.as_bytes(), req.max_output) {
+                let program = programs.entry(req.program.clone()).or_insert_with(|| {
+                    cached_bytes += req.program.len();
+                    Program::compile_here(&req.program)
+                });
+                match (program, &req.input) {
+                    (Err(e), _) => Reply::Err(e.clone()),
+                    (Ok(_), None) => Reply::Ok(String::new()),
+                    (Ok(p), Some(input)) => match p.run(input.as_bytes(), req.max_output) {
                         Ok(out) => Reply::Ok(out),
                         Err(e) => Reply::Err(e),
                     },
-                    Err(e) => Reply::Err(e.clone()),
                 }
             }
         };
@@ -178,7 +188,7 @@ mod tests {
     fn request(program: &str, input: &str) -> String {
         serde_json::to_string(&Request {
             program: program.into(),
-            input: input.into(),
+            input: Some(input.into()),
             max_output: 1024,
         })
         .unwrap()

@@ -264,8 +264,55 @@ impl DynamoDbPublishBudget {
     }
 }
 
+impl DynamoDbPublishBudget {
+    /// Moves the bucket on by `cost` whatever the burst says.
+    async fn push(
+        &self,
+        tenant: &TenantId,
+        now_us: i64,
+        cost: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let out = self
+            .bucket(tenant)
+            .update_expression("SET kind = :kind, tat = tat + :cost, expires_at = :expires")
+            .expression_attribute_values(":kind", s(PUBLISH_RATE_KIND))
+            .condition_expression("tat > :now")
+            .expression_attribute_values(":cost", n(cost))
+            .expression_attribute_values(":now", n(now_us))
+            .expression_attribute_values(":expires", n(now_us / 1_000_000 + 86_400))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(Some(now_us + cost)),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(sdk_error(SERVICE, &e)),
+        }
+    }
+}
+
 #[async_trait]
 impl PublishBudget for DynamoDbPublishBudget {
+    async fn charge(
+        &self,
+        tenant: &TenantId,
+        n: u32,
+        limits: TenantLimits,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now_us = now.timestamp_micros();
+        let cost = limits.interval_us().saturating_mul(i64::from(n));
+        // Running ahead of now: further ahead. Idle (or new): from now. One of the two
+        // holds unless the bucket changed between them; then the first again.
+        for _ in 0..2 {
+            if self.push(tenant, now_us, cost).await?.is_some()
+                || self.start(tenant, now_us, cost).await?.is_some()
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
     async fn take(
         &self,
         tenant: &TenantId,

@@ -79,19 +79,22 @@ pub(super) fn units(source: &str) -> usize {
         match c {
             '"' => in_string = true,
             '#' => {
-                // A comment runs to the end of its line, and on over every line that ends
-                // with an odd number of backslashes (as jaq's lexer reads it).
-                let mut backslashes = 0usize;
-                for (_, c) in chars.by_ref() {
-                    match c {
-                        '\n' if backslashes.is_multiple_of(2) => break,
-                        '\\' => backslashes += 1,
-                        '\r' => {}
-                        _ => backslashes = 0,
+                // A comment, read exactly as jaq's lexer reads it: to the end of its line,
+                // and on over every line whose text (one `\r` before its `\n` set aside)
+                // ends with an odd number of backslashes.
+                let mut rest = &source[at + 1..];
+                loop {
+                    let (line, after) = rest.split_once('\n').unwrap_or((rest, ""));
+                    let line = line.strip_suffix('\r').unwrap_or(line);
+                    rest = after;
+                    let backslashes = line.chars().rev().take_while(|c| *c == '\\').count();
+                    if backslashes.is_multiple_of(2) || rest.is_empty() {
+                        break;
                     }
-                    if c == '\n' {
-                        backslashes = 0;
-                    }
+                }
+                let resume = source.len() - rest.len();
+                while chars.peek().is_some_and(|(i, _)| *i < resume) {
+                    chars.next();
                 }
             }
             '(' => stack.push(Block::new(Kind::Paren)),
@@ -207,6 +210,83 @@ mod tests {
         assert_eq!(units("# a \\\\\n. | ."), 3);
         // A quote in a continued comment does not start a string that hides code after it.
         assert_eq!(units("# \\\n\"\n- - - ."), 5);
+    }
+
+    #[test]
+    fn a_carriage_return_ends_a_comment_line_only_once_as_in_jaq() {
+        // `\` `\r` `\r` `\n`: the line's text ends with `\r`, not a backslash, so the
+        // comment ends there and the next line counts.
+        assert_eq!(units("# \\\r\r\n- - ."), 4);
+        // `\` `\r` `\n`: one `\r` set aside, an odd backslash: the next line is comment.
+        assert!(units("#\\\r\n- - .") >= 2);
+        // A quote on a continued comment line hides nothing after the comment.
+        assert_eq!(units("#\\\r\\\n\"\n- - - ."), 5);
+    }
+
+    /// Every program jaq would parse deeper than the limit is refused, whatever comments,
+    /// strings and line ends come before it: checked against jaq's own lexer on prefixes
+    /// built from the characters that change how text is read.
+    #[test]
+    fn no_prefix_of_comments_and_strings_hides_depth_from_the_count() {
+        let alphabet = ['#', '\\', '\\', '\r', '\r', '\n', '"', '(', ')', 'a'];
+        let deep = "(".repeat(300) + "." + &")".repeat(300);
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..50_000 {
+            let mut prefix = String::new();
+            for _ in 0..(seed % 9) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                prefix.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let program = format!("{prefix}{deep}");
+            if units(&program) > super::super::MAX_NESTING {
+                continue;
+            }
+            // The count let it through: then jaq's own lexer must not see the 300 levels
+            // either (it would if the prefix hid them from the count only).
+            let text = program.clone();
+            let jaq_depth = std::thread::Builder::new()
+                .stack_size(256 * 1024 * 1024)
+                .spawn(move || {
+                    jaq_core::load::Lexer::new(text.as_str())
+                        .lex()
+                        .map(|tokens| block_depth(&tokens))
+                        .unwrap_or(0)
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            let deep_in_jaq = jaq_depth >= 300;
+            assert!(
+                !deep_in_jaq,
+                "{prefix:?} hides 300 levels from the count, not from jaq"
+            );
+        }
+    }
+
+    /// How deep jaq's lexer nested blocks and interpolations.
+    fn block_depth(tokens: &[jaq_core::load::lex::Token<&str>]) -> usize {
+        use jaq_core::load::lex::{StrPart, Tok};
+        tokens
+            .iter()
+            .map(|t| match &t.1 {
+                Tok::Block(inner) => 1 + block_depth(inner),
+                Tok::Str(parts) => parts
+                    .iter()
+                    .map(|p| match p {
+                        StrPart::Term(t) => 1 + block_depth(std::slice::from_ref(t)),
+                        _ => 0,
+                    })
+                    .max()
+                    .unwrap_or(0),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     #[test]
