@@ -232,58 +232,34 @@ impl DynamoDbPublishBudget {
         }
     }
 
-    /// The bucket runs ahead of now: it runs further, if the burst still allows.
+    /// The bucket runs ahead of now: it runs further, if the burst still allows (`most`,
+    /// the latest its arrival time may be before), or whatever it says (`None`, a charge).
     async fn extend(
         &self,
         tenant: &TenantId,
         now_us: i64,
         cost: i64,
-        limits: TenantLimits,
+        most: Option<i64>,
     ) -> Result<Option<i64>, StoreError> {
-        let most = now_us + limits.tolerance_us() - cost;
-        let out = self
+        let mut update = self
             .bucket(tenant)
             .update_expression("SET kind = :kind, tat = tat + :cost, expires_at = :expires")
             .expression_attribute_values(":kind", s(PUBLISH_RATE_KIND))
-            .condition_expression("tat > :now AND tat <= :most")
             .expression_attribute_values(":cost", n(cost))
             .expression_attribute_values(":now", n(now_us))
-            .expression_attribute_values(":most", n(most))
-            .expression_attribute_values(":expires", n(now_us / 1_000_000 + 86_400))
-            .send()
-            .await;
-        match out {
+            .expression_attribute_values(":expires", n(now_us / 1_000_000 + 86_400));
+        update = match most {
+            Some(most) => update
+                .condition_expression("tat > :now AND tat <= :most")
+                .expression_attribute_values(":most", n(most)),
+            None => update.condition_expression("tat > :now"),
+        };
+        match update.send().await {
             Ok(out) => Ok(out
                 .attributes
                 .and_then(|a| a.get("tat").cloned())
                 .and_then(|v| v.as_n().ok().and_then(|t| t.parse::<i64>().ok()))
                 .or(Some(now_us + cost))),
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(sdk_error(SERVICE, &e)),
-        }
-    }
-}
-
-impl DynamoDbPublishBudget {
-    /// Moves the bucket on by `cost` whatever the burst says.
-    async fn push(
-        &self,
-        tenant: &TenantId,
-        now_us: i64,
-        cost: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let out = self
-            .bucket(tenant)
-            .update_expression("SET kind = :kind, tat = tat + :cost, expires_at = :expires")
-            .expression_attribute_values(":kind", s(PUBLISH_RATE_KIND))
-            .condition_expression("tat > :now")
-            .expression_attribute_values(":cost", n(cost))
-            .expression_attribute_values(":now", n(now_us))
-            .expression_attribute_values(":expires", n(now_us / 1_000_000 + 86_400))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(Some(now_us + cost)),
             Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(sdk_error(SERVICE, &e)),
         }
@@ -304,7 +280,7 @@ impl PublishBudget for DynamoDbPublishBudget {
         // Running ahead of now: further ahead. Idle (or new): from now. One of the two
         // holds unless the bucket changed between them; then the first again.
         for _ in 0..2 {
-            if self.push(tenant, now_us, cost).await?.is_some()
+            if self.extend(tenant, now_us, cost, None).await?.is_some()
                 || self.start(tenant, now_us, cost).await?.is_some()
             {
                 return Ok(());
@@ -329,18 +305,19 @@ impl PublishBudget for DynamoDbPublishBudget {
             )));
         }
         let busy = self.seen().get(tenant).is_some_and(|tat| *tat > now_us);
+        let most = Some(now_us + limits.tolerance_us() - cost);
         // Two tries each way at most: a bucket that turned idle or busy in between is
         // met by the other update.
         for _ in 0..2 {
             let taken = if busy {
-                match self.extend(tenant, now_us, cost, limits).await? {
+                match self.extend(tenant, now_us, cost, most).await? {
                     Some(t) => Some(t),
                     None => self.start(tenant, now_us, cost).await?,
                 }
             } else {
                 match self.start(tenant, now_us, cost).await? {
                     Some(t) => Some(t),
-                    None => self.extend(tenant, now_us, cost, limits).await?,
+                    None => self.extend(tenant, now_us, cost, most).await?,
                 }
             };
             if let Some(tat) = taken {
