@@ -860,7 +860,9 @@ async fn bench_cost() {
     let takes = stack.publisher.gate.as_ref().map_or(0, |g| g.takes());
     let per_publish = takes as f64 / events.max(1) as f64;
     println!(
-        "tenant limit: {takes} bucket writes for {events} publishes = {per_publish:.3} per publish          ({:.3} $ per million publishes, {:.4} $ per million deliveries; limits {}/s, burst {}:          one write per publish while a tenant is quiet, blocks of a tenth of its rate once busy)",
+        "tenant limit: {takes} bucket writes for {events} publishes = {per_publish:.3} per publish \
+         ({:.3} $ per million publishes, {:.4} $ per million deliveries; limits {}/s, burst {}: \
+         one write per publish while a tenant is quiet, blocks of a tenth of its rate once busy)",
         per_publish * prices::DYNAMODB_PER_MILLION_WRITE_UNITS,
         per_publish * prices::DYNAMODB_PER_MILLION_WRITE_UNITS / SUBSCRIBERS as f64,
         tenant_limits.events_per_second,

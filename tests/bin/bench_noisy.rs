@@ -18,7 +18,7 @@ const STEADY: usize = 200;
 const FLOOD_CONNECTIONS: usize = 4;
 const FLOOD_MOST: usize = 20_000;
 /// The noisy tenant's limits: a small fraction of what it asks for.
-const NOISY_RATE: u32 = 20;
+const NOISY_RATE: u32 = 5;
 const GOAL_RATIO: f64 = 3.0;
 
 fn p95(mut times: Vec<Duration>) -> Duration {

@@ -88,6 +88,38 @@ async fn a_program_that_eats_memory_or_the_stack_costs_only_its_worker() {
 }
 
 #[tokio::test]
+async fn one_tenants_slow_programs_leave_another_tenant_a_worker() {
+    let sb = Arc::new(sandbox(SandboxLimits {
+        time: Duration::from_millis(1500),
+        workers: 2,
+        ..limits()
+    }));
+    let (noisy, quiet) = (
+        skyhook_domain::ids::TenantId::parse("noisy").unwrap(),
+        skyhook_domain::ids::TenantId::parse("quiet").unwrap(),
+    );
+    let finished = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let run = |tenant: skyhook_domain::ids::TenantId, program: &'static str, name: &'static str| {
+        let (sb, finished) = (sb.clone(), finished.clone());
+        tokio::spawn(async move {
+            let out = sb.run_for(&tenant, program, EVENT).await;
+            finished.lock().unwrap().push(name);
+            out
+        })
+    };
+    // Two loops of one tenant: with two workers, it gets one; the second waits.
+    let first = run(noisy.clone(), "def f: f; f", "noisy-1");
+    let second = run(noisy, "def f: f; f", "noisy-2");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let other = run(quiet, ".data.id", "quiet");
+    assert_eq!(other.await.unwrap(), Ok("7".to_string()));
+    assert_eq!(first.await.unwrap(), Err(JqError::Timeout(1500)));
+    assert_eq!(second.await.unwrap(), Err(JqError::Timeout(1500)));
+    // The other tenant's run ended before either loop was stopped.
+    assert_eq!(finished.lock().unwrap()[0], "quiet");
+}
+
+#[tokio::test]
 async fn runs_share_a_few_workers() {
     let sb = Arc::new(sandbox(limits()));
     let runs = (0..12).map(|i| {

@@ -859,7 +859,7 @@ pub(crate) async fn preview_transform(
         Some(program) => {
             let out = state
                 .sandbox
-                .run(&program, &event.to_string())
+                .run(&principal.tenant, &program, &event.to_string())
                 .await
                 .map_err(|e| ApiError::unprocessable("transform_failed", e.to_string()))?;
             serde_json::from_str(&out).map_err(ApiError::internal)?

@@ -599,7 +599,11 @@ impl Deliverer {
             None => message.webhook_body(),
             Some(program) => match self
                 .sandbox
-                .run(program, &String::from_utf8_lossy(&message.webhook_body()))
+                .run(
+                    &message.tenant,
+                    program,
+                    &String::from_utf8_lossy(&message.webhook_body()),
+                )
                 .await
             {
                 Ok(body) => body.into_bytes(),

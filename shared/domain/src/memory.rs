@@ -32,7 +32,12 @@ pub struct NoProgramRunner;
 
 #[async_trait]
 impl crate::ports::ProgramRunner for NoProgramRunner {
-    async fn run(&self, _program: &str, _input: &str) -> Result<String, JqError> {
+    async fn run(
+        &self,
+        _tenant: &TenantId,
+        _program: &str,
+        _input: &str,
+    ) -> Result<String, JqError> {
         Err(JqError::Unavailable("no jq sandbox here".into()))
     }
 

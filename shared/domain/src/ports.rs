@@ -63,8 +63,9 @@ impl StoreError {
 #[async_trait]
 pub trait ProgramRunner: Send + Sync {
     /// `program`'s one output on `input` (JSON text), as JSON text, or why not; an error
-    /// for which [`JqError::is_unavailable`] holds is the runner's, not the program's.
-    async fn run(&self, program: &str, input: &str) -> Result<String, JqError>;
+    /// for which [`JqError::is_unavailable`] holds is the runner's, not the program's. The
+    /// run is `tenant`'s: a runner shares its workers fairly between tenants.
+    async fn run(&self, tenant: &TenantId, program: &str, input: &str) -> Result<String, JqError>;
     /// Compiles `program` as a run would, without running it: what saving a program
     /// checks. Done away from the caller too, so a program that could crash the compiler
     /// costs only a worker.

@@ -347,11 +347,12 @@ impl Publisher {
         programs.dedup();
         let body = webhook_body(&req.event_type, req.timestamp.unwrap_or(now), &req.data);
         let input: Arc<str> = String::from_utf8_lossy(&body).into();
+        let tenant = &req.tenant;
         let runs = stream::iter(programs)
             .map(|program| {
                 let (sandbox, input) = (self.filters.clone(), input.clone());
                 async move {
-                    let result = sandbox.run(&program, &input).await;
+                    let result = sandbox.run(tenant, &program, &input).await;
                     (program, result)
                 }
             })
@@ -582,7 +583,12 @@ mod tests {
 
     #[async_trait::async_trait]
     impl crate::ports::ProgramRunner for SlowRunner {
-        async fn run(&self, _program: &str, _input: &str) -> Result<String, JqError> {
+        async fn run(
+            &self,
+            _tenant: &TenantId,
+            _program: &str,
+            _input: &str,
+        ) -> Result<String, JqError> {
             tokio::time::sleep(Duration::from_secs(10)).await;
             Ok("true".into())
         }
@@ -624,7 +630,12 @@ mod tests {
         struct Second;
         #[async_trait::async_trait]
         impl crate::ports::ProgramRunner for Second {
-            async fn run(&self, _program: &str, _input: &str) -> Result<String, JqError> {
+            async fn run(
+                &self,
+                _tenant: &TenantId,
+                _program: &str,
+                _input: &str,
+            ) -> Result<String, JqError> {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 Ok("true".into())
             }

@@ -7,13 +7,15 @@
 //! address-space limit, a CPU-time limit per run (see [`super::worker`]) besides the parent's
 //! wall-clock one, and it is killed when the parent dies (`PR_SET_PDEATHSIG`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use skyhook_domain::config::{self, ConfigError, Env};
+use skyhook_domain::ids::TenantId;
 use skyhook_domain::jq::JqError;
 use skyhook_domain::ports::ProgramRunner;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -129,7 +131,13 @@ pub struct Sandbox {
     limits: SandboxLimits,
     slots: Semaphore,
     idle: Mutex<Vec<Worker>>,
+    /// Runs each tenant may have at once: all but one of the workers when there are
+    /// several, so one tenant's slow programs always leave another tenant a worker.
+    per_tenant: Mutex<HashMap<TenantId, Arc<Semaphore>>>,
 }
+
+/// Tenants a sandbox keeps a count for before it forgets the idle ones.
+const COUNTED_TENANTS: usize = 10_000;
 
 struct Worker {
     child: Child,
@@ -145,7 +153,33 @@ impl Sandbox {
             slots: Semaphore::new(limits.workers.max(1)),
             limits,
             idle: Mutex::new(Vec::new()),
+            per_tenant: Mutex::default(),
         }
+    }
+
+    /// Runs `program` on `input` for `tenant`, within its share of the workers.
+    pub async fn run_for(
+        &self,
+        tenant: &TenantId,
+        program: &str,
+        input: &str,
+    ) -> Result<String, JqError> {
+        let share = {
+            let mut shares = self.per_tenant.lock().unwrap_or_else(|e| e.into_inner());
+            let most = self.limits.workers.max(2) - 1;
+            if shares.len() >= COUNTED_TENANTS && !shares.contains_key(tenant) {
+                shares.retain(|_, s| s.available_permits() < most);
+            }
+            shares
+                .entry(tenant.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(most)))
+                .clone()
+        };
+        let _share = share
+            .acquire()
+            .await
+            .map_err(|_| JqError::Unavailable("the sandbox is closed".into()))?;
+        self.run(program, input).await
     }
 
     pub fn limits(&self) -> SandboxLimits {
@@ -268,8 +302,8 @@ impl Sandbox {
 
 #[async_trait]
 impl ProgramRunner for Sandbox {
-    async fn run(&self, program: &str, input: &str) -> Result<String, JqError> {
-        Sandbox::run(self, program, input).await
+    async fn run(&self, tenant: &TenantId, program: &str, input: &str) -> Result<String, JqError> {
+        self.run_for(tenant, program, input).await
     }
 
     async fn check(&self, program: &str) -> Result<(), JqError> {
