@@ -221,6 +221,18 @@ async fn publish_event(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<PublishReceiptView>), ApiError> {
+    // A key whose tenant this instance just refused is refused again at once, before the
+    // key is looked up: a flood costs its tenant's refusals, not a read each.
+    let key_digest = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(skyhook_http::api_key_digest);
+    if let (Some(gate), Some(digest)) = (&state.publisher.gate, &key_digest)
+        && let Some(refused) = gate.key_wait(digest, chrono::Utc::now())
+    {
+        return Err(PublishError::RateLimited(refused).into());
+    }
     let principal = state.auth.authenticate(&headers).await?;
     principal.require(Role::Publisher)?;
     if let Some(len) = header_str(&headers, "content-length")?.and_then(|v| v.parse::<usize>().ok())
@@ -260,7 +272,14 @@ async fn publish_event(
             correlation_id,
             timestamp: None,
         })
-        .await?;
+        .await
+        .inspect_err(|e| {
+            if let (PublishError::RateLimited(limited), Some(gate), Some(digest)) =
+                (e, &state.publisher.gate, key_digest)
+            {
+                gate.note_key(digest, limited, chrono::Utc::now());
+            }
+        })?;
     Ok((
         StatusCode::ACCEPTED,
         Json(PublishReceiptView::from(receipt)),

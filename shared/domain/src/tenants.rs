@@ -164,6 +164,9 @@ pub struct TenantGate {
     local: Mutex<HashMap<TenantId, Local>>,
     /// Takes from the shared buckets so far (each one write): what the limit costs.
     takes: std::sync::atomic::AtomicU64,
+    /// Keys (by digest) whose tenant was refused, until when: a flood goes on being refused
+    /// before its key is even looked up.
+    keys: Mutex<HashMap<[u8; 32], (i64, RateLimited)>>,
 }
 
 /// Most tenants one instance keeps local state for; beyond it the state starts afresh
@@ -186,7 +189,36 @@ impl TenantGate {
                 .build(),
             local: Mutex::default(),
             takes: std::sync::atomic::AtomicU64::new(0),
+            keys: Mutex::default(),
         }
+    }
+
+    /// How long a publish with the key of `digest` would still be refused, from what this
+    /// instance learnt by refusing its tenant ([`TenantGate::note_key`]).
+    pub fn key_wait(&self, digest: &[u8; 32], now: DateTime<Utc>) -> Option<RateLimited> {
+        let now_us = now.timestamp_micros();
+        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        keys.get(digest)
+            .filter(|(until, _)| *until > now_us)
+            .map(|(until, refused)| RateLimited {
+                retry_after: Duration::from_micros((until - now_us) as u64),
+                ..refused.clone()
+            })
+    }
+
+    /// Remembers that the key of `digest` published for a tenant refused as `refused` says.
+    pub fn note_key(&self, digest: [u8; 32], refused: &RateLimited, now: DateTime<Utc>) {
+        let now_us = now.timestamp_micros();
+        let until = now_us
+            .saturating_add(i64::try_from(refused.retry_after.as_micros()).unwrap_or(i64::MAX));
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= LOCAL_TENANTS && !keys.contains_key(&digest) {
+            keys.retain(|_, (u, _)| *u > now_us);
+            if keys.len() >= LOCAL_TENANTS {
+                keys.clear();
+            }
+        }
+        keys.insert(digest, (until, refused.clone()));
     }
 
     /// How many times this gate has taken from the shared buckets (one write each).
@@ -402,6 +434,34 @@ mod tests {
         assert_eq!(TenantLimits::from_env(&env).unwrap(), limits(20, 3));
         let env: HashMap<&str, &str> = [(config::TENANT_EVENTS_PER_SECOND, "0")].into();
         assert!(TenantLimits::from_env(&env).is_err());
+    }
+
+    #[test]
+    fn a_refused_key_is_refused_again_until_its_wait_is_over() {
+        let gate = TenantGate::new(
+            Arc::new(MemoryTenantStore::default()),
+            Arc::new(MemoryPublishBudget::default()),
+            limits(1, 1),
+        );
+        let now = Utc::now();
+        let refused = RateLimited {
+            tenant: TenantId::parse("noisy").unwrap(),
+            events_per_second: 1,
+            burst: 1,
+            retry_after: Duration::from_millis(800),
+        };
+        assert!(gate.key_wait(&[1; 32], now).is_none());
+        gate.note_key([1; 32], &refused, now);
+        let again = gate
+            .key_wait(&[1; 32], now + chrono::Duration::milliseconds(300))
+            .unwrap();
+        assert_eq!(again.tenant, refused.tenant);
+        assert_eq!(again.retry_after, Duration::from_millis(500));
+        assert!(gate.key_wait(&[2; 32], now).is_none(), "another key");
+        assert!(
+            gate.key_wait(&[1; 32], now + chrono::Duration::seconds(1))
+                .is_none()
+        );
     }
 
     #[tokio::test]
