@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use skyhook_domain::event_type::{EventType, EventTypeError, EventTypeFilter, MAX_EVENT_TYPE_LEN};
 use skyhook_domain::ids::{ApiKeyId, EventId, IdError, SubscriberId, TenantId};
+use skyhook_domain::jq::{JqError, MAX_NESTING, MAX_PROGRAM_BYTES, Program};
 use skyhook_domain::model::{
     DeliveryMessage, DeliveryState, DisabledReason, MASKED_VALUE, MESSAGE_FORMAT_VERSION, Outcome,
     Role, format_time, parse_time,
@@ -991,6 +992,79 @@ proptest! {
             prop_assert_eq!(t.as_str(), s.as_str());
             let json = serde_json::to_string(&t).unwrap();
             prop_assert_eq!(serde_json::from_str::<TenantId>(&json).ok(), Some(t));
+        }
+    }
+}
+
+/// One construct of jq that nests: what opens it, what closes it.
+const NESTING: &[(&str, &str)] = &[
+    ("(", ")"),
+    ("[", "]"),
+    ("{a: ", "}"),
+    ("- ", ""),
+    ("try ", ""),
+    ("try ", " catch ."),
+    ("if . then ", " end"),
+    ("if . then . else ", " end"),
+    (". as $x | ", ""),
+    (". as [$x] | ", ""),
+    ("def f: ", "; f"),
+    ("def f(g): ", "; f(.)"),
+    ("reduce . as $x (.; ", ")"),
+    ("foreach . as $x (.; ", ")"),
+    ("foreach . as $x (.; .; ", ")"),
+    ("label $out | ", ""),
+    ("\"\\(", ")\""),
+    ("@base64 \"\\(", ")\""),
+    (". | ", ""),
+    (". , ", ""),
+    ("1 + ", ""),
+    (". // ", ""),
+    (". and ", ""),
+    (".a |= ", ""),
+    (".[", "]"),
+    ("f(", ")"),
+];
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// Deep nestings of every construct, mixed, up to the 16 KiB a program may have, behind
+    /// comments, strings and line ends: compiling answers (a program or an error, and
+    /// "too deep" past the limit), never overflows a stack, which would abort this process.
+    #[test]
+    fn fuzz_deep_nesting_of_every_construct_compiles_or_is_refused(
+        prefix in prop::collection::vec(
+            prop::sample::select(vec!["#", "\\", "\r", "\n", "\"", " ", "a", "(", ")"]),
+            0..8,
+        ),
+        picks in prop::collection::vec(0..NESTING.len(), 1..4000),
+    ) {
+        let mut open = prefix.concat();
+        let mut close = String::new();
+        // Constructs used that always count at least one level (a comma right inside an
+        // object separates entries, so commas are left out of this count).
+        let mut levels = 0;
+        for &i in &picks {
+            let (o, c) = NESTING[i];
+            if open.len() + o.len() + close.len() + c.len() + 1 > MAX_PROGRAM_BYTES {
+                break;
+            }
+            open.push_str(o);
+            close.insert_str(0, c);
+            if o != ". , " {
+                levels += 1;
+            }
+        }
+        let program = format!("{open}.{close}");
+        match Program::compile(&program) {
+            Ok(_) | Err(JqError::TooDeep) | Err(JqError::Compile(_)) | Err(JqError::TooLong) => {}
+            Err(other) => prop_assert!(false, "{other}"),
+        }
+        // Without the prefix, more than the limit of nesting units is always refused.
+        let plain = format!("{}.{}", &open[prefix.concat().len()..], close);
+        if levels > MAX_NESTING {
+            prop_assert_eq!(Program::compile(&plain).err(), Some(JqError::TooDeep));
         }
     }
 }
