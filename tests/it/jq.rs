@@ -107,10 +107,14 @@ async fn one_tenants_slow_programs_leave_another_tenant_a_worker() {
             out
         })
     };
-    // Two loops of one tenant: with two workers, it gets one; the second waits.
+    // Two loops of one tenant: with two workers, it gets one; the second waits. The test's
+    // runtime has one thread and polls tasks in the order they were spawned, so both loops
+    // have asked for a worker before the other tenant does.
     let first = run(noisy.clone(), "def f: f; f", "noisy-1");
     let second = run(noisy, "def f: f; f", "noisy-2");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
     let other = run(quiet, ".data.id", "quiet");
     assert_eq!(other.await.unwrap(), Ok("7".to_string()));
     assert_eq!(first.await.unwrap(), Err(JqError::Timeout(1500)));

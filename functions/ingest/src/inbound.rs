@@ -39,6 +39,10 @@ const SECRET_TTL: Duration = Duration::from_secs(300);
 /// URL) is cut here before it can fill the route for every tenant's sources.
 pub const SOURCE_REQUESTS_PER_SECOND: u32 = 20;
 pub const SOURCE_BURST: u32 = 40;
+const SOURCE_LIMITS: TenantLimits = TenantLimits {
+    events_per_second: SOURCE_REQUESTS_PER_SECOND,
+    burst: SOURCE_BURST,
+};
 /// How long an instance remembers that a source id names nothing.
 const UNKNOWN_TTL: Duration = Duration::from_secs(60);
 
@@ -92,14 +96,12 @@ impl Inbound {
     /// One request for `id` in this instance's bucket of it: `Err` with the wait when past
     /// [`SOURCE_REQUESTS_PER_SECOND`] and [`SOURCE_BURST`].
     async fn admit(&self, id: &SourceId, now: chrono::DateTime<Utc>) -> Result<(), Duration> {
-        let limits = TenantLimits::new(SOURCE_REQUESTS_PER_SECOND, SOURCE_BURST)
-            .map_err(|_| Duration::from_secs(1))?;
         let bucket = self
             .buckets
             .get_with(id.clone(), async { Arc::new(std::sync::Mutex::new(None)) })
             .await;
         let mut tat = bucket.lock().unwrap_or_else(|e| e.into_inner());
-        let new = gcra(*tat, now.timestamp_micros(), 1, limits)?;
+        let new = gcra(*tat, now.timestamp_micros(), 1, SOURCE_LIMITS)?;
         *tat = Some(new);
         Ok(())
     }

@@ -578,6 +578,20 @@ mod tests {
         sub.id
     }
 
+    /// An active subscriber of tenant `default` for `order.*`, with a content filter.
+    async fn add_filtered(f: &Fixture) {
+        let id = add(f, "default", &["order.*"], true).await;
+        let mut sub = f
+            .subs
+            .get(&TenantId::default_tenant(), &id)
+            .await
+            .unwrap()
+            .unwrap();
+        let was = sub.updated_at;
+        sub.filter = Some("true".into());
+        f.subs.replace(&sub, was).await.unwrap();
+    }
+
     /// A sandbox whose every run takes ten seconds (of paused test time).
     struct SlowRunner;
 
@@ -602,16 +616,7 @@ mod tests {
     async fn filters_past_their_shared_budget_fail_the_publish_and_queue_nothing() {
         let mut f = fixture();
         f.publisher.filters = Arc::new(SlowRunner);
-        let id = add(&f, "default", &["order.*"], true).await;
-        let mut sub = f
-            .subs
-            .get(&TenantId::default_tenant(), &id)
-            .await
-            .unwrap()
-            .unwrap();
-        let was = sub.updated_at;
-        sub.filter = Some("true".into());
-        f.subs.replace(&sub, was).await.unwrap();
+        add_filtered(&f).await;
         let err = f
             .publisher
             .publish(request("order.created"))
@@ -650,16 +655,7 @@ mod tests {
             budget,
             TenantLimits::new(10, 20).unwrap(),
         )));
-        let id = add(&f, "default", &["order.*"], true).await;
-        let mut sub = f
-            .subs
-            .get(&TenantId::default_tenant(), &id)
-            .await
-            .unwrap()
-            .unwrap();
-        let was = sub.updated_at;
-        sub.filter = Some("true".into());
-        f.subs.replace(&sub, was).await.unwrap();
+        add_filtered(&f).await;
         // A second of filtering is 100 publishes' worth: far past a burst of 20.
         f.publisher.publish(request("order.created")).await.unwrap();
         let err = f
