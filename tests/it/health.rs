@@ -345,7 +345,7 @@ async fn a_rate_limited_subscriber_gets_no_more_than_its_limit_a_second_and_wait
         inner: stack.adapters.rates.clone(),
         granted: Mutex::default(),
     });
-    stack.deliverer.rates = Arc::new(skyhook_delivery::fairness::RateLimiter::new(budget.clone()));
+    stack.deliverer.rates = Arc::new(skyhook_delivery::limits::RateLimiter::new(budget.clone()));
     let receiver = Receiver::always(200).await;
     let created = create(
         &stack,

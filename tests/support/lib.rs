@@ -34,13 +34,12 @@ use skyhook_aws::{
 };
 use skyhook_cli::esm::{SqsHandler, SqsPoller, handler};
 use skyhook_cli::streams::{StartingPosition, StreamPoller, stream_handler};
-use skyhook_delivery::{Deliverer, http_client};
+use skyhook_delivery::Deliverer;
 use skyhook_domain::config::AdminKeySource;
-use skyhook_domain::directory::Directory;
 use skyhook_domain::model::DeliveryMessage;
 use skyhook_domain::ports::{BatchSendResult, DeadLetter, DeliveryQueue, StoreError};
 use skyhook_domain::publish::Publisher;
-use skyhook_domain::retry::{RetryPolicy, RetrySchedule};
+use skyhook_domain::retry::RetrySchedule;
 use skyhook_domain::secret::SigningSecret;
 use skyhook_http::Authenticator;
 use skyhook_ingest::IngestState;
@@ -445,37 +444,28 @@ impl Stack {
             Authenticator::new(admin_key(), Some(ingest_adapters.secret_values.clone()))
                 .with_key_store(ingest_adapters.keys.clone()),
         );
-        let delivery = adapters_of(&delivery_sdk);
-        let deliverer = Deliverer {
-            directory: Arc::new(
-                Directory::new(
-                    delivery.subscribers.clone(),
-                    delivery.secrets.clone(),
-                    options.secret_cache_ttl,
-                )
-                .with_health(delivery.health.clone()),
-            ),
-            queue: queue.clone(),
-            log: delivery.log.clone(),
-            dead_letters: delivery.dead_letters.clone(),
-            http: http_client(options.http_timeout).expect("HTTP client"),
-            // The receivers are on 127.0.0.1 over http, as in `skyhook local`.
-            url_policy: skyhook_domain::url::UrlPolicy::LOCAL,
+        // The delivery function as its `main` builds it, over the recording queue.
+        let delivery_config = skyhook_delivery::Config {
+            table: resources.table.clone(),
+            queue_url: resources.queue_url.clone(),
+            dlq_url: resources.dlq_url.clone(),
+            secret_prefix: secret_prefix.clone(),
+            retry_schedule: schedule,
             http_timeout: options.http_timeout,
-            policy: RetryPolicy::new(schedule).with_jitter(options.jitter),
-            inflight: Arc::default(),
-            rates: Arc::new(skyhook_delivery::fairness::RateLimiter::new(
-                delivery.rates.clone(),
-            )),
-            health: delivery.health.clone(),
+            log_retention: retention.log,
+            secret_cache_ttl: options.secret_cache_ttl,
+            rotation_grace: options.rotation_grace,
+            // The receivers are on 127.0.0.1 over http, as in `skyhook local`.
+            local_mode: true,
             breaker: options.breaker,
-            subscribers: delivery.subscribers.clone(),
-            audit: delivery.audit.clone(),
-            clock: skyhook_delivery::system_clock(),
-            ops: delivery.ops.clone(),
+            event_bus: ops.as_ref().map(|(bus, _)| bus.clone()),
             metrics_namespace: None,
-            sandbox: Arc::new(jq_sandbox().sandbox()),
+            transform: jq_sandbox(),
         };
+        let mut delivery = adapters_of(&delivery_sdk);
+        delivery.queue = queue.clone();
+        let mut deliverer = Deliverer::new(&delivery, &delivery_config).expect("HTTP client");
+        deliverer.policy = deliverer.policy.with_jitter(options.jitter);
         let ingest = skyhook_http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
             publisher: publisher.clone(),
             inbound: skyhook_ingest::inbound::Inbound::of(&ingest_adapters),

@@ -490,7 +490,54 @@ pub struct DeadLetterEntry {
 }
 
 /// The dead-letter reason of a message parked because its subscriber is disabled.
-pub const PARKED_REASON: &str = "subscriber_disabled";
+pub const PARKED_REASON: &str = DeadLetterReason::SubscriberDisabled.code();
+
+/// Why a delivery ended in the dead-letter queue, or was parked. It is stored and shown as
+/// text, `code: detail` (see [`DeadLetterReason::text`]); the code alone says which case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterReason {
+    /// The SQS message was not a delivery message (what was wrong with it).
+    MalformedMessage(String),
+    /// Every attempt the schedule allows failed (the last error).
+    AttemptsExhausted(String),
+    /// The subscriber has no signing secret, so nothing can be signed.
+    NoSigningSecret,
+    /// The subscriber's transform failed on this event (the program's error); retrying
+    /// would fail the same way.
+    TransformFailed(String),
+    /// Parked: the subscriber is disabled; enabling it sends the delivery again.
+    SubscriberDisabled,
+}
+
+impl DeadLetterReason {
+    /// The case, as the stored reason starts.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            DeadLetterReason::MalformedMessage(_) => "malformed_message",
+            DeadLetterReason::AttemptsExhausted(_) => "attempts_exhausted",
+            DeadLetterReason::NoSigningSecret => "no_signing_secret",
+            DeadLetterReason::TransformFailed(_) => "transform_failed",
+            DeadLetterReason::SubscriberDisabled => "subscriber_disabled",
+        }
+    }
+
+    /// The reason as stored in the dead-letter index and the message's attributes.
+    pub fn text(&self) -> String {
+        match self {
+            DeadLetterReason::MalformedMessage(detail)
+            | DeadLetterReason::AttemptsExhausted(detail)
+            | DeadLetterReason::TransformFailed(detail) => format!("{}: {detail}", self.code()),
+            // Written so since the first release; dead letters already stored say it.
+            DeadLetterReason::NoSigningSecret => "no signing secret".to_string(),
+            DeadLetterReason::SubscriberDisabled => self.code().to_string(),
+        }
+    }
+
+    /// Whether the delivery ran out of attempts, which the operators hear about.
+    pub fn is_exhausted(&self) -> bool {
+        matches!(self, DeadLetterReason::AttemptsExhausted(_))
+    }
+}
 
 impl DeadLetterEntry {
     /// Parked for a disabled subscriber, with its message kept in the entry.
