@@ -2,7 +2,12 @@
 //! emulator: the same cases the in-memory twins pass in the unit tests.
 
 use skyhook_domain::contract;
-use skyhook_tests::Stack;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use skyhook_tests::{Stack, StackOptions, eventually};
 
 #[tokio::test]
 async fn the_dynamodb_subscriber_store_keeps_the_contract() {
@@ -53,4 +58,65 @@ async fn the_dynamodb_publish_budget_keeps_the_contract() {
     for adapters in [&stack.ingest_adapters, &stack.events_adapters] {
         contract::publish_budget(adapters.publish_budget.as_ref()).await;
     }
+}
+
+#[tokio::test]
+async fn the_dynamodb_attempt_log_keeps_the_contract() {
+    let stack = Stack::new().await;
+    contract::attempt_log(stack.adapters.log.as_ref()).await;
+}
+
+#[tokio::test]
+async fn the_dynamodb_health_store_keeps_the_contract() {
+    let stack = Stack::new().await;
+    contract::health_store(stack.adapters.health.as_ref()).await;
+}
+
+#[tokio::test]
+async fn the_dynamodb_dead_letter_store_keeps_the_contract() {
+    let stack = Stack::new().await;
+    contract::dead_letter_store(stack.adapters.dead_letters.as_ref()).await;
+}
+
+#[tokio::test]
+async fn the_dynamodb_audit_log_keeps_the_contract() {
+    let stack = Stack::new().await;
+    contract::audit_log(stack.adapters.audit.as_ref()).await;
+}
+
+#[tokio::test]
+async fn the_dynamodb_rate_budget_keeps_the_contract() {
+    let stack = Stack::new().await;
+    contract::rate_budget(stack.adapters.rates.as_ref()).await;
+}
+
+/// The events reach the bus: a rule copies them to a queue the test reads.
+#[tokio::test]
+async fn the_eventbridge_ops_events_keep_the_contract() {
+    let stack = Stack::with(StackOptions {
+        ops_bus: true,
+        ..StackOptions::default()
+    })
+    .await;
+    contract::ops_events(stack.adapters.ops.as_ref()).await;
+    let want: BTreeSet<String> = [
+        "subscriber.disabled",
+        "subscriber.breaker_opened",
+        "subscriber.breaker_closed",
+        "delivery.exhausted",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    // Each read takes what arrived since the last; the bus may deliver one twice.
+    let seen = Mutex::new(BTreeSet::new());
+    eventually(Duration::from_secs(30), "the events on the bus", || async {
+        let mut seen = seen.lock().await;
+        for e in stack.ops_events().await {
+            seen.insert(e["detail-type"].as_str().unwrap_or("(none)").to_string());
+        }
+        (seen.len() >= want.len()).then_some(())
+    })
+    .await;
+    assert_eq!(seen.into_inner(), want, "each kind, and nothing else");
 }

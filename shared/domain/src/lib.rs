@@ -4,17 +4,18 @@
 //! crates turn requests and Lambda events into calls on these types.
 
 pub mod config;
-#[cfg(any(test, feature = "contract"))]
+#[cfg(any(test, feature = "testing"))]
 pub mod contract;
 pub mod directory;
 pub mod event_type;
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 pub mod health;
 pub mod ids;
 pub mod inbound;
 pub mod jq;
 pub mod ledger;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod model;
 pub mod ports;

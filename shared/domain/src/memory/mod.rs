@@ -1,5 +1,6 @@
-//! In-memory twins of the ports the domain's unit tests use. `crate::contract` holds the
-//! cases each twin and its AWS adapter must both pass.
+//! In-memory twins of the ports, for unit tests here and in other crates (the `testing`
+//! feature; never in a binary). `crate::contract` holds the cases each twin and its AWS
+//! adapter must both pass.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -19,6 +20,12 @@ use crate::ports::{
     SecretStore, SourceSecrets, SourceStore, StoreError, SubscriberSecrets, SubscriberStore,
 };
 use crate::secret::SigningSecret;
+
+mod delivery;
+pub use delivery::{
+    MemoryAttemptLog, MemoryAuditLog, MemoryDeadLetterStore, MemoryHealthStore, MemoryOpsEvents,
+    MemoryRateBudget,
+};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic in another test thread must not cascade into every later call.

@@ -6,6 +6,11 @@
 //! Each case panics with a message naming the broken rule. Ids are fresh per call, so the
 //! suite can run against a shared table.
 
+mod delivery;
+pub use delivery::{
+    attempt_log, audit_log, dead_letter_store, health_store, ops_events, rate_budget,
+};
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -835,6 +840,36 @@ mod tests {
     #[tokio::test]
     async fn the_memory_tenant_store_keeps_the_contract() {
         tenant_store(&crate::memory::MemoryTenantStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_attempt_log_keeps_the_contract() {
+        attempt_log(&crate::memory::MemoryAttemptLog::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_health_store_keeps_the_contract() {
+        health_store(&crate::memory::MemoryHealthStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_dead_letter_store_keeps_the_contract() {
+        dead_letter_store(&crate::memory::MemoryDeadLetterStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_audit_log_keeps_the_contract() {
+        audit_log(&crate::memory::MemoryAuditLog::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_ops_events_keeps_the_contract() {
+        ops_events(&crate::memory::MemoryOpsEvents::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_rate_budget_keeps_the_contract() {
+        rate_budget(&crate::memory::MemoryRateBudget::default()).await;
     }
 
     #[tokio::test]
