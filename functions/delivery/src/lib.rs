@@ -36,7 +36,7 @@ use skyhook_domain::model::{
 };
 use skyhook_domain::ports::{
     AttemptLog, AuditLog, DeadLetterStore, DeliveryQueue, HealthStore, OpsEvents, ProgramRunner,
-    StoreError, SubscriberSecrets, SubscriberStore,
+    RateBudget, SecretStore, StoreError, SubscriberSecrets, SubscriberStore,
 };
 use skyhook_domain::retry::{RetryDecision, RetryPolicy};
 use skyhook_domain::url::UrlPolicy;
@@ -84,6 +84,37 @@ pub struct Deliverer {
     pub sandbox: Arc<dyn ProgramRunner>,
 }
 
+/// The ports a deliverer works through.
+#[derive(Clone)]
+pub struct Ports {
+    pub subscribers: Arc<dyn SubscriberStore>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub log: Arc<dyn AttemptLog>,
+    pub dead_letters: Arc<dyn DeadLetterStore>,
+    pub rates: Arc<dyn RateBudget>,
+    pub health: Arc<dyn HealthStore>,
+    pub audit: Arc<dyn AuditLog>,
+    pub ops: Arc<dyn OpsEvents>,
+}
+
+impl Ports {
+    /// The delivery function's share of the adapters.
+    pub fn of(adapters: &Adapters) -> Self {
+        Ports {
+            subscribers: adapters.subscribers.clone(),
+            secrets: adapters.secrets.clone(),
+            queue: adapters.queue.clone(),
+            log: adapters.log.clone(),
+            dead_letters: adapters.dead_letters.clone(),
+            rates: adapters.rates.clone(),
+            health: adapters.health.clone(),
+            audit: adapters.audit.clone(),
+            ops: adapters.ops.clone(),
+        }
+    }
+}
+
 /// A source of the current time.
 pub type Clock = Arc<dyn Fn() -> chrono::DateTime<Utc> + Send + Sync>;
 
@@ -104,18 +135,22 @@ impl Deliverer {
 
     /// A deliverer over these adapters.
     pub fn new(adapters: &Adapters, config: &Config) -> Result<Self, reqwest::Error> {
+        Self::over(Ports::of(adapters), config)
+    }
+
+    /// A deliverer over these ports: the AWS adapters, or the twins in unit tests.
+    pub fn over(ports: Ports, config: &Config) -> Result<Self, reqwest::Error> {
+        let directory = Directory::new(
+            ports.subscribers.clone(),
+            ports.secrets,
+            config.secret_cache_ttl,
+        )
+        .with_health(ports.health.clone());
         Ok(Deliverer {
-            directory: Arc::new(
-                Directory::new(
-                    adapters.subscribers.clone(),
-                    adapters.secrets.clone(),
-                    config.secret_cache_ttl,
-                )
-                .with_health(adapters.health.clone()),
-            ),
-            queue: adapters.queue.clone(),
-            log: adapters.log.clone(),
-            dead_letters: adapters.dead_letters.clone(),
+            directory: Arc::new(directory),
+            queue: ports.queue,
+            log: ports.log,
+            dead_letters: ports.dead_letters,
             http: http_client_for(config.http_timeout, config.local_mode)?,
             url_policy: if config.local_mode {
                 UrlPolicy::LOCAL
@@ -125,13 +160,13 @@ impl Deliverer {
             http_timeout: config.http_timeout,
             policy: RetryPolicy::new(config.retry_schedule.clone()),
             inflight: Arc::default(),
-            rates: Arc::new(limits::RateLimiter::new(adapters.rates.clone())),
-            health: adapters.health.clone(),
+            rates: Arc::new(limits::RateLimiter::new(ports.rates)),
+            health: ports.health,
             breaker: config.breaker,
-            subscribers: adapters.subscribers.clone(),
-            audit: adapters.audit.clone(),
+            subscribers: ports.subscribers,
+            audit: ports.audit,
             clock: system_clock(),
-            ops: adapters.ops.clone(),
+            ops: ports.ops,
             metrics_namespace: config.metrics_namespace.clone(),
             sandbox: Arc::new(config.transform.sandbox()),
         })

@@ -2,13 +2,13 @@
 //! dead-letter index, the audit trail, operational events and rate budgets.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{lock, page_after};
+use super::{HealthVersions, lock, page_after};
 use crate::health::{BreakerState, Health};
 use crate::ids::{EventId, SubscriberId, TenantId};
 use crate::model::{
@@ -237,10 +237,21 @@ impl AttemptLog for MemoryAttemptLog {
     }
 }
 
-/// Subscribers' health in memory.
+/// Subscribers' health in memory. Made by [`super::MemorySubscriberStore::health_store`], its
+/// changes raise the tenants' health versions that store reads, as in DynamoDB.
 #[derive(Default)]
 pub struct MemoryHealthStore {
     items: Mutex<HashMap<(TenantId, SubscriberId), Health>>,
+    versions: Arc<HealthVersions>,
+}
+
+impl MemoryHealthStore {
+    pub(super) fn with_versions(versions: Arc<HealthVersions>) -> Self {
+        Self {
+            items: Mutex::default(),
+            versions,
+        }
+    }
 }
 
 fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
@@ -288,6 +299,9 @@ impl HealthStore for MemoryHealthStore {
         h.consecutive_failures = h.consecutive_failures.saturating_add(1);
         h.last_error = Some(error.to_string());
         h.failing_since = h.failing_since.or(Some(now));
+        if h.consecutive_failures == 1 {
+            self.versions.bump(tenant);
+        }
         Ok(h.clone())
     }
 
@@ -309,6 +323,7 @@ impl HealthStore for MemoryHealthStore {
         h.opened_at = h.opened_at.or(Some(now));
         h.retry_at = Some(after(now, cooldown));
         h.cooldown = cooldown;
+        self.versions.bump(tenant);
         Ok(true)
     }
 
@@ -337,7 +352,14 @@ impl HealthStore for MemoryHealthStore {
         tenant: &TenantId,
         subscriber: &SubscriberId,
     ) -> Result<Option<Health>, StoreError> {
-        Ok(lock(&self.items).remove(&(tenant.clone(), subscriber.clone())))
+        let old = lock(&self.items).remove(&(tenant.clone(), subscriber.clone()));
+        if old
+            .as_ref()
+            .is_some_and(|h| h.state != BreakerState::Closed)
+        {
+            self.versions.bump(tenant);
+        }
+        Ok(old)
     }
 }
 

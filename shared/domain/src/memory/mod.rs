@@ -57,11 +57,34 @@ impl crate::ports::ProgramRunner for NoProgramRunner {
 pub struct MemorySubscriberStore {
     items: Mutex<BTreeMap<(TenantId, SubscriberId), Subscriber>>,
     versions: Mutex<HashMap<TenantId, u64>>,
+    /// The tenants' health versions, which a health store made by
+    /// [`MemorySubscriberStore::health_store`] raises (in DynamoDB one item holds both).
+    health_versions: std::sync::Arc<HealthVersions>,
 }
 
 impl MemorySubscriberStore {
     fn bump(&self, tenant: &TenantId) {
         *lock(&self.versions).entry(tenant.clone()).or_default() += 1;
+    }
+
+    /// A health store whose changes raise this store's health versions, as the DynamoDB
+    /// adapters share one version item.
+    pub fn health_store(&self) -> MemoryHealthStore {
+        MemoryHealthStore::with_versions(self.health_versions.clone())
+    }
+}
+
+/// Tenants' health versions (0: none of its subscribers ever failed).
+#[derive(Default)]
+pub struct HealthVersions(Mutex<HashMap<TenantId, u64>>);
+
+impl HealthVersions {
+    fn bump(&self, tenant: &TenantId) {
+        *lock(&self.0).entry(tenant.clone()).or_default() += 1;
+    }
+
+    fn get(&self, tenant: &TenantId) -> u64 {
+        lock(&self.0).get(tenant).copied().unwrap_or(0)
     }
 }
 
@@ -154,6 +177,23 @@ impl SubscriberStore for MemorySubscriberStore {
         }
         self.bump(tenant);
         Ok(())
+    }
+
+    async fn tenant_versions(
+        &self,
+        tenants: &[TenantId],
+    ) -> Result<HashMap<TenantId, crate::ports::TenantVersions>, StoreError> {
+        let versions = lock(&self.versions);
+        Ok(tenants
+            .iter()
+            .map(|t| {
+                let v = crate::ports::TenantVersions {
+                    directory: versions.get(t).copied().unwrap_or(0),
+                    health: self.health_versions.get(t),
+                };
+                (t.clone(), v)
+            })
+            .collect())
     }
 
     async fn versions(&self, tenants: &[TenantId]) -> Result<HashMap<TenantId, u64>, StoreError> {
