@@ -13,14 +13,14 @@ use skyhook_api_types::events::{EventView, Resend, ResendResult};
 use skyhook_api_types::query::{DeliveriesQuery, SeriesQuery, StatsQuery, limit_or_default};
 use skyhook_api_types::{ErrorBody, ListResponse};
 use skyhook_domain::ids::{EventId, SubscriberId, TenantId};
-use skyhook_domain::model::{DeliveryMessage, DeliveryState, DeliveryStatus, format_time};
+use skyhook_domain::model::{DeliveryState, DeliveryStatus, format_time};
 use skyhook_domain::ports::AttemptQuery;
 use skyhook_domain::series::{self, Bucket};
 use skyhook_http::responses::{AuthErrors, BodyErrors, Conflict, NotFound, QueryErrors};
 use skyhook_http::{ApiError, ApiPath, ApiQuery, Role, read_json};
 
-use crate::subscribers::{Requeue, requeue};
 use crate::{ApiState, MAX_BODY_BYTES, audit, authorize};
+use skyhook_domain::redrive::{ResendError, ResendRefusal};
 
 /// An event and its delivery status per subscriber (`pending` until first attempted).
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "events",
@@ -216,62 +216,41 @@ pub(crate) async fn resend(
     let id = EventId::parse(&id).map_err(|_| ApiError::not_found("event"))?;
     let sub_id = SubscriberId::parse(&req.subscriber_id)
         .map_err(|e| ApiError::unprocessable("invalid_subscriber_id", e.to_string()))?;
-    let event = state
-        .events
-        .get_event(&principal.tenant, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("event"))?;
     let conflict =
         |code: &'static str, message: String| ApiError::new(StatusCode::CONFLICT, code, message);
-    let sub = state
-        .subscribers
-        .get(&principal.tenant, &sub_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subscriber"))?;
-    if !sub.active {
-        return Err(conflict(
-            "subscriber_inactive",
-            format!("subscriber {sub_id} is inactive; enable it first"),
-        ));
-    }
-    if !event.subscriber_ids.contains(&sub_id) {
-        return Err(conflict(
-            "not_a_recipient",
-            format!(
-                "event {id} was not sent to {sub_id}; publish it with subscriber_ids to send it there"
-            ),
-        ));
-    }
-    // No status yet: its message is queued and not attempted, so it is under way too.
-    let status = state.log.status(&principal.tenant, &id, &sub_id).await?;
-    let under_way = status
-        .as_ref()
-        .is_none_or(|s| matches!(s.status, DeliveryState::Pending | DeliveryState::Retrying));
-    if under_way {
-        let state_name = status.as_ref().map_or("queued", |s| s.status.as_str());
-        return Err(conflict(
-            "delivery_in_progress",
-            format!("the delivery to {sub_id} is still {state_name}; it is not resent meanwhile"),
-        ));
-    }
-    let Some(data) = event.data.as_deref() else {
-        return Err(conflict(
-            "event_data_unavailable",
-            "the event's payload was too large to keep beside the log; a DLQ redrive sends it"
-                .into(),
-        ));
-    };
-    let attempts = status.as_ref().map_or(0, |s| s.attempts);
-    let message = DeliveryMessage::for_subscriber(&event, data, &sub_id);
-    match requeue(&state, message, status.as_ref(), attempts).await? {
-        Requeue::Sent => {}
-        Requeue::Skipped => {
-            return Err(conflict(
-                "conflict",
-                format!("the delivery to {sub_id} changed meanwhile; look at it again"),
-            ));
+    let attempts = match state.redrive.resend(&principal.tenant, &id, &sub_id).await {
+        Ok(attempts) => attempts,
+        Err(ResendError::Failed(e)) => return Err(e.into()),
+        Err(ResendError::Refused(why)) => {
+            return Err(match why {
+                ResendRefusal::EventNotFound => ApiError::not_found("event"),
+                ResendRefusal::SubscriberNotFound => ApiError::not_found("subscriber"),
+                ResendRefusal::SubscriberInactive => conflict(
+                    "subscriber_inactive",
+                    format!("subscriber {sub_id} is inactive; enable it first"),
+                ),
+                ResendRefusal::NotARecipient => conflict(
+                    "not_a_recipient",
+                    format!(
+                        "event {id} was not sent to {sub_id}; publish it with subscriber_ids to send it there"
+                    ),
+                ),
+                ResendRefusal::InProgress(state_name) => conflict(
+                    "delivery_in_progress",
+                    format!("the delivery to {sub_id} is still {state_name}; it is not resent meanwhile"),
+                ),
+                ResendRefusal::DataUnavailable => conflict(
+                    "event_data_unavailable",
+                    "the event's payload was too large to keep beside the log; a DLQ redrive sends it"
+                        .into(),
+                ),
+                ResendRefusal::Changed => conflict(
+                    "conflict",
+                    format!("the delivery to {sub_id} changed meanwhile; look at it again"),
+                ),
+            });
         }
-    }
+    };
     audit(
         &state,
         &principal.tenant,

@@ -18,10 +18,11 @@ use skyhook_domain::config::{self, AdminKeySource, ConfigError, Env};
 use skyhook_domain::ids::TenantId;
 use skyhook_domain::model::{AuditRecord, parse_time};
 use skyhook_domain::ports::{
-    ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, EventStore, HealthStore,
-    OpsEvents, SecretStore, SourceSecrets, SourceStore, SubscriberStore,
+    ApiKeyStore, AttemptLog, AuditLog, DeadLetterStore, EventStore, HealthStore, OpsEvents,
+    SecretStore, SourceSecrets, SourceStore, SubscriberStore,
 };
 use skyhook_domain::publish::Publisher;
+use skyhook_domain::redrive::Redrive;
 use skyhook_domain::tenants::TenantLimits;
 use skyhook_domain::url::UrlPolicy;
 use skyhook_http::{ApiError, Authenticator, Principal, Role};
@@ -114,7 +115,8 @@ pub struct ApiState {
     pub url_policy: UrlPolicy,
     /// Sends test events, and re-enqueues recovered and redriven messages.
     pub publisher: Publisher,
-    pub dlq: Arc<dyn DeadLetterQueue>,
+    /// Redrive, unpark, recovery and resend.
+    pub redrive: Redrive,
     pub dead_letters: Arc<dyn DeadLetterStore>,
     pub keys: Arc<dyn ApiKeyStore>,
     pub audit: Arc<dyn AuditLog>,
@@ -168,6 +170,16 @@ impl ApiState {
             .clone()
             .unwrap_or_else(|| adapters.dead_letter_queue(&config.dlq_url));
         let sandbox = Arc::new(config.transform.sandbox());
+        let publisher = adapters.publisher(sandbox.clone(), config.tenant_limits);
+        let redrive = Redrive {
+            subscribers: adapters.subscribers.clone(),
+            events: adapters.events.clone(),
+            log: adapters.log.clone(),
+            dead_letters: adapters.dead_letters.clone(),
+            dlq,
+            publisher: publisher.clone(),
+            budget: BULK_TIME_BUDGET,
+        };
         ApiState {
             subscribers: adapters.subscribers.clone(),
             secrets: adapters.secrets.clone(),
@@ -185,8 +197,8 @@ impl ApiState {
             } else {
                 UrlPolicy::STRICT
             },
-            publisher: adapters.publisher(sandbox.clone(), config.tenant_limits),
-            dlq,
+            publisher,
+            redrive,
             dead_letters: adapters.dead_letters.clone(),
             keys: adapters.keys.clone(),
             audit: adapters.audit.clone(),

@@ -1,9 +1,8 @@
 //! Subscriber routes: create, list, read, update, delete, rotate the signing secret, send a
 //! test event, and recover failed deliveries of a time window.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
@@ -21,13 +20,12 @@ use skyhook_api_types::subscribers::{
     TransformPreview, TransformPreviewResult, UpdateSubscriber,
 };
 use skyhook_domain::event_type::{EventType, EventTypeFilter};
-use skyhook_domain::ids::{EventId, SubscriberId, TenantId};
+use skyhook_domain::ids::{SubscriberId, TenantId};
 use skyhook_domain::model::{
-    DeliveryMessage, DeliveryState, DeliveryStatus, DisabledReason, MASKED_VALUE,
-    MAX_MAX_CONCURRENCY, MAX_RATE_LIMIT, OpsEvent, OpsEventKind, Outcome, Subscriber, format_time,
-    masked_headers,
+    DisabledReason, MASKED_VALUE, MAX_MAX_CONCURRENCY, MAX_RATE_LIMIT, OpsEvent, OpsEventKind,
+    Subscriber, format_time, masked_headers,
 };
-use skyhook_domain::ports::{AttemptQuery, PageRequest};
+use skyhook_domain::ports::PageRequest;
 use skyhook_domain::publish::{MAX_FILTERS_PER_TENANT, PublishRequest};
 use skyhook_domain::secret::SigningSecret;
 use skyhook_domain::signing::SignatureScheme;
@@ -35,9 +33,7 @@ use skyhook_domain::url::SubscriberUrl;
 use skyhook_http::responses::{AuthErrors, BodyErrors, Conflict, NotFound, QueryErrors};
 use skyhook_http::{ApiError, ApiPath, ApiQuery, Principal, Role, read_json, read_optional_json};
 
-use crate::{
-    ApiState, BULK_TIME_BUDGET, MAX_BODY_BYTES, audit, authorize, parse_time_param, seen_by,
-};
+use crate::{ApiState, MAX_BODY_BYTES, audit, authorize, parse_time_param, seen_by};
 
 const MAX_EVENT_TYPES: usize = skyhook_domain::event_type::MAX_FILTERS;
 const MAX_HEADERS: usize = 20;
@@ -657,7 +653,7 @@ pub(crate) async fn patch_subscriber(
     // Enabled: what was parked while it was disabled goes out again. A failure here leaves
     // the rest parked (enabling again, or a redrive of this subscriber, goes on).
     let unparked = if sub.active && !old.active {
-        Some(crate::dlq::unpark(&state, &principal.tenant, &sub.id).await)
+        Some(state.redrive.unpark(&principal.tenant, &sub.id).await)
     } else {
         None
     };
@@ -710,7 +706,7 @@ pub(crate) async fn delete_subscriber(
     }
     // Its parked deliveries end as `subscriber_deleted`; messages still queued end so when
     // the delivery function meets them.
-    let ended = crate::dlq::end_parked(&state, &principal.tenant, &id).await;
+    let ended = state.redrive.end_parked(&principal.tenant, &id).await;
     if let Err(e) = &ended {
         tracing::error!(error = ?e, subscriber_id = %id, "could not end the deleted subscriber's parked deliveries; GET /v1/dlq still lists them");
     }
@@ -868,106 +864,6 @@ pub(crate) async fn preview_transform(
     Ok(Json(TransformPreviewResult { body }))
 }
 
-/// What became of one candidate for recovery or redrive.
-pub(crate) enum Requeue {
-    Sent,
-    Skipped,
-}
-
-/// Reopens a failed delivery and sends it again as a new message that numbers its attempts
-/// on from `prior_attempts`. The status goes to `pending` first, so the new attempts are
-/// accepted and stats count the delivery once; if the send fails the status goes back (to
-/// `failed` when there was none).
-pub(crate) async fn requeue(
-    state: &ApiState,
-    message: DeliveryMessage,
-    stored: Option<&DeliveryStatus>,
-    prior_attempts: u32,
-) -> Result<Requeue, ApiError> {
-    let reopened = DeliveryStatus {
-        subscriber_id: message.subscriber_id.clone(),
-        status: DeliveryState::Pending,
-        attempts: prior_attempts,
-        last_status_code: stored.and_then(|s| s.last_status_code),
-        last_error: stored.and_then(|s| s.last_error.clone()),
-        updated_at: Some(Utc::now()),
-    };
-    if !state
-        .log
-        .replace_status(&message.tenant, &message.event_id, stored, &reopened)
-        .await?
-    {
-        // Someone else moved this delivery on meanwhile; it is theirs now.
-        return Ok(Requeue::Skipped);
-    }
-    let mut message = message;
-    message.prior_attempts = prior_attempts;
-    if let Err(e) = state
-        .publisher
-        .enqueue(std::slice::from_ref(&message))
-        .await
-    {
-        // Undo the reopening: `pending` would tell the next redrive that this delivery was
-        // sent again, and it would drop the dead message. With no status before, the
-        // delivery is recorded as what it is, failed.
-        let failed;
-        let previous = match stored {
-            Some(previous) => previous,
-            None => {
-                failed = DeliveryStatus {
-                    status: DeliveryState::Failed,
-                    last_error: Some(format!("redrive could not send it again: {e}")),
-                    ..reopened.clone()
-                };
-                &failed
-            }
-        };
-        if let Err(undo) = state
-            .log
-            .replace_status(
-                &message.tenant,
-                &message.event_id,
-                Some(&reopened),
-                previous,
-            )
-            .await
-        {
-            tracing::error!(error = %undo, event_id = %message.event_id, "could not restore the status of a delivery that was not re-sent");
-        }
-        return Err(e.into());
-    }
-    if let Err(e) = state
-        .dead_letters
-        .remove(&message.tenant, &message.event_id, &message.subscriber_id)
-        .await
-    {
-        tracing::error!(error = %e, event_id = %message.event_id, "could not remove a re-sent delivery from the dead-letter index");
-    }
-    Ok(Requeue::Sent)
-}
-
-async fn recover_one(
-    state: &ApiState,
-    sub: &Subscriber,
-    event_id: &EventId,
-) -> Result<Requeue, ApiError> {
-    let Some(status) = state.log.status(&sub.tenant, event_id, &sub.id).await? else {
-        return Ok(Requeue::Skipped);
-    };
-    if status.status != DeliveryState::Failed {
-        return Ok(Requeue::Skipped);
-    }
-    let Some(event) = state.events.get_event(&sub.tenant, event_id).await? else {
-        return Ok(Requeue::Skipped);
-    };
-    // Payloads too large to keep beside the log can only come back through a DLQ redrive.
-    let Some(data) = event.data.as_deref() else {
-        return Ok(Requeue::Skipped);
-    };
-    let message = DeliveryMessage::for_subscriber(&event, data, &sub.id);
-    requeue(state, message, Some(&status), status.attempts).await
-}
-
 /// Recovers failed deliveries of a time window.
 ///
 /// Re-enqueues this subscriber's deliveries that failed for good and had a failed attempt
@@ -994,35 +890,7 @@ pub(crate) async fn recover(
         ));
     }
     let sub = load(&state, &principal, &id).await?;
-    let started = Instant::now();
-    let mut result = RecoverResult::default();
-    let mut seen: HashSet<EventId> = HashSet::new();
-    let mut query = AttemptQuery {
-        subscriber_id: Some(sub.id.clone()),
-        outcome: Some(Outcome::Failure),
-        since: Some(since),
-        until,
-        limit: 100,
-        ..AttemptQuery::default()
-    };
-    result.complete = loop {
-        if started.elapsed() > BULK_TIME_BUDGET {
-            break false;
-        }
-        let page = state.log.list(&sub.tenant, &query).await?;
-        for attempt in &page.items {
-            if seen.insert(attempt.event_id.clone()) {
-                match recover_one(&state, &sub, &attempt.event_id).await? {
-                    Requeue::Sent => result.recovered += 1,
-                    Requeue::Skipped => result.skipped += 1,
-                }
-            }
-        }
-        match page.next_cursor {
-            Some(c) => query.cursor = Some(c),
-            None => break true,
-        }
-    };
+    let done = state.redrive.recover(&sub, since, until).await?;
     audit(
         &state,
         &principal.tenant,
@@ -1032,11 +900,15 @@ pub(crate) async fn recover(
         Some(json!({
             "since": format_time(since),
             "until": until.map(format_time),
-            "recovered": result.recovered,
+            "recovered": done.recovered,
         })),
     )
     .await;
-    Ok(Json(result))
+    Ok(Json(RecoverResult {
+        recovered: done.recovered,
+        skipped: done.skipped,
+        complete: done.complete,
+    }))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod memory;
 pub mod model;
 pub mod ports;
 pub mod publish;
+pub mod redrive;
 pub mod retry;
 pub mod secret;
 pub mod series;

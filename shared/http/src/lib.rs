@@ -122,6 +122,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<skyhook_domain::redrive::RedriveError> for ApiError {
+    fn from(err: skyhook_domain::redrive::RedriveError) -> Self {
+        match err {
+            skyhook_domain::redrive::RedriveError::Store(e) => e.into(),
+            skyhook_domain::redrive::RedriveError::Send(e) => e.into(),
+        }
+    }
+}
+
 impl From<PublishError> for ApiError {
     fn from(err: PublishError) -> Self {
         match err {
