@@ -15,10 +15,7 @@ use crate::url::SubscriberUrl;
 /// The header a caller's correlation id arrives in on publish and leaves in on every attempt.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
-/// What the API shows, and the subscriber record keeps, in place of a custom header's
-/// value: the values are receiver credentials, kept with the signing secret in Secrets
-/// Manager. Sent back in a `PATCH`, it keeps the value stored under that name.
-pub const MASKED_VALUE: &str = "********";
+pub use crate::url::MASKED_VALUE;
 
 /// The header names with every value masked.
 pub fn masked_headers(

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::event_type::EventType;
 use crate::health::Health;
 use crate::ids::{ApiKeyId, EventId, SourceId, SubscriberId, TenantId};
-use crate::inbound::{Source, SourceSecret, StoredSourceSecret};
+use crate::inbound::source::{Source, SourceSecret, StoredSourceSecret};
 use crate::jq::JqError;
 use crate::model::{
     ApiKey, AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryMessage, DeliveryStats,
@@ -18,7 +18,7 @@ use crate::model::{
 };
 use crate::secret::SigningSecret;
 use crate::series::{Bucket, SeriesChange, SeriesCounts};
-use crate::tenants::{Admission, TenantLimits, TenantRecord};
+use crate::tenants::limits::{Admission, TenantLimits, TenantRecord};
 
 /// A failure of a backing service. `Unavailable` is worth retrying; the others are not.
 #[derive(Debug, thiserror::Error)]

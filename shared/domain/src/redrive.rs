@@ -381,16 +381,9 @@ impl Redrive {
     ) -> Result<Redriven, RedriveError> {
         let mut done = Redriven::default();
         let mut enabled: HashMap<SubscriberId, bool> = HashMap::new();
-        let mut cursor = None;
-        loop {
-            if started.elapsed() > self.budget {
-                return Ok(done);
-            }
-            let page = self
-                .dead_letters
-                .list(tenant, only, &page_from(cursor))
-                .await?;
-            for entry in page.items {
+        let mut pages = self.pages(tenant, only, started);
+        while let Some(entries) = pages.next().await? {
+            for entry in entries {
                 let Some(message) = held_message(&entry) else {
                     continue;
                 };
@@ -411,14 +404,9 @@ impl Redrive {
                     done.redriven += 1;
                 }
             }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => {
-                    done.complete = true;
-                    return Ok(done);
-                }
-            }
         }
+        done.complete = pages.complete;
+        Ok(done)
     }
 
     /// Whether the entry's subscriber is enabled, read once per call.
@@ -446,8 +434,26 @@ impl Redrive {
             .await
     }
 
-    /// The subscriber's parked deliveries, oldest first, a page at a time, handed to `each`
-    /// (which must take them out of the index) within the time budget.
+    /// The tenant's dead-letter entries (or one subscriber's), oldest first, a page at a
+    /// time, within the time budget counted from `started`.
+    fn pages<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        only: Option<&'a SubscriberId>,
+        started: Instant,
+    ) -> Pages<'a> {
+        Pages {
+            store: self.dead_letters.as_ref(),
+            tenant,
+            only,
+            deadline: started + self.budget,
+            cursor: None,
+            complete: false,
+        }
+    }
+
+    /// The subscriber's parked deliveries, a page at a time, handed to `each` (which must
+    /// take them out of the index) within the time budget.
     async fn for_each_parked<F, Fut>(
         &self,
         tenant: &TenantId,
@@ -458,19 +464,10 @@ impl Redrive {
         F: FnMut(Vec<(DeadLetterEntry, DeliveryMessage)>) -> Fut,
         Fut: std::future::Future<Output = Result<usize, RedriveError>>,
     {
-        let started = Instant::now();
         let mut done = Parked::default();
-        let mut cursor = None;
-        loop {
-            if started.elapsed() > self.budget {
-                return Ok(done);
-            }
-            let page = self
-                .dead_letters
-                .list(tenant, Some(subscriber), &page_from(cursor))
-                .await?;
-            let parked: Vec<(DeadLetterEntry, DeliveryMessage)> = page
-                .items
+        let mut pages = self.pages(tenant, Some(subscriber), Instant::now());
+        while let Some(entries) = pages.next().await? {
+            let parked: Vec<(DeadLetterEntry, DeliveryMessage)> = entries
                 .into_iter()
                 .filter_map(|e| {
                     let message = DeliveryMessage::from_json(e.parked_message()?).ok()?;
@@ -478,14 +475,9 @@ impl Redrive {
                 })
                 .collect();
             done.handled += each(parked).await?;
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => {
-                    done.complete = true;
-                    return Ok(done);
-                }
-            }
         }
+        done.complete = pages.complete;
+        Ok(done)
     }
 
     /// Sends an enabled subscriber's parked deliveries back to the queue, ten to a batch,
@@ -656,11 +648,34 @@ enum Sorting {
     Left,
 }
 
-fn page_from(cursor: Option<String>) -> PageRequest {
-    PageRequest {
-        limit: 100,
-        cursor,
-        active: None,
+/// Pages of dead-letter entries, until the last or the deadline.
+struct Pages<'a> {
+    store: &'a dyn DeadLetterStore,
+    tenant: &'a TenantId,
+    only: Option<&'a SubscriberId>,
+    deadline: Instant,
+    cursor: Option<String>,
+    /// Whether every page was read (rather than the deadline passing first).
+    complete: bool,
+}
+
+impl Pages<'_> {
+    /// The next page; `None` after the last one, or once the deadline has passed.
+    async fn next(&mut self) -> Result<Option<Vec<DeadLetterEntry>>, StoreError> {
+        if self.complete || Instant::now() > self.deadline {
+            return Ok(None);
+        }
+        let request = PageRequest {
+            limit: 100,
+            cursor: self.cursor.take(),
+            active: None,
+        };
+        let page = self.store.list(self.tenant, self.only, &request).await?;
+        match page.next_cursor {
+            Some(next) => self.cursor = Some(next),
+            None => self.complete = true,
+        }
+        Ok(Some(page.items))
     }
 }
 

@@ -9,6 +9,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use url::{Host, Url};
 
+/// What the API shows in place of a secret: a custom header's value (the values are
+/// receiver credentials, kept with the signing secret in Secrets Manager, and sent back in
+/// a `PATCH` it keeps the value stored under that name), or a URL's query string.
+pub const MASKED_VALUE: &str = "********";
+
 /// Longest URL accepted: browsers and most servers stop around here, and it bounds what we
 /// store per subscriber.
 pub const MAX_URL_LEN: usize = 2048;
@@ -148,7 +153,7 @@ pub fn mask_query(url: &str) -> String {
     let Ok(mut parsed) = Url::parse(url) else {
         // Not a URL (it was checked when saved, so this is rare): keep what precedes `?`.
         return match url.split_once('?') {
-            Some((before, _)) => format!("{before}?{}", crate::model::MASKED_VALUE),
+            Some((before, _)) => format!("{before}?{}", MASKED_VALUE),
             None => url.to_string(),
         };
     };
@@ -157,13 +162,12 @@ pub fn mask_query(url: &str) -> String {
     }
     let names: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
     if names.is_empty() {
-        parsed.set_query(Some(crate::model::MASKED_VALUE));
+        parsed.set_query(Some(MASKED_VALUE));
     } else {
-        parsed.query_pairs_mut().clear().extend_pairs(
-            names
-                .iter()
-                .map(|k| (k.as_str(), crate::model::MASKED_VALUE)),
-        );
+        parsed
+            .query_pairs_mut()
+            .clear()
+            .extend_pairs(names.iter().map(|k| (k.as_str(), MASKED_VALUE)));
     }
     parsed.to_string()
 }
