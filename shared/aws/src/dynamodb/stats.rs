@@ -2,11 +2,14 @@
 //! `S#{tenant}#{subscriber}` / `#STATS`, and the time series `TS#{tenant}#{subscriber or
 //! *}#{width}` / `{bucket start}`), moved only by the stats consumer, which folds a batch of
 //! the ledger's stream into one change per counter and per bucket. A batch's changes go in one
-//! transaction per 100 counters whose request token is derived from the batch: a retried
-//! batch is applied once. Apart from the ledger, their writes never feed its stream.
+//! transaction per 99 counters, each with a marker item of its own (`BATCH#{token}` /
+//! `#APPLIED`) written only if absent: a retried batch is applied once, however late the
+//! retry comes (DynamoDB's request token alone dedupes for ten minutes, and moto not at
+//! all). Apart from the ledger, their writes never feed its stream.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use sha2::{Digest, Sha256};
 
@@ -18,6 +21,10 @@ use skyhook_domain::series::SeriesChange;
 
 /// DynamoDB's limit of items in one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// How long a batch's marker is kept: longer than the stream keeps the records a retried
+/// batch is made of (24 hours).
+const MARKER_RETENTION_SECS: i64 = 2 * 24 * 3600;
 
 #[derive(Clone)]
 pub struct DynamoDbStatsCounters {
@@ -45,6 +52,37 @@ pub(crate) fn no_stats_table() -> StoreError {
 fn token(batch: &str, part: usize) -> String {
     let digest = Sha256::digest(format!("{batch}#{part}"));
     hex::encode(&digest[..18])
+}
+
+/// The marker of one transaction of a batch: written only where none is, so the
+/// transaction that writes it a second time is cancelled whole.
+fn marker_update(table: &str, token: &str) -> Result<Update, StoreError> {
+    let expires = chrono::Utc::now()
+        .timestamp()
+        .saturating_add(MARKER_RETENTION_SECS);
+    Update::builder()
+        .table_name(table)
+        .key("pk", s(format!("BATCH#{token}")))
+        .key("sk", s("#APPLIED"))
+        .update_expression("SET kind = :kind, expires_at = :expires")
+        .condition_expression("attribute_not_exists(pk)")
+        .expression_attribute_values(":kind", s("batch"))
+        .expression_attribute_values(":expires", n(expires))
+        .build()
+        .map_err(|e| StoreError::unavailable(SERVICE, e))
+}
+
+/// Whether a transaction was cancelled because its marker (its last item) is there: the
+/// part was applied before.
+fn applied_before(err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>) -> bool {
+    let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error()
+    else {
+        return false;
+    };
+    e.cancellation_reasons()
+        .last()
+        .and_then(|r| r.code())
+        .is_some_and(|c| c == "ConditionalCheckFailed")
 }
 
 /// The update of one counter item.
@@ -122,19 +160,28 @@ impl StatsCounters for DynamoDbStatsCounters {
             .map(|c| totals_update(&table.name, c))
             .chain(series.iter().map(|c| series_update(&table.name, c)))
             .collect::<Result<Vec<_>, _>>()?;
-        for (part, chunk) in updates.chunks(MAX_TRANSACTION_ITEMS).enumerate() {
+        for (part, chunk) in updates.chunks(MAX_TRANSACTION_ITEMS - 1).enumerate() {
+            let token = token(batch, part);
             let items = chunk
                 .iter()
-                .map(|u| TransactWriteItem::builder().update(u.clone()).build())
+                .cloned()
+                .chain(std::iter::once(marker_update(&table.name, &token)?))
+                .map(|u| TransactWriteItem::builder().update(u).build())
                 .collect();
-            table
+            let sent = table
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items))
-                .client_request_token(token(batch, part))
+                .client_request_token(&token)
                 .send()
-                .await
-                .map_err(|e| sdk_error(SERVICE, &e))?;
+                .await;
+            match sent {
+                Ok(_) => {}
+                Err(e) if applied_before(&e) => {
+                    tracing::debug!(batch, part, "a stats batch applied before; skipped");
+                }
+                Err(e) => return Err(sdk_error(SERVICE, &e)),
+            }
         }
         Ok(())
     }
