@@ -2,9 +2,9 @@
 //! the tests share, the operator commands' API client, and the verifying local receiver.
 
 pub mod client;
-pub mod esm;
 pub mod import;
 pub mod listen;
 pub mod local;
 pub mod progress;
+pub mod sqs_poller;
 pub mod streams;

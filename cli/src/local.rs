@@ -21,7 +21,7 @@ use skyhook_domain::config::{self, Env, ProcessEnv};
 use skyhook_domain::ids::TenantId;
 use skyhook_domain::publish::Publisher;
 
-use crate::esm::{SqsPoller, handler};
+use crate::sqs_poller::{SqsPoller, handler};
 use crate::streams::{Checkpoint, StartingPosition, StreamPoller, stream_handler};
 
 pub const LOCAL_ADDR: &str = "SKYHOOK_LOCAL_ADDR";
@@ -249,7 +249,7 @@ async fn provision_eventbridge(
 /// The `ingest-events` handler behind an SQS queue, as an EventBridge → SQS → Lambda chain:
 /// records that cannot become events are logged and dropped (they never will), records that
 /// failed for a passing reason are retried.
-fn eventbridge_handler(publisher: Publisher, tenant: TenantId) -> crate::esm::SqsHandler {
+fn eventbridge_handler(publisher: Publisher, tenant: TenantId) -> crate::sqs_poller::SqsHandler {
     handler(
         move |event: lambda_runtime::LambdaEvent<aws_lambda_events::sqs::SqsEvent>| {
             let (publisher, tenant) = (publisher.clone(), tenant.clone());

@@ -120,3 +120,63 @@ async fn the_eventbridge_ops_events_keep_the_contract() {
     .await;
     assert_eq!(seen.into_inner(), want, "each kind, and nothing else");
 }
+
+/// Through the recording queue the delivery side uses, with the stack's own dead-letter
+/// queue read back as a redrive reads it.
+#[tokio::test]
+async fn the_sqs_delivery_queue_and_dead_letter_queue_keep_the_contract() {
+    let stack = Stack::new().await;
+    let dlq = stack.adapters.dead_letter_queue(&stack.resources.dlq_url);
+    contract::delivery_queue(stack.adapters.queue.as_ref(), dlq.as_ref()).await;
+}
+
+/// Written by the stats function's clients, read back through the API's attempt log.
+#[tokio::test]
+async fn the_dynamodb_stats_counters_keep_the_contract() {
+    let stack = Stack::new().await;
+    contract::stats_counters(stack.stats_counters.as_ref(), stack.adapters.log.as_ref()).await;
+}
+
+#[tokio::test]
+async fn the_secrets_manager_secret_values_keep_the_contract() {
+    let stack = Stack::new().await;
+    let name = format!("{}contract-admin", stack.secret_prefix);
+    stack
+        .secrets_client
+        .create_secret()
+        .name(&name)
+        .secret_string("sk_contract_value")
+        .send()
+        .await
+        .expect("creating the secret");
+    contract::secret_values(
+        stack.adapters.secret_values.as_ref(),
+        &name,
+        "sk_contract_value",
+    )
+    .await;
+}
+
+/// The jq sandbox the functions run: worker processes, not this one.
+#[tokio::test]
+async fn the_jq_sandbox_keeps_the_program_runner_contract() {
+    contract::program_runner(&skyhook_tests::jq_sandbox().sandbox()).await;
+}
+
+#[tokio::test]
+async fn the_dynamodb_source_store_keeps_the_contract() {
+    let stack = Stack::new().await;
+    contract::source_store(stack.adapters.sources.as_ref()).await;
+}
+
+#[tokio::test]
+async fn the_secrets_manager_source_secrets_keep_the_contract() {
+    let stack = Stack::new().await;
+    contract::source_secrets(stack.adapters.source_secrets.as_ref()).await;
+}
+
+#[tokio::test]
+async fn the_dynamodb_replay_guard_keeps_the_contract() {
+    let stack = Stack::new().await;
+    contract::replay_guard(stack.adapters.replays.as_ref()).await;
+}

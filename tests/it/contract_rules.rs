@@ -192,7 +192,7 @@ async fn log_items_carry_expires_at_thirty_days_out_by_default_and_the_table_exp
     let (stop, stopped) = watch::channel(false);
     let handler = {
         let deliverer = deliverer.clone();
-        skyhook_cli::esm::handler(move |event| {
+        skyhook_cli::sqs_poller::handler(move |event| {
             let deliverer = deliverer.clone();
             async move { skyhook_delivery::handle(&deliverer, event).await }
         })

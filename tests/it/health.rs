@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use skyhook_domain::health::BreakerPolicy;
+use skyhook_domain::breaker::BreakerPolicy;
 use skyhook_tests::{ADMIN_KEY, Receiver, Reply, Stack, StackOptions, eventually};
 
 /// Each event's delivery status for `subscriber` (state, attempts), where it has one.

@@ -32,7 +32,7 @@ use tower::ServiceExt;
 use skyhook_aws::{
     Adapters, Provisioned, ResourceNames, Resources, Retention, SqsDeliveryQueue, provision,
 };
-use skyhook_cli::esm::{SqsHandler, SqsPoller, handler};
+use skyhook_cli::sqs_poller::{SqsHandler, SqsPoller, handler};
 use skyhook_cli::streams::{StartingPosition, StreamPoller, stream_handler};
 use skyhook_delivery::Deliverer;
 use skyhook_domain::config::AdminKeySource;
@@ -186,7 +186,7 @@ pub struct StackOptions {
     /// Where the stack's AWS clients send their calls; `None` is `AWS_ENDPOINT_URL`.
     pub endpoint: Option<String>,
     /// The circuit breaker's settings.
-    pub breaker: skyhook_domain::health::BreakerPolicy,
+    pub breaker: skyhook_domain::breaker::BreakerPolicy,
     /// An EventBridge bus for operational events, with a rule that copies them to a queue
     /// the test reads ([`Stack::ops_events`]).
     pub ops_bus: bool,
@@ -207,7 +207,7 @@ impl Default for StackOptions {
             rotation_grace: Duration::from_secs(24 * 3600),
             secret_cache_ttl: Duration::from_secs(60),
             endpoint: None,
-            breaker: skyhook_domain::health::BreakerPolicy::default(),
+            breaker: skyhook_domain::breaker::BreakerPolicy::default(),
             ops_bus: false,
             admin_key_in_secret: false,
             tenant_limits: generous_limits(),
@@ -246,7 +246,7 @@ pub struct Stack {
     pub ingest_adapters: Adapters,
     pub events_adapters: Adapters,
     /// The stats function's counters, and the delivery event source's queue client.
-    stats_counters: Arc<dyn skyhook_domain::ports::StatsCounters>,
+    pub stats_counters: Arc<dyn skyhook_domain::ports::StatsCounters>,
     delivery_sqs: aws_sdk_sqs::Client,
     /// Records what each function does in AWS (with `SKYHOOK_IAM_RECORD`).
     pub recorder: Option<CallRecorder>,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use skyhook_domain::health::{Gate, Health, PROBE_WAIT};
+use skyhook_domain::breaker::{Gate, Health, PROBE_WAIT};
 use skyhook_domain::model::{DeliveryMessage, Subscriber};
 
 use crate::Deliverer;

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
+use skyhook_domain::breaker::BreakerState;
 use skyhook_domain::directory::DirectoryView;
-use skyhook_domain::health::BreakerState;
 use skyhook_domain::model::{
     AuditRecord, DeliveryMessage, DisabledReason, OpsEvent, OpsEventKind, Subscriber,
 };

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use skyhook_aws::{Resources, Retention};
+use skyhook_domain::breaker::BreakerPolicy;
 use skyhook_domain::config::{self, ConfigError, Env};
-use skyhook_domain::health::BreakerPolicy;
 use skyhook_domain::retry::RetrySchedule;
 use skyhook_process::SandboxSettings;
 

@@ -27,8 +27,8 @@ use lambda_runtime::LambdaEvent;
 use tracing::Instrument;
 
 use skyhook_aws::Adapters;
+use skyhook_domain::breaker::{BreakerPolicy, Health};
 use skyhook_domain::directory::{Directory, DirectoryView};
-use skyhook_domain::health::{BreakerPolicy, Health};
 use skyhook_domain::jq::JqError;
 use skyhook_domain::model::{
     AttemptRecord, DeadLetterReason, DeliveryMessage, DeliveryState, DisabledReason, Outcome,

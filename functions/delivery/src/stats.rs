@@ -10,8 +10,8 @@ use lambda_runtime::LambdaEvent;
 
 use skyhook_aws::{Adapters, Resources, Retention, ledger_change};
 use skyhook_domain::config::{self, ConfigError, Env};
-use skyhook_domain::ledger::{LedgerChange, fold};
 use skyhook_domain::ports::StatsCounters;
+use skyhook_domain::stats_fold::{LedgerChange, fold};
 
 /// Settings of the stats consumer, read once at start-up.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ pub async fn handle(
         }
     }
     let folded = fold(&changes);
-    let series = skyhook_domain::series::fold(&skyhook_domain::ledger::attempts(&changes));
+    let series = skyhook_domain::series::fold(&skyhook_domain::stats_fold::attempts(&changes));
     if folded.is_empty() && series.is_empty() {
         return Ok(());
     }

@@ -17,8 +17,8 @@ use serde_json::value::RawValue;
 use skyhook_delivery::admission::DeferReason;
 use skyhook_delivery::fate::Fate;
 use skyhook_delivery::{Config, Deliverer, Ports};
+use skyhook_domain::breaker::{BreakerPolicy, BreakerState};
 use skyhook_domain::event_type::{EventType, EventTypeFilter};
-use skyhook_domain::health::{BreakerPolicy, BreakerState};
 use skyhook_domain::ids::{EventId, SubscriberId, TenantId};
 use skyhook_domain::jq::JqError;
 use skyhook_domain::memory::{

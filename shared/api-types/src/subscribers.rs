@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use skyhook_domain::health::{BreakerState, Health};
+use skyhook_domain::breaker::{BreakerState, Health};
 use skyhook_domain::model::{DisabledReason, Subscriber, format_time, masked_headers};
 use skyhook_domain::signing::SignatureScheme;
 

@@ -163,8 +163,8 @@ pub const AUTO_DISABLE_AFTER: &str = "SKYHOOK_AUTO_DISABLE_AFTER";
 /// The circuit breaker's settings: `SKYHOOK_BREAKER_FAILURES` (1–1000, default 5),
 /// `SKYHOOK_BREAKER_COOLDOWN` (default 30s), `SKYHOOK_BREAKER_MAX_COOLDOWN` (default 1h, at
 /// least the cool-down) and `SKYHOOK_AUTO_DISABLE_AFTER` (default 5d).
-pub fn breaker_policy(env: &dyn Env) -> Result<crate::health::BreakerPolicy, ConfigError> {
-    use crate::health::*;
+pub fn breaker_policy(env: &dyn Env) -> Result<crate::breaker::BreakerPolicy, ConfigError> {
+    use crate::breaker::*;
     let failures = parsed(env, BREAKER_FAILURES, DEFAULT_BREAKER_FAILURES, |v| match v
         .parse::<u32>()
     {

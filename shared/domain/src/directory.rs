@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use moka::future::Cache;
 
+use crate::breaker::Health;
 use crate::event_type::EventType;
-use crate::health::Health;
 use crate::ids::{SubscriberId, TenantId};
 use crate::model::{Subscriber, Target};
 use crate::ports::{

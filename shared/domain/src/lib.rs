@@ -3,6 +3,7 @@
 //! (`skyhook-aws`) implement the ports, the HTTP plumbing (`skyhook-http`) and the function
 //! crates turn requests and Lambda events into calls on these types.
 
+pub mod breaker;
 pub mod config;
 #[cfg(any(test, feature = "testing"))]
 pub mod contract;
@@ -10,11 +11,9 @@ pub mod directory;
 pub mod event_type;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
-pub mod health;
 pub mod ids;
 pub mod inbound;
 pub mod jq;
-pub mod ledger;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod model;
@@ -25,6 +24,7 @@ pub mod retry;
 pub mod secret;
 pub mod series;
 pub mod signing;
+pub mod stats_fold;
 pub mod tenants;
 pub mod url;
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::breaker::Health;
 use crate::event_type::EventType;
-use crate::health::Health;
 use crate::ids::{ApiKeyId, EventId, SourceId, SubscriberId, TenantId};
 use crate::inbound::source::{Source, SourceSecret, StoredSourceSecret};
 use crate::jq::JqError;
@@ -155,7 +155,7 @@ pub struct TenantVersions {
     pub health: u64,
 }
 
-/// Subscribers' health ([`crate::health`]): one item per subscriber that is failing or whose
+/// Subscribers' health ([`crate::breaker`]): one item per subscriber that is failing or whose
 /// breaker is not closed; none for a healthy one.
 #[async_trait]
 pub trait HealthStore: Send + Sync {

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Item, SERVICE, Table, attr, is_condition_failure, keys, s};
 use crate::sdk_error;
-use skyhook_domain::health::{BreakerState, Health};
+use skyhook_domain::breaker::{BreakerState, Health};
 use skyhook_domain::ids::{SubscriberId, TenantId};
 use skyhook_domain::model::{format_time, parse_time};
 use skyhook_domain::ports::{HealthStore, StoreError};

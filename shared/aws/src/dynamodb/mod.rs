@@ -2,6 +2,7 @@
 //! design, the access patterns and the per-partition arithmetic behind them.
 
 mod api_keys;
+mod attempt_log;
 mod audit;
 mod cursor;
 mod dead_letters;
@@ -9,7 +10,6 @@ mod events;
 mod health;
 mod idempotency;
 pub mod keys;
-mod ledger;
 mod rate;
 mod sources;
 mod stats;
@@ -28,12 +28,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use api_keys::DynamoDbApiKeyStore;
+pub use attempt_log::{DynamoDbAttemptLog, ledger_change};
 pub use audit::DynamoDbAuditLog;
 pub use dead_letters::DynamoDbDeadLetterStore;
 pub use events::DynamoDbEventStore;
 pub use health::DynamoDbHealthStore;
 pub use idempotency::DynamoDbIdempotencyStore;
-pub use ledger::{DynamoDbAttemptLog, ledger_change};
 pub use rate::DynamoDbRateBudget;
 pub use sources::{DynamoDbReplayGuard, DynamoDbSourceStore};
 pub use stats::DynamoDbStatsCounters;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{event_type, fresh_tenant};
-use crate::health::BreakerState;
+use crate::breaker::BreakerState;
 use crate::ids::{EventId, SubscriberId, TenantId};
 use crate::model::{
     AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryState, DeliveryStatus, OpsEvent,

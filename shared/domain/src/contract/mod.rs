@@ -7,9 +7,13 @@
 //! suite can run against a shared table.
 
 mod delivery;
+mod queues;
+mod sources;
 pub use delivery::{
     attempt_log, audit_log, dead_letter_store, health_store, ops_events, rate_budget,
 };
+pub use queues::{delivery_queue, program_runner, secret_values, stats_counters};
+pub use sources::{replay_guard, source_secrets, source_store};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -870,6 +874,46 @@ mod tests {
     #[tokio::test]
     async fn the_memory_rate_budget_keeps_the_contract() {
         rate_budget(&crate::memory::MemoryRateBudget::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_delivery_queue_keeps_the_contract() {
+        let queue = crate::memory::MemoryDeliveryQueue::default();
+        delivery_queue(&queue, &queue).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_stats_counters_keep_the_contract() {
+        let counters = std::sync::Arc::new(crate::memory::MemoryStatsCounters::default());
+        let log = crate::memory::MemoryAttemptLog::with_counters(counters.clone());
+        stats_counters(counters.as_ref(), &log).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_secret_values_keep_the_contract() {
+        let values = crate::memory::MemorySecretValues::default();
+        values.put("skyhook/admin", "sk_contract");
+        secret_values(&values, "skyhook/admin", "sk_contract").await;
+    }
+
+    #[tokio::test]
+    async fn the_in_process_program_runner_keeps_the_contract() {
+        program_runner(&crate::memory::InProcessRunner).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_source_store_keeps_the_contract() {
+        source_store(&crate::memory::MemorySourceStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_source_secrets_keep_the_contract() {
+        source_secrets(&crate::memory::MemorySourceSecrets::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_replay_guard_keeps_the_contract() {
+        replay_guard(&crate::memory::MemoryReplayGuard::default()).await;
     }
 
     #[tokio::test]

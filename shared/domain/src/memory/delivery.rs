@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{HealthVersions, lock, page_after};
-use crate::health::{BreakerState, Health};
+use super::{HealthVersions, MemoryStatsCounters, lock, page_after};
+use crate::breaker::{BreakerState, Health};
 use crate::ids::{EventId, SubscriberId, TenantId};
 use crate::model::{
     AttemptRecord, AuditRecord, DeadLetterEntry, DeliveryState, DeliveryStats, DeliveryStatus,
@@ -24,14 +24,24 @@ use crate::series::{AttemptSample, Bucket, SeriesCounts};
 type DeliveryKey = (TenantId, EventId, SubscriberId);
 
 /// The attempt log in memory. Its totals and series are folded at once (the DynamoDB
-/// adapter's wait for the stats consumer).
+/// adapter's wait for the stats consumer), or, made [`MemoryAttemptLog::with_counters`],
+/// read from those counters as the adapter reads the stats table.
 #[derive(Default)]
 pub struct MemoryAttemptLog {
     statuses: Mutex<BTreeMap<DeliveryKey, DeliveryStatus>>,
     attempts: Mutex<Vec<AttemptRecord>>,
+    counters: Option<Arc<MemoryStatsCounters>>,
 }
 
 impl MemoryAttemptLog {
+    /// A log whose totals and series are what `counters` were given.
+    pub fn with_counters(counters: Arc<MemoryStatsCounters>) -> Self {
+        Self {
+            counters: Some(counters),
+            ..Self::default()
+        }
+    }
+
     /// Every attempt logged, in the order they were.
     pub fn all_attempts(&self) -> Vec<AttemptRecord> {
         lock(&self.attempts).clone()
@@ -188,6 +198,9 @@ impl AttemptLog for MemoryAttemptLog {
         tenant: &TenantId,
         subscriber: Option<&SubscriberId>,
     ) -> Result<DeliveryStats, StoreError> {
+        if let Some(counters) = &self.counters {
+            return Ok(counters.totals(tenant, subscriber));
+        }
         Ok(lock(&self.statuses)
             .iter()
             .filter(|((t, _, s), _)| t == tenant && subscriber.is_none_or(|want| want == s))
@@ -203,6 +216,9 @@ impl AttemptLog for MemoryAttemptLog {
         first: i64,
         last: i64,
     ) -> Result<Vec<(i64, SeriesCounts)>, StoreError> {
+        if let Some(counters) = &self.counters {
+            return Ok(counters.points(tenant, subscriber, bucket, first, last));
+        }
         let mut points: BTreeMap<i64, SeriesCounts> = BTreeMap::new();
         for a in lock(&self.attempts).iter() {
             if &a.tenant != tenant || subscriber.is_some_and(|s| s != &a.subscriber_id) {

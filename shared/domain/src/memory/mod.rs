@@ -22,10 +22,12 @@ use crate::ports::{
 use crate::secret::SigningSecret;
 
 mod delivery;
+mod queues;
 pub use delivery::{
     MemoryAttemptLog, MemoryAuditLog, MemoryDeadLetterStore, MemoryHealthStore, MemoryOpsEvents,
     MemoryRateBudget,
 };
+pub use queues::{InProcessRunner, MemorySecretValues, MemoryStatsCounters};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic in another test thread must not cascade into every later call.
@@ -263,6 +265,8 @@ pub struct MemoryDeliveryQueue {
     pub refuse_next_entries: Mutex<usize>,
     /// Messages sent with a delay, and the delay.
     pub later: Mutex<Vec<(DeliveryMessage, Duration)>>,
+    /// What readers of `dead` (as the dead-letter queue) hold or deleted.
+    dlq: Mutex<queues::DeadState>,
 }
 
 #[async_trait]

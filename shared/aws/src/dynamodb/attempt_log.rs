@@ -22,13 +22,13 @@ use super::{
 use crate::sdk_error;
 use skyhook_domain::event_type::EventType;
 use skyhook_domain::ids::{EventId, SubscriberId, TenantId};
-use skyhook_domain::ledger::LedgerChange;
 use skyhook_domain::model::{
     AttemptRecord, DeliveryState, DeliveryStats, DeliveryStatus, EventRecord, Outcome, format_time,
     parse_time,
 };
 use skyhook_domain::ports::{AttemptLog, AttemptQuery, Page, StoreError};
 use skyhook_domain::series::{AttemptSample, Bucket, SeriesCounts};
+use skyhook_domain::stats_fold::LedgerChange;
 
 #[derive(Clone)]
 pub struct DynamoDbAttemptLog {
