@@ -194,6 +194,40 @@ pub(crate) async fn timeseries(
     }))
 }
 
+/// The answer to a resend the redrive service refused: `404` for what does not exist,
+/// `409` for a delivery that cannot be resent now.
+fn refused(why: ResendRefusal, id: &EventId, sub_id: &SubscriberId) -> ApiError {
+    let conflict =
+        |code: &'static str, message: String| ApiError::new(StatusCode::CONFLICT, code, message);
+    match why {
+        ResendRefusal::EventNotFound => ApiError::not_found("event"),
+        ResendRefusal::SubscriberNotFound => ApiError::not_found("subscriber"),
+        ResendRefusal::SubscriberInactive => conflict(
+            "subscriber_inactive",
+            format!("subscriber {sub_id} is inactive; enable it first"),
+        ),
+        ResendRefusal::NotARecipient => conflict(
+            "not_a_recipient",
+            format!(
+                "event {id} was not sent to {sub_id}; publish it with subscriber_ids to send it there"
+            ),
+        ),
+        ResendRefusal::InProgress(state_name) => conflict(
+            "delivery_in_progress",
+            format!("the delivery to {sub_id} is still {state_name}; it is not resent meanwhile"),
+        ),
+        ResendRefusal::DataUnavailable => conflict(
+            "event_data_unavailable",
+            "the event's payload was too large to keep beside the log; a DLQ redrive sends it"
+                .into(),
+        ),
+        ResendRefusal::Changed => conflict(
+            "conflict",
+            format!("the delivery to {sub_id} changed meanwhile; look at it again"),
+        ),
+    }
+}
+
 /// Sends an event to one of its subscribers again, with the same `webhook-id`.
 ///
 /// A finished delivery (`delivered`, `failed`, `subscriber_deleted`) is reopened (`pending`)
@@ -216,41 +250,14 @@ pub(crate) async fn resend(
     let id = EventId::parse(&id).map_err(|_| ApiError::not_found("event"))?;
     let sub_id = SubscriberId::parse(&req.subscriber_id)
         .map_err(|e| ApiError::unprocessable("invalid_subscriber_id", e.to_string()))?;
-    let conflict =
-        |code: &'static str, message: String| ApiError::new(StatusCode::CONFLICT, code, message);
-    let attempts = match state.redrive.resend(&principal.tenant, &id, &sub_id).await {
-        Ok(attempts) => attempts,
-        Err(ResendError::Failed(e)) => return Err(e.into()),
-        Err(ResendError::Refused(why)) => {
-            return Err(match why {
-                ResendRefusal::EventNotFound => ApiError::not_found("event"),
-                ResendRefusal::SubscriberNotFound => ApiError::not_found("subscriber"),
-                ResendRefusal::SubscriberInactive => conflict(
-                    "subscriber_inactive",
-                    format!("subscriber {sub_id} is inactive; enable it first"),
-                ),
-                ResendRefusal::NotARecipient => conflict(
-                    "not_a_recipient",
-                    format!(
-                        "event {id} was not sent to {sub_id}; publish it with subscriber_ids to send it there"
-                    ),
-                ),
-                ResendRefusal::InProgress(state_name) => conflict(
-                    "delivery_in_progress",
-                    format!("the delivery to {sub_id} is still {state_name}; it is not resent meanwhile"),
-                ),
-                ResendRefusal::DataUnavailable => conflict(
-                    "event_data_unavailable",
-                    "the event's payload was too large to keep beside the log; a DLQ redrive sends it"
-                        .into(),
-                ),
-                ResendRefusal::Changed => conflict(
-                    "conflict",
-                    format!("the delivery to {sub_id} changed meanwhile; look at it again"),
-                ),
-            });
-        }
-    };
+    let attempts = state
+        .redrive
+        .resend(&principal.tenant, &id, &sub_id)
+        .await
+        .map_err(|e| match e {
+            ResendError::Failed(e) => e.into(),
+            ResendError::Refused(why) => refused(why, &id, &sub_id),
+        })?;
     audit(
         &state,
         &principal.tenant,

@@ -15,7 +15,7 @@ use skyhook_api_types::ListResponse;
 use skyhook_api_types::query::{PageQuery, limit_or_default};
 use skyhook_api_types::sources::{CreateSource, SourceView, UpdateSource};
 use skyhook_domain::ids::SourceId;
-use skyhook_domain::inbound::{Scheme, Source, SourceSecret};
+use skyhook_domain::inbound::{EventTypeRule, HmacSettings, Scheme, Source, SourceSecret};
 use skyhook_domain::ports::PageRequest;
 use skyhook_http::responses::{AuthErrors, BodyErrors, Conflict, NotFound, QueryErrors};
 use skyhook_http::{ApiError, ApiPath, ApiQuery, Principal, Role, read_json};
@@ -148,6 +148,79 @@ pub(crate) async fn get_source(
     Ok(Json(SourceView::from(&source)))
 }
 
+/// `old` with the fields given; the HMAC settings of a scheme no longer used go with it.
+fn patched(
+    old: &Source,
+    scheme: Option<Scheme>,
+    name: Option<String>,
+    event_type: Option<EventTypeRule>,
+    hmac: Option<HmacSettings>,
+) -> Source {
+    let mut source = old.clone();
+    if let Some(name) = name {
+        source.name = name;
+    }
+    if let Some(rule) = event_type {
+        source.event_type = rule;
+    }
+    if let Some(scheme) = scheme {
+        source.scheme = scheme;
+        if scheme != Scheme::HmacSha256 {
+            source.hmac = None;
+        }
+    }
+    if let Some(hmac) = hmac {
+        source.hmac = Some(hmac);
+    }
+    source
+}
+
+/// A new verification scheme without a new secret: the stored secret must suit it.
+async fn check_secret_suits(
+    state: &ApiState,
+    old: &Source,
+    scheme: Scheme,
+) -> Result<(), ApiError> {
+    let current = state
+        .source_secrets
+        .get(&old.tenant, &old.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("source"))?;
+    parse_secret(scheme, current.secret.expose()).map_err(|_| {
+        ApiError::unprocessable(
+            "invalid_secret",
+            format!(
+                "the source's secret does not suit {}; give a new secret with it",
+                scheme.as_str()
+            ),
+        )
+    })?;
+    Ok(())
+}
+
+/// Writes the secret of the source's new version, trying twice: until it lands, the
+/// previous secret keeps verifying.
+async fn put_new_secret(
+    state: &ApiState,
+    source: &Source,
+    new: &SourceSecret,
+) -> Result<(), ApiError> {
+    let (tenant, id, version) = (&source.tenant, &source.id, source.secret_version);
+    let mut put = state.source_secrets.put(tenant, id, new, version).await;
+    if let Err(e) = &put {
+        tracing::warn!(error = %e, source = %id, "could not write a source's new secret; trying again");
+        put = state.source_secrets.put(tenant, id, new, version).await;
+    }
+    match put {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::not_found("source")),
+        Err(e) => {
+            tracing::error!(error = %e, source = %id, "the source's new secret was not written: the previous one still verifies; send the change again");
+            Err(e.into())
+        }
+    }
+}
+
 /// Changes a source: only the fields given change.
 ///
 /// A new `secret` applies to the very next inbound request. A new `verification` needs a
@@ -172,23 +245,7 @@ pub(crate) async fn patch_source(
     }
     let scheme = req.verification.as_deref().map(parse_scheme).transpose()?;
     let old = load(&state, &principal, &id).await?;
-    let mut source = old.clone();
-    if let Some(name) = req.name {
-        source.name = name;
-    }
-    if let Some(rule) = req.event_type {
-        source.event_type = rule;
-    }
-    if let Some(scheme) = scheme {
-        source.scheme = scheme;
-        if scheme != Scheme::HmacSha256 {
-            // Settings of a scheme no longer used go with it.
-            source.hmac = None;
-        }
-    }
-    if let Some(hmac) = req.hmac {
-        source.hmac = Some(hmac);
-    }
+    let mut source = patched(&old, scheme, req.name, req.event_type, req.hmac);
     check(&source)?;
     let secret = req
         .secret
@@ -196,20 +253,7 @@ pub(crate) async fn patch_source(
         .map(|raw| parse_secret(source.scheme, raw))
         .transpose()?;
     if secret.is_none() && source.scheme != old.scheme {
-        let current = state
-            .source_secrets
-            .get(&old.tenant, &old.id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("source"))?;
-        parse_secret(source.scheme, current.secret.expose()).map_err(|_| {
-            ApiError::unprocessable(
-                "invalid_secret",
-                format!(
-                    "the source's secret does not suit {}; give a new secret with it",
-                    source.scheme.as_str()
-                ),
-            )
-        })?;
+        check_secret_suits(&state, &old, source.scheme).await?;
     }
     // The record first, under its version, then the secret written for that version: a
     // change that loses a race to another (its record update conflicts) has touched no
@@ -221,26 +265,7 @@ pub(crate) async fn patch_source(
     source.updated_at = Utc::now().max(old.updated_at + chrono::Duration::milliseconds(1));
     state.sources.replace(&source, old.updated_at).await?;
     if let Some(new) = &secret {
-        // Tried twice: until it lands, the previous secret keeps verifying.
-        let mut put = state
-            .source_secrets
-            .put(&source.tenant, &source.id, new, source.secret_version)
-            .await;
-        if let Err(e) = &put {
-            tracing::warn!(error = %e, source = %source.id, "could not write a source's new secret; trying again");
-            put = state
-                .source_secrets
-                .put(&source.tenant, &source.id, new, source.secret_version)
-                .await;
-        }
-        match put {
-            Ok(true) => {}
-            Ok(false) => return Err(ApiError::not_found("source")),
-            Err(e) => {
-                tracing::error!(error = %e, source = %source.id, "the source's new secret was not written: the previous one still verifies; send the change again");
-                return Err(e.into());
-            }
-        }
+        put_new_secret(&state, &source, new).await?;
     }
     audit(
         &state,

@@ -348,6 +348,43 @@ fn check_rate_limit(n: u32) -> Result<u32, ApiError> {
     }
 }
 
+/// A new subscriber's headers: valid, and none given as the mask the API shows.
+fn parse_new_headers(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+    let headers = parse_headers(raw)?;
+    if let Some(name) = headers
+        .iter()
+        .find(|(_, v)| v.as_str() == MASKED_VALUE)
+        .map(|(k, _)| k)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_headers",
+            format!(
+                "header {name} is {MASKED_VALUE:?}, which the API shows in place of a value; give its value"
+            ),
+        ));
+    }
+    Ok(headers)
+}
+
+/// Stores a new subscriber, its secret (with the header values) first: a subscriber that
+/// exists is always deliverable. A record that cannot be written takes its secret away.
+async fn store_new(
+    state: &ApiState,
+    subscriber: &Subscriber,
+    secret: &SigningSecret,
+    headers: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    let (tenant, id) = (&subscriber.tenant, &subscriber.id);
+    state.secrets.create(tenant, id, secret, headers).await?;
+    if let Err(e) = state.subscribers.create(subscriber).await {
+        if let Err(cleanup) = state.secrets.delete(tenant, id).await {
+            tracing::error!(error = %cleanup, subscriber_id = %id, "could not remove the secret of a subscriber that was not created");
+        }
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 /// Creates a subscriber; the answer is the only place its signing secret appears.
 #[utoipa::path(post, path = "/v1/subscribers", tag = "subscribers", request_body = CreateSubscriber,
     responses((status = 201, description = "Created; the answer holds its signing secret, shown this once.", body = SubscriberView), BodyErrors, AuthErrors))]
@@ -369,19 +406,7 @@ pub(crate) async fn create_subscriber(
         Some(s) => parse_scheme(s)?,
         None => SignatureScheme::Standard,
     };
-    let headers = parse_headers(req.headers.unwrap_or_default())?;
-    if let Some(name) = headers
-        .iter()
-        .find(|(_, v)| v.as_str() == MASKED_VALUE)
-        .map(|(k, _)| k)
-    {
-        return Err(ApiError::unprocessable(
-            "invalid_headers",
-            format!(
-                "header {name} is {MASKED_VALUE:?}, which the API shows in place of a value; give its value"
-            ),
-        ));
-    }
+    let headers = parse_new_headers(req.headers.unwrap_or_default())?;
     let max_concurrency = req
         .max_concurrency
         .map(check_max_concurrency)
@@ -413,21 +438,7 @@ pub(crate) async fn create_subscriber(
         transform,
         filter,
     };
-    // The secret goes first: a subscriber that exists is always deliverable.
-    state
-        .secrets
-        .create(&subscriber.tenant, &subscriber.id, &secret, &headers)
-        .await?;
-    if let Err(e) = state.subscribers.create(&subscriber).await {
-        if let Err(cleanup) = state
-            .secrets
-            .delete(&subscriber.tenant, &subscriber.id)
-            .await
-        {
-            tracing::error!(error = %cleanup, subscriber_id = %subscriber.id, "could not remove the secret of a subscriber that was not created");
-        }
-        return Err(e.into());
-    }
+    store_new(&state, &subscriber, &secret, &headers).await?;
     audit(
         &state,
         &principal.tenant,
@@ -511,42 +522,7 @@ pub(crate) async fn patch_subscriber(
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let req: UpdateSubscriber = read_json(body, MAX_BODY_BYTES).await?;
     // Everything is validated before anything is read or written, as on create.
-    let url = req
-        .url
-        .as_deref()
-        .map(|u| parse_url(&state, u))
-        .transpose()?;
-    let event_types = req
-        .event_types
-        .as_deref()
-        .map(parse_event_types)
-        .transpose()?;
-    if let Some(d) = &req.description {
-        check_description(d)?;
-    }
-    let new_headers = req
-        .headers
-        .clone()
-        .map(|h| parse_headers(h.unwrap_or_default()))
-        .transpose()?;
-    let scheme = req
-        .signature_scheme
-        .as_deref()
-        .map(parse_scheme)
-        .transpose()?;
-    let max_concurrency = req.max_concurrency.map(check_max_concurrency).transpose()?;
-    let rate_limit = req
-        .rate_limit
-        .map(|r| r.map(check_rate_limit).transpose())
-        .transpose()?;
-    let transform = match &req.transform {
-        Some(t) => Some(check_transform(&state, t.as_deref()).await?),
-        None => None,
-    };
-    let filter = match &req.filter {
-        Some(f) => Some(check_filter(&state, f.as_deref()).await?),
-        None => None,
-    };
+    let patch = Patch::parse(&state, &req).await?;
     let changed = req.fields();
     if changed.is_empty() {
         return Err(ApiError::unprocessable(
@@ -555,67 +531,152 @@ pub(crate) async fn patch_subscriber(
         ));
     }
     let old = load(&state, &principal, &id).await?;
-    let mut sub = old.clone();
-    if let Some(u) = url {
-        sub.url = u;
-    }
-    if let Some(e) = event_types {
-        sub.event_types = e;
-    }
-    if let Some(a) = req.active {
-        sub.active = a;
-        // A person's choice: disabling says so, enabling clears any reason.
-        sub.disabled_reason = (!a).then_some(DisabledReason::Manual);
-    }
-    if let Some(n) = max_concurrency {
-        sub.max_concurrency = n;
-    }
-    if let Some(r) = rate_limit {
-        sub.rate_limit = r;
-    }
-    if let Some(t) = transform {
-        sub.transform = t;
-    }
-    if let Some(f) = filter {
-        if let Some(new) = &f
-            && sub.filter.as_ref() != Some(new)
-        {
-            check_filter_count(&state, &sub.tenant, new, Some(&sub.id)).await?;
-        }
-        sub.filter = f;
-    }
-    if let Some(d) = req.description {
-        sub.description = d;
-    }
+    let mut sub = patch.apply(&state, &req, &old).await?;
     // New header values go to Secrets Manager first; a value given as the mask keeps what
     // is stored under that name.
-    let replaced_headers = match new_headers {
-        Some(h) => {
-            let before = stored_headers(&state, &old).await?;
-            let values = unmask_headers(h, &before)?;
-            if !state
-                .secrets
-                .set_headers(&old.tenant, &old.id, &values)
-                .await?
-            {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "secret_missing",
-                    "the subscriber's secret is missing; rotate its secret to make a new one, then set its headers",
-                ));
-            }
-            sub.headers = masked_headers(&values);
-            Some(before)
-        }
+    let replaced_headers = match patch.headers {
+        Some(h) => Some(swap_headers(&state, &old, &mut sub, h).await?),
         None => None,
     };
-    if let Some(s) = scheme {
-        sub.signature_scheme = s;
-    }
     // Strictly later than the stored time, which the next edit's condition compares with.
     sub.updated_at = Utc::now().max(old.updated_at + chrono::Duration::milliseconds(1));
-    if let Err(e) = state.subscribers.replace(&sub, old.updated_at).await {
-        if let Some(before) = &replaced_headers
+    store_patched(&state, &old, &sub, replaced_headers.as_ref()).await?;
+    after_patch(&state, &principal, &old, &sub, changed).await?;
+    let health = state.health.get(&principal.tenant, &sub.id).await?;
+    Ok(Json(seen_by(
+        SubscriberView::with_health(&sub, health.as_ref()),
+        &principal,
+    )))
+}
+
+/// The fields of a `PATCH`, each validated as on create.
+struct Patch {
+    url: Option<SubscriberUrl>,
+    event_types: Option<Vec<EventTypeFilter>>,
+    headers: Option<BTreeMap<String, String>>,
+    scheme: Option<SignatureScheme>,
+    max_concurrency: Option<u32>,
+    rate_limit: Option<Option<u32>>,
+    transform: Option<Option<String>>,
+    filter: Option<Option<String>>,
+}
+
+impl Patch {
+    async fn parse(state: &ApiState, req: &UpdateSubscriber) -> Result<Self, ApiError> {
+        if let Some(d) = &req.description {
+            check_description(d)?;
+        }
+        let transform = match &req.transform {
+            Some(t) => Some(check_transform(state, t.as_deref()).await?),
+            None => None,
+        };
+        let filter = match &req.filter {
+            Some(f) => Some(check_filter(state, f.as_deref()).await?),
+            None => None,
+        };
+        Ok(Patch {
+            url: req
+                .url
+                .as_deref()
+                .map(|u| parse_url(state, u))
+                .transpose()?,
+            event_types: req
+                .event_types
+                .as_deref()
+                .map(parse_event_types)
+                .transpose()?,
+            headers: req
+                .headers
+                .clone()
+                .map(|h| parse_headers(h.unwrap_or_default()))
+                .transpose()?,
+            scheme: req
+                .signature_scheme
+                .as_deref()
+                .map(parse_scheme)
+                .transpose()?,
+            max_concurrency: req.max_concurrency.map(check_max_concurrency).transpose()?,
+            rate_limit: req
+                .rate_limit
+                .map(|r| r.map(check_rate_limit).transpose())
+                .transpose()?,
+            transform,
+            filter,
+        })
+    }
+
+    /// `old` with the patch's fields (all but the headers, which live with the secret).
+    async fn apply(
+        &self,
+        state: &ApiState,
+        req: &UpdateSubscriber,
+        old: &Subscriber,
+    ) -> Result<Subscriber, ApiError> {
+        let mut sub = old.clone();
+        if let Some(a) = req.active {
+            sub.active = a;
+            // A person's choice: disabling says so, enabling clears any reason.
+            sub.disabled_reason = (!a).then_some(DisabledReason::Manual);
+        }
+        if let Some(Some(new)) = &self.filter
+            && sub.filter.as_ref() != Some(new)
+        {
+            check_filter_count(state, &sub.tenant, new, Some(&sub.id)).await?;
+        }
+        set(&mut sub.url, &self.url);
+        set(&mut sub.event_types, &self.event_types);
+        set(&mut sub.max_concurrency, &self.max_concurrency);
+        set(&mut sub.rate_limit, &self.rate_limit);
+        set(&mut sub.transform, &self.transform);
+        set(&mut sub.filter, &self.filter);
+        set(&mut sub.description, &req.description);
+        set(&mut sub.signature_scheme, &self.scheme);
+        Ok(sub)
+    }
+}
+
+/// Sets `field` to `value` when one is given.
+fn set<T: Clone>(field: &mut T, value: &Option<T>) {
+    if let Some(v) = value {
+        *field = v.clone();
+    }
+}
+
+/// Stores new header values with the secret and masks them on `sub`; the values they
+/// replace, to put back if the subscriber's own write fails.
+async fn swap_headers(
+    state: &ApiState,
+    old: &Subscriber,
+    sub: &mut Subscriber,
+    new: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let before = stored_headers(state, old).await?;
+    let values = unmask_headers(new, &before)?;
+    if !state
+        .secrets
+        .set_headers(&old.tenant, &old.id, &values)
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "secret_missing",
+            "the subscriber's secret is missing; rotate its secret to make a new one, then set its headers",
+        ));
+    }
+    sub.headers = masked_headers(&values);
+    Ok(before)
+}
+
+/// Replaces the subscriber as it was read; on failure puts back the header values swapped
+/// before it. New header values are read again by deliveries from the next one on.
+async fn store_patched(
+    state: &ApiState,
+    old: &Subscriber,
+    sub: &Subscriber,
+    replaced_headers: Option<&BTreeMap<String, String>>,
+) -> Result<(), ApiError> {
+    if let Err(e) = state.subscribers.replace(sub, old.updated_at).await {
+        if let Some(before) = replaced_headers
             && let Err(undo) = state
                 .secrets
                 .set_headers(&old.tenant, &old.id, before)
@@ -632,9 +693,21 @@ pub(crate) async fn patch_subscriber(
             .secret_changed(&sub.tenant, &sub.id)
             .await?;
     }
-    let action = match req.active {
-        Some(true) if !old.active => "subscriber.activate",
-        Some(false) if old.active => "subscriber.deactivate",
+    Ok(())
+}
+
+/// What follows an edit: a person's disable is an operational event; an enable sends the
+/// parked deliveries again; the audit record names the fields changed.
+async fn after_patch(
+    state: &ApiState,
+    principal: &Principal,
+    old: &Subscriber,
+    sub: &Subscriber,
+    changed: Vec<&'static str>,
+) -> Result<(), ApiError> {
+    let action = match (old.active, sub.active) {
+        (false, true) => "subscriber.activate",
+        (true, false) => "subscriber.deactivate",
         _ => "subscriber.update",
     };
     if old.active && !sub.active {
@@ -660,12 +733,13 @@ pub(crate) async fn patch_subscriber(
     if let Some(Ok(p)) = &unparked {
         detail["unparked"] = json!(p.handled);
     }
+    let id = sub.id.as_str();
     audit(
-        &state,
+        state,
         &principal.tenant,
-        &principal,
+        principal,
         action,
-        sub.id.as_str(),
+        id,
         Some(detail),
     )
     .await;
@@ -675,11 +749,7 @@ pub(crate) async fn patch_subscriber(
             tracing::warn!(subscriber_id = %sub.id, "not every parked delivery was sent again in time; enable again or redrive this subscriber to go on");
         }
     }
-    let health = state.health.get(&principal.tenant, &sub.id).await?;
-    Ok(Json(seen_by(
-        SubscriberView::with_health(&sub, health.as_ref()),
-        &principal,
-    )))
+    Ok(())
 }
 
 /// Deletes a subscriber.

@@ -50,6 +50,36 @@ pub enum Admission {
 }
 
 impl Deliverer {
+    /// The breaker's say: go (`true` when this delivery is the probe of a half-open
+    /// breaker), or wait this long.
+    async fn gate(
+        &self,
+        message: &DeliveryMessage,
+        health: &Health,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Duration> {
+        match self.breaker.gate(health, now) {
+            Gate::Go => Ok(false),
+            Gate::Wait(delay) => Err(delay),
+            Gate::Probe => {
+                // After the cool-down, one delivery goes through as the probe.
+                let lease = self.http_timeout + PROBE_LEASE_MARGIN;
+                let (tenant, id) = (&message.tenant, &message.subscriber_id);
+                match self.health.claim_probe(tenant, id, now, lease).await {
+                    Ok(true) => {
+                        tracing::info!("breaker half-open: this delivery is the probe");
+                        Ok(true)
+                    }
+                    Ok(false) => Err(PROBE_WAIT),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not take the breaker's probe");
+                        Err(PROBE_WAIT)
+                    }
+                }
+            }
+        }
+    }
+
     /// Asks the breaker, then the cap, then the rate limit. `health` is the subscriber's, as
     /// this batch read it.
     pub(crate) async fn admit(
@@ -59,28 +89,9 @@ impl Deliverer {
         health: &Health,
         now: DateTime<Utc>,
     ) -> Admission {
-        let probing = match self.breaker.gate(health, now) {
-            Gate::Go => false,
-            Gate::Wait(delay) => return Admission::Wait(DeferReason::BreakerOpen, delay),
-            Gate::Probe => {
-                // After the cool-down, one delivery goes through as the probe.
-                let lease = self.http_timeout + PROBE_LEASE_MARGIN;
-                match self
-                    .health
-                    .claim_probe(&message.tenant, &message.subscriber_id, now, lease)
-                    .await
-                {
-                    Ok(true) => {
-                        tracing::info!("breaker half-open: this delivery is the probe");
-                        true
-                    }
-                    Ok(false) => return Admission::Wait(DeferReason::BreakerOpen, PROBE_WAIT),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not take the breaker's probe");
-                        return Admission::Wait(DeferReason::BreakerOpen, PROBE_WAIT);
-                    }
-                }
-            }
+        let probing = match self.gate(message, health, now).await {
+            Ok(probing) => probing,
+            Err(wait) => return Admission::Wait(DeferReason::BreakerOpen, wait),
         };
         let Some(slot) = self
             .inflight

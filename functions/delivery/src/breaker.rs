@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use skyhook_domain::breaker::BreakerState;
+use skyhook_domain::breaker::{BreakerState, Health};
 use skyhook_domain::directory::DirectoryView;
 use skyhook_domain::model::{
     AuditRecord, DeliveryMessage, DisabledReason, OpsEvent, OpsEventKind, Subscriber,
@@ -83,36 +83,8 @@ impl Deliverer {
             None
         };
         if let Some(cooldown) = cooldown {
-            match self.health.open(tenant, id, now, cooldown).await {
-                Ok(true) => {
-                    tracing::warn!(
-                        consecutive_failures = health.consecutive_failures,
-                        cooldown_s = cooldown.as_secs(),
-                        "breaker opened: deliveries to this subscriber wait"
-                    );
-                    self.emit(OpsEvent::new(
-                        OpsEventKind::BreakerOpened,
-                        tenant,
-                        id,
-                        if probing {
-                            format!("probe_failed: {error}")
-                        } else {
-                            format!(
-                                "{} consecutive failures: {error}",
-                                health.consecutive_failures
-                            )
-                        },
-                        now,
-                    ))
-                    .await;
-                    health.state = BreakerState::Open;
-                    health.opened_at = health.opened_at.or(Some(now));
-                    health.retry_at = chrono::Duration::from_std(cooldown).ok().map(|c| now + c);
-                    health.cooldown = cooldown;
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "could not open the breaker"),
-            }
+            self.open(message, &mut health, probing, error, now, cooldown)
+                .await;
         }
         if let Ok(view) = view {
             self.directory
@@ -121,6 +93,53 @@ impl Deliverer {
         }
         (subscriber.active && self.breaker.disables(&health, now))
             .then_some(DisabledReason::Failing)
+    }
+
+    /// Opens the breaker for `cooldown` (unless another instance just did), announces it,
+    /// and updates `health` to match.
+    async fn open(
+        &self,
+        message: &DeliveryMessage,
+        health: &mut Health,
+        probing: bool,
+        error: &str,
+        now: DateTime<Utc>,
+        cooldown: std::time::Duration,
+    ) {
+        let (tenant, id) = (&message.tenant, &message.subscriber_id);
+        match self.health.open(tenant, id, now, cooldown).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not open the breaker");
+                return;
+            }
+        }
+        tracing::warn!(
+            consecutive_failures = health.consecutive_failures,
+            cooldown_s = cooldown.as_secs(),
+            "breaker opened: deliveries to this subscriber wait"
+        );
+        let reason = if probing {
+            format!("probe_failed: {error}")
+        } else {
+            format!(
+                "{} consecutive failures: {error}",
+                health.consecutive_failures
+            )
+        };
+        self.emit(OpsEvent::new(
+            OpsEventKind::BreakerOpened,
+            tenant,
+            id,
+            reason,
+            now,
+        ))
+        .await;
+        health.state = BreakerState::Open;
+        health.opened_at = health.opened_at.or(Some(now));
+        health.retry_at = chrono::Duration::from_std(cooldown).ok().map(|c| now + c);
+        health.cooldown = cooldown;
     }
 
     /// Disables the subscriber for `reason`, with an audit record. An edit that raced this

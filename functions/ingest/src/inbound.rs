@@ -21,8 +21,10 @@ use serde_json::value::RawValue;
 use skyhook_api_types::ErrorBody;
 use skyhook_api_types::events::PublishReceiptView;
 use skyhook_aws::Adapters;
+use skyhook_domain::event_type::EventType;
 use skyhook_domain::ids::SourceId;
 use skyhook_domain::inbound::{self, Refusal, Source, SourceSecret, TOLERANCE_SECS};
+use skyhook_domain::model::CORRELATION_HEADER;
 use skyhook_domain::ports::{ReplayGuard, SourceSecrets, SourceStore};
 use skyhook_domain::publish::{PublishRequest, validate_correlation_id};
 use skyhook_domain::tenants::{TenantLimits, gcra, retry_after_secs};
@@ -148,6 +150,47 @@ fn refused(refusal: Refusal) -> ApiError {
     )
 }
 
+/// What is checked before anything is read, since anyone may call the route: a source this
+/// instance knows names nothing is 404 at once, and each source has its own bucket here,
+/// apart from its tenant's publish limit (taken only once the signature holds).
+async fn gate(inbound: &Inbound, id: &SourceId) -> Result<(), ApiError> {
+    if inbound.unknown.contains_key(id) {
+        return Err(ApiError::not_found("source"));
+    }
+    inbound.admit(id, Utc::now()).await.map_err(|wait| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "source {id} receives more than {SOURCE_REQUESTS_PER_SECOND} requests a second here; retry later"
+            ),
+        )
+        .with_retry_after(retry_after_secs(&wait))
+    })
+}
+
+/// The event a verified request makes: its body as the data, and the type the source's
+/// rule finds (in a header, or at a JSON pointer of the body).
+fn event_of<'a>(
+    source: &Source,
+    header: impl Fn(&str) -> Option<&'a str>,
+    bytes: &[u8],
+) -> Result<(Box<RawValue>, EventType), ApiError> {
+    let data: Box<RawValue> = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("the body is not JSON: {e}"))
+    })?;
+    let parsed = if source.event_type.pointer.is_some() {
+        serde_json::from_str(data.get()).unwrap_or_default()
+    } else {
+        serde_json::Value::Null
+    };
+    let event_type = source
+        .event_type
+        .resolve(header, &parsed)
+        .map_err(|m| ApiError::unprocessable("invalid_event_type", m))?;
+    Ok((data, event_type))
+}
+
 /// Receives a webhook from outside.
 ///
 /// No API key: the request must carry the signature of the source's verification scheme
@@ -173,22 +216,7 @@ pub(crate) async fn receive(
     let not_found = || ApiError::not_found("source");
     let id = SourceId::parse(&source_id).map_err(|_| not_found())?;
     let inbound = &state.inbound;
-    // Anyone may call this route, so before anything is read: a source this instance
-    // knows names nothing is 404 at once, and each source has its own bucket here, apart
-    // from its tenant's publish limit (taken only once the signature holds).
-    if inbound.unknown.contains_key(&id) {
-        return Err(not_found());
-    }
-    inbound.admit(&id, Utc::now()).await.map_err(|wait| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "source {id} receives more than {SOURCE_REQUESTS_PER_SECOND} requests a second here; retry later"
-            ),
-        )
-        .with_retry_after(retry_after_secs(&wait))
-    })?;
+    gate(inbound, &id).await?;
     let bytes = skyhook_http::read_body(body, state.max_payload_bytes).await?;
     let Some(source) = inbound.sources.get(&id).await? else {
         inbound.unknown.insert(id, ()).await;
@@ -199,19 +227,7 @@ pub(crate) async fn receive(
     let now = Utc::now();
     let verified = inbound::verify(&source, &secret, header, &bytes, now).map_err(refused)?;
 
-    let data: Box<RawValue> = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request("malformed_json", format!("the body is not JSON: {e}"))
-    })?;
-    let parsed = if source.event_type.pointer.is_some() {
-        serde_json::from_str(data.get()).unwrap_or_default()
-    } else {
-        serde_json::Value::Null
-    };
-    let event_type = source
-        .event_type
-        .resolve(header, &parsed)
-        .map_err(|m| ApiError::unprocessable("invalid_event_type", m))?;
-
+    let (data, event_type) = event_of(&source, header, &bytes)?;
     let until = now + chrono::Duration::seconds(2 * TOLERANCE_SECS);
     if !inbound
         .replays
@@ -221,13 +237,10 @@ pub(crate) async fn receive(
         return Err(refused(Refusal::Replayed));
     }
     // The sender's own delivery id, when it gives one, follows the event as its correlation id.
-    let correlation_id = [
-        "x-github-delivery",
-        skyhook_domain::model::CORRELATION_HEADER,
-    ]
-    .into_iter()
-    .find_map(|name| header(name).filter(|v| validate_correlation_id(v).is_ok()))
-    .map(str::to_string);
+    let correlation_id = ["x-github-delivery", CORRELATION_HEADER]
+        .into_iter()
+        .find_map(|name| header(name).filter(|v| validate_correlation_id(v).is_ok()))
+        .map(str::to_string);
     let published = state
         .publisher
         .publish(PublishRequest {

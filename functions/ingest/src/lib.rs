@@ -241,6 +241,27 @@ async fn publish_event(
         return Err(ApiError::payload_too_large(state.max_payload_bytes));
     }
     let body: PublishEvent = read_json(body, state.max_payload_bytes).await?;
+    let request = publish_request(principal.tenant, &headers, body)?;
+    let receipt = state.publisher.publish(request).await.inspect_err(|e| {
+        if let (PublishError::RateLimited(limited), Some(gate), Some(digest)) =
+            (e, &state.publisher.gate, key_digest)
+        {
+            gate.note_key(digest, limited, chrono::Utc::now());
+        }
+    })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(PublishReceiptView::from(receipt)),
+    ))
+}
+
+/// The publish a `POST /v1/events` asks for, checked: its type, its targets, its
+/// idempotency key (the header, else the body's `id`) and its correlation id.
+fn publish_request(
+    tenant: TenantId,
+    headers: &HeaderMap,
+    body: PublishEvent,
+) -> Result<PublishRequest, ApiError> {
     let event_type = EventType::parse(&body.event_type)
         .map_err(|e| ApiError::unprocessable("invalid_event_type", e.to_string()))?;
     let subscriber_ids = body
@@ -252,7 +273,7 @@ async fn publish_event(
         })
         .transpose()
         .map_err(|e| ApiError::unprocessable("invalid_subscriber_id", e.to_string()))?;
-    let idempotency_key = match header_str(&headers, "idempotency-key")? {
+    let idempotency_key = match header_str(headers, "idempotency-key")? {
         Some(k) => Some(k.to_string()),
         None => body.id,
     };
@@ -260,30 +281,16 @@ async fn publish_event(
         skyhook_domain::publish::validate_caller_idempotency_key(key)
             .map_err(|m| ApiError::bad_request("invalid_request", m))?;
     }
-    let correlation_id = header_str(&headers, CORRELATION_HEADER)?.map(str::to_string);
-    let receipt = state
-        .publisher
-        .publish(PublishRequest {
-            tenant: principal.tenant,
-            event_type,
-            data: body.data,
-            idempotency_key,
-            subscriber_ids,
-            correlation_id,
-            timestamp: None,
-        })
-        .await
-        .inspect_err(|e| {
-            if let (PublishError::RateLimited(limited), Some(gate), Some(digest)) =
-                (e, &state.publisher.gate, key_digest)
-            {
-                gate.note_key(digest, limited, chrono::Utc::now());
-            }
-        })?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(PublishReceiptView::from(receipt)),
-    ))
+    let correlation_id = header_str(headers, CORRELATION_HEADER)?.map(str::to_string);
+    Ok(PublishRequest {
+        tenant,
+        event_type,
+        data: body.data,
+        idempotency_key,
+        subscriber_ids,
+        correlation_id,
+        timestamp: None,
+    })
 }
 
 /// Why an EventBridge event could not be published.

@@ -106,116 +106,136 @@ pub fn verify<'a>(
     let now = now.timestamp();
     let key = secret.key(source.scheme);
     match source.scheme {
-        Scheme::StandardWebhooks => {
-            let id = header("webhook-id").unwrap_or("");
-            let timestamp = header("webhook-timestamp").unwrap_or("");
-            let signature = header("webhook-signature").unwrap_or("");
-            let secret = SigningSecret::parse(secret.expose())
-                .map_err(|_| invalid("the source's secret is not a whsec_ key"))?;
-            // Any age passes here; the tolerance is checked once the signature holds.
-            signing::verify_with_tolerance(&secret, id, timestamp, signature, body, now, i64::MAX)
-                .map_err(|e| match e {
-                    signing::VerifyError::NoMatchingSignature => {
-                        invalid("no webhook-signature entry matches")
-                    }
-                    other => invalid(other.to_string()),
-                })?;
-            let ts: i64 = timestamp.trim().parse().unwrap_or_default();
-            check_age(ts, now)?;
-            Ok(Verified {
-                message_id: id.to_string(),
-                replay_key: sha256_hex(
-                    &[id.as_bytes(), b".", ts.to_string().as_bytes(), b".", body].concat(),
-                ),
-            })
-        }
-        Scheme::Github => {
-            let given = header("x-hub-signature-256")
-                .ok_or_else(|| invalid("the X-Hub-Signature-256 header is missing"))?;
-            let hex_sig = given
-                .trim()
-                .strip_prefix("sha256=")
-                .ok_or_else(|| invalid("X-Hub-Signature-256 must be sha256=<hex>"))?;
-            let given = hex::decode(hex_sig)
-                .map_err(|_| invalid("X-Hub-Signature-256 must be sha256=<hex>"))?;
-            if !bool::from(given.ct_eq(&hmac_sha256(&key, &[body]))) {
-                return Err(invalid("the X-Hub-Signature-256 signature does not match"));
-            }
-            Ok(Verified {
-                message_id: format!("sha256:{}", sha256_hex(body)),
-                replay_key: sha256_hex(body),
-            })
-        }
-        Scheme::Stripe => {
-            let given = header("stripe-signature")
-                .ok_or_else(|| invalid("the Stripe-Signature header is missing"))?;
-            let mut timestamp = None;
-            let mut signatures = Vec::new();
-            for item in given.split(',') {
-                match item.trim().split_once('=') {
-                    Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
-                    Some(("v1", sig)) => signatures.extend(hex::decode(sig).ok()),
-                    _ => {}
-                }
-            }
-            let t = timestamp.ok_or_else(|| invalid("Stripe-Signature has no t=<unix seconds>"))?;
-            let expected = hmac_sha256(&key, &[t.to_string().as_bytes(), b".", body]);
-            if !signatures
-                .iter()
-                .any(|sig| bool::from(sig.ct_eq(&expected)))
-            {
-                return Err(invalid("no v1 signature in Stripe-Signature matches"));
-            }
-            check_age(t, now)?;
-            let signed = [t.to_string().as_bytes(), b".", body].concat();
-            let event_id = serde_json::from_slice::<serde_json::Value>(body)
-                .ok()
-                .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_string))
-                .filter(|id| !id.is_empty());
-            Ok(Verified {
-                message_id: event_id.unwrap_or_else(|| format!("sha256:{}", sha256_hex(&signed))),
-                replay_key: sha256_hex(&signed),
-            })
-        }
+        Scheme::StandardWebhooks => verify_standard(secret, &header, body, now),
+        Scheme::Github => verify_github(&key, &header, body),
+        Scheme::Stripe => verify_stripe(&key, &header, body, now),
         Scheme::HmacSha256 => {
             let settings = source
                 .hmac
                 .as_ref()
                 .ok_or_else(|| invalid("the source has no hmac settings"))?;
-            let given = header(&settings.header)
-                .ok_or_else(|| invalid(format!("the {} header is missing", settings.header)))?;
-            let encoded = given.trim().strip_prefix(&settings.prefix).ok_or_else(|| {
-                invalid(format!(
-                    "{} must start with {:?}",
-                    settings.header, settings.prefix
-                ))
-            })?;
-            let given = match settings.encoding {
-                Encoding::Hex => hex::decode(encoded).ok(),
-                Encoding::Base64 => LENIENT_STANDARD.decode(encoded).ok(),
-            }
-            .ok_or_else(|| {
-                invalid(format!(
-                    "{} is not {}",
-                    settings.header,
-                    match settings.encoding {
-                        Encoding::Hex => "hex",
-                        Encoding::Base64 => "base64",
-                    }
-                ))
-            })?;
-            if !bool::from(given.ct_eq(&hmac_sha256(&key, &[body]))) {
-                return Err(invalid(format!(
-                    "the {} signature does not match",
-                    settings.header
-                )));
-            }
-            Ok(Verified {
-                message_id: format!("sha256:{}", sha256_hex(body)),
-                replay_key: sha256_hex(body),
-            })
+            verify_hmac(settings, &key, &header, body)
         }
     }
+}
+
+fn verify_standard<'a>(
+    secret: &SourceSecret,
+    header: &impl Fn(&str) -> Option<&'a str>,
+    body: &[u8],
+    now: i64,
+) -> Result<Verified, Refusal> {
+    let id = header("webhook-id").unwrap_or("");
+    let timestamp = header("webhook-timestamp").unwrap_or("");
+    let signature = header("webhook-signature").unwrap_or("");
+    let secret = SigningSecret::parse(secret.expose())
+        .map_err(|_| invalid("the source's secret is not a whsec_ key"))?;
+    // Any age passes here; the tolerance is checked once the signature holds.
+    signing::verify_with_tolerance(&secret, id, timestamp, signature, body, now, i64::MAX)
+        .map_err(|e| match e {
+            signing::VerifyError::NoMatchingSignature => {
+                invalid("no webhook-signature entry matches")
+            }
+            other => invalid(other.to_string()),
+        })?;
+    let ts: i64 = timestamp.trim().parse().unwrap_or_default();
+    check_age(ts, now)?;
+    Ok(Verified {
+        message_id: id.to_string(),
+        replay_key: sha256_hex(
+            &[id.as_bytes(), b".", ts.to_string().as_bytes(), b".", body].concat(),
+        ),
+    })
+}
+
+fn verify_github<'a>(
+    key: &[u8],
+    header: &impl Fn(&str) -> Option<&'a str>,
+    body: &[u8],
+) -> Result<Verified, Refusal> {
+    let given = header("x-hub-signature-256")
+        .ok_or_else(|| invalid("the X-Hub-Signature-256 header is missing"))?;
+    let hex_sig = given
+        .trim()
+        .strip_prefix("sha256=")
+        .ok_or_else(|| invalid("X-Hub-Signature-256 must be sha256=<hex>"))?;
+    let given =
+        hex::decode(hex_sig).map_err(|_| invalid("X-Hub-Signature-256 must be sha256=<hex>"))?;
+    if !bool::from(given.ct_eq(&hmac_sha256(key, &[body]))) {
+        return Err(invalid("the X-Hub-Signature-256 signature does not match"));
+    }
+    Ok(Verified {
+        message_id: format!("sha256:{}", sha256_hex(body)),
+        replay_key: sha256_hex(body),
+    })
+}
+
+fn verify_stripe<'a>(
+    key: &[u8],
+    header: &impl Fn(&str) -> Option<&'a str>,
+    body: &[u8],
+    now: i64,
+) -> Result<Verified, Refusal> {
+    let given = header("stripe-signature")
+        .ok_or_else(|| invalid("the Stripe-Signature header is missing"))?;
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for item in given.split(',') {
+        match item.trim().split_once('=') {
+            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
+            Some(("v1", sig)) => signatures.extend(hex::decode(sig).ok()),
+            _ => {}
+        }
+    }
+    let t = timestamp.ok_or_else(|| invalid("Stripe-Signature has no t=<unix seconds>"))?;
+    let expected = hmac_sha256(key, &[t.to_string().as_bytes(), b".", body]);
+    if !signatures
+        .iter()
+        .any(|sig| bool::from(sig.ct_eq(&expected)))
+    {
+        return Err(invalid("no v1 signature in Stripe-Signature matches"));
+    }
+    check_age(t, now)?;
+    let signed = [t.to_string().as_bytes(), b".", body].concat();
+    let event_id = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_string))
+        .filter(|id| !id.is_empty());
+    Ok(Verified {
+        message_id: event_id.unwrap_or_else(|| format!("sha256:{}", sha256_hex(&signed))),
+        replay_key: sha256_hex(&signed),
+    })
+}
+
+fn verify_hmac<'a>(
+    settings: &HmacSettings,
+    key: &[u8],
+    header: &impl Fn(&str) -> Option<&'a str>,
+    body: &[u8],
+) -> Result<Verified, Refusal> {
+    let given = header(&settings.header)
+        .ok_or_else(|| invalid(format!("the {} header is missing", settings.header)))?;
+    let encoded = given.trim().strip_prefix(&settings.prefix).ok_or_else(|| {
+        invalid(format!(
+            "{} must start with {:?}",
+            settings.header, settings.prefix
+        ))
+    })?;
+    let (given, encoding) = match settings.encoding {
+        Encoding::Hex => (hex::decode(encoded).ok(), "hex"),
+        Encoding::Base64 => (LENIENT_STANDARD.decode(encoded).ok(), "base64"),
+    };
+    let given = given.ok_or_else(|| invalid(format!("{} is not {encoding}", settings.header)))?;
+    if !bool::from(given.ct_eq(&hmac_sha256(key, &[body]))) {
+        return Err(invalid(format!(
+            "the {} signature does not match",
+            settings.header
+        )));
+    }
+    Ok(Verified {
+        message_id: format!("sha256:{}", sha256_hex(body)),
+        replay_key: sha256_hex(body),
+    })
 }
 
 /// Signs `body` as `scheme`'s sender would, at `now`: the headers to send (`hmac`: the
