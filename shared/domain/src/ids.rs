@@ -175,10 +175,6 @@ impl TenantId {
 
 string_newtype_impls!(TenantId, IdError);
 
-/// Crockford's base32: no I, L, O or U, so ids survive being read aloud or retyped.
-const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-const ULID_LEN: usize = 26;
-
 fn new_ulid() -> String {
     // A clock before 1970 is a broken host, not a reason to fail; such ids just sort first.
     let ms = SystemTime::now()
@@ -193,25 +189,21 @@ pub fn ulid_time_prefix(unix_ms: u128) -> String {
     encode_ulid(unix_ms, 0)[..10].to_string()
 }
 
-/// 48 bits of unix milliseconds, then 80 random bits, written most significant first so
-/// that string order is time order.
+/// 48 bits of unix milliseconds, then 80 random bits, in Crockford's base 32, most
+/// significant first, so that string order is time order.
 fn encode_ulid(unix_ms: u128, random: u128) -> String {
-    const TIME_MASK: u128 = (1 << 48) - 1;
-    const RANDOM_MASK: u128 = (1 << 80) - 1;
-    let value = ((unix_ms & TIME_MASK) << 80) | (random & RANDOM_MASK);
-    (0..ULID_LEN)
-        .map(|i| {
-            let shift = 5 * (ULID_LEN - 1 - i);
-            // Masked to five bits, so the index is always in range.
-            char::from(CROCKFORD[((value >> shift) & 0x1f) as usize])
-        })
-        .collect()
+    let ms = u64::try_from(unix_ms & ((1 << 48) - 1)).unwrap_or(0);
+    ulid::Ulid::from_parts(ms, random).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Crockford's base32: no I, L, O or U, so ids survive being read aloud or retyped.
+    const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    const ULID_LEN: usize = 26;
 
     #[test]
     fn new_ids_have_prefix_and_ulid_body() {

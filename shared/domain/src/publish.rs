@@ -17,6 +17,7 @@ use crate::ports::{
     DeliveryQueue, EventStore, IdempotencyClaim, IdempotencyStore, PublishReceipt, StoreError,
     SubscriberStore,
 };
+use crate::retry::Backoff;
 use crate::tenants::{RateLimited, TenantGate};
 
 /// How many `SendMessageBatch` calls run at once for one event.
@@ -434,9 +435,7 @@ impl Publisher {
             if pending.is_empty() {
                 return Ok(());
             }
-            if round > 0 {
-                tokio::time::sleep(Duration::from_millis(50 * 4u64.pow(round - 1))).await;
-            }
+            Backoff::QUEUE_SEND.pause_before(round).await;
             let groups = batches(&pending, max_count, max_bytes);
             let chunks: Vec<Vec<DeliveryMessage>> = groups
                 .iter()

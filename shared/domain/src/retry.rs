@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 
 /// The longest delay SQS can apply: a message's visibility timeout tops out at 12 hours.
 pub const MAX_DELAY: Duration = Duration::from_secs(12 * 60 * 60);
@@ -328,25 +328,55 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     Some((when - now).to_std().unwrap_or(Duration::ZERO))
 }
 
-/// HTTP-date per RFC 9110: IMF-fixdate, plus the two obsolete forms recipients must still accept.
+/// HTTP-date per RFC 9110: IMF-fixdate, plus the two obsolete forms recipients must still
+/// accept (RFC 850 and asctime).
 fn parse_http_date(value: &str) -> Option<DateTime<Utc>> {
-    if let Some(date) = value
-        .strip_suffix(" GMT")
-        .and_then(|v| NaiveDateTime::parse_from_str(v, "%a, %d %b %Y %H:%M:%S").ok())
-    {
-        return Some(date.and_utc());
-    }
-    // RFC 850: `Sunday, 06-Nov-94 08:49:37 GMT`.
-    if let Some(date) = value
-        .strip_suffix(" GMT")
-        .and_then(|v| NaiveDateTime::parse_from_str(v, "%A, %d-%b-%y %H:%M:%S").ok())
-    {
-        return Some(date.and_utc());
-    }
-    // asctime: `Sun Nov  6 08:49:37 1994`.
-    NaiveDateTime::parse_from_str(value, "%a %b %e %H:%M:%S %Y")
+    httpdate::parse_http_date(value)
         .ok()
-        .map(|d| d.and_utc())
+        .map(DateTime::<Utc>::from)
+}
+
+/// The pauses between rounds of sending again what a batch call left undone (entries a
+/// queue refused, items DynamoDB left unprocessed): none before the first round, then
+/// `first`, growing by `factor` each round, never more than `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub first: Duration,
+    pub factor: u32,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// DynamoDB's batch calls (its advice: back off exponentially): 40 ms, doubling, at
+    /// most about 5 s.
+    pub const DYNAMODB_BATCH: Backoff = Backoff {
+        first: Duration::from_millis(40),
+        factor: 2,
+        max: Duration::from_millis(5120),
+    };
+    /// SQS batch sends: 50 ms, then four times longer each round.
+    pub const QUEUE_SEND: Backoff = Backoff {
+        first: Duration::from_millis(50),
+        factor: 4,
+        max: Duration::from_secs(10),
+    };
+
+    /// The pause before round `round` (0-based).
+    pub fn delay(&self, round: u32) -> Duration {
+        if round == 0 {
+            return Duration::ZERO;
+        }
+        let growth = self.factor.saturating_pow(round - 1);
+        self.first.saturating_mul(growth).min(self.max)
+    }
+
+    /// Waits [`Backoff::delay`] before round `round`.
+    pub async fn pause_before(&self, round: u32) {
+        let delay = self.delay(round);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -360,6 +390,17 @@ mod tests {
 
     fn schedule(s: &str) -> RetrySchedule {
         RetrySchedule::parse(s).unwrap()
+    }
+
+    #[test]
+    fn backoffs_start_after_the_first_round_grow_and_stop_at_their_cap() {
+        let b = Backoff::DYNAMODB_BATCH;
+        let ms: Vec<u128> = (0..10).map(|r| b.delay(r).as_millis()).collect();
+        assert_eq!(ms, [0, 40, 80, 160, 320, 640, 1280, 2560, 5120, 5120]);
+        let q = Backoff::QUEUE_SEND;
+        let ms: Vec<u128> = (0..4).map(|r| q.delay(r).as_millis()).collect();
+        assert_eq!(ms, [0, 50, 200, 800]);
+        assert_eq!(q.delay(u32::MAX), q.max, "no overflow");
     }
 
     #[test]

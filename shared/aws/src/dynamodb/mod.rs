@@ -168,12 +168,11 @@ impl Table {
     }
 }
 
-/// The pause before round `round` of asking again for what a batch call left unprocessed
-/// (DynamoDB's advice: back off exponentially); none before the first.
+/// The pause before round `round` of asking again for what a batch call left unprocessed.
 pub(crate) async fn pause_before(round: u32) {
-    if round > 0 {
-        tokio::time::sleep(Duration::from_millis(20 << round.min(8))).await;
-    }
+    skyhook_domain::retry::Backoff::DYNAMODB_BATCH
+        .pause_before(round)
+        .await;
 }
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
