@@ -45,6 +45,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../console/ui.js"),
     ),
     (
+        "pager.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../console/pager.js"),
+    ),
+    (
         "chart.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../console/chart.js"),

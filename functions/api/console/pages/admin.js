@@ -1,18 +1,18 @@
 // API keys and the audit log (admins), inbound sources (read here; managed with the API
 // or `skyhook sources`), and tenants with their publish limits (the bootstrap key only).
 
-import { api, qs } from '../api.js';
-import { h, clear, time, utc, json, notice, act, can, table, field, badge, errorNotice } from '../ui.js';
+import { api } from '../api.js';
+import { h, clear, time, utc, json, notice, act, can, table, field, badge } from '../ui.js';
+import { pager } from '../pager.js';
 
 export async function keysPage(main) {
   const messages = h('div', {});
   const rows = h('div', {});
-  const pager = h('div', { class: 'pager' });
-  const cursors = [null];
-  async function load() {
-    const page = await api('GET', `/v1/api-keys${qs({ cursor: cursors[cursors.length - 1], limit: 50 })}`);
-    pages(pager, cursors, page.next_cursor, load, messages);
-    clear(rows, table(['Id', 'Role', 'Description', 'Created', 'By', ''],
+  const pages = pager({
+    path: '/v1/api-keys',
+    limit: 50,
+    errors: messages,
+    show: (page) => clear(rows, table(['Id', 'Role', 'Description', 'Created', 'By', ''],
       page.data.map((k) => h('tr', { dataset: { id: k.id } },
         h('td', {}, k.id), h('td', {}, k.role), h('td', {}, k.description || ''),
         h('td', {}, time(k.created_at)), h('td', {}, k.created_by),
@@ -22,10 +22,10 @@ export async function keysPage(main) {
           onclick: (e) => act(e.target, messages, async () => {
             if (!window.confirm(`Revoke ${k.id}? It stops working at once.`)) return;
             await api('DELETE', `/v1/api-keys/${k.id}`);
-            await load();
+            await pages.reload();
           }),
-        }, 'Revoke'))))));
-  }
+        }, 'Revoke')))))),
+  });
   const role = h('select', { name: 'role' }, ['reader', 'publisher', 'admin'].map((r) => h('option', { value: r }, r)));
   const description = h('input', { type: 'text', name: 'description', maxlength: 256 });
   const form = h('form', { class: 'card', id: 'create-key' }, h('h2', {}, 'New key'), field('Role', role), field('Description', description), h('button', { type: 'submit' }, 'Create key'));
@@ -35,53 +35,40 @@ export async function keysPage(main) {
       const k = await api('POST', '/v1/api-keys', { role: role.value, description: description.value.trim() || undefined });
       messages.prepend(notice('ok', `Key ${k.id} (${k.role}), shown only now: `, h('code', { class: 'secret' }, k.key)));
       form.reset();
-      await load();
+      await pages.reload();
     });
   });
-  clear(main, h('h1', {}, 'API keys'), messages, form, rows, pager);
-  await load();
+  clear(main, h('h1', {}, 'API keys'), messages, form, rows, pages.element);
+  await pages.first();
 }
 
 export async function auditPage(main) {
   const rows = h('div', {});
-  const pager = h('div', { class: 'pager' });
-  const cursors = [null];
-  async function load() {
-    const page = await api('GET', `/v1/audit${qs({ cursor: cursors[cursors.length - 1], limit: 50 })}`);
-    clear(rows, table(['When', 'Who', 'Action', 'On', 'Detail'],
+  const pages = pager({
+    path: '/v1/audit',
+    limit: 50,
+    errors: rows,
+    show: (page) => clear(rows, table(['When', 'Who', 'Action', 'On', 'Detail'],
       page.data.map((r) => h('tr', {},
         h('td', {}, time(r.at)), h('td', {}, r.actor), h('td', {}, r.action), h('td', {}, r.resource),
-        h('td', {}, r.detail ? json(r.detail) : '')))));
-    pages(pager, cursors, page.next_cursor, load, rows);
-  }
-  clear(main, h('h1', {}, 'Audit log'), rows, pager);
-  await load();
-}
-
-// Previous/next buttons over a list's cursors (`cursors` ends with the page shown).
-function pages(pager, cursors, next, load, where) {
-  const go = (change) => () => {
-    change();
-    load().catch((err) => where.prepend(errorNotice(err)));
-  };
-  clear(pager,
-    cursors.length > 1 ? h('button', { type: 'button', class: 'secondary', onclick: go(() => cursors.pop()) }, '← Previous') : null,
-    next ? h('button', { type: 'button', class: 'secondary', onclick: go(() => cursors.push(next)) }, 'Next →') : null);
+        h('td', {}, r.detail ? json(r.detail) : ''))))),
+  });
+  clear(main, h('h1', {}, 'Audit log'), rows, pages.element);
+  await pages.first();
 }
 
 export async function sourcesPage(main) {
   const list = h('div', {});
-  const pager = h('div', { class: 'pager' });
-  const cursors = [null];
+  const pages = pager({
+    path: '/v1/sources',
+    limit: 50,
+    errors: list,
+    show: (page) => clear(list, sourcesTable(page)),
+  });
   clear(main, h('h1', {}, 'Inbound sources'),
     h('p', {}, 'Webhooks from outside arrive at a source\'s URL, are verified as their sender signs them, and are published as events. Manage them with the API or ', h('code', {}, 'skyhook sources'), '.'),
-    list, pager);
-  async function load() {
-    const page = await api('GET', `/v1/sources${qs({ cursor: cursors[cursors.length - 1], limit: 50 })}`);
-    pages(pager, cursors, page.next_cursor, load, list);
-    clear(list, sourcesTable(page));
-  }
-  await load();
+    list, pages.element);
+  await pages.first();
 }
 
 function sourcesTable(page) {
@@ -115,8 +102,6 @@ export async function tenantsPage(main, me) {
   }
   const messages = h('div', { id: 'tenant-messages' });
   const rows = h('div', {});
-  const pager = h('div', { class: 'pager' });
-  const cursors = [null];
 
   const tenant = h('input', {
     type: 'text', name: 'tenant', id: 'tenant-id', required: true, maxlength: 63,
@@ -144,7 +129,7 @@ export async function tenantsPage(main, me) {
       ? ` now publishes under its own limits: ${limitsText(t.limits)}.`
       : ` is back on the stack's defaults: ${limitsText(t.limits)}.`,
     ' Every instance applies them within 30 seconds.'));
-    await load();
+    await pages.reload();
     return t;
   }
   async function useDefaults(button, id) {
@@ -162,10 +147,11 @@ export async function tenantsPage(main, me) {
     rate.focus();
   }
 
-  async function load() {
-    const page = await api('GET', `/v1/tenants${qs({ cursor: cursors[cursors.length - 1], limit: 50 })}`);
-    pages(pager, cursors, page.next_cursor, load, messages);
-    clear(rows, page.data.length
+  const pages = pager({
+    path: '/v1/tenants',
+    limit: 50,
+    errors: messages,
+    show: (page) => clear(rows, page.data.length
       ? table(['Tenant', 'Events/s', 'Burst', 'Limits', 'Created (UTC)', ''],
         page.data.map((t) => h('tr', { dataset: { id: t.id, custom: String(t.custom_limits) } },
           h('td', {}, t.id),
@@ -179,8 +165,8 @@ export async function tenantsPage(main, me) {
               ? h('button', { type: 'button', class: 'danger small', onclick: (e) => useDefaults(e.target, t.id) }, 'Use defaults')
               : null)))),
         { id: 'tenants' })
-      : h('p', {}, 'No tenants yet.'));
-  }
+      : h('p', {}, 'No tenants yet.')),
+  });
 
   form.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -193,6 +179,6 @@ export async function tenantsPage(main, me) {
     h('p', {}, 'Each tenant publishes under its own limits or, without any, the stack\'s defaults (',
       h('code', {}, 'SKYHOOK_TENANT_EVENTS_PER_SECOND'), ', ', h('code', {}, 'SKYHOOK_TENANT_BURST'),
       '). A tenant is listed from its first API key. Only the bootstrap key sees this page.'),
-    messages, form, rows, pager);
-  await load();
+    messages, form, rows, pages.element);
+  await pages.first();
 }

@@ -1,8 +1,9 @@
 // The delivery log with every filter the API has and cursor paging; dead letters with
 // redrive (all, or one subscriber's) and its progress.
 
-import { api, qs, untilComplete } from '../api.js';
+import { untilComplete } from '../api.js';
 import { h, clear, time, errorNotice, notice, act, can, table, field, isoFromLocal, link } from '../ui.js';
+import { pager } from '../pager.js';
 import { attemptList } from './subscribers.js';
 
 function hashParams() {
@@ -20,12 +21,10 @@ export async function deliveriesPage(main) {
   const since = h('input', { type: 'datetime-local', name: 'since' });
   const until = h('input', { type: 'datetime-local', name: 'until' });
   const out = h('div', { id: 'log' });
-  const pager = h('div', { class: 'pager' });
   const form = h('form', { class: 'filters', id: 'log-filters' },
     field('Subscriber', subscriber), field('Event', event), field('Outcome', outcome),
     field('Since', since), field('Until', until),
     h('button', { type: 'submit' }, 'Filter'));
-  const cursors = [null];
   // The filters as last submitted: a cursor belongs to them, not to half-edited fields.
   const read = () => ({
     subscriber_id: subscriber.value.trim(),
@@ -36,25 +35,23 @@ export async function deliveriesPage(main) {
   });
   let filters = read();
 
-  async function load() {
-    const cursor = cursors[cursors.length - 1];
-    for (const b of pager.querySelectorAll('button')) b.disabled = true;
-    const page = await api('GET', `/v1/deliveries${qs({ ...filters, cursor, limit: 25 })}`);
-    clear(out, page.data.length ? attemptList(page.data) : h('p', {}, 'No attempts match.'));
-    clear(pager,
-      cursors.length > 1 ? h('button', { type: 'button', class: 'secondary', onclick: () => { cursors.pop(); load().catch(show); } }, '← Previous') : null,
-      h('span', {}, `Page ${cursors.length}`),
-      page.next_cursor ? h('button', { type: 'button', class: 'secondary', id: 'next-page', onclick: () => { cursors.push(page.next_cursor); load().catch(show); } }, 'Next →') : null);
-  }
-  const show = (err) => out.prepend(errorNotice(err));
+  const pages = pager({
+    path: '/v1/deliveries',
+    params: () => filters,
+    limit: 25,
+    errors: out,
+    counter: true,
+    nextId: 'next-page',
+    hold: true,
+    show: (page) => clear(out, page.data.length ? attemptList(page.data) : h('p', {}, 'No attempts match.')),
+  });
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     filters = read();
-    cursors.length = 1;
-    load().catch(show);
+    pages.first().catch((err) => out.prepend(errorNotice(err)));
   });
-  clear(main, h('h1', {}, 'Delivery log'), form, out, pager);
-  await load();
+  clear(main, h('h1', {}, 'Delivery log'), form, out, pages.element);
+  await pages.first();
 }
 
 export async function dlqPage(main, me) {
@@ -62,26 +59,26 @@ export async function dlqPage(main, me) {
   const rows = h('div', { id: 'dead' });
   const progress = h('div', { id: 'redrive-progress', 'aria-live': 'polite' });
   const messages = h('div', {});
-  let cursor = null;
-
-  async function load(reset) {
-    if (reset) cursor = null;
-    const page = await api('GET', `/v1/dlq${qs({ subscriber_id: subscriber.value.trim(), cursor, limit: 50 })}`);
-    const list = page.data.length
-      ? table(['Event', 'Subscriber', 'Type', 'Attempts', 'Reason', 'Dead since'],
-        page.data.map((d) => h('tr', { dataset: { event: d.event_id } },
-          h('td', {}, link(`#/events/${d.event_id}`, d.event_id)),
-          h('td', {}, link(`#/subscribers/${d.subscriber_id}`, d.subscriber_id)),
-          h('td', {}, d.event_type),
-          h('td', {}, d.attempts),
-          h('td', { class: 'wrap' }, d.reason),
-          h('td', {}, time(d.dead_at)))))
-      : h('p', { id: 'dlq-empty' }, 'No dead letters.');
-    if (reset) clear(rows, list); else rows.append(list);
-    cursor = page.next_cursor;
-    more.hidden = !cursor;
-  }
-  const more = h('button', { type: 'button', class: 'secondary', hidden: true, onclick: (e) => act(e.target, messages, () => load(false)) }, 'Load more');
+  const more = pager({
+    kind: 'more',
+    path: '/v1/dlq',
+    params: () => ({ subscriber_id: subscriber.value.trim() }),
+    limit: 50,
+    errors: messages,
+    show: (page, replace) => {
+      const list = page.data.length
+        ? table(['Event', 'Subscriber', 'Type', 'Attempts', 'Reason', 'Dead since'],
+          page.data.map((d) => h('tr', { dataset: { event: d.event_id } },
+            h('td', {}, link(`#/events/${d.event_id}`, d.event_id)),
+            h('td', {}, link(`#/subscribers/${d.subscriber_id}`, d.subscriber_id)),
+            h('td', {}, d.event_type),
+            h('td', {}, d.attempts),
+            h('td', { class: 'wrap' }, d.reason),
+            h('td', {}, time(d.dead_at)))))
+        : h('p', { id: 'dlq-empty' }, 'No dead letters.');
+      if (replace) clear(rows, list); else rows.append(list);
+    },
+  });
   const redrive = h('button', {
     type: 'button',
     id: 'redrive',
@@ -93,16 +90,16 @@ export async function dlqPage(main, me) {
         clear(progress, notice('info', `Redriving… ${p.redriven ?? 0} sent again, ${p.dropped ?? 0} dropped (call ${p.calls}).`));
       });
       clear(progress, notice('ok', `Redrive complete: ${total.redriven ?? 0} sent again, ${total.dropped ?? 0} dropped (delivered or recovered since).`));
-      await load(true);
+      await more.first();
     }),
   }, 'Redrive');
   const filter = h('form', { class: 'filters' }, field('Subscriber', subscriber), h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
   filter.addEventListener('submit', (e) => {
     e.preventDefault();
-    load(true).catch((err) => messages.prepend(errorNotice(err)));
+    more.first().catch((err) => messages.prepend(errorNotice(err)));
   });
   clear(main, h('h1', {}, 'Dead letters'), messages, filter,
     can(me, 'admin') ? h('div', { class: 'actions' }, redrive, h('small', {}, 'Sends them (all, or the subscriber\'s above) back for a fresh set of attempts.')) : null,
-    progress, rows, more);
-  await load(true);
+    progress, rows, more.element);
+  await more.first();
 }

@@ -3,6 +3,7 @@
 
 import { api, qs } from '../api.js';
 import { h, clear, time, errorNotice, notice, act, can, field, badge, link, labelCells } from '../ui.js';
+import { pager } from '../pager.js';
 import { attemptsChart, latencyChart, legend } from '../chart.js';
 
 function healthBadge(s) {
@@ -33,9 +34,7 @@ export async function subscribersPage(main, me) {
     h('option', { value: 'true' }, 'Active'),
     h('option', { value: 'false' }, 'Inactive'));
   const rows = h('tbody', {});
-  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');
   const messages = h('div', {});
-  let cursor = null;
 
   const row = (s) => {
     const toggle = can(me, 'admin')
@@ -44,7 +43,7 @@ export async function subscribersPage(main, me) {
         class: 'secondary small',
         onclick: (e) => act(e.target, messages, async () => {
           await setActive(s.id, !s.active);
-          await load(true);
+          await reload();
         }),
       }, s.active ? 'Disable' : 'Enable')
       : null;
@@ -57,33 +56,37 @@ export async function subscribersPage(main, me) {
       h('td', {}, toggle));
   };
 
-  async function load(reset) {
-    if (reset) {
-      cursor = null;
-      rows.replaceChildren();
-    }
-    const page = await api('GET', `/v1/subscribers${qs({ active: filter.value, cursor, limit: 50 })}`);
-    for (const s of page.data) rows.append(row(s));
-    if (!rows.children.length) rows.append(h('tr', {}, h('td', { colspan: 6 }, 'No subscribers yet.')));
-    labelCells(rows, HEADERS);
-    cursor = page.next_cursor;
-    more.hidden = !cursor;
-  }
-  filter.addEventListener('change', () => load(true).catch((err) => messages.prepend(errorNotice(err))));
-  more.addEventListener('click', () => act(more, messages, () => load(false)));
+  const more = pager({
+    kind: 'more',
+    path: '/v1/subscribers',
+    params: () => ({ active: filter.value }),
+    limit: 50,
+    errors: messages,
+    show: (page) => {
+      for (const s of page.data) rows.append(row(s));
+      if (!rows.children.length) rows.append(h('tr', {}, h('td', { colspan: 6 }, 'No subscribers yet.')));
+      labelCells(rows, HEADERS);
+    },
+  });
+  // From the first page again, the table emptied while it loads.
+  const reload = () => {
+    rows.replaceChildren();
+    return more.first();
+  };
+  filter.addEventListener('change', () => reload().catch((err) => messages.prepend(errorNotice(err))));
 
   clear(main,
     h('div', { class: 'title-row' }, h('h1', {}, 'Subscribers'),
       can(me, 'admin') ? h('a', { class: 'button', href: '#/subscribers', id: 'new-subscriber', onclick: (e) => { e.preventDefault(); form.hidden = !form.hidden; } }, 'New subscriber') : null),
     messages,
-    can(me, 'admin') ? createForm(messages, () => load(true)) : null,
+    can(me, 'admin') ? createForm(messages, reload) : null,
     h('div', { class: 'filters' }, field('Show', filter)),
     h('div', { class: 'table-wrap' }, h('table', { id: 'subscribers' },
       h('thead', {}, h('tr', {}, HEADERS.map((t) => h('th', { scope: 'col' }, t)))),
       rows)),
-    more);
+    more.element);
   const form = main.querySelector('#create-subscriber');
-  await load(true);
+  await reload();
 }
 
 function createForm(messages, reload) {
