@@ -77,6 +77,74 @@ impl DeadLetterItem {
     }
 }
 
+impl DynamoDbDeadLetterStore {
+    /// A page of the tenant's entries, merged from its shards in event order; `after` is
+    /// the last event id returned.
+    async fn tenant_page(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let partitions: Vec<String> = (0..keys::DEAD_LETTER_SHARDS)
+            .map(|k| keys::dead_letter_shard_pk(tenant, k))
+            .collect();
+        if after.is_some_and(|a| !a.starts_with(EventId::PREFIX)) {
+            return Err(StoreError::BadCursor);
+        }
+        merged_page(
+            &self.table,
+            &partitions,
+            &SortRange::default(),
+            true,
+            limit,
+            after,
+        )
+        .await
+    }
+
+    /// A page of one subscriber's entries, from the by-subscriber index; `after` is the
+    /// last event id returned.
+    async fn subscriber_page(
+        &self,
+        tenant: &TenantId,
+        sub: &SubscriberId,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let index_pk = keys::dead_letter_by_subscriber_pk(tenant, sub);
+        let mut query = self
+            .table
+            .query()
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(index_pk.clone()))
+            .limit(i32::try_from(limit).unwrap_or(1000));
+        if let Some(event) = after {
+            // The index's start key is the whole key of the item last returned, which the
+            // event id and the subscriber give.
+            let event = EventId::parse(event).map_err(|_| StoreError::BadCursor)?;
+            query = query
+                .exclusive_start_key("gsi1pk", s(index_pk))
+                .exclusive_start_key("gsi1sk", s(event.as_str()))
+                .exclusive_start_key("pk", s(keys::dead_letter_pk(tenant, &event)))
+                .exclusive_start_key("sk", s(keys::dead_letter_sk(&event, sub)));
+        }
+        let out = query.send().await.map_err(|e| sdk_error(SERVICE, &e))?;
+        let items = out.items.unwrap_or_default();
+        let more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
+        let next = more
+            .then(|| {
+                items
+                    .last()
+                    .and_then(|i| attr(i, "gsi1sk"))
+                    .map(str::to_string)
+            })
+            .flatten();
+        Ok((items, next))
+    }
+}
+
 #[async_trait]
 impl DeadLetterStore for DynamoDbDeadLetterStore {
     async fn put(&self, e: &DeadLetterEntry) -> Result<(), StoreError> {
@@ -116,63 +184,11 @@ impl DeadLetterStore for DynamoDbDeadLetterStore {
             .map(|c| cursor::decode::<String>(&binding, c))
             .transpose()?;
         let limit = page.limit.max(1);
-        let (items, next): (Vec<Item>, Option<String>) = match subscriber {
-            None => {
-                let partitions: Vec<String> = (0..keys::DEAD_LETTER_SHARDS)
-                    .map(|k| keys::dead_letter_shard_pk(tenant, k))
-                    .collect();
-                if after
-                    .as_deref()
-                    .is_some_and(|a| !a.starts_with(EventId::PREFIX))
-                {
-                    return Err(StoreError::BadCursor);
-                }
-                merged_page(
-                    &self.table,
-                    &partitions,
-                    &SortRange::default(),
-                    true,
-                    limit,
-                    after.as_deref(),
-                )
-                .await?
-            }
+        let (items, next) = match subscriber {
+            None => self.tenant_page(tenant, limit, after.as_deref()).await?,
             Some(sub) => {
-                let mut query = self
-                    .table
-                    .query()
-                    .index_name("gsi1")
-                    .key_condition_expression("gsi1pk = :pk")
-                    .expression_attribute_values(
-                        ":pk",
-                        s(keys::dead_letter_by_subscriber_pk(tenant, sub)),
-                    )
-                    .limit(i32::try_from(limit).unwrap_or(1000));
-                if let Some(event) = &after {
-                    // The index's start key is the whole key of the item last returned, which
-                    // the event id and the subscriber give.
-                    let event = EventId::parse(event).map_err(|_| StoreError::BadCursor)?;
-                    query = query
-                        .exclusive_start_key(
-                            "gsi1pk",
-                            s(keys::dead_letter_by_subscriber_pk(tenant, sub)),
-                        )
-                        .exclusive_start_key("gsi1sk", s(event.as_str()))
-                        .exclusive_start_key("pk", s(keys::dead_letter_pk(tenant, &event)))
-                        .exclusive_start_key("sk", s(keys::dead_letter_sk(&event, sub)));
-                }
-                let out = query.send().await.map_err(|e| sdk_error(SERVICE, &e))?;
-                let items = out.items.unwrap_or_default();
-                let more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
-                let next = if more {
-                    items
-                        .last()
-                        .and_then(|i| attr(i, "gsi1sk"))
-                        .map(str::to_string)
-                } else {
-                    None
-                };
-                (items, next)
+                self.subscriber_page(tenant, sub, limit, after.as_deref())
+                    .await?
             }
         };
         Ok(Page {

@@ -56,6 +56,59 @@ impl DynamoDbIdempotencyStore {
     }
 }
 
+impl DynamoDbIdempotencyStore {
+    /// A key someone else holds: the receipt of its finished publish, or the publish to
+    /// resume when its lease ran out (one caller wins that), or busy.
+    async fn held(&self, pk: &str, now: DateTime<Utc>) -> Result<IdempotencyClaim, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(keys::IDEMPOTENCY_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, &e))?;
+        let item = out
+            .item()
+            .ok_or_else(|| StoreError::Conflict("idempotency key changed hands".into()))?;
+        let existing =
+            EventId::parse(get_s(item, "event_id")?).map_err(|e| corrupt("event_id", e))?;
+        if get_s(item, "state")? == "complete" {
+            return Ok(IdempotencyClaim::Completed(PublishReceipt {
+                id: existing,
+                event_type: EventType::parse(get_s(item, "type")?)
+                    .map_err(|e| corrupt("type", e))?,
+                subscribers: get_n(item, "subscribers")?,
+            }));
+        }
+        // Take over an unfinished publish whose lease ran out; the condition makes sure only
+        // one of several callers does.
+        let taken = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(keys::IDEMPOTENCY_SK))
+            .update_expression("SET lease_until = :lease")
+            .condition_expression(
+                "#state = :pending AND (attribute_not_exists(lease_until) OR lease_until <= :now)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":lease", expiry(now, IDEMPOTENCY_LEASE))
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .send()
+            .await;
+        match taken {
+            Ok(_) => Ok(IdempotencyClaim::Resume(existing)),
+            Err(err) if is_condition_failure(&err) => Ok(IdempotencyClaim::Busy(existing)),
+            Err(err) => Err(sdk_error(SERVICE, &err)),
+        }
+    }
+}
+
 #[async_trait]
 impl IdempotencyStore for DynamoDbIdempotencyStore {
     async fn claim(
@@ -87,53 +140,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             Err(err) if is_condition_failure(&err) => {}
             Err(err) => return Err(sdk_error(SERVICE, &err)),
         }
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(&pk))
-            .key("sk", s(keys::IDEMPOTENCY_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, &e))?;
-        let item = out
-            .item()
-            .ok_or_else(|| StoreError::Conflict("idempotency key changed hands".into()))?;
-        let existing =
-            EventId::parse(get_s(item, "event_id")?).map_err(|e| corrupt("event_id", e))?;
-        if get_s(item, "state")? == "complete" {
-            Ok(IdempotencyClaim::Completed(PublishReceipt {
-                id: existing,
-                event_type: EventType::parse(get_s(item, "type")?)
-                    .map_err(|e| corrupt("type", e))?,
-                subscribers: get_n(item, "subscribers")?,
-            }))
-        } else {
-            // Take over an unfinished publish whose lease ran out; the condition makes sure
-            // only one of several callers does.
-            let taken = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(&pk))
-                .key("sk", s(keys::IDEMPOTENCY_SK))
-                .update_expression("SET lease_until = :lease")
-                .condition_expression(
-                    "#state = :pending AND (attribute_not_exists(lease_until) OR lease_until <= :now)",
-                )
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":pending", s("pending"))
-                .expression_attribute_values(":lease", expiry(now, IDEMPOTENCY_LEASE))
-                .expression_attribute_values(":now", n(now.timestamp()))
-                .send()
-                .await;
-            match taken {
-                Ok(_) => Ok(IdempotencyClaim::Resume(existing)),
-                Err(err) if is_condition_failure(&err) => Ok(IdempotencyClaim::Busy(existing)),
-                Err(err) => Err(sdk_error(SERVICE, &err)),
-            }
-        }
+        self.held(&pk, now).await
     }
 
     async fn abandon(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {

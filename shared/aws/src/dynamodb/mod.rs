@@ -352,6 +352,39 @@ impl PartitionQuery {
         self
     }
 
+    /// One DynamoDB read of up to `per_read` items after the sort key `start`.
+    async fn read(
+        &self,
+        table: &Table,
+        per_read: usize,
+        start: Option<String>,
+        from_cursor: bool,
+    ) -> Result<aws_sdk_dynamodb::operation::query::QueryOutput, StoreError> {
+        let mut query = self.range.apply(table.query(), &self.pk);
+        query = self
+            .filter
+            .apply(query)
+            .scan_index_forward(self.forward)
+            .consistent_read(self.consistent)
+            .limit(i32::try_from(per_read).unwrap_or(1000));
+        if let Some(sk) = start {
+            query = query
+                .exclusive_start_key("pk", s(&self.pk))
+                .exclusive_start_key("sk", s(sk));
+        }
+        query.send().await.map_err(|e| {
+            // Whatever else DynamoDB finds wrong with a start key a cursor gave.
+            if from_cursor
+                && aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
+                    == Some("ValidationException")
+            {
+                StoreError::BadCursor
+            } else {
+                sdk_error(SERVICE, &e)
+            }
+        })
+    }
+
     /// One page in sort key order (or reverse), starting after the sort key `after`. A
     /// filter can leave DynamoDB pages short or empty; this reads on (a bounded number of
     /// pages) so callers get full pages. Returns the items and, when there may be more, the
@@ -380,29 +413,9 @@ impl PartitionQuery {
         let mut start = after;
         let mut items: Vec<Item> = Vec::new();
         for _ in 0..MAX_READS {
-            let mut query = self.range.apply(table.query(), &self.pk);
-            query = self
-                .filter
-                .apply(query)
-                .scan_index_forward(self.forward)
-                .consistent_read(self.consistent)
-                .limit(i32::try_from(per_read).unwrap_or(1000));
-            if let Some(sk) = start.take() {
-                query = query
-                    .exclusive_start_key("pk", s(&self.pk))
-                    .exclusive_start_key("sk", s(sk));
-            }
-            let out = query.send().await.map_err(|e| {
-                // Whatever else DynamoDB finds wrong with a start key a cursor gave.
-                if from_cursor
-                    && aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
-                        == Some("ValidationException")
-                {
-                    StoreError::BadCursor
-                } else {
-                    sdk_error(SERVICE, &e)
-                }
-            })?;
+            let out = self
+                .read(table, per_read, start.take(), from_cursor)
+                .await?;
             let more = out
                 .last_evaluated_key
                 .as_ref()
