@@ -452,8 +452,8 @@ impl Redrive {
         }
     }
 
-    /// The subscriber's parked deliveries, a page at a time, handed to `each` (which must
-    /// take them out of the index) within the time budget.
+    /// The subscriber's parked deliveries, ten at a time, handed to `each` and then taken
+    /// out of the index, within the time budget.
     async fn for_each_parked<F, Fut>(
         &self,
         tenant: &TenantId,
@@ -462,7 +462,7 @@ impl Redrive {
     ) -> Result<Parked, RedriveError>
     where
         F: FnMut(Vec<(DeadLetterEntry, DeliveryMessage)>) -> Fut,
-        Fut: std::future::Future<Output = Result<usize, RedriveError>>,
+        Fut: std::future::Future<Output = Result<(), RedriveError>>,
     {
         let mut done = Parked::default();
         let mut pages = self.pages(tenant, Some(subscriber), Instant::now());
@@ -471,10 +471,17 @@ impl Redrive {
                 .into_iter()
                 .filter_map(|e| {
                     let message = DeliveryMessage::from_json(e.parked_message()?).ok()?;
+                    let message = belongs(&e, message)?;
                     Some((e, message))
                 })
                 .collect();
-            done.handled += each(parked).await?;
+            for chunk in parked.chunks(10) {
+                each(chunk.to_vec()).await?;
+                for (entry, _) in chunk {
+                    self.remove(entry).await?;
+                }
+                done.handled += chunk.len();
+            }
         }
         done.complete = pages.complete;
         Ok(done)
@@ -487,15 +494,9 @@ impl Redrive {
         tenant: &TenantId,
         subscriber: &SubscriberId,
     ) -> Result<Parked, RedriveError> {
-        self.for_each_parked(tenant, subscriber, |parked| async move {
-            for chunk in parked.chunks(10) {
-                let messages: Vec<DeliveryMessage> = chunk.iter().map(|(_, m)| m.clone()).collect();
-                self.publisher.enqueue(&messages).await?;
-                for (entry, _) in chunk {
-                    self.remove(entry).await?;
-                }
-            }
-            Ok(parked.len())
+        self.for_each_parked(tenant, subscriber, |chunk| async move {
+            let messages: Vec<DeliveryMessage> = chunk.into_iter().map(|(_, m)| m).collect();
+            Ok(self.publisher.enqueue(&messages).await?)
         })
         .await
     }
@@ -507,8 +508,8 @@ impl Redrive {
         tenant: &TenantId,
         subscriber: &SubscriberId,
     ) -> Result<Parked, RedriveError> {
-        self.for_each_parked(tenant, subscriber, |parked| async move {
-            for (entry, message) in &parked {
+        self.for_each_parked(tenant, subscriber, |chunk| async move {
+            for (entry, message) in chunk {
                 let status = DeliveryStatus {
                     subscriber_id: subscriber.clone(),
                     status: DeliveryState::SubscriberDeleted,
@@ -521,9 +522,8 @@ impl Redrive {
                     updated_at: Some(Utc::now()),
                 };
                 self.log.set_status(tenant, &entry.event_id, &status).await?;
-                self.remove(entry).await?;
             }
-            Ok(parked.len())
+            Ok(())
         })
         .await
     }
@@ -684,10 +684,267 @@ impl Pages<'_> {
 fn held_message(entry: &DeadLetterEntry) -> Option<DeliveryMessage> {
     let body = entry.message.as_deref()?;
     match DeliveryMessage::from_json(body) {
-        Ok(message) => Some(message),
+        Ok(message) => belongs(entry, message),
         Err(_) => {
             tracing::error!(event_id = %entry.event_id, "a dead-letter entry holds a message that does not parse; left in place");
             None
         }
+    }
+}
+
+/// The message, when it is the entry's own: its tenant, event and subscriber. What is sent
+/// again goes by the message, so one that names anyone else is never sent (every writer
+/// keeps them alike; this holds the redrive to it).
+fn belongs(entry: &DeadLetterEntry, message: DeliveryMessage) -> Option<DeliveryMessage> {
+    let own = message.tenant == entry.tenant
+        && message.event_id == entry.event_id
+        && message.subscriber_id == entry.subscriber_id;
+    if !own {
+        tracing::error!(event_id = %entry.event_id, "a dead-letter entry holds another delivery's message; left in place");
+    }
+    own.then_some(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event_type::EventType;
+    use crate::memory::{
+        MemoryAttemptLog, MemoryDeadLetterStore, MemoryDeliveryQueue, MemoryEventStore,
+        MemoryIdempotencyStore, MemorySubscriberStore, NoProgramRunner,
+    };
+    use crate::model::{DeadLetterReason, PARKED_REASON};
+    use crate::ports::{DeadLetter, DeliveryQueue};
+    use serde_json::value::RawValue;
+
+    struct Fixture {
+        redrive: Redrive,
+        queue: Arc<MemoryDeliveryQueue>,
+        log: Arc<MemoryAttemptLog>,
+        dead: Arc<MemoryDeadLetterStore>,
+        tenant: TenantId,
+    }
+
+    fn fixture() -> Fixture {
+        let subscribers = Arc::new(MemorySubscriberStore::default());
+        let events = Arc::new(MemoryEventStore::default());
+        let queue = Arc::new(MemoryDeliveryQueue::default());
+        let log = Arc::new(MemoryAttemptLog::default());
+        let dead = Arc::new(MemoryDeadLetterStore::default());
+        let publisher = Publisher {
+            subscribers: subscribers.clone(),
+            events: events.clone(),
+            queue: queue.clone(),
+            idempotency: Arc::new(MemoryIdempotencyStore::default()),
+            idempotency_ttl: Duration::from_secs(3600),
+            filters: Arc::new(NoProgramRunner),
+            gate: None,
+        };
+        let redrive = Redrive {
+            subscribers,
+            events,
+            log: log.clone(),
+            dead_letters: dead.clone(),
+            dlq: queue.clone(),
+            publisher,
+            budget: Duration::from_secs(20),
+        };
+        Fixture {
+            redrive,
+            queue,
+            log,
+            dead,
+            tenant: TenantId::parse("acme").unwrap(),
+        }
+    }
+
+    fn message(tenant: &TenantId, sub: &SubscriberId) -> DeliveryMessage {
+        DeliveryMessage {
+            v: 1,
+            event_id: EventId::new(),
+            tenant: tenant.clone(),
+            subscriber_id: sub.clone(),
+            event_type: EventType::parse("order.created").unwrap(),
+            timestamp: Utc::now(),
+            data: RawValue::from_string("{}".into()).unwrap(),
+            correlation_id: "c".into(),
+            prior_attempts: 0,
+        }
+    }
+
+    fn failed(attempts: u32, sub: &SubscriberId) -> DeliveryStatus {
+        DeliveryStatus {
+            subscriber_id: sub.clone(),
+            status: DeliveryState::Failed,
+            attempts,
+            last_status_code: Some(500),
+            last_error: Some("HTTP 500".into()),
+            updated_at: Some(Utc::now()),
+        }
+    }
+
+    fn sent_ids(f: &Fixture) -> Vec<EventId> {
+        let sent = f.queue.sent.lock().unwrap();
+        sent.iter().map(|m| m.event_id.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_dead_letter_is_sent_again_reopened_and_a_delivered_one_dropped() {
+        let f = fixture();
+        let sub = SubscriberId::new();
+        let (dead, done) = (message(&f.tenant, &sub), message(&f.tenant, &sub));
+        for (m, state) in [
+            (&dead, DeliveryState::Failed),
+            (&done, DeliveryState::Delivered),
+        ] {
+            let status = DeliveryStatus {
+                status: state,
+                ..failed(3, &sub)
+            };
+            f.log
+                .set_status(&f.tenant, &m.event_id, &status)
+                .await
+                .unwrap();
+            let why = DeadLetter {
+                reason: DeadLetterReason::AttemptsExhausted("HTTP 500".into()).text(),
+                event_id: None,
+                subscriber_id: None,
+                tenant: None,
+                attempts: 3,
+            };
+            f.queue.dead_letter(&m.to_json(), &why).await.unwrap();
+        }
+        let (moved, result) = f.redrive.redrive(&f.tenant, None).await;
+        result.unwrap();
+        assert_eq!(
+            (moved.redriven, moved.dropped, moved.complete),
+            (1, 1, true)
+        );
+        assert_eq!(
+            sent_ids(&f),
+            vec![dead.event_id.clone()],
+            "only the failed one"
+        );
+        let sent = f.queue.sent.lock().unwrap()[0].clone();
+        assert_eq!(sent.prior_attempts, 3, "its attempts number on");
+        let status = f.log.status(&f.tenant, &dead.event_id, &sub).await.unwrap();
+        assert_eq!(status.map(|s| s.status), Some(DeliveryState::Pending));
+        let page = PageRequest {
+            limit: 10,
+            ..Default::default()
+        };
+        let left = f.dead.list(&f.tenant, None, &page).await.unwrap();
+        assert!(left.items.is_empty(), "the index is empty");
+    }
+
+    #[tokio::test]
+    async fn another_tenants_redrive_sends_nothing_of_this_ones() {
+        let f = fixture();
+        let sub = SubscriberId::new();
+        let m = message(&f.tenant, &sub);
+        f.log
+            .set_status(&f.tenant, &m.event_id, &failed(3, &sub))
+            .await
+            .unwrap();
+        let why = DeadLetter {
+            reason: "attempts_exhausted: HTTP 500".into(),
+            event_id: None,
+            subscriber_id: None,
+            tenant: None,
+            attempts: 3,
+        };
+        f.queue.dead_letter(&m.to_json(), &why).await.unwrap();
+        let other = TenantId::parse("globex").unwrap();
+        let (moved, result) = f.redrive.redrive(&other, None).await;
+        result.unwrap();
+        assert_eq!((moved.redriven, moved.dropped), (0, 0));
+        assert!(sent_ids(&f).is_empty(), "nothing sent");
+        // Sorted into its own tenant's index, where its own redrive finds it.
+        let (moved, result) = f.redrive.redrive(&f.tenant, None).await;
+        result.unwrap();
+        assert_eq!(moved.redriven, 1);
+        assert_eq!(sent_ids(&f), vec![m.event_id]);
+    }
+
+    #[tokio::test]
+    async fn an_entry_holding_another_deliverys_message_is_never_sent() {
+        let f = fixture();
+        let sub = SubscriberId::new();
+        let stranger = message(&TenantId::parse("globex").unwrap(), &SubscriberId::new());
+        let entry = DeadLetterEntry {
+            tenant: f.tenant.clone(),
+            event_id: EventId::new(),
+            subscriber_id: sub.clone(),
+            event_type: EventType::parse("order.created").unwrap(),
+            reason: PARKED_REASON.into(),
+            attempts: 1,
+            dead_at: Utc::now(),
+            message: Some(stranger.to_json()),
+        };
+        f.dead.put(&entry).await.unwrap();
+        let parked = f.redrive.unpark(&f.tenant, &sub).await.unwrap();
+        assert_eq!(parked.handled, 0);
+        let (moved, result) = f.redrive.redrive(&f.tenant, None).await;
+        result.unwrap();
+        assert_eq!(moved.redriven, 0);
+        assert!(
+            sent_ids(&f).is_empty(),
+            "the other tenant's delivery is not sent"
+        );
+    }
+
+    #[tokio::test]
+    async fn parked_deliveries_are_unparked_in_tens_or_ended_as_subscriber_deleted() {
+        let f = fixture();
+        let sub = SubscriberId::new();
+        let mut ids = Vec::new();
+        for _ in 0..12 {
+            let mut m = message(&f.tenant, &sub);
+            m.prior_attempts = 2;
+            ids.push(m.event_id.clone());
+            let entry = DeadLetterEntry {
+                tenant: f.tenant.clone(),
+                event_id: m.event_id.clone(),
+                subscriber_id: sub.clone(),
+                event_type: m.event_type.clone(),
+                reason: PARKED_REASON.into(),
+                attempts: 2,
+                dead_at: Utc::now(),
+                message: Some(m.to_json()),
+            };
+            f.dead.put(&entry).await.unwrap();
+        }
+        let parked = f.redrive.unpark(&f.tenant, &sub).await.unwrap();
+        assert_eq!((parked.handled, parked.complete), (12, true));
+        let mut sent = sent_ids(&f);
+        sent.sort();
+        ids.sort();
+        assert_eq!(sent, ids);
+        assert_eq!(
+            *f.queue.batches.lock().unwrap(),
+            vec![10, 2],
+            "ten to a batch"
+        );
+
+        let gone = SubscriberId::new();
+        let m = message(&f.tenant, &gone);
+        let entry = DeadLetterEntry {
+            tenant: f.tenant.clone(),
+            event_id: m.event_id.clone(),
+            subscriber_id: gone.clone(),
+            event_type: m.event_type.clone(),
+            reason: PARKED_REASON.into(),
+            attempts: 0,
+            dead_at: Utc::now(),
+            message: Some(m.to_json()),
+        };
+        f.dead.put(&entry).await.unwrap();
+        let ended = f.redrive.end_parked(&f.tenant, &gone).await.unwrap();
+        assert_eq!(ended.handled, 1);
+        let status = f.log.status(&f.tenant, &m.event_id, &gone).await.unwrap();
+        assert_eq!(
+            status.map(|s| s.status),
+            Some(DeliveryState::SubscriberDeleted)
+        );
     }
 }

@@ -4,8 +4,8 @@
 //! the ledger's stream into one change per counter and per bucket. A batch's changes go in one
 //! transaction per 99 counters, each with a marker item of its own (`BATCH#{token}` /
 //! `#APPLIED`) written only if absent: a retried batch is applied once, however late the
-//! retry comes (DynamoDB's request token alone dedupes for ten minutes, and moto not at
-//! all). Apart from the ledger, their writes never feed its stream.
+//! retry comes (a client request token would dedupe for ten minutes only, and not at all on
+//! moto). Apart from the ledger, their writes never feed its stream.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -48,7 +48,7 @@ pub(crate) fn no_stats_table() -> StoreError {
     }
 }
 
-/// A client request token (at most 36 characters) naming part `part` of batch `batch`.
+/// The marker key (36 characters) of part `part` of batch `batch`.
 fn token(batch: &str, part: usize) -> String {
     let digest = Sha256::digest(format!("{batch}#{part}"));
     hex::encode(&digest[..18])
@@ -172,7 +172,8 @@ impl StatsCounters for DynamoDbStatsCounters {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items))
-                .client_request_token(&token)
+                // No client request token: a retry rebuilds the marker (its expiry moves on),
+                // which DynamoDB would refuse as a different request under the same token.
                 .send()
                 .await;
             match sent {
