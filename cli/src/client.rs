@@ -9,6 +9,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 
 use skyhook_api_types::ErrorBody;
+use skyhook_domain::model::error_chain;
 
 pub const API_URL: &str = "SKYHOOK_API_URL";
 pub const API_KEY: &str = "SKYHOOK_API_KEY";
@@ -249,17 +250,6 @@ pub fn plaintext_warning(url: &reqwest::Url) -> Option<String> {
             "warning: {API_URL} {url} is plain http to another machine: the API key goes over the network unencrypted. Use https."
         )
     })
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

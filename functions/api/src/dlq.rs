@@ -15,9 +15,8 @@ use serde_json::json;
 
 use skyhook_api_types::ListResponse;
 use skyhook_api_types::dlq::{DeadView, Redrive, RedriveResult};
-use skyhook_api_types::query::{DlqQuery, limit_or_default};
+use skyhook_api_types::query::{DlqQuery, page_request};
 use skyhook_domain::ids::SubscriberId;
-use skyhook_domain::ports::PageRequest;
 use skyhook_http::responses::{AuthErrors, BodyErrors, QueryErrors};
 use skyhook_http::{ApiError, ApiQuery, Role, read_optional_json};
 
@@ -40,11 +39,7 @@ pub(crate) async fn list_dead(
         .list(
             &principal.tenant,
             q.subscriber_id.as_ref(),
-            &PageRequest {
-                limit: limit_or_default(q.limit),
-                cursor: q.cursor.map(String::from),
-                active: None,
-            },
+            &page_request(q.limit, q.cursor),
         )
         .await?;
     Ok(Json(ListResponse::of(page, DeadView::from)))

@@ -12,10 +12,9 @@ use serde_json::json;
 
 use skyhook_api_types::ListResponse;
 use skyhook_api_types::keys::{AuditView, CreateKey, KeyView, WhoAmI};
-use skyhook_api_types::query::{PageQuery, limit_or_default};
+use skyhook_api_types::query::{PageQuery, page_request};
 use skyhook_domain::ids::{ApiKeyId, TenantId};
 use skyhook_domain::model::ApiKey;
-use skyhook_domain::ports::PageRequest;
 use skyhook_http::responses::{AuthErrors, BodyErrors, NotFound, QueryErrors};
 use skyhook_http::{
     ApiError, ApiPath, ApiQuery, Role, api_key_digest, generate_api_key, read_json,
@@ -99,14 +98,7 @@ pub(crate) async fn list_keys(
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let page = state
         .keys
-        .list(
-            &principal.tenant,
-            &PageRequest {
-                limit: limit_or_default(q.limit),
-                cursor: q.cursor.map(String::from),
-                active: None,
-            },
-        )
+        .list(&principal.tenant, &page_request(q.limit, q.cursor))
         .await?;
     Ok(Json(ListResponse::of(page, |k| KeyView::from(&k))))
 }
@@ -148,14 +140,7 @@ pub(crate) async fn list_audit(
     let principal = authorize(&state, &headers, Role::Admin).await?;
     let page = state
         .audit
-        .list(
-            &principal.tenant,
-            &PageRequest {
-                limit: limit_or_default(q.limit),
-                cursor: q.cursor.map(String::from),
-                active: None,
-            },
-        )
+        .list(&principal.tenant, &page_request(q.limit, q.cursor))
         .await?;
     Ok(Json(ListResponse::of(page, AuditView::from)))
 }

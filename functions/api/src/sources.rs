@@ -12,11 +12,10 @@ use chrono::Utc;
 use serde_json::json;
 
 use skyhook_api_types::ListResponse;
-use skyhook_api_types::query::{PageQuery, limit_or_default};
+use skyhook_api_types::query::{PageQuery, page_request};
 use skyhook_api_types::sources::{CreateSource, SourceView, UpdateSource};
 use skyhook_domain::ids::SourceId;
 use skyhook_domain::inbound::{EventTypeRule, HmacSettings, Scheme, Source, SourceSecret};
-use skyhook_domain::ports::PageRequest;
 use skyhook_http::responses::{AuthErrors, BodyErrors, Conflict, NotFound, QueryErrors};
 use skyhook_http::{ApiError, ApiPath, ApiQuery, Principal, Role, read_json};
 
@@ -122,14 +121,7 @@ pub(crate) async fn list_sources(
     let principal = authorize(&state, &headers, Role::Reader).await?;
     let page = state
         .sources
-        .list(
-            &principal.tenant,
-            &PageRequest {
-                limit: limit_or_default(q.limit),
-                cursor: q.cursor.map(String::from),
-                active: None,
-            },
-        )
+        .list(&principal.tenant, &page_request(q.limit, q.cursor))
         .await?;
     Ok(Json(ListResponse::of(page, |s| SourceView::from(&s))))
 }

@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 
 use skyhook_api_types::ListResponse;
 use skyhook_api_types::events::PublishReceiptView;
-use skyhook_api_types::query::{SubscribersQuery, limit_or_default};
+use skyhook_api_types::query::{SubscribersQuery, page_request};
 use skyhook_api_types::subscribers::{
     CreateSubscriber, Recover, RecoverResult, RotateSecret, RotatedSecret, SubscriberView,
     TransformPreview, TransformPreviewResult, UpdateSubscriber,
@@ -467,9 +467,8 @@ pub(crate) async fn list_subscribers(
         .list(
             &principal.tenant,
             &PageRequest {
-                limit: limit_or_default(q.limit),
-                cursor: q.cursor.map(String::from),
                 active: q.active,
+                ..page_request(q.limit, q.cursor)
             },
         )
         .await?;

@@ -12,10 +12,9 @@ use chrono::Utc;
 use serde_json::json;
 
 use skyhook_api_types::ListResponse;
-use skyhook_api_types::query::{PageQuery, limit_or_default};
+use skyhook_api_types::query::{PageQuery, page_request};
 use skyhook_api_types::tenants::{PutTenant, TenantView};
 use skyhook_domain::ids::TenantId;
-use skyhook_domain::ports::PageRequest;
 use skyhook_domain::tenants::{TenantLimits, TenantRecord};
 use skyhook_http::responses::{AuthErrors, BodyErrors, NotFound, QueryErrors};
 use skyhook_http::{ApiError, ApiPath, ApiQuery, Principal, Role, read_json};
@@ -49,11 +48,7 @@ pub(crate) async fn list_tenants(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<ListResponse<TenantView>>, ApiError> {
     bootstrap(&state, &headers).await?;
-    let request = PageRequest {
-        limit: limit_or_default(q.limit),
-        cursor: q.cursor.map(String::from),
-        active: None,
-    };
+    let request = page_request(q.limit, q.cursor);
     let mut page = state.tenants.list(request.clone()).await?;
     // `default` is always a tenant; recorded the first time a valid list would lack it.
     let default = TenantId::default_tenant();

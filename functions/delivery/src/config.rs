@@ -135,14 +135,6 @@ mod tests {
 
     #[test]
     fn required_env_is_exactly_what_config_needs() {
-        let all: std::collections::HashMap<&str, &str> =
-            REQUIRED_ENV.iter().map(|name| (*name, "set")).collect();
-        assert!(Config::from_env(&all).is_ok());
-        for missing in REQUIRED_ENV {
-            let mut env = all.clone();
-            env.remove(missing);
-            let err = Config::from_env(&env).unwrap_err();
-            assert!(err.to_string().contains(missing), "{err}");
-        }
+        config::assert_required_env(REQUIRED_ENV, |env| Config::from_env(env));
     }
 }

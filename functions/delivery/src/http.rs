@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header as http_header;
 
 use skyhook_domain::model::{
-    CORRELATION_HEADER, DeliveryMessage, MASKED_VALUE, RESERVED_HEADERS, Subscriber,
+    CORRELATION_HEADER, DeliveryMessage, MASKED_VALUE, RESERVED_HEADERS, Subscriber, error_chain,
 };
 use skyhook_domain::retry::parse_retry_after;
 use skyhook_domain::secret::SigningSecret;
@@ -252,20 +252,18 @@ fn describe_error(err: &reqwest::Error, timeout: Option<Duration>) -> String {
             None => "timed out".to_string(),
         };
     }
-    let mut text = if err.is_connect() {
-        "connection failed".to_string()
+    let kind = if err.is_connect() {
+        "connection failed"
     } else if err.is_request() {
-        "request failed".to_string()
+        "request failed"
     } else {
-        "error".to_string()
+        "error"
     };
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
+    // The sources only: the error's own text names the URL.
+    match std::error::Error::source(err) {
+        Some(source) => format!("{kind}: {}", error_chain(source)),
+        None => kind.to_string(),
     }
-    text
 }
 
 fn humanize(d: Duration) -> String {

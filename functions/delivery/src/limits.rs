@@ -239,42 +239,9 @@ mod tests {
         );
     }
 
-    /// A budget in memory, as the DynamoDB one keeps it: per subscriber, one second at a time.
-    #[derive(Default)]
-    struct Budget {
-        taken: Mutex<HashMap<Key, (i64, u32)>>,
-        calls: Mutex<u32>,
-    }
-
-    #[async_trait::async_trait]
-    impl RateBudget for Budget {
-        async fn take(
-            &self,
-            tenant: &TenantId,
-            subscriber: &SubscriberId,
-            second: i64,
-            want: u32,
-            limit: u32,
-        ) -> Result<bool, StoreError> {
-            *self.calls.lock().unwrap() += 1;
-            let mut taken = self.taken.lock().unwrap();
-            let e = taken
-                .entry((tenant.clone(), subscriber.clone()))
-                .or_insert((second, 0));
-            if e.0 != second {
-                *e = (second, 0);
-            }
-            if e.1 + want > limit {
-                return Ok(false);
-            }
-            e.1 += want;
-            Ok(true)
-        }
-    }
-
     #[tokio::test]
     async fn instances_sharing_a_budget_admit_the_limit_each_second_in_blocks_and_the_rest_wait() {
-        let budget = Arc::new(Budget::default());
+        let budget = Arc::new(skyhook_domain::memory::MemoryRateBudget::default());
         let (a, b) = (
             RateLimiter::new(budget.clone()),
             RateLimiter::new(budget.clone()),
@@ -293,9 +260,9 @@ mod tests {
         }
         assert_eq!(admitted, 20, "exactly the limit within one second");
         assert!(
-            *budget.calls.lock().unwrap() < 40,
+            budget.takes() < 40,
             "blocks, not a write per delivery: {}",
-            budget.calls.lock().unwrap()
+            budget.takes()
         );
         // The waiters go to the next seconds, a limit's worth each (per instance).
         assert!(waits.iter().all(|d| *d >= Duration::from_millis(750)));

@@ -416,15 +416,7 @@ mod tests {
     #[test]
     fn required_env_lists_are_exactly_what_config_needs() {
         for (needs_auth, required) in [(false, REQUIRED_ENV_EVENTS), (true, REQUIRED_ENV_HTTP)] {
-            let all: std::collections::HashMap<&str, &str> =
-                required.iter().map(|name| (*name, "set")).collect();
-            assert!(Config::from_env(&all, needs_auth).is_ok());
-            for missing in required.iter() {
-                let mut env = all.clone();
-                env.remove(missing);
-                let err = Config::from_env(&env, needs_auth).unwrap_err();
-                assert!(err.to_string().contains(missing), "{err}");
-            }
+            config::assert_required_env(required, |env| Config::from_env(env, needs_auth));
         }
     }
 }

@@ -291,6 +291,18 @@ pub fn limit_or_default(limit: Option<Limit>) -> usize {
     limit.unwrap_or_default().get()
 }
 
+/// The page a listing's `limit` and `cursor` ask for.
+pub fn page_request(
+    limit: Option<Limit>,
+    cursor: Option<Cursor>,
+) -> skyhook_domain::ports::PageRequest {
+    skyhook_domain::ports::PageRequest {
+        limit: limit_or_default(limit),
+        cursor: cursor.map(String::from),
+        active: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

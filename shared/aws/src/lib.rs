@@ -80,16 +80,7 @@ where
     use aws_sdk_sqs::error::ProvideErrorMetadata;
     match err.code() {
         Some(code) => format!("{code}: {}", err.message().unwrap_or("no message")),
-        None => {
-            let mut text = err.to_string();
-            let mut source = std::error::Error::source(err);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            text
-        }
+        None => skyhook_domain::model::error_chain(err),
     }
 }
 

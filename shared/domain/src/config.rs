@@ -49,6 +49,26 @@ impl ConfigError {
 }
 
 /// A set, non-empty variable.
+/// Checks that `required` names exactly what `from_env` cannot start without: with all of
+/// them set it starts, and with any one missing it refuses, naming that one. (For each
+/// function's unit tests; the template test holds the SAM template to the same lists.)
+#[cfg(any(test, feature = "testing"))]
+pub fn assert_required_env<T>(
+    required: &[&str],
+    from_env: impl Fn(&HashMap<&str, &str>) -> Result<T, ConfigError>,
+) {
+    let all: HashMap<&str, &str> = required.iter().map(|name| (*name, "set")).collect();
+    assert!(from_env(&all).is_ok(), "starts with {required:?} set");
+    for missing in required {
+        let mut env = all.clone();
+        env.remove(missing);
+        match from_env(&env) {
+            Ok(_) => panic!("starts without {missing}"),
+            Err(e) => assert!(e.to_string().contains(missing), "{e}"),
+        }
+    }
+}
+
 pub fn required(env: &dyn Env, name: &str) -> Result<String, ConfigError> {
     match env.get(name) {
         Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),

@@ -565,6 +565,18 @@ impl DeadLetterEntry {
 /// delivery statuses, dead letters, log lines and API answers.
 pub const MAX_ERROR_TEXT_BYTES: usize = 4096;
 
+/// An error and each of its sources, joined with `: `.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// `text` cut to at most `max` bytes (at a character boundary), saying so when it was cut:
 /// text that comes from a tenant's program or a receiver can be any size.
 pub fn cap_text(text: impl Into<String>, max: usize) -> String {

@@ -479,6 +479,14 @@ impl OpsEvents for MemoryOpsEvents {
 #[derive(Default)]
 pub struct MemoryRateBudget {
     taken: Mutex<HashMap<(TenantId, SubscriberId, i64), u32>>,
+    takes: std::sync::atomic::AtomicUsize,
+}
+
+impl MemoryRateBudget {
+    /// How many times a budget was asked: what the shared store would be written.
+    pub fn takes(&self) -> usize {
+        self.takes.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 #[async_trait]
@@ -491,6 +499,8 @@ impl RateBudget for MemoryRateBudget {
         want: u32,
         limit: u32,
     ) -> Result<bool, StoreError> {
+        self.takes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut taken = lock(&self.taken);
         let used = taken
             .entry((tenant.clone(), subscriber.clone(), second))
