@@ -228,7 +228,42 @@ impl Listener {
     }
 }
 
+/// Every request: verified, printed, saved with `--save`, and answered (401 when its
+/// signature does not verify).
 async fn receive(State(state): State<Arc<ListenState>>, req: Request) -> Response {
+    let saved = match read_request(req).await {
+        Ok(saved) => saved,
+        Err(too_large) => return too_large,
+    };
+    let verdict = {
+        let secrets = state.secrets.lock().await;
+        verify_request(
+            &saved,
+            &secrets,
+            chrono::Utc::now().timestamp(),
+            Some(skyhook_domain::signing::DEFAULT_TOLERANCE_SECS),
+        )
+    };
+    let n = state.received.fetch_add(1, Ordering::SeqCst) + 1;
+    print!("{}", describe(&saved, &verdict));
+    if let Some(dir) = &state.save_dir {
+        save(dir, n, &saved);
+    }
+    match verdict {
+        Verdict::Invalid(e) => (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response(),
+        Verdict::Verified(_) => {
+            let verified = state.verified.fetch_add(1, Ordering::SeqCst) + 1;
+            if state.exit_after.is_some_and(|n| verified >= n) {
+                let _ = state.done.send(true);
+            }
+            state.status.into_response()
+        }
+        Verdict::Unchecked => state.status.into_response(),
+    }
+}
+
+/// The request as it is saved, received now; a 413 answer when its body is too large.
+async fn read_request(req: Request) -> Result<SavedRequest, Response> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let headers: BTreeMap<String, String> = req
@@ -243,56 +278,39 @@ async fn receive(State(state): State<Arc<ListenState>>, req: Request) -> Respons
         .collect();
     let body: Bytes = match axum::body::to_bytes(req.into_body(), MAX_REQUEST_BYTES).await {
         Ok(b) => b,
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request too large\n").into_response(),
+        Err(_) => {
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, "request too large\n").into_response());
+        }
     };
-    let saved = SavedRequest {
+    Ok(SavedRequest {
         method,
         path,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
         received_at: skyhook_domain::model::format_time(chrono::Utc::now()),
-    };
-    let verdict = {
-        let secrets = state.secrets.lock().await;
-        verify_request(
-            &saved,
-            &secrets,
-            chrono::Utc::now().timestamp(),
-            Some(skyhook_domain::signing::DEFAULT_TOLERANCE_SECS),
-        )
-    };
-    let n = state.received.fetch_add(1, Ordering::SeqCst) + 1;
-    print!("{}", describe(&saved, &verdict));
-    if let Some(dir) = &state.save_dir {
-        let id = saved
-            .headers
-            .get(saved.scheme().header_names().id)
-            .cloned()
-            .unwrap_or_else(|| "unsigned".to_string());
-        let safe: String = id
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-            .collect();
-        let file = dir.join(format!("{n:04}-{safe}.json"));
-        match serde_json::to_vec_pretty(&saved) {
-            Ok(bytes) => {
-                if let Err(e) = std::fs::write(&file, bytes) {
-                    eprintln!("could not save {}: {e}", file.display());
-                }
+    })
+}
+
+/// Writes the `n`th request to `dir` as `{n:04}-{its webhook id}.json`; a failure is only
+/// reported.
+fn save(dir: &Path, n: usize, saved: &SavedRequest) {
+    let id = saved
+        .headers
+        .get(saved.scheme().header_names().id)
+        .cloned()
+        .unwrap_or_else(|| "unsigned".to_string());
+    let safe: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    let file = dir.join(format!("{n:04}-{safe}.json"));
+    match serde_json::to_vec_pretty(saved) {
+        Ok(bytes) => {
+            if let Err(e) = std::fs::write(&file, bytes) {
+                eprintln!("could not save {}: {e}", file.display());
             }
-            Err(e) => eprintln!("could not save the request: {e}"),
         }
-    }
-    match verdict {
-        Verdict::Invalid(e) => (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response(),
-        Verdict::Verified(_) => {
-            let verified = state.verified.fetch_add(1, Ordering::SeqCst) + 1;
-            if state.exit_after.is_some_and(|n| verified >= n) {
-                let _ = state.done.send(true);
-            }
-            state.status.into_response()
-        }
-        Verdict::Unchecked => state.status.into_response(),
+        Err(e) => eprintln!("could not save the request: {e}"),
     }
 }
 

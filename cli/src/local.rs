@@ -13,12 +13,14 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 use aws_sdk_eventbridge::types::{RuleState, Target};
 use serde_json::value::RawValue;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use skyhook_aws::{
     Adapters, Provisioned, ResourceNames, create_queue, load_sdk_config, provision, queue_arn,
 };
 use skyhook_domain::config::{self, Env, ProcessEnv};
 use skyhook_domain::ids::TenantId;
+use skyhook_domain::ports::StatsCounters;
 use skyhook_domain::publish::Publisher;
 
 use crate::sqs_poller::{SqsPoller, handler};
@@ -65,20 +67,8 @@ impl LocalConfig {
                  LocalStack (make run starts one)",
             )
         })?;
-        let (admin_key, generated_key) = match config::optional(env, config::ADMIN_KEY) {
-            Some(k) if k.len() >= config::MIN_ADMIN_KEY_LEN => (k, false),
-            Some(_) => {
-                return Err(config::ConfigError::new(
-                    config::ADMIN_KEY,
-                    format!("must be at least {} characters", config::MIN_ADMIN_KEY_LEN),
-                ));
-            }
-            None => (generate_key(), true),
-        };
-        let event_pattern = config::optional(env, LOCAL_EVENT_PATTERN)
-            .unwrap_or_else(|| DEFAULT_EVENT_PATTERN.to_string());
-        serde_json::from_str::<serde_json::Value>(&event_pattern)
-            .map_err(|e| config::ConfigError::new(LOCAL_EVENT_PATTERN, e))?;
+        let (admin_key, generated_key) = admin_key(env)?;
+        let event_pattern = event_pattern(env)?;
         Ok(Self {
             addr: config::parsed(
                 env,
@@ -88,34 +78,14 @@ impl LocalConfig {
                     .unwrap_or(([127, 0, 0, 1], 3000).into()),
                 |v| v.parse::<SocketAddr>().map_err(|e| e.to_string()),
             )?,
-            prefix: config::parsed(env, LOCAL_PREFIX, DEFAULT_LOCAL_PREFIX.to_string(), |v| {
-                if !v.is_empty()
-                    && v.len() <= 40
-                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                {
-                    Ok(v.to_string())
-                } else {
-                    Err("use 1 to 40 letters, digits and dashes")
-                }
-            })?,
-            pollers: config::parsed(env, LOCAL_POLLERS, 4, |v| match v.parse::<usize>() {
-                Ok(n) if (1..=64).contains(&n) => Ok(n),
-                _ => Err("expected a number from 1 to 64"),
-            })?,
-            batch_size: config::parsed(env, LOCAL_BATCH_SIZE, DEFAULT_BATCH_SIZE, |v| match v
-                .parse::<usize>()
-            {
-                Ok(n) if (1..=10_000).contains(&n) => Ok(n),
-                _ => Err("expected a number from 1 to 10000"),
-            })?,
+            prefix: config::parsed(env, LOCAL_PREFIX, DEFAULT_LOCAL_PREFIX.to_string(), prefix)?,
+            pollers: config::parsed(env, LOCAL_POLLERS, 4, pollers)?,
+            batch_size: config::parsed(env, LOCAL_BATCH_SIZE, DEFAULT_BATCH_SIZE, batch_size)?,
             batching_window: config::parsed(
                 env,
                 LOCAL_BATCHING_WINDOW,
                 DEFAULT_BATCHING_WINDOW,
-                |v| match v.parse::<u64>() {
-                    Ok(n) if n <= 300 => Ok(Duration::from_secs(n)),
-                    _ => Err("expected whole seconds from 0 to 300"),
-                },
+                batching_window,
             )?,
             admin_key,
             generated_key,
@@ -126,6 +96,61 @@ impl LocalConfig {
 
     pub fn bus_name(&self) -> String {
         format!("{}-bus", self.prefix)
+    }
+}
+
+/// `SKYHOOK_ADMIN_KEY` if set (long enough), else a generated one; and whether it was
+/// generated.
+fn admin_key(env: &dyn Env) -> Result<(String, bool), config::ConfigError> {
+    match config::optional(env, config::ADMIN_KEY) {
+        Some(k) if k.len() >= config::MIN_ADMIN_KEY_LEN => Ok((k, false)),
+        Some(_) => Err(config::ConfigError::new(
+            config::ADMIN_KEY,
+            format!("must be at least {} characters", config::MIN_ADMIN_KEY_LEN),
+        )),
+        None => Ok((generate_key(), true)),
+    }
+}
+
+/// `SKYHOOK_LOCAL_EVENT_PATTERN`, which must be JSON, or the pattern matching every event.
+fn event_pattern(env: &dyn Env) -> Result<String, config::ConfigError> {
+    let event_pattern = config::optional(env, LOCAL_EVENT_PATTERN)
+        .unwrap_or_else(|| DEFAULT_EVENT_PATTERN.to_string());
+    serde_json::from_str::<serde_json::Value>(&event_pattern)
+        .map_err(|e| config::ConfigError::new(LOCAL_EVENT_PATTERN, e))?;
+    Ok(event_pattern)
+}
+
+/// `SKYHOOK_LOCAL_PREFIX`: the resource names' prefix.
+fn prefix(v: &str) -> Result<String, &'static str> {
+    if !v.is_empty() && v.len() <= 40 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        Ok(v.to_string())
+    } else {
+        Err("use 1 to 40 letters, digits and dashes")
+    }
+}
+
+/// `SKYHOOK_LOCAL_POLLERS`: delivery batches in flight at once.
+fn pollers(v: &str) -> Result<usize, &'static str> {
+    match v.parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err("expected a number from 1 to 64"),
+    }
+}
+
+/// `SKYHOOK_LOCAL_BATCH_SIZE`: most deliveries a handler call gets.
+fn batch_size(v: &str) -> Result<usize, &'static str> {
+    match v.parse::<usize>() {
+        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+        _ => Err("expected a number from 1 to 10000"),
+    }
+}
+
+/// `SKYHOOK_LOCAL_BATCHING_WINDOW`: whole seconds a batch gathers for.
+fn batching_window(v: &str) -> Result<Duration, &'static str> {
+    match v.parse::<u64>() {
+        Ok(n) if n <= 300 => Ok(Duration::from_secs(n)),
+        _ => Err("expected whole seconds from 0 to 300"),
     }
 }
 
@@ -314,8 +339,47 @@ pub async fn run(
     .await
     .map_err(|e| LocalError::Provision(e.to_string()))?;
     let eventbridge_queue_url = provision_eventbridge(&sdk, &cfg).await?;
+    let services = Services::build(&sdk, &cfg, &resources).await?;
 
-    let env = LayeredEnv {
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .map_err(|source| LocalError::Bind {
+            addr: cfg.addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(LocalError::Serve)?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = Workers {
+        delivery: spawn_delivery(&sqs, &resources.queue_url, &cfg, &services, &stop_rx),
+        stats: spawn_stats(services.stream, services.counters, &stop_rx),
+        events: spawn_events(
+            sqs,
+            &eventbridge_queue_url,
+            services.publisher,
+            services.eventbridge_tenant,
+            &stop_rx,
+        ),
+        server: spawn_server(listener, services.app, &stop_rx),
+    };
+
+    let running = Running {
+        addr,
+        resources,
+        eventbridge_queue_url,
+        bus: cfg.bus_name(),
+    };
+    on_ready(&cfg, &running);
+    shutdown.await;
+    tracing::info!("stopping: finishing in-flight deliveries");
+    let _ = stop_tx.send(true);
+    workers.finish().await
+}
+
+/// The provisioned resources laid over the environment the functions read their settings
+/// from.
+fn layered_env(cfg: &LocalConfig, resources: &Provisioned) -> LayeredEnv {
+    LayeredEnv {
         overrides: HashMap::from([
             (config::TABLE.to_string(), resources.table.clone()),
             (
@@ -337,31 +401,77 @@ pub async fn run(
                 format!("{}/sources/", cfg.prefix),
             ),
         ]),
-    };
-    let ingest_cfg = skyhook_ingest::Config::from_env(&env, true)?;
-    let api_cfg = skyhook_api::Config::from_env(&env)?;
-    let delivery_cfg = skyhook_delivery::Config::from_env(&env)?;
+    }
+}
 
-    // One set of adapters for all four functions, built the way each function builds its own.
-    let (resources_cfg, retention) = api_cfg.resources();
-    let adapters = Adapters::from_sdk(&sdk, &resources_cfg, &retention);
-    let ingest_state = skyhook_ingest::IngestState::new(&adapters, &ingest_cfg)
-        .ok_or_else(|| LocalError::Provision("ingest has no admin key".into()))?;
-    let publisher = ingest_state.publisher.clone();
-    let api_state = skyhook_api::ApiState::new(&adapters, &api_cfg);
-    let deliverer = skyhook_delivery::Deliverer::new(&adapters, &delivery_cfg)
-        .map_err(|e| LocalError::Provision(format!("cannot build the HTTP client: {e}")))?;
-    // From where the last runner on this state got to (its checkpoint in the stats table),
-    // as Lambda's event source goes on after a crash; on new state, changes from now on.
+/// What the four functions are made of locally: the routers of ingest and the API, and
+/// what the delivery, stats and EventBridge pollers hand their batches to.
+struct Services {
+    /// The ingest and management routers, merged to serve on one port.
+    app: axum::Router,
+    publisher: Publisher,
+    /// The tenant events from the EventBridge bus are published for.
+    eventbridge_tenant: TenantId,
+    deliverer: skyhook_delivery::Deliverer,
+    counters: Arc<dyn StatsCounters>,
+    /// The table's change stream, which feeds the stats.
+    stream: StreamPoller,
+}
+
+impl Services {
+    /// Reads each function's configuration from the layered environment and builds it the
+    /// way the function builds its own.
+    async fn build(
+        sdk: &aws_config::SdkConfig,
+        cfg: &LocalConfig,
+        resources: &Provisioned,
+    ) -> Result<Self, LocalError> {
+        let env = layered_env(cfg, resources);
+        let ingest_cfg = skyhook_ingest::Config::from_env(&env, true)?;
+        let api_cfg = skyhook_api::Config::from_env(&env)?;
+        let delivery_cfg = skyhook_delivery::Config::from_env(&env)?;
+
+        // One set of adapters for all four functions, built the way each function builds its own.
+        let (resources_cfg, retention) = api_cfg.resources();
+        let adapters = Adapters::from_sdk(sdk, &resources_cfg, &retention);
+        let ingest_state = skyhook_ingest::IngestState::new(&adapters, &ingest_cfg)
+            .ok_or_else(|| LocalError::Provision("ingest has no admin key".into()))?;
+        let publisher = ingest_state.publisher.clone();
+        let api_state = skyhook_api::ApiState::new(&adapters, &api_cfg);
+        let deliverer = skyhook_delivery::Deliverer::new(&adapters, &delivery_cfg)
+            .map_err(|e| LocalError::Provision(format!("cannot build the HTTP client: {e}")))?;
+        let stream = resume_stream(sdk, resources).await?;
+        let app = skyhook_http::with_fallbacks(
+            skyhook_ingest::router(Arc::new(ingest_state))
+                .merge(skyhook_api::router(Arc::new(api_state))),
+        );
+        Ok(Services {
+            app,
+            publisher,
+            eventbridge_tenant: ingest_cfg.eventbridge_tenant.clone(),
+            deliverer,
+            counters: adapters.stats.clone(),
+            stream,
+        })
+    }
+}
+
+/// The table's stream, from where the last runner on this state got to (its checkpoint in
+/// the stats table), as Lambda's event source goes on after a crash; on new state, changes
+/// from now on.
+async fn resume_stream(
+    sdk: &aws_config::SdkConfig,
+    resources: &Provisioned,
+) -> Result<StreamPoller, LocalError> {
     let checkpoint = Checkpoint::load(
-        aws_sdk_dynamodb::Client::new(&sdk),
+        aws_sdk_dynamodb::Client::new(sdk),
         resources.stats_table.clone(),
         &resources.stream_arn,
     )
     .await
     .map_err(|e| LocalError::Provision(e.to_string()))?;
     let stream = StreamPoller::resume(
-        aws_sdk_dynamodbstreams::Client::new(&sdk),
+        aws_sdk_dynamodbstreams::Client::new(sdk),
         &resources.stream_arn,
         StartingPosition::Latest,
         checkpoint,
@@ -370,79 +480,98 @@ pub async fn run(
     .map_err(|e| LocalError::Provision(e.to_string()))?
     // Locally the stats follow within a second; the template gives Lambda a longer window.
     .with_window(Duration::from_secs(1));
-    let app = skyhook_http::with_fallbacks(
-        skyhook_ingest::router(Arc::new(ingest_state))
-            .merge(skyhook_api::router(Arc::new(api_state))),
-    );
+    Ok(stream)
+}
 
-    let listener = tokio::net::TcpListener::bind(cfg.addr)
-        .await
-        .map_err(|source| LocalError::Bind {
-            addr: cfg.addr,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(LocalError::Serve)?;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (stop_tx, stop_rx) = watch::channel(false);
-
-    let delivery = {
-        let poller = SqsPoller::new(sqs.clone(), &resources.queue_url)
-            .with_batch_size(cfg.batch_size)
-            .with_batching_window(cfg.batching_window);
+/// The delivery queue's pollers, handing batches to the delivery handler.
+fn spawn_delivery(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    cfg: &LocalConfig,
+    services: &Services,
+    stop: &watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let poller = SqsPoller::new(sqs.clone(), queue_url)
+        .with_batch_size(cfg.batch_size)
+        .with_batching_window(cfg.batching_window);
+    let deliverer = services.deliverer.clone();
+    let handler = handler(move |event| {
         let deliverer = deliverer.clone();
-        let handler = handler(move |event| {
-            let deliverer = deliverer.clone();
-            async move { skyhook_delivery::handle(&deliverer, event).await }
-        });
-        let rx = stop_rx.clone();
-        let pollers = cfg.pollers;
-        tokio::spawn(async move { poller.run(handler, pollers, rx).await })
-    };
-    let stats = {
-        let counters = adapters.stats.clone();
-        let handler = stream_handler(move |event| {
-            let counters = counters.clone();
-            async move { skyhook_delivery::stats::handle(&counters, event).await }
-        });
-        let rx = stop_rx.clone();
-        tokio::spawn(async move { stream.run(handler, rx).await })
-    };
-    let events = {
-        let poller = SqsPoller::new(sqs, &eventbridge_queue_url);
-        let handler = eventbridge_handler(publisher, ingest_cfg.eventbridge_tenant.clone());
-        let rx = stop_rx.clone();
-        tokio::spawn(async move { poller.run(handler, 1, rx).await })
-    };
-    let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
+        async move { skyhook_delivery::handle(&deliverer, event).await }
+    });
+    let rx = stop.clone();
+    let pollers = cfg.pollers;
+    tokio::spawn(async move { poller.run(handler, pollers, rx).await })
+}
+
+/// The change stream's poller, handing batches to the stats handler.
+fn spawn_stats(
+    stream: StreamPoller,
+    counters: Arc<dyn StatsCounters>,
+    stop: &watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let handler = stream_handler(move |event| {
+        let counters = counters.clone();
+        async move { skyhook_delivery::stats::handle(&counters, event).await }
+    });
+    let rx = stop.clone();
+    tokio::spawn(async move { stream.run(handler, rx).await })
+}
+
+/// The EventBridge target queue's poller, handing batches to the `ingest-events` handler.
+fn spawn_events(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: &str,
+    publisher: Publisher,
+    tenant: TenantId,
+    stop: &watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let poller = SqsPoller::new(sqs, queue_url);
+    let handler = eventbridge_handler(publisher, tenant);
+    let rx = stop.clone();
+    tokio::spawn(async move { poller.run(handler, 1, rx).await })
+}
+
+/// The HTTP server, until `stop` turns true.
+fn spawn_server(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stop: &watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    let mut server_stop = stop.clone();
+    tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = server_stop.wait_for(|stop| *stop).await;
             })
             .await
-    });
-
-    let running = Running {
-        addr,
-        resources,
-        eventbridge_queue_url,
-        bus: cfg.bus_name(),
-    };
-    on_ready(&cfg, &running);
-    shutdown.await;
-    tracing::info!("stopping: finishing in-flight deliveries");
-    let _ = stop_tx.send(true);
-    let served = server.await;
-    let _ = tokio::time::timeout(Duration::from_secs(60), async {
-        let _ = delivery.await;
-        let _ = events.await;
-        let _ = stats.await;
     })
-    .await;
-    match served {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(LocalError::Serve(e)),
-        Err(e) => Err(LocalError::Serve(std::io::Error::other(e))),
+}
+
+/// The runner's tasks.
+struct Workers {
+    delivery: JoinHandle<()>,
+    stats: JoinHandle<()>,
+    events: JoinHandle<()>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Workers {
+    /// Once told to stop: waits for the server, then up to a minute for the pollers to
+    /// finish their batches; the server's outcome is the run's.
+    async fn finish(self) -> Result<(), LocalError> {
+        let served = self.server.await;
+        let _ = tokio::time::timeout(Duration::from_secs(60), async {
+            let _ = self.delivery.await;
+            let _ = self.events.await;
+            let _ = self.stats.await;
+        })
+        .await;
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(LocalError::Serve(e)),
+            Err(e) => Err(LocalError::Serve(std::io::Error::other(e))),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! `skyhook api-keys …` and `skyhook audit`: the tenant's keys and its management changes.
 
+use clap::{Args, Subcommand};
 use reqwest::Method;
 
 use skyhook_api_types::ListResponse;
@@ -7,9 +8,47 @@ use skyhook_api_types::keys::{AuditView, CreateKey, KeyView, WhoAmI};
 use skyhook_api_types::query::PageQuery;
 use skyhook_cli::client::CliError;
 
+use super::args::ApiArgs;
 use super::limit;
-use crate::{ApiArgs, ApiKeyCommand};
 
+#[derive(Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key; prints it (shown only this once).
+    Create {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// reader, publisher or admin.
+        #[arg(long)]
+        role: String,
+        /// Tenant of the key (only the bootstrap key may name another tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// The tenant's keys (never the keys themselves).
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Revoke a key at once.
+    Delete {
+        #[command(flatten)]
+        api: ApiArgs,
+        id: String,
+    },
+}
+
+/// The flags of `skyhook audit`.
+#[derive(Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+/// Hands each subcommand to its function.
 pub async fn run(json_mode: bool, cmd: ApiKeyCommand) -> Result<(), CliError> {
     match cmd {
         ApiKeyCommand::Create {
@@ -23,46 +62,9 @@ pub async fn run(json_mode: bool, cmd: ApiKeyCommand) -> Result<(), CliError> {
                 role,
                 description,
             };
-            let out = api
-                .client()?
-                .send::<_, KeyView>(Method::POST, "/v1/api-keys", Some(&body), &[])
-                .await?;
-            if json_mode {
-                println!("{}", out.json());
-            } else {
-                let k = &out.body;
-                println!("id      {}", k.id);
-                println!("tenant  {}", k.tenant);
-                println!("role    {}", k.role.as_str());
-                println!(
-                    "key     {}   (shown only now)",
-                    k.key.as_deref().unwrap_or("")
-                );
-            }
-            Ok(())
+            create(json_mode, &api, &body).await
         }
-        ApiKeyCommand::List { api } => {
-            // The first page, as the API's default size has it.
-            let out = api
-                .client()?
-                .get::<ListResponse<KeyView>>("/v1/api-keys", &PageQuery::default())
-                .await?;
-            if json_mode {
-                println!("{}", out.json());
-            } else {
-                for k in &out.body.data {
-                    println!(
-                        "{}  {:<10}  {:<9}  {}  {}",
-                        k.id,
-                        k.tenant,
-                        k.role.as_str(),
-                        k.created_at,
-                        k.description.as_deref().unwrap_or(""),
-                    );
-                }
-            }
-            Ok(())
-        }
+        ApiKeyCommand::List { api } => list(json_mode, &api).await,
         ApiKeyCommand::Delete { api, id } => {
             api.client()?.delete(&format!("/v1/api-keys/{id}")).await?;
             if !json_mode {
@@ -73,11 +75,55 @@ pub async fn run(json_mode: bool, cmd: ApiKeyCommand) -> Result<(), CliError> {
     }
 }
 
+/// `api-keys create`: prints the key, the only time it is shown.
+async fn create(json_mode: bool, api: &ApiArgs, body: &CreateKey) -> Result<(), CliError> {
+    let out = api
+        .client()?
+        .send::<_, KeyView>(Method::POST, "/v1/api-keys", Some(body), &[])
+        .await?;
+    if json_mode {
+        println!("{}", out.json());
+    } else {
+        let k = &out.body;
+        println!("id      {}", k.id);
+        println!("tenant  {}", k.tenant);
+        println!("role    {}", k.role.as_str());
+        println!(
+            "key     {}   (shown only now)",
+            k.key.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `api-keys list`: the first page, as the API's default size has it.
+async fn list(json_mode: bool, api: &ApiArgs) -> Result<(), CliError> {
+    let out = api
+        .client()?
+        .get::<ListResponse<KeyView>>("/v1/api-keys", &PageQuery::default())
+        .await?;
+    if json_mode {
+        println!("{}", out.json());
+    } else {
+        for k in &out.body.data {
+            println!(
+                "{}  {:<10}  {:<9}  {}  {}",
+                k.id,
+                k.tenant,
+                k.role.as_str(),
+                k.created_at,
+                k.description.as_deref().unwrap_or(""),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The newest `limit` management changes: one page.
-pub async fn audit(json_mode: bool, api: &ApiArgs, n: u32) -> Result<(), CliError> {
-    let client = api.client()?;
+pub async fn audit(json_mode: bool, args: AuditArgs) -> Result<(), CliError> {
+    let client = args.api.client()?;
     let query = PageQuery {
-        limit: Some(limit(n)?),
+        limit: Some(limit(args.limit)?),
         cursor: None,
     };
     let page = client

@@ -1,16 +1,75 @@
 //! `skyhook deliveries` (the attempt log) and `skyhook stats` (delivery totals, and with
 //! `--series` attempts over time).
 
+use clap::Args;
+
 use skyhook_api_types::Cursor;
 use skyhook_api_types::deliveries::{AttemptView, SeriesView, StatsView};
 use skyhook_api_types::query::{DeliveriesQuery, SeriesQuery, StatsQuery};
 use skyhook_cli::client::CliError;
 use skyhook_domain::series::Bucket;
 
+use super::args::ApiArgs;
 use super::output::{list_pages, print_rows, print_value};
 use super::{event_id, limit, outcome, subscriber_id, time};
-use crate::{ApiArgs, DeliveriesArgs};
 
+/// The flags of `skyhook deliveries`.
+#[derive(Args)]
+pub struct DeliveriesArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    #[arg(long = "subscriber")]
+    subscriber: Option<String>,
+    #[arg(long = "event")]
+    event: Option<String>,
+    /// success or failure.
+    #[arg(long)]
+    outcome: Option<String>,
+    /// RFC 3339.
+    #[arg(long)]
+    since: Option<String>,
+    /// RFC 3339.
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Follow next_cursor to the end.
+    #[arg(long)]
+    all: bool,
+}
+
+/// The flags of `skyhook stats`.
+#[derive(Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Only this subscriber's deliveries.
+    #[arg(long = "subscriber")]
+    subscriber: Option<String>,
+    #[command(flatten)]
+    series: SeriesArgs,
+}
+
+/// Attempts over time (`GET /v1/stats/timeseries`).
+#[derive(Args, Clone, Default)]
+struct SeriesArgs {
+    /// Show attempts over time, one line per bucket: successes, failures, p50/p95 latency.
+    #[arg(long)]
+    series: bool,
+    /// With --series: minute, hour (default) or day.
+    #[arg(long, requires = "series")]
+    bucket: Option<String>,
+    /// With --series: from the bucket holding this time (RFC 3339).
+    #[arg(long, requires = "series")]
+    since: Option<String>,
+    /// With --series: to the bucket holding this time (RFC 3339; default now).
+    #[arg(long, requires = "series")]
+    until: Option<String>,
+}
+
+/// `skyhook deliveries`: the attempt log, a page or with `--all` every page.
 pub async fn list(json_mode: bool, args: DeliveriesArgs) -> Result<(), CliError> {
     let client = args.api.client()?;
     let query = DeliveriesQuery {
@@ -44,7 +103,17 @@ pub async fn list(json_mode: bool, args: DeliveriesArgs) -> Result<(), CliError>
     Ok(())
 }
 
-pub async fn stats(
+/// `skyhook stats`: the totals, or with `--series` attempts over time.
+pub async fn stats(json_mode: bool, args: StatsArgs) -> Result<(), CliError> {
+    if args.series.series {
+        series(json_mode, &args.api, args.subscriber, args.series).await
+    } else {
+        totals(json_mode, &args.api, args.subscriber).await
+    }
+}
+
+/// `GET /v1/stats`: success, failure, average attempts.
+async fn totals(
     json_mode: bool,
     api: &ApiArgs,
     subscriber: Option<String>,
@@ -59,11 +128,11 @@ pub async fn stats(
 }
 
 /// `GET /v1/stats/timeseries`, one line per bucket with a bar of its attempts.
-pub async fn series(
+async fn series(
     json_mode: bool,
     api: &ApiArgs,
     subscriber: Option<String>,
-    args: crate::SeriesArgs,
+    args: SeriesArgs,
 ) -> Result<(), CliError> {
     let bucket = args
         .bucket

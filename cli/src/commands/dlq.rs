@@ -1,5 +1,6 @@
 //! `skyhook dlq list` and `skyhook dlq redrive`.
 
+use clap::Subcommand;
 use serde_json::json;
 
 use skyhook_api_types::Limit;
@@ -8,9 +9,32 @@ use skyhook_api_types::query::DlqQuery;
 use skyhook_cli::client::{ApiClient, CliError};
 use skyhook_cli::progress::Progress;
 
+use super::args::ApiArgs;
 use super::output::{list_pages, print_rows, until_complete};
 use super::{limit, subscriber_id};
-use crate::DlqCommand;
+
+#[derive(Subcommand)]
+pub enum DlqCommand {
+    /// What is dead, why, and for whom.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long = "subscriber")]
+        subscriber: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Send dead messages back to the delivery queue (all, or one subscriber's); each keeps
+    /// its webhook-id and gets a fresh set of attempts.
+    Redrive {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long = "subscriber")]
+        subscriber: Option<String>,
+    },
+}
 
 pub async fn run(json_mode: bool, cmd: DlqCommand) -> Result<(), CliError> {
     match cmd {

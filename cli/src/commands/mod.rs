@@ -1,7 +1,9 @@
-//! The commands' bodies, one module per command group; `main.rs` holds their flags and
-//! hands each parsed command to its module.
+//! The commands, one module per command group: each holds its group's flags (the clap
+//! types `main.rs` names) and the bodies that run them; `args` holds the flags several
+//! groups share.
 
 pub mod api_keys;
+pub mod args;
 pub mod deliveries;
 pub mod dlq;
 pub mod events;
