@@ -36,6 +36,16 @@ struct Local {
     seen: u32,
 }
 
+/// What an instance's own view of a tenant says of one more publish.
+enum Want {
+    /// Taken from the bucket before, and held here.
+    Held,
+    /// Refused here until the bucket has room: the wait in microseconds.
+    Refused(i64),
+    /// Take this many from the bucket.
+    Take(u32),
+}
+
 /// Admits or refuses each publish by its tenant's limits (see the module's documentation).
 pub struct TenantGate {
     tenants: Arc<dyn TenantStore>,
@@ -135,6 +145,54 @@ impl TenantGate {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// What this instance's own view of the tenant says: a publish held from an earlier
+    /// take, refused until a known time, or how many to take from the bucket (quiet here:
+    /// one; busy: a block, the rest held for a second).
+    fn local_want(&self, tenant: &TenantId, limits: TenantLimits, now_us: i64) -> Want {
+        let mut local = self.local();
+        if local.len() >= LOCAL_TENANTS && !local.contains_key(tenant) {
+            local.clear();
+        }
+        let l = local.entry(tenant.clone()).or_default();
+        if l.limited_until_us > now_us {
+            return Want::Refused(l.limited_until_us - now_us);
+        }
+        let second = now_us.div_euclid(1_000_000);
+        if l.second != second {
+            l.second = second;
+            l.seen = 0;
+        }
+        l.seen = l.seen.saturating_add(1);
+        if l.held > 0 && l.held_until_us > now_us {
+            l.held -= 1;
+            return Want::Held;
+        }
+        Want::Take(if l.seen > 1 { limits.block() } else { 1 })
+    }
+
+    /// Takes `want` from the tenant's bucket, or one when less than that is left; what it
+    /// answered and how many were taken.
+    async fn take(
+        &self,
+        tenant: &TenantId,
+        want: u32,
+        limits: TenantLimits,
+        now: DateTime<Utc>,
+    ) -> (Result<Admission, StoreError>, u32) {
+        let count = || {
+            self.takes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        };
+        count();
+        let outcome = self.budget.take(tenant, want, limits, now).await;
+        if matches!(outcome, Ok(Admission::Limited(_))) && want > 1 {
+            // Less than a block is left: one will do.
+            count();
+            return (self.budget.take(tenant, 1, limits, now).await, 1);
+        }
+        (outcome, want)
+    }
+
     /// One publish of `tenant` at `now`. A failure to read the limits or the bucket admits
     /// the publish (a limit protects the stack; it must not stop it) and is logged.
     pub async fn admit(&self, tenant: &TenantId, now: DateTime<Utc>) -> Result<(), RateLimited> {
@@ -152,41 +210,12 @@ impl TenantGate {
             burst: limits.burst,
             retry_after: Duration::from_micros(wait_us.max(1) as u64),
         };
-        let want = {
-            let mut local = self.local();
-            if local.len() >= LOCAL_TENANTS && !local.contains_key(tenant) {
-                local.clear();
-            }
-            let l = local.entry(tenant.clone()).or_default();
-            if l.limited_until_us > now_us {
-                return Err(refused(l.limited_until_us - now_us));
-            }
-            let second = now_us.div_euclid(1_000_000);
-            if l.second != second {
-                l.second = second;
-                l.seen = 0;
-            }
-            l.seen = l.seen.saturating_add(1);
-            if l.held > 0 && l.held_until_us > now_us {
-                l.held -= 1;
-                return Ok(());
-            }
-            // Quiet here: take one. Busy: take a block, and hold the rest for a second.
-            if l.seen > 1 { limits.block() } else { 1 }
+        let want = match self.local_want(tenant, limits, now_us) {
+            Want::Held => return Ok(()),
+            Want::Refused(wait_us) => return Err(refused(wait_us)),
+            Want::Take(n) => n,
         };
-        let count = || {
-            self.takes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        };
-        count();
-        let mut outcome = self.budget.take(tenant, want, limits, now).await;
-        let mut taken = want;
-        if matches!(outcome, Ok(Admission::Limited(_))) && want > 1 {
-            // Less than a block is left: one will do.
-            count();
-            outcome = self.budget.take(tenant, 1, limits, now).await;
-            taken = 1;
-        }
+        let (outcome, taken) = self.take(tenant, want, limits, now).await;
         match outcome {
             Ok(Admission::Admitted) => {
                 let mut local = self.local();
