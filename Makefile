@@ -46,10 +46,11 @@ test-browser:
 test-stress:
 	./scripts/stress.sh
 
-# A release build of the bench binary, run against its own emulator.
+# A release build of the bench binary (bench/), and the jq worker its sandboxes start beside
+# it (tests/), run against its own emulator.
 bench:
-	$(CARGO) build --release -q -p skyhook-tests --bin skyhook-bench --bin skyhook-jq-worker
-	./scripts/with-emulator.sh $(CARGO) run --release -q -p skyhook-tests --bin skyhook-bench
+	$(CARGO) build --release -q -p skyhook-bench -p skyhook-tests --bin skyhook-bench --bin skyhook-jq-worker
+	./scripts/with-emulator.sh $(CARGO) run --release -q -p skyhook-bench --bin skyhook-bench
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::meter::{Call, Service, is_hop_header};
+use crate::call::{Call, Service, is_hop_header};
 
 /// The environment variable naming the directory records go to.
 pub const RECORD_DIR: &str = "SKYHOOK_IAM_RECORD";

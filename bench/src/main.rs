@@ -8,10 +8,10 @@
 //! - secret cache: Secrets Manager reads for 500 deliveries to 10 subscribers;
 //! - end to end: deliveries per second through the SQS poller (moto bounds this figure);
 //! - cost: AWS calls and billed units per delivery, counted by a proxy in front of the
-//!   emulator, priced at the list prices of `tests/support/prices.rs`.
+//!   emulator, priced at the list prices of `bench/src/prices.rs`.
 
-mod bench_local;
-mod bench_noisy;
+mod local;
+mod noisy;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,13 +22,14 @@ use async_trait::async_trait;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
+use skyhook_bench::meter::{AwsMeter, MeterReport, Operation, OperationCount, Service};
+use skyhook_bench::prices;
 use skyhook_domain::directory::Directory;
 use skyhook_domain::ids::{SubscriberId, TenantId};
 use skyhook_domain::ports::{SecretStore, StoreError, SubscriberSecrets};
 use skyhook_domain::secret::SigningSecret;
 use skyhook_domain::signing::{sign, verify};
-use skyhook_tests::meter::{AwsMeter, MeterReport, Operation, OperationCount, Service};
-use skyhook_tests::{Receiver, Reply, Stack, StackOptions, prices, sdk_config};
+use skyhook_tests::{Receiver, Reply, Stack, StackOptions, sdk_config};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -340,10 +341,10 @@ async fn main() {
         bench_cost().await;
     }
     if run("local") {
-        bench_local::bench_local_speed().await;
+        local::bench_local_speed().await;
     }
     if run("noisy") {
-        bench_noisy::bench_noisy_tenant().await;
+        noisy::bench_noisy_tenant().await;
     }
 }
 
@@ -808,7 +809,7 @@ async fn bench_cost() {
     }
     println!(
         "cost         {events} events × {SUBSCRIBERS} subscribers = {deliveries} first-try deliveries \
-         (1 KiB events: {} bytes per publish body on average), prices of {} (tests/support/prices.rs)",
+         (1 KiB events: {} bytes per publish body on average), prices of {} (bench/src/prices.rs)",
         body_bytes / events.max(1),
         prices::RECORDED
     );
@@ -875,7 +876,7 @@ async fn bench_cost() {
         .sum();
     println!(
         "  how: calls and units counted by a proxy in front of the emulator \
-         (tests/support/meter.rs): DynamoDB units from item sizes, the item a put or delete \
+         (bench/src/meter.rs): DynamoDB units from item sizes, the item a put or delete \
          replaces asked of the write itself (ALL_OLD), other writes' items read from the \
          emulator before (and, for updates, after); SQS sends per started 64 KiB; API \
          Gateway one request per publish"

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::bench_local::Local;
+use crate::local::Local;
 
 /// The steady tenant's publishes in each phase.
 const STEADY: usize = 200;
