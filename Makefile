@@ -55,6 +55,7 @@ bench:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	./scripts/check-release-features.sh
 
 fmt:
 	$(CARGO) fmt --all
