@@ -2,20 +2,22 @@
 //! POSTed; failures are retried by moving the message's visibility timeout along the retry
 //! schedule, and after the last attempt the message goes to the dead-letter queue.
 //!
-//! A delivery goes in steps ([`Deliverer::deliver`]): find the subscriber and its secret,
-//! ask [`admission`] whether it may go now, make the body, send the request ([`http`]),
-//! judge the answer (with the [`breaker`]'s bookkeeping), and apply the resulting
-//! [`fate::Fate`] to the SQS message in one place.
+//! A delivery goes in steps ([`Deliverer::deliver`]): find the subscriber and its secret
+//! (`target`), ask [`admission`] whether it may go now, make the body, send the request
+//! ([`http`]), judge the answer with the [`breaker`]'s bookkeeping (`judge`), and apply the
+//! resulting [`fate::Fate`] to the SQS message in one place.
 
 pub mod admission;
 pub mod breaker;
 pub mod config;
 pub mod fate;
 pub mod http;
+mod judge;
 pub mod limits;
 pub mod metrics;
 pub mod resolver;
 pub mod stats;
+mod target;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,24 +29,23 @@ use lambda_runtime::LambdaEvent;
 use tracing::Instrument;
 
 use skyhook_aws::Adapters;
-use skyhook_domain::breaker::{BreakerPolicy, Health};
+use skyhook_domain::breaker::BreakerPolicy;
 use skyhook_domain::directory::{Directory, DirectoryView};
 use skyhook_domain::jq::JqError;
 use skyhook_domain::model::{
-    AttemptRecord, DeadLetterReason, DeliveryMessage, DeliveryState, DisabledReason, Outcome,
-    Subscriber,
+    AttemptRecord, DeadLetterReason, DeliveryMessage, DeliveryState, Outcome, Subscriber,
 };
 use skyhook_domain::ports::{
     AttemptLog, AuditLog, DeadLetterStore, DeliveryQueue, HealthStore, OpsEvents, ProgramRunner,
-    RateBudget, SecretStore, StoreError, SubscriberSecrets, SubscriberStore,
+    RateBudget, SecretStore, StoreError, SubscriberStore,
 };
-use skyhook_domain::retry::{RetryDecision, RetryPolicy};
+use skyhook_domain::retry::RetryPolicy;
 use skyhook_domain::url::UrlPolicy;
 
 pub use crate::config::{Config, REQUIRED_ENV};
 use crate::fate::Fate;
-use crate::http::{Answer, Verdict};
 pub use crate::http::{MAX_LOGGED_BODY_BYTES, http_client, http_client_for};
+use crate::judge::Sent;
 pub use skyhook_domain::model::CORRELATION_HEADER;
 
 /// Everything a delivery needs; built once in `main` (no AWS call happens here).
@@ -352,102 +353,6 @@ impl Deliverer {
             .await
     }
 
-    /// The subscriber, active, and its secrets; or the fate of a delivery that cannot go to
-    /// it: parked (disabled), ended (deleted), dead-lettered (no secret) or retried (the
-    /// directory could not be read).
-    async fn target(
-        &self,
-        message: &DeliveryMessage,
-        round: u32,
-        view: &Result<DirectoryView, StoreError>,
-    ) -> Result<(Subscriber, SubscriberSecrets), Fate> {
-        let attempt = message.prior_attempts.saturating_add(round);
-        let found = match view {
-            Ok(view) => {
-                self.directory
-                    .subscriber(view, &message.tenant, &message.subscriber_id)
-                    .await
-            }
-            Err(e) => Err(StoreError::unavailable("DynamoDB", e)),
-        };
-        let subscriber = match found {
-            Ok(Some(s)) if s.active => s,
-            Ok(Some(_)) => {
-                tracing::info!("subscriber is disabled; parking the delivery until it is enabled");
-                // This round made no attempt; the rounds before it each made one.
-                return Err(Fate::Park {
-                    attempts: attempt.saturating_sub(1),
-                });
-            }
-            Ok(None) => {
-                tracing::warn!("subscriber no longer exists; ending the delivery");
-                self.set_status(
-                    message,
-                    DeliveryState::SubscriberDeleted,
-                    attempt.saturating_sub(1),
-                    "subscriber_deleted: the subscriber was deleted before the delivery succeeded",
-                )
-                .await;
-                return Err(Fate::Done);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not load the subscriber");
-                let reason = format!("could not load the subscriber: {e}");
-                return Err(self.unreached(message, round, &reason).await);
-            }
-        };
-        let secrets = self.secrets_of(message, &subscriber, round).await?;
-        Ok((subscriber, secrets))
-    }
-
-    /// The subscriber's secrets; or, when it has none, the dead-letter queue, and when they
-    /// could not be read, a retry.
-    async fn secrets_of(
-        &self,
-        message: &DeliveryMessage,
-        subscriber: &Subscriber,
-        round: u32,
-    ) -> Result<SubscriberSecrets, Fate> {
-        let attempt = message.prior_attempts.saturating_add(round);
-        match self.directory.secrets(subscriber).await {
-            Ok(Some(s)) if !s.signing.is_empty() => Ok(s),
-            Ok(_) => {
-                tracing::error!("subscriber has no signing secret; dead-lettering");
-                let reason = DeadLetterReason::NoSigningSecret;
-                self.set_status(message, DeliveryState::Failed, attempt, &reason.text())
-                    .await;
-                Err(Fate::DeadLetter {
-                    attempts: attempt,
-                    reason,
-                })
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not read the signing secret");
-                let reason = format!("could not read the signing secret: {e}");
-                Err(self.unreached(message, round, &reason).await)
-            }
-        }
-    }
-
-    /// The subscriber's health as this batch read it; healthy when it could not be read.
-    async fn health_of(
-        &self,
-        message: &DeliveryMessage,
-        view: &Result<DirectoryView, StoreError>,
-    ) -> Health {
-        let Ok(view) = view else {
-            return Health::healthy();
-        };
-        self.directory
-            .health(view, &message.tenant, &message.subscriber_id)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "could not read the subscriber's health; delivering");
-                None
-            })
-            .unwrap_or_else(Health::healthy)
-    }
-
     /// The body sent: the event, or what the subscriber's transform makes of it, made only
     /// once the delivery is going out (a deferred one would make it again).
     async fn body(
@@ -507,132 +412,6 @@ impl Deliverer {
         Fate::DeadLetter {
             attempts: attempt,
             reason,
-        }
-    }
-
-    /// Logs the attempt and decides what follows: done; parked after a 410 (the subscriber
-    /// disabled); or a retry, or the dead-letter queue after the last attempt.
-    async fn judge(
-        &self,
-        message: &DeliveryMessage,
-        subscriber: &Subscriber,
-        health: &Health,
-        round: u32,
-        sent: Sent,
-        view: &Result<DirectoryView, StoreError>,
-    ) -> Fate {
-        let attempt = message.prior_attempts.saturating_add(round);
-        let entry = sent.record(message, subscriber, attempt, self.now());
-        metrics::latency(&message.tenant, sent.latency_ms);
-        match sent.answer.verdict() {
-            Verdict::Delivered => {
-                tracing::info!(
-                    status = entry.status_code,
-                    latency_ms = sent.latency_ms,
-                    "delivered"
-                );
-                metrics::record(&message.tenant, metrics::Event::Delivered);
-                self.log(&entry, DeliveryState::Delivered).await;
-                if sent.probing || !health.is_healthy() {
-                    self.healed(view, message).await;
-                }
-                Fate::Done
-            }
-            Verdict::Gone => {
-                // The endpoint says it will not come back. Disabled at once; this delivery
-                // (its attempt logged) is parked with the others, for if it is enabled again.
-                metrics::record(&message.tenant, metrics::Event::Failed);
-                self.log(&entry, DeliveryState::Retrying).await;
-                let error = entry.error.as_deref().unwrap_or_default();
-                self.disable(subscriber, DisabledReason::Gone, error, self.now())
-                    .await;
-                Fate::Park { attempts: attempt }
-            }
-            Verdict::Failed => {
-                metrics::record(&message.tenant, metrics::Event::Failed);
-                self.retry_or_dead_letter(message, subscriber, round, &sent, entry, view)
-                    .await
-            }
-        }
-    }
-
-    /// After a failed attempt, which the breaker counts (and which may disable the
-    /// subscriber): a retry on the schedule, or the dead-letter queue after the last one.
-    async fn retry_or_dead_letter(
-        &self,
-        message: &DeliveryMessage,
-        subscriber: &Subscriber,
-        round: u32,
-        sent: &Sent,
-        entry: AttemptRecord,
-        view: &Result<DirectoryView, StoreError>,
-    ) -> Fate {
-        let error = entry.error.clone().unwrap_or_default();
-        let now = self.now();
-        if let Some(reason) = self
-            .failed(view, message, subscriber, sent.probing, &error, now)
-            .await
-        {
-            self.disable(subscriber, reason, &error, now).await;
-        }
-        let (status, latency_ms) = (entry.status_code, sent.latency_ms);
-        match self.policy.decide_random(round, sent.answer.retry_after()) {
-            RetryDecision::Retry(delay) => {
-                let next_attempt_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                tracing::warn!(status, error = %error, latency_ms, next_attempt_in_ms, "delivery failed; will retry");
-                self.log(&entry, DeliveryState::Retrying).await;
-                metrics::record(&message.tenant, metrics::Event::Retried);
-                Fate::RetryIn(Some(delay))
-            }
-            RetryDecision::GiveUp => {
-                tracing::error!(status, error = %error, "delivery failed on its last attempt; dead-lettering");
-                self.log(&entry, DeliveryState::Failed).await;
-                Fate::DeadLetter {
-                    attempts: entry.attempt,
-                    reason: DeadLetterReason::AttemptsExhausted(error),
-                }
-            }
-        }
-    }
-}
-
-/// A request that went out (or was refused before it could): what came back, and when.
-struct Sent {
-    answer: Answer,
-    /// Whether it was the breaker's probe.
-    probing: bool,
-    started_at: DateTime<Utc>,
-    latency_ms: u64,
-}
-
-impl Sent {
-    /// The attempt log's record of it.
-    fn record(
-        &self,
-        message: &DeliveryMessage,
-        subscriber: &Subscriber,
-        attempt: u32,
-        finished_at: DateTime<Utc>,
-    ) -> AttemptRecord {
-        let error = self.answer.error();
-        AttemptRecord {
-            event_id: message.event_id.clone(),
-            tenant: message.tenant.clone(),
-            subscriber_id: message.subscriber_id.clone(),
-            event_type: message.event_type.clone(),
-            attempt,
-            outcome: if error.is_none() {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            },
-            status_code: self.answer.status(),
-            latency_ms: self.latency_ms,
-            error,
-            response_body: self.answer.body().map(str::to_string),
-            url: subscriber.url.to_string(),
-            started_at: self.started_at,
-            finished_at,
         }
     }
 }
