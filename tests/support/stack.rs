@@ -12,10 +12,8 @@ use axum::Router;
 use skyhook_aws::{Adapters, Provisioned};
 use skyhook_cli::streams::{StartingPosition, StreamPoller};
 use skyhook_delivery::Deliverer;
-use skyhook_domain::config::AdminKeySource;
 use skyhook_domain::publish::Publisher;
 use skyhook_domain::retry::RetrySchedule;
-use skyhook_http::Authenticator;
 use skyhook_ingest::IngestState;
 
 use crate::RecordingQueue;
@@ -118,12 +116,10 @@ impl Stack {
         // side and the ingests record what they ask of the queue.
         let api = api_router(&wiring.adapters(&wiring.api), &api_config);
         let ingest_adapters = wiring.recording(&wiring.ingest_http);
-        let publisher =
-            ingest_adapters.publisher(Arc::new(jq_sandbox().sandbox()), options.tenant_limits);
         let events_adapters = wiring.recording(&wiring.ingest_events);
         let events_publisher =
             events_adapters.publisher(Arc::new(jq_sandbox().sandbox()), options.tenant_limits);
-        let ingest = ingest_router(&ingest_adapters, &publisher, own.admin_key());
+        let (ingest, publisher) = ingest_router(&ingest_adapters, &own, &options);
         let deliverer = deliverer(&wiring, &own, &options, schedule);
         // Lambda's stream and queue event sources read with their function's role.
         let stream = StreamPoller::start(
@@ -193,19 +189,28 @@ fn api_config(own: &StackResources, options: &StackOptions) -> skyhook_api::Conf
     }
 }
 
-/// The HTTP ingest's router over its adapters, its keys checked against `admin_key`, the
-/// sources' secrets and the API keys.
-fn ingest_router(adapters: &Adapters, publisher: &Publisher, admin_key: AdminKeySource) -> Router {
-    let auth = Arc::new(
-        Authenticator::new(admin_key, Some(adapters.secret_values.clone()))
-            .with_key_store(adapters.keys.clone()),
-    );
-    skyhook_http::with_fallbacks(skyhook_ingest::router(Arc::new(IngestState {
-        publisher: publisher.clone(),
-        inbound: skyhook_ingest::inbound::Inbound::of(adapters),
-        auth,
+/// The HTTP ingest as its `main` builds it (`IngestState::new` from a `Config`), over its
+/// adapters; its publisher is the stack's.
+fn ingest_router(
+    adapters: &Adapters,
+    own: &StackResources,
+    options: &StackOptions,
+) -> (Router, Publisher) {
+    let config = skyhook_ingest::Config {
+        table: own.resources.table.clone(),
+        queue_url: own.resources.queue_url.clone(),
         max_payload_bytes: 256 * 1024,
-    })))
+        log_retention: Duration::from_secs(3600),
+        admin_key: Some(own.admin_key()),
+        eventbridge_tenant: skyhook_domain::ids::TenantId::default_tenant(),
+        sandbox: jq_sandbox(),
+        tenant_limits: options.tenant_limits,
+        source_secret_prefix: own.source_secret_prefix.clone(),
+    };
+    let state = IngestState::new(adapters, &config).expect("the ingest's admin key source");
+    let publisher = state.publisher.clone();
+    let router = skyhook_http::with_fallbacks(skyhook_ingest::router(Arc::new(state)));
+    (router, publisher)
 }
 
 /// The delivery function as its `main` builds it, over the recording queue.
