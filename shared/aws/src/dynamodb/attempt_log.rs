@@ -17,7 +17,7 @@ use super::events::{events_page, read_event};
 use super::keys;
 use super::{
     Filter, PartitionQuery, SERVICE, SortRange, Table, expiry, from_item, is_condition_failure, n,
-    query_all, s, to_item,
+    query_all, s, to_item, written,
 };
 use crate::sdk_error;
 use skyhook_domain::event_type::EventType;
@@ -279,11 +279,7 @@ impl DynamoDbAttemptLog {
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(sdk_error(SERVICE, &err)),
-        }
+        written(result).map(drop)
     }
 
     async fn latest(

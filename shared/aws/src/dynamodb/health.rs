@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 
-use super::{Item, SERVICE, Table, attr, is_condition_failure, keys, s};
+use super::{Item, SERVICE, Table, attr, is_condition_failure, keys, s, written};
 use crate::sdk_error;
 use skyhook_domain::breaker::{BreakerState, Health};
 use skyhook_domain::ids::{SubscriberId, TenantId};
@@ -234,11 +234,7 @@ impl HealthStore for DynamoDbHealthStore {
             .expression_attribute_values(":until", s(format_time(until)))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error(SERVICE, &e)),
-        }
+        written(out)
     }
 
     async fn reset(

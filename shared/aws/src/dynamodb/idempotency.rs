@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::keys;
-use super::{SERVICE, attr, expiry as expiry_secs, is_condition_failure, n, s};
+use super::{SERVICE, attr, expiry as expiry_secs, is_condition_failure, n, s, written};
 use crate::sdk_error;
 use skyhook_domain::event_type::EventType;
 use skyhook_domain::ids::{EventId, TenantId};
@@ -157,12 +157,8 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .expression_attribute_values(":zero", n(0))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Completed meanwhile, or gone: nothing to give up.
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(sdk_error(SERVICE, &err)),
-        }
+        // Completed meanwhile, or gone: nothing to give up.
+        written(result).map(drop)
     }
 
     async fn release(
@@ -183,12 +179,8 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .expression_attribute_values(":ours", s(event_id.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Completed or taken over meanwhile, or gone: not ours to remove.
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(sdk_error(SERVICE, &err)),
-        }
+        // Completed or taken over meanwhile, or gone: not ours to remove.
+        written(result).map(drop)
     }
 
     async fn complete(

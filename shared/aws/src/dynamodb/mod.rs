@@ -67,17 +67,13 @@ impl Table {
         &self,
         items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
     ) -> Result<bool, StoreError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(crate::sdk_error(SERVICE, &err)),
-        }
+        written(
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await,
+        )
     }
 
     /// One item by key. `consistent` reads see every write that finished before them.
@@ -196,6 +192,20 @@ pub(crate) fn attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
+}
+
+/// A conditional write's answer: `true` when it was written, `false` when its condition did
+/// not hold; any other failure is an error.
+pub(crate) fn written<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(sdk_error(SERVICE, &e)),
+    }
 }
 
 /// Whether a write was refused because its condition did not hold (single writes) or one

@@ -8,8 +8,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{SERVICE, Table, is_condition_failure, keys, s};
-use crate::sdk_error;
+use super::{Table, keys, s, written};
 use skyhook_domain::ids::{SubscriberId, TenantId};
 use skyhook_domain::ports::{RateBudget, StoreError};
 
@@ -85,11 +84,7 @@ impl DynamoDbRateBudget {
             .expression_attribute_values(":most", n(i64::from(limit - want)))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error(SERVICE, &e)),
-        }
+        written(out)
     }
 
     async fn start_second(&self, pk: &str, second: i64, want: u32) -> Result<bool, StoreError> {
@@ -104,10 +99,6 @@ impl DynamoDbRateBudget {
             .expression_attribute_values(":expires", n(second + 86_400))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error(SERVICE, &e)),
-        }
+        written(out)
     }
 }

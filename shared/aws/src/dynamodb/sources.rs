@@ -13,9 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cursor::{self, Binding};
 use super::keys;
-use super::{
-    PartitionQuery, SERVICE, SortRange, Table, from_item, is_condition_failure, n, s, to_item,
-};
+use super::{PartitionQuery, SERVICE, SortRange, Table, from_item, n, s, to_item, written};
 use crate::sdk_error;
 use skyhook_domain::ids::{SourceId, TenantId};
 use skyhook_domain::inbound::{EventTypeRule, HmacSettings, Scheme, Source};
@@ -254,11 +252,7 @@ impl ReplayGuard for DynamoDbReplayGuard {
             .expression_attribute_values(":now", n(now.timestamp()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(sdk_error(SERVICE, &err)),
-        }
+        written(result)
     }
 
     async fn release(&self, source: &SourceId, key: &str) -> Result<(), StoreError> {

@@ -17,7 +17,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::cursor::{self, Binding};
-use super::{PartitionQuery, SERVICE, SortRange, Table, from_item, is_condition_failure, keys, s};
+use super::{
+    PartitionQuery, SERVICE, SortRange, Table, from_item, is_condition_failure, keys, s, written,
+};
 use crate::sdk_error;
 use skyhook_domain::ids::TenantId;
 use skyhook_domain::model::{format_time, parse_time};
@@ -135,11 +137,7 @@ impl TenantStore for DynamoDbTenantStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(sdk_error(SERVICE, &e)),
-        }
+        written(out).map(drop)
     }
 
     async fn list(&self, page: PageRequest) -> Result<Page<TenantRecord>, StoreError> {
