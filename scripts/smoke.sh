@@ -76,7 +76,10 @@ port_open() {
 # from compiling while its caller waits.
 log "building the functions and the fixture (debug)"
 build_started=$SECONDS
-cargo build --bin ingest-http --bin ingest-events --bin delivery --bin stats --bin api --bin skyhook-smoke-fixture
+# The functions as a release build makes them (the workspace's default members, without the
+# tests' features); the fixture from the tests crate.
+cargo build --bin ingest-http --bin ingest-events --bin delivery --bin stats --bin api
+cargo build -p skyhook-tests --bin skyhook-smoke-fixture
 log "built in $((SECONDS - build_started)) s"
 
 log "provisioning the emulator and starting the receivers"
