@@ -235,6 +235,7 @@ fn deliverer(
         breaker: options.breaker,
         event_bus: own.event_bus(),
         metrics_namespace: None,
+        metrics_tenants: Default::default(),
         transform: jq_sandbox(),
     };
     let mut deliverer = Deliverer::new(&wiring.delivery_adapters(), &config).expect("HTTP client");

@@ -1,10 +1,12 @@
 //! The delivery function's settings, read once at start-up from its environment.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use skyhook_aws::{Resources, Retention};
 use skyhook_domain::breaker::BreakerPolicy;
 use skyhook_domain::config::{self, ConfigError, Env};
+use skyhook_domain::ids::TenantId;
 use skyhook_domain::retry::RetrySchedule;
 use skyhook_process::SandboxSettings;
 
@@ -31,6 +33,9 @@ pub struct Config {
     /// The CloudWatch namespace of the per-batch metrics written as EMF log lines
     /// (`SKYHOOK_METRICS_NAMESPACE`); `None`: no metrics lines.
     pub metrics_namespace: Option<String>,
+    /// Tenants whose metrics also carry a `Tenant` dimension (`SKYHOOK_METRICS_TENANTS`);
+    /// every other tenant counts in the stack-wide figures only.
+    pub metrics_tenants: BTreeSet<TenantId>,
     /// The jq sandbox of subscribers' transforms (`SKYHOOK_TRANSFORM_TIMEOUT`,
     /// `SKYHOOK_TRANSFORM_MEMORY_MB`).
     pub transform: SandboxSettings,
@@ -61,6 +66,7 @@ impl Config {
             breaker: config::breaker_policy(env)?,
             event_bus: config::optional(env, config::EVENT_BUS),
             metrics_namespace: config::optional(env, config::METRICS_NAMESPACE),
+            metrics_tenants: config::metrics_tenants(env)?,
             transform: SandboxSettings::from_env(env)?,
         })
     }
@@ -131,6 +137,25 @@ mod tests {
         let err = Config::from_env(&env).unwrap_err();
         assert_eq!(err.name, config::RETRY_SCHEDULE);
         assert!(err.to_string().contains("retention"), "{err}");
+    }
+
+    #[test]
+    fn tenants_with_their_own_metrics_are_listed_and_checked() {
+        let mut env: std::collections::HashMap<&str, &str> =
+            REQUIRED_ENV.iter().map(|name| (*name, "set")).collect();
+        assert!(Config::from_env(&env).unwrap().metrics_tenants.is_empty());
+        env.insert("SKYHOOK_METRICS_TENANTS", " acme, default ,");
+        let tenants: Vec<String> = Config::from_env(&env)
+            .unwrap()
+            .metrics_tenants
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(tenants, ["acme", "default"]);
+        env.insert("SKYHOOK_METRICS_TENANTS", "acme,Bad Tenant");
+        let err = Config::from_env(&env).unwrap_err();
+        assert_eq!(err.name, config::METRICS_TENANTS);
+        assert!(err.to_string().contains("Bad Tenant"), "{err}");
     }
 
     #[test]

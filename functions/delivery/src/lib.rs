@@ -81,6 +81,8 @@ pub struct Deliverer {
     pub ops: Arc<dyn OpsEvents>,
     /// Where each batch's metrics go as EMF lines on stdout; `None`: nowhere.
     pub metrics_namespace: Option<String>,
+    /// Tenants whose metrics also carry a `Tenant` dimension.
+    pub metrics_tenants: Arc<std::collections::BTreeSet<skyhook_domain::ids::TenantId>>,
     /// Runs subscribers' transforms, each in a worker process with bounded time and memory.
     pub sandbox: Arc<dyn ProgramRunner>,
 }
@@ -169,6 +171,7 @@ impl Deliverer {
             clock: system_clock(),
             ops: ports.ops,
             metrics_namespace: config.metrics_namespace.clone(),
+            metrics_tenants: Arc::new(config.metrics_tenants.clone()),
             sandbox: Arc::new(config.transform.sandbox()),
         })
     }
@@ -233,10 +236,10 @@ pub async fn handle(
         )
         .await;
     if let Some(namespace) = &deliverer.metrics_namespace {
-        let now = deliverer.now();
-        for (tenant, counts) in tally.tenants() {
-            // Lambda sends stdout to CloudWatch Logs, which reads EMF lines as metrics.
-            println!("{}", metrics::emf(namespace, &tenant, &counts, now));
+        let (tenants, now) = (tally.tenants(), deliverer.now());
+        // Lambda sends stdout to CloudWatch Logs, which reads EMF lines as metrics.
+        for line in metrics::documents(namespace, &tenants, &deliverer.metrics_tenants, now) {
+            println!("{line}");
         }
     }
     let mut response = SqsBatchResponse::default();

@@ -1,9 +1,12 @@
-//! CloudWatch metrics in Embedded Metric Format: one JSON log line per tenant per batch,
-//! which CloudWatch Logs turns into metrics at no API cost. Dimensions are the tenant and
-//! none at all (for alarms across tenants); never the subscriber, which would make a metric
-//! per subscriber at $0.30 a month each.
+//! CloudWatch metrics in Embedded Metric Format: JSON log lines that CloudWatch Logs turns
+//! into metrics at no API cost. Each batch writes one line of stack-wide figures (no
+//! dimension: what the alarms and the dashboard read), and one line with a `Tenant`
+//! dimension for each tenant named in `SKYHOOK_METRICS_TENANTS`. A dimension value is a
+//! metric of its own at $0.30 a month, so six metrics per tenant would cost every tenant
+//! $1.80 a month; per-tenant figures come from the stats table (`GET /v1/stats`) instead.
+//! Never the subscriber.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -78,15 +81,61 @@ pub fn latency(tenant: &TenantId, ms: u64) {
     let _ = CURRENT.try_with(|t| t.add(tenant, |c| c.latency_ms.push(ms)));
 }
 
-/// The EMF document of one tenant's tally.
-pub fn emf(namespace: &str, tenant: &TenantId, tally: &TenantTally, at: DateTime<Utc>) -> Value {
+impl TenantTally {
+    fn add(&mut self, other: &TenantTally) {
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        self.retried += other.retried;
+        self.deferred += other.deferred;
+        self.exhausted += other.exhausted;
+        self.latency_ms.extend_from_slice(&other.latency_ms);
+    }
+}
+
+/// The EMF lines of one batch: the stack-wide figures, then one line for each tenant in
+/// `with_dimension` that the batch touched. Nothing for an empty batch.
+pub fn documents(
+    namespace: &str,
+    tenants: &BTreeMap<TenantId, TenantTally>,
+    with_dimension: &BTreeSet<TenantId>,
+    at: DateTime<Utc>,
+) -> Vec<Value> {
+    if tenants.is_empty() {
+        return Vec::new();
+    }
+    let mut all = TenantTally::default();
+    for tally in tenants.values() {
+        all.add(tally);
+    }
+    let mut lines = vec![emf(namespace, None, &all, at)];
+    lines.extend(
+        tenants
+            .iter()
+            .filter(|(tenant, _)| with_dimension.contains(*tenant))
+            .map(|(tenant, tally)| emf(namespace, Some(tenant), tally, at)),
+    );
+    lines
+}
+
+/// One EMF document: the stack-wide figures (`tenant` `None`, no dimension), or one
+/// tenant's under the `Tenant` dimension.
+pub fn emf(
+    namespace: &str,
+    tenant: Option<&TenantId>,
+    tally: &TenantTally,
+    at: DateTime<Utc>,
+) -> Value {
     let count = |name: &str| json!({"Name": name, "Unit": "Count"});
-    json!({
+    let dimensions = match tenant {
+        Some(_) => json!([["Tenant"]]),
+        None => json!([[]]),
+    };
+    let mut doc = json!({
         "_aws": {
             "Timestamp": at.timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": namespace,
-                "Dimensions": [["Tenant"], []],
+                "Dimensions": dimensions,
                 "Metrics": [
                     count("Delivered"),
                     count("Failed"),
@@ -97,14 +146,18 @@ pub fn emf(namespace: &str, tenant: &TenantId, tally: &TenantTally, at: DateTime
                 ],
             }],
         },
-        "Tenant": tenant.as_str(),
         "Delivered": tally.delivered,
         "Failed": tally.failed,
         "Retried": tally.retried,
         "Deferred": tally.deferred,
         "Exhausted": tally.exhausted,
-        "Latency": tally.latency_ms,
-    })
+        // EMF takes at most 100 values of a metric in one line.
+        "Latency": tally.latency_ms.iter().take(100).collect::<Vec<_>>(),
+    });
+    if let Some(tenant) = tenant {
+        doc["Tenant"] = json!(tenant.as_str());
+    }
+    doc
 }
 
 #[cfg(test)]
@@ -141,18 +194,30 @@ mod tests {
         assert_eq!(tenants[&b].exhausted, 1);
     }
 
-    #[test]
-    fn the_emf_document_names_tenant_level_metrics_only() {
-        let tenant = TenantId::default_tenant();
-        let tally = TenantTally {
-            delivered: 3,
-            latency_ms: vec![10, 20],
+    fn tally(delivered: u64, latency: &[u64]) -> TenantTally {
+        TenantTally {
+            delivered,
+            latency_ms: latency.to_vec(),
             ..TenantTally::default()
-        };
-        let doc = emf("Skyhook/prod", &tenant, &tally, Utc::now());
-        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        }
+    }
+
+    #[test]
+    fn a_batch_writes_stack_wide_figures_and_a_tenant_dimension_only_when_asked() {
+        let (a, b) = (TenantId::default_tenant(), TenantId::parse("acme").unwrap());
+        let tenants = BTreeMap::from([
+            (a.clone(), tally(3, &[10, 20])),
+            (b.clone(), tally(2, &[30])),
+        ]);
+        let docs = documents("Skyhook/prod", &tenants, &BTreeSet::new(), Utc::now());
+        assert_eq!(docs.len(), 1, "stack-wide only, by default");
+        let all = &docs[0];
+        let directive = &all["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Skyhook/prod");
-        assert_eq!(directive["Dimensions"], json!([["Tenant"], []]));
+        assert_eq!(directive["Dimensions"], json!([[]]));
+        assert_eq!(all["Delivered"], 5, "every tenant's, summed");
+        assert_eq!(all["Latency"], json!([30, 10, 20]), "in tenant order");
+        assert!(all.get("Tenant").is_none());
         let names: Vec<&str> = directive["Metrics"]
             .as_array()
             .unwrap()
@@ -171,10 +236,33 @@ mod tests {
             ]
         );
         for name in &names {
-            assert!(!doc[name].is_null(), "{name} has a value");
+            assert!(!all[name].is_null(), "{name} has a value");
         }
-        assert_eq!(doc["Tenant"], "default");
-        assert_eq!(doc["Latency"], json!([10, 20]));
-        assert!(doc.get("SubscriberId").is_none());
+
+        // A tenant asked for gets a line of its own under the Tenant dimension alone, so
+        // the stack-wide figures are not counted twice.
+        let docs = documents(
+            "Skyhook/prod",
+            &tenants,
+            &BTreeSet::from([b.clone()]),
+            Utc::now(),
+        );
+        assert_eq!(docs.len(), 2);
+        assert_eq!(
+            docs[1]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Tenant"]])
+        );
+        assert_eq!(docs[1]["Tenant"], "acme");
+        assert_eq!(docs[1]["Delivered"], 2);
+        assert!(docs.iter().all(|d| d.get("SubscriberId").is_none()));
+        // Nothing for an empty batch, and no line for a named tenant the batch did not touch.
+        assert!(documents("ns", &BTreeMap::new(), &BTreeSet::from([a]), Utc::now()).is_empty());
+    }
+
+    #[test]
+    fn a_line_carries_at_most_100_latencies() {
+        let many: Vec<u64> = (0..150).collect();
+        let doc = emf("ns", None, &tally(150, &many), Utc::now());
+        assert_eq!(doc["Latency"].as_array().unwrap().len(), 100);
     }
 }

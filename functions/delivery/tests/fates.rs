@@ -130,6 +130,7 @@ fn config(breaker: BreakerPolicy) -> Config {
         breaker,
         event_bus: None,
         metrics_namespace: None,
+        metrics_tenants: Default::default(),
         transform: skyhook_process::SandboxSettings::from_env(&HashMap::<&str, &str>::new())
             .unwrap(),
     }

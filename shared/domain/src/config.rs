@@ -176,6 +176,22 @@ pub const BREAKER_FAILURES: &str = "SKYHOOK_BREAKER_FAILURES";
 pub const EVENT_BUS: &str = "SKYHOOK_EVENT_BUS";
 /// The CloudWatch namespace of the delivery function's EMF metrics; unset, none are written.
 pub const METRICS_NAMESPACE: &str = "SKYHOOK_METRICS_NAMESPACE";
+/// Tenants whose delivery metrics also get a `Tenant` dimension (comma-separated ids; each
+/// costs six custom metrics a month). Unset: stack-wide metrics only.
+pub const METRICS_TENANTS: &str = "SKYHOOK_METRICS_TENANTS";
+
+/// The tenants of [`METRICS_TENANTS`].
+pub fn metrics_tenants(
+    env: &dyn Env,
+) -> Result<std::collections::BTreeSet<crate::ids::TenantId>, ConfigError> {
+    parsed(env, METRICS_TENANTS, Default::default(), |v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| crate::ids::TenantId::parse(t).map_err(|e| format!("{t:?}: {e}")))
+            .collect::<Result<_, _>>()
+    })
+}
 pub const BREAKER_COOLDOWN: &str = "SKYHOOK_BREAKER_COOLDOWN";
 pub const BREAKER_MAX_COOLDOWN: &str = "SKYHOOK_BREAKER_MAX_COOLDOWN";
 pub const AUTO_DISABLE_AFTER: &str = "SKYHOOK_AUTO_DISABLE_AFTER";
