@@ -33,7 +33,7 @@ impl Deliverer {
         metrics::latency(&message.tenant, sent.latency_ms);
         match sent.answer.verdict() {
             Verdict::Delivered => {
-                tracing::info!(
+                tracing::debug!(
                     status = entry.status_code,
                     latency_ms = sent.latency_ms,
                     "delivered"

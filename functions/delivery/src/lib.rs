@@ -235,8 +235,10 @@ pub async fn handle(
                 .collect(),
         )
         .await;
+    let tenants = tally.tenants();
+    summarise(records.len(), &results, &tenants);
     if let Some(namespace) = &deliverer.metrics_namespace {
-        let (tenants, now) = (tally.tenants(), deliverer.now());
+        let now = deliverer.now();
         // Lambda sends stdout to CloudWatch Logs, which reads EMF lines as metrics.
         for line in metrics::documents(namespace, &tenants, &deliverer.metrics_tenants, now) {
             println!("{line}");
@@ -251,6 +253,32 @@ pub async fn handle(
         }
     }
     Ok(response)
+}
+
+/// One INFO line per batch: what its records came to. Each delivery's own lines are at
+/// DEBUG (`RUST_LOG=skyhook_delivery=debug`), failures at WARN and ERROR: a log line per
+/// delivery would cost more than the delivery.
+fn summarise(
+    records: usize,
+    results: &[RecordResult],
+    tenants: &std::collections::BTreeMap<skyhook_domain::ids::TenantId, metrics::TenantTally>,
+) {
+    let all = metrics::Tally::total(tenants);
+    let left = results
+        .iter()
+        .filter(|r| **r == RecordResult::Retry)
+        .count();
+    tracing::info!(
+        records,
+        tenants = tenants.len(),
+        delivered = all.delivered,
+        failed = all.failed,
+        retried = all.retried,
+        deferred = all.deferred,
+        exhausted = all.exhausted,
+        left_on_queue = left,
+        "delivery batch done"
+    );
 }
 
 fn receive_count(record: &SqsMessage) -> u32 {

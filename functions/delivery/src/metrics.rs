@@ -58,6 +58,15 @@ impl Tally {
         f(map.entry(tenant.clone()).or_default());
     }
 
+    /// Every tenant's figures together.
+    pub fn total(tenants: &BTreeMap<TenantId, TenantTally>) -> TenantTally {
+        let mut all = TenantTally::default();
+        for tally in tenants.values() {
+            all.add(tally);
+        }
+        all
+    }
+
     pub fn tenants(&self) -> BTreeMap<TenantId, TenantTally> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -103,11 +112,7 @@ pub fn documents(
     if tenants.is_empty() {
         return Vec::new();
     }
-    let mut all = TenantTally::default();
-    for tally in tenants.values() {
-        all.add(tally);
-    }
-    let mut lines = vec![emf(namespace, None, &all, at)];
+    let mut lines = vec![emf(namespace, None, &Tally::total(tenants), at)];
     lines.extend(
         tenants
             .iter()

@@ -31,7 +31,7 @@ impl Deliverer {
         let subscriber = match found {
             Ok(Some(s)) if s.active => s,
             Ok(Some(_)) => {
-                tracing::info!("subscriber is disabled; parking the delivery until it is enabled");
+                tracing::debug!("subscriber is disabled; parking the delivery until it is enabled");
                 // This round made no attempt; the rounds before it each made one.
                 return Err(Fate::Park {
                     attempts: attempt.saturating_sub(1),
