@@ -34,43 +34,37 @@ pub enum Fate {
 }
 
 impl Deliverer {
-    /// Applies a fate to the SQS record it came from. `message` is `None` for a record that
-    /// was not a delivery message (its fate is the dead-letter queue).
+    /// Applies a delivery's fate to the SQS record it came from.
     pub(crate) async fn settle(
         &self,
         record: &SqsMessage,
         raw_body: &str,
-        message: Option<&DeliveryMessage>,
+        message: &DeliveryMessage,
         round: u32,
         fate: Fate,
     ) -> RecordResult {
-        match (fate, message) {
-            (Fate::Done, _) => RecordResult::Done,
-            (Fate::RetryIn(delay), _) => self.schedule_retry(record, round, delay).await,
-            (Fate::DeadLetter { attempts, reason }, None) => {
-                let why = DeadLetter {
-                    reason: reason.text(),
-                    event_id: None,
-                    subscriber_id: None,
-                    tenant: None,
-                    attempts,
-                };
-                self.dead_letter_or_retry(raw_body, &why).await
-            }
-            (Fate::DeadLetter { attempts, reason }, Some(message)) => {
+        match fate {
+            Fate::Done => RecordResult::Done,
+            Fate::RetryIn(delay) => self.schedule_retry(record, round, delay).await,
+            Fate::Defer(why, delay) => self.defer(record, message, round, delay, why).await,
+            Fate::Park { attempts } => self.park(record, raw_body, message, attempts).await,
+            Fate::DeadLetter { attempts, reason } => {
                 self.dead_letter(raw_body, message, attempts, &reason).await
             }
-            (Fate::Defer(why, delay), Some(message)) => {
-                self.defer(record, message, round, delay, why).await
-            }
-            (Fate::Park { attempts }, Some(message)) => {
-                self.park(record, raw_body, message, attempts).await
-            }
-            // Only a parsed message waits or parks; nothing else reaches here.
-            (Fate::Defer(..) | Fate::Park { .. }, None) => {
-                self.schedule_retry(record, round, None).await
-            }
         }
+    }
+
+    /// Moves a record that is not a delivery message to the dead-letter queue as it came,
+    /// with the reason: there is no delivery to log, index or announce.
+    pub(crate) async fn reject(&self, raw_body: &str, round: u32, problem: String) -> RecordResult {
+        let why = DeadLetter {
+            reason: DeadLetterReason::MalformedMessage(problem).text(),
+            event_id: None,
+            subscriber_id: None,
+            tenant: None,
+            attempts: round,
+        };
+        self.dead_letter_or_retry(raw_body, &why).await
     }
 
     /// For a round that never reached the subscriber (a backing service failed): retry on

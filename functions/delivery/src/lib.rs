@@ -236,11 +236,12 @@ pub async fn handle(
         )
         .await;
     let tenants = tally.tenants();
-    summarise(records.len(), &results, &tenants);
+    let all = metrics::Tally::total(&tenants);
+    summarise(records.len(), &results, tenants.len(), &all);
     if let Some(namespace) = &deliverer.metrics_namespace {
-        let now = deliverer.now();
+        let (named, now) = (&deliverer.metrics_tenants, deliverer.now());
         // Lambda sends stdout to CloudWatch Logs, which reads EMF lines as metrics.
-        for line in metrics::documents(namespace, &tenants, &deliverer.metrics_tenants, now) {
+        for line in metrics::documents(namespace, &all, &tenants, named, now) {
             println!("{line}");
         }
     }
@@ -258,19 +259,14 @@ pub async fn handle(
 /// One INFO line per batch: what its records came to. Each delivery's own lines are at
 /// DEBUG (`RUST_LOG=skyhook_delivery=debug`), failures at WARN and ERROR: a log line per
 /// delivery would cost more than the delivery.
-fn summarise(
-    records: usize,
-    results: &[RecordResult],
-    tenants: &std::collections::BTreeMap<skyhook_domain::ids::TenantId, metrics::TenantTally>,
-) {
-    let all = metrics::Tally::total(tenants);
+fn summarise(records: usize, results: &[RecordResult], tenants: usize, all: &metrics::TenantTally) {
     let left = results
         .iter()
         .filter(|r| **r == RecordResult::Retry)
         .count();
     tracing::info!(
         records,
-        tenants = tenants.len(),
+        tenants,
         delivered = all.delivered,
         failed = all.failed,
         retried = all.retried,
@@ -309,11 +305,7 @@ impl Deliverer {
                     error = %problem,
                     "malformed delivery message; moving it to the dead-letter queue"
                 );
-                let fate = Fate::DeadLetter {
-                    attempts: round,
-                    reason: DeadLetterReason::MalformedMessage(problem),
-                };
-                return self.settle(record, body, None, round, fate).await;
+                return self.reject(body, round, problem).await;
             }
         };
         let span = tracing::info_span!(
@@ -325,7 +317,7 @@ impl Deliverer {
         );
         async {
             let fate = self.deliver(&message, round, view).await;
-            self.settle(record, body, Some(&message), round, fate).await
+            self.settle(record, body, &message, round, fate).await
         }
         .instrument(span)
         .await

@@ -101,10 +101,12 @@ impl TenantTally {
     }
 }
 
-/// The EMF lines of one batch: the stack-wide figures, then one line for each tenant in
-/// `with_dimension` that the batch touched. Nothing for an empty batch.
+/// The EMF lines of one batch: the stack-wide figures (`all`, every tenant's together), then
+/// one line for each tenant in `with_dimension` that the batch touched. Nothing for an
+/// empty batch.
 pub fn documents(
     namespace: &str,
+    all: &TenantTally,
     tenants: &BTreeMap<TenantId, TenantTally>,
     with_dimension: &BTreeSet<TenantId>,
     at: DateTime<Utc>,
@@ -112,7 +114,7 @@ pub fn documents(
     if tenants.is_empty() {
         return Vec::new();
     }
-    let mut lines = vec![emf(namespace, None, &Tally::total(tenants), at)];
+    let mut lines = vec![emf(namespace, None, all, at)];
     lines.extend(
         tenants
             .iter()
@@ -214,7 +216,13 @@ mod tests {
             (a.clone(), tally(3, &[10, 20])),
             (b.clone(), tally(2, &[30])),
         ]);
-        let docs = documents("Skyhook/prod", &tenants, &BTreeSet::new(), Utc::now());
+        let docs = documents(
+            "Skyhook/prod",
+            &Tally::total(&tenants),
+            &tenants,
+            &BTreeSet::new(),
+            Utc::now(),
+        );
         assert_eq!(docs.len(), 1, "stack-wide only, by default");
         let all = &docs[0];
         let directive = &all["_aws"]["CloudWatchMetrics"][0];
@@ -248,6 +256,7 @@ mod tests {
         // the stack-wide figures are not counted twice.
         let docs = documents(
             "Skyhook/prod",
+            &Tally::total(&tenants),
             &tenants,
             &BTreeSet::from([b.clone()]),
             Utc::now(),
@@ -261,7 +270,16 @@ mod tests {
         assert_eq!(docs[1]["Delivered"], 2);
         assert!(docs.iter().all(|d| d.get("SubscriberId").is_none()));
         // Nothing for an empty batch, and no line for a named tenant the batch did not touch.
-        assert!(documents("ns", &BTreeMap::new(), &BTreeSet::from([a]), Utc::now()).is_empty());
+        assert!(
+            documents(
+                "ns",
+                &TenantTally::default(),
+                &BTreeMap::new(),
+                &BTreeSet::from([a]),
+                Utc::now()
+            )
+            .is_empty()
+        );
     }
 
     #[test]

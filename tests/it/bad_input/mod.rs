@@ -170,8 +170,15 @@ async fn after_the_corpus(
             end.dlq
         ));
     }
+    // Whatever the queue holds is delivered before the receivers are looked at.
     let runner = stack.start_delivery();
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let queue = stack.resources.queue_url.clone();
+    skyhook_tests::eventually(
+        std::time::Duration::from_secs(60),
+        "the delivery queue drained",
+        || async { (stack.queue_depth(&queue).await == 0).then_some(()) },
+    )
+    .await;
     runner.stop().await;
     for (name, r) in [
         ("receiver", &f.receiver),
