@@ -7,6 +7,7 @@
 
 use axum::Router;
 use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -84,12 +85,21 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 /// The console's routes, served without an API key.
 pub fn router() -> Router {
     Router::new()
-        .route("/console", get(|headers: HeaderMap| async move { serve("index.html", &headers) }))
-        .route("/console/", get(|| async { Redirect::permanent("/console") }))
         .route(
-            "/console/{*path}",
-            get(|Path(path): Path<String>, headers: HeaderMap| async move { serve(&path, &headers) }),
+            "/console",
+            get(|headers: HeaderMap| async move { serve("index.html", &headers) }),
         )
+        .route(
+            "/console/",
+            get(|| async { Redirect::permanent("/console") }),
+        )
+        .route("/console/{*path}", get(serve_path))
+}
+
+/// A file below `/console/`. A path that does not decode to UTF-8 names no file: the same
+/// 404 as an unknown one.
+async fn serve_path(path: Result<Path<String>, PathRejection>, headers: HeaderMap) -> Response {
+    serve(path.as_ref().map_or("", |p| p.0.as_str()), &headers)
 }
 
 /// The paths below `/console/` that hold a file (the page itself is `/console`).
@@ -234,5 +244,13 @@ mod tests {
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
         let traversal = get("/console/../Cargo.toml", None).await.expect("answer");
         assert_ne!(traversal.status(), StatusCode::OK);
+        // A path that does not decode to UTF-8 is a missing file, in the API's error shape.
+        let undecodable = get("/console/%A0.js", None).await.expect("answer");
+        assert_eq!(undecodable.status(), StatusCode::NOT_FOUND);
+        let body = axum::body::to_bytes(undecodable.into_body(), 4096)
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body["error"]["code"], "not_found");
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
@@ -209,11 +210,15 @@ fn event_of<'a>(
         NotFound, Conflict, RateLimited))]
 pub(crate) async fn receive(
     State(state): State<Arc<IngestState>>,
-    Path(source_id): Path<String>,
+    source_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<PublishReceiptView>), ApiError> {
     let not_found = || ApiError::not_found("source");
+    // A segment that does not decode (such as `%A0`) names no source.
+    let Ok(Path(source_id)) = source_id else {
+        return Err(not_found());
+    };
     let id = SourceId::parse(&source_id).map_err(|_| not_found())?;
     let inbound = &state.inbound;
     gate(inbound, &id).await?;

@@ -587,6 +587,34 @@ proptest! {
     }
 }
 
+/// A source id that does not percent-decode to UTF-8 names no source: `404` in the error
+/// shape, not axum's plain-text `400` (found by `fuzz_inbound`).
+#[test]
+fn an_undecodable_source_id_is_an_unknown_source() {
+    let w = world(64 * 1024);
+    for path in ["/v1/inbound/%A0", "/v1/inbound/src_%FF%FE"] {
+        let i = Inbound {
+            body: b"{}".to_vec(),
+            signature: Signature::Right,
+            event: None,
+            path: Some(path.to_string()),
+            twice: false,
+        };
+        let answer = post_inbound(&w, &i).expect("a request");
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            answer.body
+        );
+        assert_eq!(
+            answer.body["error"]["code"], "not_found",
+            "{path}: {}",
+            answer.body
+        );
+    }
+}
+
 fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
