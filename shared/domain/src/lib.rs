@@ -14,6 +14,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod inbound;
 pub mod jq;
+pub mod keyring;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod model;
