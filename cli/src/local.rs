@@ -184,7 +184,11 @@ impl LayeredEnv {
     fn forced(&self, name: &str) -> bool {
         matches!(
             name,
-            config::TABLE | config::QUEUE_URL | config::DLQ_URL | config::ADMIN_KEY
+            config::TABLE
+                | config::QUEUE_URL
+                | config::DLQ_URL
+                | config::ADMIN_KEY
+                | config::KEYRING_SECRET
         ) || name == config::LOCAL_MODE
     }
 }
@@ -388,6 +392,10 @@ fn layered_env(cfg: &LocalConfig, resources: &Provisioned) -> LayeredEnv {
             ),
             (config::QUEUE_URL.to_string(), resources.queue_url.clone()),
             (config::DLQ_URL.to_string(), resources.dlq_url.clone()),
+            (
+                config::KEYRING_SECRET.to_string(),
+                resources.keyring_secret.clone(),
+            ),
             (config::ADMIN_KEY.to_string(), cfg.admin_key.clone()),
             (config::LOCAL_MODE.to_string(), "true".to_string()),
             // Operational events go to the local bus, as to the stack's bus in AWS.
@@ -592,6 +600,7 @@ pub fn banner(cfg: &LocalConfig, running: &Running) -> String {
   Queue        {queue}
   DLQ          {dlq}
   Table        {table}
+  Keyring      {keyring}  (skyhook keyring status|rotate|reseal)
   Event bus    {bus}  (events put here are published too)
 
 Quickstart (in another terminal):
@@ -616,6 +625,7 @@ Press Ctrl-C to stop (in-flight deliveries finish first).
         queue = running.resources.queue_url,
         dlq = running.resources.dlq_url,
         table = running.resources.table,
+        keyring = running.resources.keyring_secret,
         bus = running.bus,
     )
 }

@@ -13,6 +13,7 @@ use commands::args::ApiArgs;
 use commands::deliveries::{self, DeliveriesArgs, StatsArgs};
 use commands::dlq::{self, DlqCommand};
 use commands::events::{self, EventCommand};
+use commands::keyring::{self, KeyringCommand, SecretsCommand};
 use commands::listen::{self, ListenArgs, VerifyArgs};
 use commands::local;
 use commands::sources::{self, SourceCommand};
@@ -64,6 +65,12 @@ enum Command {
     /// Tenants and their publish limits (the bootstrap key only).
     #[command(subcommand)]
     Tenants(TenantCommand),
+    /// The keyring secrets are sealed under in the table (AWS credentials, not an API key).
+    #[command(subcommand)]
+    Keyring(KeyringCommand),
+    /// Secrets from before sealing: move them into the table (AWS credentials).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// The calling key: its tenant and role.
     Whoami(ApiArgs),
     /// Management changes of the tenant, newest first.
@@ -87,6 +94,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::ApiKeys(cmd) => api_keys::run(json_mode, cmd).await,
         Command::Sources(cmd) => sources::run(json_mode, cmd).await,
         Command::Tenants(cmd) => tenants::run(json_mode, cmd).await,
+        Command::Keyring(cmd) => keyring::keyring(json_mode, cmd).await,
+        Command::Secrets(cmd) => keyring::secrets(json_mode, cmd).await,
         Command::Audit(args) => api_keys::audit(json_mode, args).await,
         Command::Whoami(api) => api_keys::whoami(json_mode, &api).await,
         Command::Listen(args) => listen::listen(args).await,

@@ -39,14 +39,14 @@ async fn main() -> anyhow::Result<()> {
     let failing = Receiver::always(500).await;
     seed_sample_subscribers(
         &sdk,
-        &resources.table,
+        &resources,
         &secret_prefix,
         &ok.url("/hook"),
         &failing.url("/hook"),
     )
     .await;
     let source_secret_prefix = format!("{prefix}/sources/");
-    seed_sample_source(&sdk, &resources.table, &source_secret_prefix).await;
+    seed_sample_source(&sdk, &resources, &source_secret_prefix).await;
     // As in AWS, the functions get the admin key's secret, not the key.
     let admin_secret = aws_sdk_secretsmanager::Client::new(&sdk)
         .create_secret()
@@ -65,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
         (config::DLQ_URL, resources.dlq_url.clone()),
         (config::SECRET_PREFIX, secret_prefix),
         (config::SOURCE_SECRET_PREFIX, source_secret_prefix),
+        (config::KEYRING_SECRET, resources.keyring_secret.clone()),
         (config::ADMIN_KEY_SECRET, admin_secret_arn.to_string()),
         (config::LOG_RETENTION, "1d".to_string()),
         // The receivers are on 127.0.0.1 over http, which only local mode may reach:

@@ -5,7 +5,7 @@ use serde_json::json;
 use skyhook_tests::{Receiver, Stack};
 
 #[tokio::test]
-async fn creating_a_subscriber_generates_a_whsec_secret_stored_in_secrets_manager() {
+async fn creating_a_subscriber_generates_a_whsec_secret_sealed_in_the_table() {
     let stack = Stack::new().await;
     let (status, body) = stack
         .api_call(
@@ -24,17 +24,10 @@ async fn creating_a_subscriber_generates_a_whsec_secret_stored_in_secrets_manage
     let secret = body["secret"].as_str().unwrap();
     let parsed = skyhook_domain::secret::SigningSecret::parse(secret).unwrap();
     assert!((24..=64).contains(&parsed.key().len()));
-    // Stored in Secrets Manager under the prefix, with the same value.
-    let stored = stack
-        .secrets_client
-        .get_secret_value()
-        .secret_id(format!("{}default/{id}", stack.secret_prefix))
-        .send()
-        .await
-        .unwrap();
-    let document: serde_json::Value =
-        serde_json::from_str(stored.secret_string().unwrap()).unwrap();
+    // Sealed in the table under the keyring, with the same value; no Secrets Manager secret.
+    let document = stack.secret_document("default", id).await;
     assert_eq!(document["secret"], secret);
+    assert_eq!(stack.secrets_manager_count().await, 0);
     assert_eq!(document["headers"], json!({}));
     // Reading it back never shows the secret.
     let (status, read) = stack
@@ -237,21 +230,16 @@ async fn an_event_shows_one_pending_status_per_subscriber_before_delivery() {
 }
 
 /// A secret stored before header values moved to Secrets Manager is the bare `whsec_…`
-/// string: it still signs, and a rotation turns it into the document with the old secret
-/// signing alongside for the grace period.
+/// string, in Secrets Manager: it still signs, and a rotation turns it into a sealed
+/// document with the old secret signing alongside for the grace period.
 #[tokio::test]
 async fn a_bare_secret_from_before_the_document_is_read_and_rotated_into_one() {
     let stack = Stack::new().await;
     let (id, _) = stack.subscribe("https://example.com/h", &["*"]).await;
     let old = skyhook_domain::secret::SigningSecret::generate();
     stack
-        .secrets_client
-        .put_secret_value()
-        .secret_id(format!("{}default/{id}", stack.secret_prefix))
-        .secret_string(old.expose())
-        .send()
-        .await
-        .unwrap();
+        .make_legacy_secret("default", &id, &old.expose())
+        .await;
     let tenant = skyhook_domain::ids::TenantId::parse("default").unwrap();
     let sub = skyhook_domain::ids::SubscriberId::parse(&id).unwrap();
     let read = stack

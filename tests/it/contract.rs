@@ -33,10 +33,22 @@ async fn the_dynamodb_idempotency_store_keeps_the_contract() {
     }
 }
 
+/// Subscribers' secret documents, sealed in the table (with Secrets Manager behind for
+/// subscribers from before).
 #[tokio::test]
-async fn the_secrets_manager_secret_store_keeps_the_contract() {
+async fn the_sealed_secret_store_keeps_the_contract() {
     let stack = Stack::new().await;
     contract::secret_store(stack.adapters.secrets.as_ref()).await;
+}
+
+/// The store of secrets from before sealing, still read while a subscriber has no sealed
+/// item, and the source `skyhook secrets migrate` copies from.
+#[tokio::test]
+async fn the_legacy_secrets_manager_secret_store_keeps_the_contract() {
+    let stack = Stack::new().await;
+    let legacy =
+        skyhook_aws::SecretsManagerSecrets::new(stack.secrets_client.clone(), &stack.secret_prefix);
+    contract::secret_store(&legacy).await;
 }
 
 #[tokio::test]
@@ -170,9 +182,19 @@ async fn the_dynamodb_source_store_keeps_the_contract() {
 }
 
 #[tokio::test]
-async fn the_secrets_manager_source_secrets_keep_the_contract() {
+async fn the_sealed_source_secrets_keep_the_contract() {
     let stack = Stack::new().await;
     contract::source_secrets(stack.adapters.source_secrets.as_ref()).await;
+}
+
+#[tokio::test]
+async fn the_legacy_secrets_manager_source_secrets_keep_the_contract() {
+    let stack = Stack::new().await;
+    let legacy = skyhook_aws::SecretsManagerSourceSecrets::new(
+        stack.secrets_client.clone(),
+        &stack.source_secret_prefix,
+    );
+    contract::source_secrets(&legacy).await;
 }
 
 #[tokio::test]

@@ -32,18 +32,13 @@ async fn sample_stack() -> (Stack, Receiver, Receiver) {
     let failing = Receiver::always(500).await;
     seed_sample_subscribers(
         &stack.sdk,
-        &stack.resources.table,
+        &stack.resources,
         &stack.secret_prefix,
         &ok.url("/hook"),
         &failing.url("/hook"),
     )
     .await;
-    seed_sample_source(
-        &stack.sdk,
-        &stack.resources.table,
-        &stack.source_secret_prefix,
-    )
-    .await;
+    seed_sample_source(&stack.sdk, &stack.resources, &stack.source_secret_prefix).await;
     (stack, ok, failing)
 }
 

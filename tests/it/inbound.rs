@@ -20,7 +20,7 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
 
 /// `X-Hub-Signature-256`, as GitHub computes it: hex HMAC-SHA256 of the raw body, keyed with
 /// the secret's UTF-8 bytes.
-fn github(secret: &str, body: &str) -> String {
+pub(crate) fn github(secret: &str, body: &str) -> String {
     format!(
         "sha256={}",
         hex::encode(hmac_sha256(secret.as_bytes(), body.as_bytes()))
@@ -65,7 +65,7 @@ async fn create_source(stack: &Stack, body: Value) -> Value {
 }
 
 /// Posts a webhook to a source, with no API key.
-async fn inbound(
+pub(crate) async fn inbound(
     stack: &Stack,
     source: &str,
     headers: &[(&str, &str)],
@@ -588,8 +588,8 @@ async fn sources_are_managed_by_admins_and_a_new_secret_applies_at_once() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
         stack.secret_count().await,
-        secrets,
-        "subscriber secrets are untouched"
+        secrets - 1,
+        "the source's sealed secret is gone, and subscriber secrets are untouched"
     );
     let (_, audit) = stack.api_call(Method::GET, "/v1/audit", None).await;
     let actions: Vec<&str> = audit["data"]

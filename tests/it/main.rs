@@ -15,6 +15,7 @@ mod inbound;
 mod ingest;
 mod jq;
 mod openapi;
+mod sealed;
 mod subscribers;
 mod template;
 mod tenants;

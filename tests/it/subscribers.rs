@@ -309,15 +309,7 @@ async fn after_a_rotation_both_secrets_sign_during_the_grace_period_then_only_th
         chrono::DateTime::parse_from_rfc3339(body["previous_secret_expires_at"].as_str().unwrap())
             .unwrap()
             .timestamp();
-    let stored = stack
-        .secrets_client
-        .get_secret_value()
-        .secret_id(format!("{}default/{id}", stack.secret_prefix))
-        .send()
-        .await
-        .unwrap();
-    let document: serde_json::Value =
-        serde_json::from_str(stored.secret_string().unwrap()).unwrap();
+    let document = stack.secret_document("default", &id).await;
     assert_eq!(document["secret"], new);
     assert_eq!(
         document["previous"],
@@ -488,15 +480,9 @@ async fn custom_header_values_are_kept_as_secrets_and_shown_masked_to_every_role
     let id = created["id"].as_str().unwrap().to_string();
     let path = format!("/v1/subscribers/{id}");
 
-    // In Secrets Manager beside the signing secret, nowhere in the table.
-    let secret = stack
-        .secrets_client
-        .get_secret_value()
-        .secret_id(format!("{}default/{id}", stack.secret_prefix))
-        .send()
-        .await
-        .unwrap();
-    assert!(secret.secret_string().unwrap().contains("k-s3cret"));
+    // Sealed beside the signing secret, nowhere in the table in plain text.
+    let document = stack.secret_document("default", &id).await;
+    assert_eq!(document["headers"]["x-api-key"], "k-s3cret");
     let scan = stack
         .ddb
         .scan()
@@ -638,14 +624,8 @@ async fn plain_text_header_values_of_an_old_subscriber_move_to_its_secret_on_fir
     assert_eq!(status, StatusCode::OK, "{got}");
     assert_eq!(got["headers"], json!({"x-api-key": "********"}));
     assert_eq!(plain_in_table(&stack).await, 1);
-    let secret = stack
-        .secrets_client
-        .get_secret_value()
-        .secret_id(format!("{}default/{}", stack.secret_prefix, ids[0]))
-        .send()
-        .await
-        .unwrap();
-    assert!(secret.secret_string().unwrap().contains("old-s3cret"));
+    let document = stack.secret_document("default", &ids[0]).await;
+    assert_eq!(document["headers"]["x-api-key"], "old-s3cret");
 
     // Listing them all (`skyhook subscribers list --all`) moves the rest.
     let all = stack

@@ -242,6 +242,7 @@ impl StackResources {
             dlq_url: Some(self.resources.dlq_url.clone()),
             secret_prefix: self.secret_prefix.clone(),
             source_secret_prefix: self.source_secret_prefix.clone(),
+            keyring_secret: self.resources.keyring_secret.clone(),
             event_bus: self.event_bus(),
         }
     }
@@ -257,6 +258,7 @@ impl StackResources {
             secret_prefix: self.secret_prefix.clone(),
             source_secret_prefix: self.source_secret_prefix.clone(),
             admin_key_secret: self.admin_secret.clone(),
+            keyring_secret: self.resources.keyring_secret.clone(),
             event_bus: self.event_bus(),
         }
     }

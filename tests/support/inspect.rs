@@ -1,8 +1,14 @@
 //! What a stack's resources in the emulator hold, read directly: the queues (depth, the
 //! waiting messages, the DLQ, the operational events), the table's items and the secrets.
 
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde_json::Value;
+use skyhook_aws::dynamodb::keys;
+use skyhook_domain::ids::{SubscriberId, TenantId};
+use skyhook_domain::keyring;
 
 use crate::Stack;
 
@@ -134,21 +140,30 @@ impl Stack {
         out.messages().to_vec()
     }
 
-    /// Every item of this stack's table but the audit trail and the subscriber directory's
+    /// Every item of this stack's table but the audit trail, the subscriber directory's
     /// bookkeeping (routes, version), which record the test's own set-up (tests use it to
-    /// prove a refused request wrote nothing).
+    /// prove a refused request wrote nothing), and the sealed secrets, which
+    /// [`Stack::secret_count`] counts.
     pub async fn table_items(&self) -> usize {
         let out = self
             .ddb
             .scan()
             .table_name(&self.resources.table)
             .filter_expression(
-                "attribute_not_exists(kind) OR NOT (kind IN (:audit, :route, :directory, :rate))",
+                "attribute_not_exists(kind) OR NOT (kind IN (:audit, :route, :directory, :rate, :sealed_sub, :sealed_src))",
             )
             // A tenant's publish bucket is bookkeeping too (see `tests/it/bad_input.rs`).
             .expression_attribute_values(
                 ":rate",
                 aws_sdk_dynamodb::types::AttributeValue::S("publish_rate".into()),
+            )
+            .expression_attribute_values(
+                ":sealed_sub",
+                aws_sdk_dynamodb::types::AttributeValue::S("sealed-subscriber-secret".into()),
+            )
+            .expression_attribute_values(
+                ":sealed_src",
+                aws_sdk_dynamodb::types::AttributeValue::S("sealed-source-secret".into()),
             )
             .expression_attribute_values(
                 ":audit",
@@ -168,7 +183,15 @@ impl Stack {
         out.items().len()
     }
 
+    /// Every secret this stack stores: its sealed items in the table and any secret in
+    /// Secrets Manager under its subscribers' and sources' prefixes (the keyring aside).
     pub async fn secret_count(&self) -> usize {
+        self.sealed_items().await.len() + self.secrets_manager_count().await
+    }
+
+    /// The stack's secrets in Secrets Manager under its subscribers' and sources' prefixes
+    /// (where secrets were kept before they were sealed in the table).
+    pub async fn secrets_manager_count(&self) -> usize {
         let out = self
             .secrets_client
             .list_secrets()
@@ -176,11 +199,92 @@ impl Stack {
                 aws_sdk_secretsmanager::types::Filter::builder()
                     .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
                     .values(&self.secret_prefix)
+                    .values(&self.source_secret_prefix)
                     .build(),
             )
             .send()
             .await
             .unwrap();
         out.secret_list().len()
+    }
+
+    /// Every sealed item in the table (`SEALSUB#nn` and `SEALSRC#nn` partitions), raw.
+    pub async fn sealed_items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let mut all = Vec::new();
+        for prefix in keys::SEALED_PREFIXES {
+            for shard in 0..keys::SEALED_SHARDS {
+                let pk = keys::sealed_shard_pk(prefix, shard);
+                let out = self
+                    .ddb
+                    .query()
+                    .table_name(&self.resources.table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", AttributeValue::S(pk))
+                    .send()
+                    .await
+                    .expect("reading the sealed items");
+                all.extend(out.items().iter().cloned());
+            }
+        }
+        all
+    }
+
+    /// A subscriber's sealed secret document, opened with the stack's keyring: `secret`,
+    /// `previous`, `previous_until`, `headers`. Checks on the way that the stored item holds
+    /// a sealed value and nothing of the document in plain text.
+    pub async fn secret_document(&self, tenant: &str, id: &str) -> Value {
+        let tenant = TenantId::parse(tenant).expect("a tenant");
+        let id = SubscriberId::parse(id).expect("a subscriber id");
+        let (pk, sk) = keys::sealed_subscriber_key(&tenant, &id);
+        let item = self
+            .ddb
+            .get_item()
+            .table_name(&self.resources.table)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("reading the sealed item")
+            .item
+            .unwrap_or_else(|| panic!("no sealed item {sk}"));
+        let sealed = item["sealed"].as_s().expect("a sealed value");
+        assert!(sealed.starts_with("sk1."), "{sealed}");
+        let plain = self
+            .adapters
+            .sealing
+            .open(&keyring::subscriber_context(&tenant, &id), sealed)
+            .await
+            .expect("the sealed item opens");
+        let document: Value = serde_json::from_slice(&plain).expect("a JSON document");
+        let raw = format!("{item:?}");
+        assert!(
+            !raw.contains("whsec_"),
+            "a signing secret in plain text: {raw}"
+        );
+        document
+    }
+
+    /// Makes subscriber `id` as a stack before sealed secrets left it: no sealed item, and
+    /// its secret in Secrets Manager holding `value` (a document or a bare `whsec_…`).
+    pub async fn make_legacy_secret(&self, tenant: &str, id: &str, value: &str) {
+        let tenant = TenantId::parse(tenant).expect("a tenant");
+        let id = SubscriberId::parse(id).expect("a subscriber id");
+        let (pk, sk) = keys::sealed_subscriber_key(&tenant, &id);
+        self.ddb
+            .delete_item()
+            .table_name(&self.resources.table)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk))
+            .send()
+            .await
+            .expect("deleting the sealed item");
+        self.secrets_client
+            .create_secret()
+            .name(format!("{}{tenant}/{id}", self.secret_prefix))
+            .secret_string(value)
+            .send()
+            .await
+            .expect("creating the legacy secret");
     }
 }

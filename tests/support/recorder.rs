@@ -72,6 +72,7 @@ pub struct StackNames {
     pub secret_prefix: String,
     pub source_secret_prefix: String,
     pub admin_key_secret: Option<String>,
+    pub keyring_secret: String,
     pub event_bus: Option<String>,
 }
 
@@ -100,6 +101,8 @@ impl StackNames {
     fn secret(&self, id: &str) -> String {
         if self.admin_key_secret.as_deref() == Some(id) {
             "AdminKeySecret".into()
+        } else if id == self.keyring_secret {
+            "KeyringSecret".into()
         } else if id.starts_with(&self.secret_prefix) {
             "SubscriberSecret".into()
         } else if id.starts_with(&self.source_secret_prefix) {

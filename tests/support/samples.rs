@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use aws_config::SdkConfig;
 use chrono::Utc;
 
-use skyhook_aws::{Adapters, Resources, Retention};
+use skyhook_aws::{Adapters, Provisioned, Resources, Retention};
 use skyhook_domain::event_type::EventTypeFilter;
 use skyhook_domain::ids::{SourceId, SubscriberId, TenantId};
 use skyhook_domain::inbound::{EventTypeRule, Scheme, Source, SourceSecret};
@@ -56,7 +56,7 @@ pub fn read_event_file(name: &str) -> String {
 /// with their signing secrets. Local URLs are allowed: the endpoints are on 127.0.0.1.
 pub async fn seed_sample_subscribers(
     sdk: &SdkConfig,
-    table: &str,
+    resources: &Provisioned,
     secret_prefix: &str,
     ok_url: &str,
     failing_url: &str,
@@ -65,12 +65,13 @@ pub async fn seed_sample_subscribers(
     let adapters = Adapters::from_sdk(
         sdk,
         &Resources {
-            table: table.to_string(),
+            table: resources.table.clone(),
             stats_table: None,
             queue_url: String::new(),
             dlq_url: None,
             secret_prefix: secret_prefix.to_string(),
             source_secret_prefix: skyhook_domain::config::DEFAULT_SOURCE_SECRET_PREFIX.to_string(),
+            keyring_secret: resources.keyring_secret.clone(),
             event_bus: None,
         },
         &Retention::default(),
@@ -118,16 +119,21 @@ pub async fn seed_sample_subscribers(
 
 /// Creates the sample GitHub-style source of tenant `default`, with its secret under
 /// `source_secret_prefix`.
-pub async fn seed_sample_source(sdk: &SdkConfig, table: &str, source_secret_prefix: &str) {
+pub async fn seed_sample_source(
+    sdk: &SdkConfig,
+    resources: &Provisioned,
+    source_secret_prefix: &str,
+) {
     let adapters = Adapters::from_sdk(
         sdk,
         &Resources {
-            table: table.to_string(),
+            table: resources.table.clone(),
             stats_table: None,
             queue_url: String::new(),
             dlq_url: None,
             secret_prefix: skyhook_domain::config::DEFAULT_SECRET_PREFIX.to_string(),
             source_secret_prefix: source_secret_prefix.to_string(),
+            keyring_secret: resources.keyring_secret.clone(),
             event_bus: None,
         },
         &Retention::default(),

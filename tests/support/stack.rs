@@ -186,6 +186,7 @@ fn api_config(own: &StackResources, options: &StackOptions) -> skyhook_api::Conf
         transform: jq_sandbox(),
         tenant_limits: options.tenant_limits,
         source_secret_prefix: own.source_secret_prefix.clone(),
+        keyring_secret: own.resources.keyring_secret.clone(),
     }
 }
 
@@ -206,6 +207,7 @@ fn ingest_router(
         sandbox: jq_sandbox(),
         tenant_limits: options.tenant_limits,
         source_secret_prefix: own.source_secret_prefix.clone(),
+        keyring_secret: own.resources.keyring_secret.clone(),
     };
     let state = IngestState::new(adapters, &config).expect("the ingest's admin key source");
     let publisher = state.publisher.clone();
@@ -225,6 +227,7 @@ fn deliverer(
         queue_url: own.resources.queue_url.clone(),
         dlq_url: own.resources.dlq_url.clone(),
         secret_prefix: own.secret_prefix.clone(),
+        keyring_secret: own.resources.keyring_secret.clone(),
         retry_schedule: schedule,
         http_timeout: options.http_timeout,
         log_retention: wiring.retention.log,

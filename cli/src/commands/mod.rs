@@ -7,6 +7,7 @@ pub mod args;
 pub mod deliveries;
 pub mod dlq;
 pub mod events;
+pub mod keyring;
 pub mod listen;
 pub mod local;
 pub mod output;

@@ -72,6 +72,8 @@ pub struct Config {
     pub tenant_limits: TenantLimits,
     /// Where inbound sources' secrets live (`SKYHOOK_SOURCE_SECRET_PREFIX`).
     pub source_secret_prefix: String,
+    /// The secret holding the keyring that seals secrets in the table.
+    pub keyring_secret: String,
 }
 
 impl Config {
@@ -81,6 +83,7 @@ impl Config {
             stats_table: config::required(env, config::STATS_TABLE)?,
             queue_url: config::required(env, config::QUEUE_URL)?,
             dlq_url: config::required(env, config::DLQ_URL)?,
+            keyring_secret: config::keyring_secret(env),
             secret_prefix: config::optional(env, config::SECRET_PREFIX)
                 .unwrap_or_else(|| config::DEFAULT_SECRET_PREFIX.to_string()),
             log_retention: config::duration(
@@ -145,6 +148,7 @@ impl Config {
                 dlq_url: Some(self.dlq_url.clone()),
                 secret_prefix: self.secret_prefix.clone(),
                 source_secret_prefix: self.source_secret_prefix.clone(),
+                keyring_secret: self.keyring_secret.clone(),
                 event_bus: self.event_bus.clone(),
             },
             Retention {

@@ -17,6 +17,8 @@ pub struct Config {
     pub queue_url: String,
     pub dlq_url: String,
     pub secret_prefix: String,
+    /// The secret holding the keyring that seals secrets in the table.
+    pub keyring_secret: String,
     pub retry_schedule: RetrySchedule,
     pub http_timeout: Duration,
     pub log_retention: Duration,
@@ -47,6 +49,7 @@ impl Config {
             table: config::required(env, config::TABLE)?,
             queue_url: config::required(env, config::QUEUE_URL)?,
             dlq_url: config::required(env, config::DLQ_URL)?,
+            keyring_secret: config::keyring_secret(env),
             secret_prefix: config::optional(env, config::SECRET_PREFIX)
                 .unwrap_or_else(|| config::DEFAULT_SECRET_PREFIX.to_string()),
             retry_schedule: config::retry_schedule(env)?,
@@ -88,6 +91,7 @@ impl Config {
                 dlq_url: Some(self.dlq_url.clone()),
                 secret_prefix: self.secret_prefix.clone(),
                 source_secret_prefix: config::DEFAULT_SOURCE_SECRET_PREFIX.to_string(),
+                keyring_secret: self.keyring_secret.clone(),
                 event_bus: self.event_bus.clone(),
             },
             Retention {

@@ -39,6 +39,7 @@ impl StatsConfig {
                 dlq_url: None,
                 secret_prefix: config::DEFAULT_SECRET_PREFIX.to_string(),
                 source_secret_prefix: config::DEFAULT_SOURCE_SECRET_PREFIX.to_string(),
+                keyring_secret: config::DEFAULT_KEYRING_SECRET.to_string(),
                 event_bus: None,
             },
             &Retention::default(),

@@ -80,9 +80,16 @@ impl Deliverer {
                 })
             }
             Err(e) => {
+                // The detail (the keyring's name, an AWS error naming a role) stays in the
+                // log; what the tenant sees in the delivery's status says only which kind.
                 tracing::error!(error = %e, "could not read the signing secret");
-                let reason = format!("could not read the signing secret: {e}");
-                Err(self.unreached(message, round, &reason).await)
+                let reason = match e {
+                    StoreError::Corrupt(_) => {
+                        "the stored signing secret is unreadable (altered, or moved from another record); rotate it"
+                    }
+                    _ => "the signing secret could not be read; will retry",
+                };
+                Err(self.unreached(message, round, reason).await)
             }
         }
     }

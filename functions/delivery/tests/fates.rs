@@ -121,6 +121,7 @@ fn config(breaker: BreakerPolicy) -> Config {
         queue_url: "unused".into(),
         dlq_url: "unused".into(),
         secret_prefix: "unused/".into(),
+        keyring_secret: "unused".into(),
         retry_schedule: RetrySchedule::parse(SCHEDULE).unwrap(),
         http_timeout: Duration::from_secs(5),
         log_retention: Duration::from_secs(3600),

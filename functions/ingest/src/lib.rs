@@ -49,6 +49,8 @@ pub struct Config {
     pub tenant_limits: TenantLimits,
     /// Where inbound sources' secrets live (`SKYHOOK_SOURCE_SECRET_PREFIX`; `ingest-http`).
     pub source_secret_prefix: String,
+    /// The secret holding the keyring that seals sources' secrets in the table.
+    pub keyring_secret: String,
 }
 
 impl Config {
@@ -75,7 +77,12 @@ impl Config {
             )?,
             sandbox: SandboxSettings::from_env(env)?,
             tenant_limits: TenantLimits::from_env(env)?,
-            // Only `ingest-http` receives inbound webhooks.
+            // Only `ingest-http` receives inbound webhooks, and reads sources' secrets.
+            keyring_secret: if needs_auth {
+                config::keyring_secret(env)
+            } else {
+                config::DEFAULT_KEYRING_SECRET.to_string()
+            },
             source_secret_prefix: needs_auth
                 .then(|| config::optional(env, config::SOURCE_SECRET_PREFIX))
                 .flatten()
@@ -106,6 +113,7 @@ impl Config {
                 dlq_url: None,
                 secret_prefix: config::DEFAULT_SECRET_PREFIX.to_string(),
                 source_secret_prefix: self.source_secret_prefix.clone(),
+                keyring_secret: self.keyring_secret.clone(),
                 event_bus: None,
             },
             &Retention {

@@ -7,24 +7,29 @@
 pub mod dynamodb;
 mod eventbridge;
 mod provision;
+mod secret_document;
 mod secret_values;
+mod secrets_admin;
 mod secretsmanager;
 mod source_secrets;
 mod sqs;
 mod sqs_dead_letters;
 mod wiring;
 
+pub use dynamodb::sealed::ResealReport;
 pub use dynamodb::{
     DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
     DynamoDbEventStore, DynamoDbHealthStore, DynamoDbIdempotencyStore, DynamoDbPublishBudget,
-    DynamoDbRateBudget, DynamoDbReplayGuard, DynamoDbSourceStore, DynamoDbStatsCounters,
-    DynamoDbSubscriberStore, DynamoDbTenantStore, ledger_change,
+    DynamoDbRateBudget, DynamoDbReplayGuard, DynamoDbSealedSecrets, DynamoDbSealedSourceSecrets,
+    DynamoDbSourceStore, DynamoDbStatsCounters, DynamoDbSubscriberStore, DynamoDbTenantStore,
+    ledger_change,
 };
 pub use eventbridge::EventBridgeOpsEvents;
 pub use provision::{
     Provisioned, ResourceNames, create_queue, provision, queue_arn, table_stream_arn,
 };
 pub use secret_values::SecretsManagerValues;
+pub use secrets_admin::{KeyringStatus, MigrationReport, SecretsAdmin};
 pub use secretsmanager::SecretsManagerSecrets;
 pub use source_secrets::SecretsManagerSourceSecrets;
 pub use sqs::SqsDeliveryQueue;

@@ -18,17 +18,20 @@ pub struct ResourceNames {
     pub stats_table: String,
     pub queue: String,
     pub dlq: String,
+    /// The Secrets Manager secret holding the keyring secrets are sealed under.
+    pub keyring_secret: String,
 }
 
 impl ResourceNames {
     /// Names sharing one prefix: `{prefix}-table`, `{prefix}-stats`, `{prefix}-deliveries`,
-    /// `{prefix}-deliveries-dlq`.
+    /// `{prefix}-deliveries-dlq`, and the keyring secret `{prefix}/keyring`.
     pub fn with_prefix(prefix: &str) -> Self {
         Self {
             table: format!("{prefix}-table"),
             stats_table: format!("{prefix}-stats"),
             queue: format!("{prefix}-deliveries"),
             dlq: format!("{prefix}-deliveries-dlq"),
+            keyring_secret: format!("{prefix}/keyring"),
         }
     }
 }
@@ -42,6 +45,7 @@ pub struct Provisioned {
     pub queue_url: String,
     pub dlq_url: String,
     pub dlq_arn: String,
+    pub keyring_secret: String,
 }
 
 /// The queue's own visibility timeout only matters when a delivery function dies mid-batch;
@@ -59,6 +63,11 @@ pub async fn provision(
 ) -> Result<Provisioned, StoreError> {
     let ddb = aws_sdk_dynamodb::Client::new(config);
     create_table(&ddb, &names.table).await?;
+    create_keyring(
+        &aws_sdk_secretsmanager::Client::new(config),
+        &names.keyring_secret,
+    )
+    .await?;
     create_stats_table(&ddb, &names.stats_table).await?;
     let sqs = aws_sdk_sqs::Client::new(config);
     let dlq_url = create_queue(&sqs, &names.dlq).await?;
@@ -91,7 +100,36 @@ pub async fn provision(
         queue_url,
         dlq_url,
         dlq_arn,
+        keyring_secret: names.keyring_secret.clone(),
     })
+}
+
+/// Creates the keyring secret with one fresh key, unless it exists (a no-op then: its keys
+/// seal what is stored already).
+pub async fn create_keyring(
+    sm: &aws_sdk_secretsmanager::Client,
+    name: &str,
+) -> Result<(), StoreError> {
+    let created = sm
+        .create_secret()
+        .name(name)
+        .description("Skyhook keyring: the keys secrets are sealed under in the table")
+        .secret_string(skyhook_domain::keyring::Keyring::generate().to_document())
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_exists_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(StoreError::unavailable(
+            "Secrets Manager",
+            sdk_error_text(&e),
+        )),
+    }
 }
 
 /// Creates a standard queue (a no-op when it exists) and returns its URL.

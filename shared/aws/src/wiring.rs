@@ -10,12 +10,14 @@ use aws_config::SdkConfig;
 use super::{
     DynamoDbApiKeyStore, DynamoDbAttemptLog, DynamoDbAuditLog, DynamoDbDeadLetterStore,
     DynamoDbEventStore, DynamoDbHealthStore, DynamoDbIdempotencyStore, DynamoDbPublishBudget,
-    DynamoDbRateBudget, DynamoDbReplayGuard, DynamoDbSourceStore, DynamoDbStatsCounters,
-    DynamoDbSubscriberStore, DynamoDbTenantStore, EventBridgeOpsEvents, SecretsManagerSecrets,
-    SecretsManagerSourceSecrets, SecretsManagerValues, SqsDeadLetterQueue, SqsDeliveryQueue,
+    DynamoDbRateBudget, DynamoDbReplayGuard, DynamoDbSealedSecrets, DynamoDbSealedSourceSecrets,
+    DynamoDbSourceStore, DynamoDbStatsCounters, DynamoDbSubscriberStore, DynamoDbTenantStore,
+    EventBridgeOpsEvents, SecretsManagerSecrets, SecretsManagerSourceSecrets, SecretsManagerValues,
+    SqsDeadLetterQueue, SqsDeliveryQueue,
 };
 use skyhook_domain::config;
 use skyhook_domain::directory::CachedRoutes;
+use skyhook_domain::keyring::SealingKeys;
 use skyhook_domain::ports::{
     ApiKeyStore, AttemptLog, AuditLog, DeadLetterQueue, DeadLetterStore, DeliveryQueue, EventStore,
     HealthStore, IdempotencyStore, OpsEvents, RateBudget, ReplayGuard, SecretStore, SecretValues,
@@ -34,9 +36,14 @@ pub struct Resources {
     pub queue_url: String,
     /// Only the delivery function and the API use the dead-letter queue.
     pub dlq_url: Option<String>,
+    /// Where subscribers' secrets lived in Secrets Manager before they were sealed in the
+    /// table (read while a subscriber has no sealed item yet).
     pub secret_prefix: String,
-    /// Where inbound sources' secrets live in Secrets Manager.
+    /// Where inbound sources' secrets lived in Secrets Manager before they were sealed in
+    /// the table (read while a source has no sealed item yet).
     pub source_secret_prefix: String,
+    /// The Secrets Manager secret holding the keyring that seals secrets in the table.
+    pub keyring_secret: String,
     /// The EventBridge bus operational events go to; `None`: they are only logged.
     pub event_bus: Option<String>,
 }
@@ -89,6 +96,8 @@ pub struct Adapters {
     pub ops: Arc<dyn OpsEvents>,
     /// Where a deployment keeps the bootstrap admin key.
     pub secret_values: Arc<dyn SecretValues>,
+    /// The keyring secrets are sealed under, cached.
+    pub sealing: Arc<SealingKeys>,
     /// Inbound sources, their secrets, and the replay guard of inbound messages.
     pub sources: Arc<dyn SourceStore>,
     pub source_secrets: Arc<dyn SourceSecrets>,
@@ -110,14 +119,23 @@ impl Adapters {
         if let Some(dlq) = &resources.dlq_url {
             queue = queue.with_dead_letter_queue(dlq);
         }
+        let secret_values = Arc::new(SecretsManagerValues::new(sm.clone()));
+        let sealing = Arc::new(SealingKeys::new(
+            secret_values.clone(),
+            &resources.keyring_secret,
+        ));
         let subscribers: Arc<dyn SubscriberStore> =
             Arc::new(DynamoDbSubscriberStore::new(ddb.clone(), table));
         Adapters {
             routes: Arc::new(CachedRoutes::new(subscribers.clone())),
             subscribers,
             secrets: Arc::new(
-                SecretsManagerSecrets::new(sm.clone(), &resources.secret_prefix)
-                    .with_grace(retention.rotation_grace),
+                DynamoDbSealedSecrets::new(ddb.clone(), table, sealing.clone())
+                    .with_grace(retention.rotation_grace)
+                    .with_legacy(
+                        SecretsManagerSecrets::new(sm.clone(), &resources.secret_prefix)
+                            .with_grace(retention.rotation_grace),
+                    ),
             ),
             events: Arc::new(DynamoDbEventStore::new(ddb.clone(), table, retention.log)),
             log: Arc::new(
@@ -135,10 +153,12 @@ impl Adapters {
             }),
             keys: Arc::new(DynamoDbApiKeyStore::new(ddb.clone(), table)),
             sources: Arc::new(DynamoDbSourceStore::new(ddb.clone(), table)),
-            source_secrets: Arc::new(SecretsManagerSourceSecrets::new(
-                sm.clone(),
-                &resources.source_secret_prefix,
-            )),
+            source_secrets: Arc::new(
+                DynamoDbSealedSourceSecrets::new(ddb.clone(), table, sealing.clone()).with_legacy(
+                    SecretsManagerSourceSecrets::new(sm, &resources.source_secret_prefix),
+                ),
+            ),
+            sealing,
             replays: Arc::new(DynamoDbReplayGuard::new(ddb.clone(), table)),
             audit: Arc::new(DynamoDbAuditLog::new(ddb.clone(), table, retention.audit)),
             rates: Arc::new(DynamoDbRateBudget::new(ddb.clone(), table)),
@@ -151,7 +171,7 @@ impl Adapters {
             )),
             idempotency: Arc::new(DynamoDbIdempotencyStore::new(ddb, table)),
             idempotency_ttl: retention.idempotency,
-            secret_values: Arc::new(SecretsManagerValues::new(sm)),
+            secret_values,
             sqs_client: sqs,
         }
     }

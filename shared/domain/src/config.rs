@@ -160,6 +160,9 @@ pub const DLQ_URL: &str = "SKYHOOK_DLQ_URL";
 pub const SECRET_PREFIX: &str = "SKYHOOK_SECRET_PREFIX";
 /// Where inbound sources' secrets live in Secrets Manager (default `skyhook/sources/`).
 pub const SOURCE_SECRET_PREFIX: &str = "SKYHOOK_SOURCE_SECRET_PREFIX";
+/// The Secrets Manager secret holding the keyring that seals secrets at rest (default
+/// `skyhook/keyring`; the template passes its own).
+pub const KEYRING_SECRET: &str = "SKYHOOK_KEYRING_SECRET";
 pub const RETRY_SCHEDULE: &str = "SKYHOOK_RETRY_SCHEDULE";
 pub const HTTP_TIMEOUT: &str = "SKYHOOK_HTTP_TIMEOUT";
 pub const MAX_PAYLOAD_BYTES: &str = "SKYHOOK_MAX_PAYLOAD_BYTES";
@@ -238,6 +241,12 @@ pub fn breaker_policy(env: &dyn Env) -> Result<crate::breaker::BreakerPolicy, Co
 
 pub const DEFAULT_SECRET_PREFIX: &str = "skyhook/subscribers/";
 pub const DEFAULT_SOURCE_SECRET_PREFIX: &str = "skyhook/sources/";
+pub const DEFAULT_KEYRING_SECRET: &str = "skyhook/keyring";
+
+/// `SKYHOOK_KEYRING_SECRET`, or its default.
+pub fn keyring_secret(env: &dyn Env) -> String {
+    optional(env, KEYRING_SECRET).unwrap_or_else(|| DEFAULT_KEYRING_SECRET.to_string())
+}
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// SQS's own maximum message size; a larger payload could never be queued.

@@ -231,6 +231,37 @@ pub fn source_pk(id: &SourceId) -> String {
 }
 
 pub const SOURCE_SK: &str = "#SOURCE";
+/// Sealed secrets are spread over this many partitions of each kind: subscribers' secret
+/// documents in `SEALSUB#{nn}`, sources' secrets in `SEALSRC#{nn}`. A re-seal pass reads
+/// them all with this many queries a kind, and only these partitions hold secrets, so IAM
+/// grants each kind by its own prefix (the inbound function reads sources' only).
+pub const SEALED_SHARDS: u32 = 16;
+pub const SEALED_SUBSCRIBER_PREFIX: &str = "SEALSUB#";
+pub const SEALED_SOURCE_PREFIX: &str = "SEALSRC#";
+/// Both kinds' prefixes.
+pub const SEALED_PREFIXES: [&str; 2] = [SEALED_SUBSCRIBER_PREFIX, SEALED_SOURCE_PREFIX];
+
+/// The partition of a sealed item of kind `prefix` with sort key `sk`.
+pub fn sealed_pk(prefix: &str, sk: &str) -> String {
+    sealed_shard_pk(prefix, shard_of(sk, SEALED_SHARDS))
+}
+
+pub fn sealed_shard_pk(prefix: &str, shard: u32) -> String {
+    format!("{prefix}{shard:02}")
+}
+
+/// A subscriber's sealed secret document: `SEALSUB#{nn}` / `{tenant}#{id}`.
+pub fn sealed_subscriber_key(tenant: &TenantId, id: &SubscriberId) -> (String, String) {
+    let sk = format!("{tenant}#{id}");
+    (sealed_pk(SEALED_SUBSCRIBER_PREFIX, &sk), sk)
+}
+
+/// A source's sealed secret: `SEALSRC#{nn}` / `{tenant}#{id}`.
+pub fn sealed_source_key(tenant: &TenantId, id: &SourceId) -> (String, String) {
+    let sk = format!("{tenant}#{id}");
+    (sealed_pk(SEALED_SOURCE_PREFIX, &sk), sk)
+}
+
 /// A tenant's list of sources: `T#{tenant}` / `SRC#{id}`.
 pub const SOURCE_PREFIX: &str = "SRC#";
 
