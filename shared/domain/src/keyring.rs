@@ -281,6 +281,9 @@ pub struct SealingKeys {
     secret: String,
     ttl: Duration,
     loaded: Mutex<Option<(Arc<Keyring>, Instant)>>,
+    /// Held while the keyring is read: callers that arrive meanwhile (a batch's deliveries
+    /// at a cold start) wait for that one read instead of each making their own.
+    reading: tokio::sync::Mutex<()>,
 }
 
 /// How long a process keeps the keyring it read.
@@ -295,6 +298,7 @@ impl SealingKeys {
             secret: secret.into(),
             ttl: KEYRING_TTL,
             loaded: Mutex::new(None),
+            reading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -332,8 +336,12 @@ impl SealingKeys {
         Ok(keyring)
     }
 
-    /// The keyring, read again once it is older than the TTL.
+    /// The keyring, read again once it is older than the TTL (by one caller at a time).
     pub async fn keyring(&self) -> Result<Arc<Keyring>, StoreError> {
+        if let Some(k) = self.cached(self.ttl) {
+            return Ok(k);
+        }
+        let _reading = self.reading.lock().await;
         match self.cached(self.ttl) {
             Some(k) => Ok(k),
             None => self.load().await,
@@ -494,13 +502,24 @@ mod tests {
         }
         assert_eq!(reads() - before, 1, "one read for eleven uses");
 
+        // A cold start: fifty deliveries at once make one read between them.
+        let cold = SealingKeys::new(values.clone(), "ring");
+        let before_cold = reads();
+        let sealed_all = futures::future::join_all((0..50).map(|_| cold.seal("c", b"x"))).await;
+        assert!(sealed_all.iter().all(Result::is_ok));
+        assert_eq!(reads() - before_cold, 1, "one read for fifty at once");
+
         // Another process rotated: a value of version 2 makes this one read again.
         let k2 = k1.rotated().unwrap();
         values.0.put("ring", &k2.to_document());
         let newer = k2.seal("c", b"two");
         tokio::time::sleep(UNKNOWN_VERSION_REREAD).await;
         assert_eq!(keys.open("c", &newer).await.unwrap(), b"two");
-        assert_eq!(reads() - before, 2);
+        assert_eq!(
+            reads() - before_cold,
+            2,
+            "the cold start's read, and this one's again"
+        );
         // A moved value is a clear error naming its context.
         let err = keys.open("other", &newer).await.unwrap_err();
         assert!(err.to_string().contains("other"), "{err}");
