@@ -28,6 +28,46 @@ pub const LAMBDA_ARM64_PER_MILLION_REQUESTS: f64 = 0.20;
 pub const LAMBDA_ARM64_PER_GB_SECOND: f64 = 0.000_013_333_4;
 /// EventBridge custom events put on a bus, per million (64 KB chunks).
 pub const EVENTBRIDGE_CUSTOM_EVENTS_PER_MILLION: f64 = 1.00;
+/// EventBridge API destinations, per million invocations (64 KB chunks).
+pub const EVENTBRIDGE_API_DESTINATION_PER_MILLION: f64 = 0.20;
+/// DynamoDB storage (standard table class), per GB-month; each item counts 100 bytes more.
+pub const DYNAMODB_PER_GB_MONTH: f64 = 0.25;
+/// Secrets Manager, per secret a month.
+pub const SECRETS_MANAGER_PER_SECRET_MONTH: f64 = 0.40;
+/// CloudWatch, per custom metric a month (first 10,000) and per standard alarm a month.
+pub const CLOUDWATCH_PER_METRIC_MONTH: f64 = 0.30;
+pub const CLOUDWATCH_PER_ALARM_MONTH: f64 = 0.10;
+/// The delivery function's stack-wide EMF metrics: delivered, failed, retried, deferred,
+/// exhausted, latency (`functions/delivery/src/metrics.rs`).
+pub const CLOUDWATCH_METRICS: u32 = 6;
+/// CloudWatch Logs, per GB ingested (standard class) and per GB-month stored.
+pub const CLOUDWATCH_LOGS_PER_GB_INGESTED: f64 = 0.50;
+pub const CLOUDWATCH_LOGS_PER_GB_MONTH: f64 = 0.03;
+/// Data transfer out to the internet, per GB (the first 10 TB a month).
+pub const DATA_TRANSFER_OUT_PER_GB: f64 = 0.09;
+
+/// The peers, from their public price lists as of [`PEERS_RECORDED`]; a plan's price and
+/// what it charges per million messages (events delivered) beyond what it includes.
+pub const PEERS_RECORDED: &str = "2026-12-07";
+/// Svix Professional: $490 a month with 50,000 messages, then $0.0001 a message.
+pub const SVIX_PRO_MONTHLY: f64 = 490.0;
+pub const SVIX_PRO_INCLUDED: f64 = 50_000.0;
+pub const SVIX_PER_MILLION: f64 = 100.0;
+/// Hookdeck Team: $39 a month, then about $10 per million events.
+pub const HOOKDECK_TEAM_MONTHLY: f64 = 39.0;
+pub const HOOKDECK_PER_MILLION: f64 = 10.0;
+
+/// How many resources of `kind` (`AWS::CloudWatch::Alarm`, …) the template declares.
+pub fn count_resources(template: &str, kind: &str) -> Result<usize, String> {
+    let doc = parse(template)?;
+    let resources = doc["Resources"]
+        .as_mapping()
+        .ok_or("the template has no Resources")?;
+    Ok(resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some(kind))
+        .count())
+}
 
 pub fn template_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml")

@@ -17,28 +17,51 @@ pub fn json_format(env: &dyn Env) -> Result<bool, ConfigError> {
     }
 }
 
+/// The JSON lines a function writes in Lambda (one object per event, its fields flat, the
+/// current span's; no time, which CloudWatch adds), to `writer`: what `init` installs there,
+/// and what `make bench` counts the bytes of.
+pub fn json_subscriber<W>(
+    filter: EnvFilter,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .without_time()
+        .finish()
+}
+
+/// A function's log level unless `RUST_LOG` says otherwise: INFO, the SDK's own at WARN.
+pub const DEFAULT_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn";
+
+/// The filter of a function's logs: `RUST_LOG`, else [`DEFAULT_FILTER`].
+pub fn default_filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
+}
+
 /// Installs the global subscriber once; later calls are ignored (tests call it freely).
 /// A malformed `SKYHOOK_LOG_FORMAT` stops start-up like any other setting.
 pub fn init() -> Result<(), ConfigError> {
     let json = json_format(&ProcessEnv)?;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .without_time()
-            .try_init()
+    let filter = default_filter();
+    if json {
+        use tracing_subscriber::util::SubscriberInitExt;
+        let _ = json_subscriber(filter, std::io::stdout).try_init();
     } else {
         use std::io::IsTerminal;
-        builder
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
             .with_target(false)
             .with_ansi(std::io::stdout().is_terminal())
-            .try_init()
-    };
+            .try_init();
+    }
     Ok(())
 }
 
