@@ -208,6 +208,27 @@ impl Stack {
         out.secret_list().len()
     }
 
+    /// Every item of `table`, raw, page after page.
+    pub async fn scan(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .ddb
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scanning the table");
+            all.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return all,
+            }
+        }
+    }
+
     /// Every sealed item in the table (`SEALSUB#nn` and `SEALSRC#nn` partitions), raw.
     pub async fn sealed_items(&self) -> Vec<HashMap<String, AttributeValue>> {
         let mut all = Vec::new();
