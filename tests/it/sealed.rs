@@ -323,7 +323,6 @@ async fn the_keyring_rotates_and_a_reseal_moves_everything_to_the_new_key() {
         (3, 0, 1)
     );
     // After: both still sign, wherever the keyring each process holds came from.
-    tokio::time::sleep(Duration::from_secs(1)).await;
     deliver_and_verify(&stack, &receiver, &[before.clone(), during.clone()]).await;
     // A subscriber secret rotation after the keyring's: the old secret signs alongside.
     let (status, rotated) = stack

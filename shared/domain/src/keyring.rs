@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -24,6 +24,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
+use tokio::time::Instant;
 
 use crate::ids::TenantId;
 use crate::ports::{SecretValues, StoreError};
@@ -471,7 +472,7 @@ mod tests {
     }
 
     /// A process reads the keyring once, and again only for a version it does not hold.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn sealing_keys_read_the_keyring_once_and_again_for_a_newer_version() {
         struct Counting(
             crate::memory::MemorySecretValues,
@@ -513,7 +514,7 @@ mod tests {
         let k2 = k1.rotated().unwrap();
         values.0.put("ring", &k2.to_document());
         let newer = k2.seal("c", b"two");
-        tokio::time::sleep(UNKNOWN_VERSION_REREAD).await;
+        tokio::time::advance(UNKNOWN_VERSION_REREAD).await;
         assert_eq!(keys.open("c", &newer).await.unwrap(), b"two");
         assert_eq!(
             reads() - before_cold,
